@@ -1,0 +1,34 @@
+# Two set-up commands (README): `make demo` runs the main job, `make test` runs the tests.
+# Both build .venv from nothing. torch's CPU build is installed first so that the project's
+# looser torch range does not pull a multi-GB CUDA build.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: venv test lint demo smoke proto bench clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+test: venv
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+smoke: venv
+	$(BIN)/joulecast collect --plan smoke --device cpu --data synthetic --db runs/smoke.db --resume
+	$(BIN)/joulecast export --db runs/smoke.db --format csv --out runs/smoke.csv
+
+demo: smoke
+
+clean:
+	rm -rf $(VENV) runs

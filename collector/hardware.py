@@ -1,0 +1,56 @@
+"""Facts about the machine a measurement ran on: names, versions, a default hardware id."""
+
+from __future__ import annotations
+
+import json
+import platform
+import re
+from functools import cache
+from pathlib import Path
+
+
+@cache
+def cpu_model() -> str:
+    """The CPU's model name, from /proc/cpuinfo where it exists."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text(errors="replace").splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def slug(text: str) -> str:
+    """Lower-case id made of letters, digits and dashes: 'Tesla T4' -> 'tesla-t4'."""
+    text = re.sub(r"\((r|tm)\)|cpu @.*$|processor", " ", text.lower())
+    return re.sub(r"[^a-z0-9]+", "-", text).strip("-")[:48] or "unknown"
+
+
+def cuda_device_name(index: int = 0) -> str:
+    import torch
+
+    return torch.cuda.get_device_name(index)
+
+
+def default_hardware(device: str) -> str:
+    """Hardware id that keeps predictors apart: the GPU's name on cuda, 'cpu-<model>' on cpu."""
+    if device.startswith("cuda"):
+        index = int(device.split(":")[1]) if ":" in device else 0
+        return slug(cuda_device_name(index))
+    return "cpu-" + slug(cpu_model())
+
+
+@cache
+def software_versions() -> str:
+    """JSON of the versions that shape a measurement."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    import torch
+
+    found = {"python": platform.python_version(), "torch_cuda": torch.version.cuda}
+    for name in ("torch", "deepspeed", "codecarbon", "nvidia-ml-py", "joulecast", "librosa"):
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = None
+    return json.dumps(found, sort_keys=True)

@@ -1,0 +1,263 @@
+"""The measurement store: one SQLite file (WAL), one row per (run, phase, repeat).
+
+Rows are written in a single transaction each, so a reader (or a resumed sweep) sees a row
+whole or not at all. Weightless ONNX graphs are stored once per content hash in ``graphs``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import zlib
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+from collector.meters.base import TraceSample
+from joulecast.errors import InvalidArgument
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS graphs (
+    sha256 TEXT PRIMARY KEY,
+    onnx BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS measurements (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_key TEXT NOT NULL UNIQUE,
+    plan TEXT NOT NULL,
+    config_id TEXT NOT NULL,
+    family TEXT NOT NULL,
+    variant TEXT NOT NULL,
+    num_layers TEXT NOT NULL,
+    hidden_size TEXT NOT NULL,
+    phase TEXT NOT NULL CHECK (phase IN ('train', 'test')),
+    repeat INTEGER NOT NULL,
+    samples INTEGER NOT NULL,
+    batch_size INTEGER NOT NULL,
+    epochs INTEGER NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('ok', 'failed')),
+    error TEXT,
+    flops_forward INTEGER,
+    flops_train INTEGER,
+    params INTEGER,
+    duration_s REAL,
+    energy_j REAL,
+    energy_source TEXT,
+    energy_is_estimate INTEGER,
+    energy_dynamic_j REAL,
+    idle_power_w REAL,
+    power_mean_w REAL,
+    gpu_util_mean REAL,
+    mem_util_mean REAL,
+    mem_used_mean_mib REAL,
+    short_window INTEGER,
+    codecarbon_energy_j REAL,
+    codecarbon_mode TEXT,
+    meter TEXT,
+    notes TEXT,
+    hardware TEXT NOT NULL,
+    device TEXT NOT NULL,
+    device_name TEXT,
+    driver TEXT,
+    cpu_model TEXT,
+    software TEXT,
+    data TEXT,
+    graph_sha256 TEXT REFERENCES graphs(sha256),
+    trace BLOB,
+    started_at TEXT,
+    finished_at TEXT
+);
+CREATE INDEX IF NOT EXISTS measurements_hardware ON measurements(hardware, phase);
+"""
+
+
+@dataclass(frozen=True)
+class Row:
+    """One stored measurement (or failure) of one phase of one run.
+
+    Energy in joules, durations in seconds, power in watts, utilisation in percent.
+    ``energy_is_estimate`` is true whenever ``energy_source`` starts with ``estimate-``.
+    ``trace`` is not a column of this record: it is stored compressed beside the row.
+    """
+
+    run_key: str
+    plan: str
+    config_id: str
+    family: str
+    variant: str
+    num_layers: str
+    hidden_size: str
+    phase: str
+    repeat: int
+    samples: int
+    batch_size: int
+    epochs: int
+    status: str
+    hardware: str
+    device: str
+    error: str | None = None
+    flops_forward: int | None = None
+    flops_train: int | None = None
+    params: int | None = None
+    duration_s: float | None = None
+    energy_j: float | None = None
+    energy_source: str | None = None
+    energy_is_estimate: bool | None = None
+    energy_dynamic_j: float | None = None
+    idle_power_w: float | None = None
+    power_mean_w: float | None = None
+    gpu_util_mean: float | None = None
+    mem_util_mean: float | None = None
+    mem_used_mean_mib: float | None = None
+    short_window: bool | None = None
+    codecarbon_energy_j: float | None = None
+    codecarbon_mode: str | None = None
+    meter: str | None = None
+    notes: str | None = None
+    device_name: str | None = None
+    driver: str | None = None
+    cpu_model: str | None = None
+    software: str | None = None
+    data: str | None = None
+    graph_sha256: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+
+
+ROW_COLUMNS = tuple(f.name for f in fields(Row))
+
+
+def encode_trace(trace: tuple[TraceSample, ...]) -> bytes | None:
+    """Compact per-run trace: zlib-compressed JSON of column lists."""
+    if not trace:
+        return None
+    cols = {f.name: [getattr(s, f.name) for s in trace] for f in fields(TraceSample)}
+    return zlib.compress(json.dumps(cols, separators=(",", ":")).encode(), 6)
+
+
+def decode_trace(blob: bytes | None) -> tuple[TraceSample, ...]:
+    if not blob:
+        return ()
+    cols = json.loads(zlib.decompress(blob))
+    n = len(cols["t_s"])
+    return tuple(TraceSample(**{k: v[i] for k, v in cols.items()}) for i in range(n))
+
+
+class MeasurementStore:
+    """A SQLite measurement store. Open one per thread or process."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if self.path.parent and not self.path.parent.exists():
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise InvalidArgument(f"cannot open measurement store {self.path}: {exc}") from exc
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version not in (0, SCHEMA_VERSION):
+            raise InvalidArgument(
+                f"{self.path} has store schema {version}; this joulecast reads {SCHEMA_VERSION}"
+            )
+        self._db.executescript(_SCHEMA)
+        self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> MeasurementStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def put_graph(self, onnx_bytes: bytes) -> str:
+        """Store a weightless graph once; returns its sha256."""
+        sha = hashlib.sha256(onnx_bytes).hexdigest()
+        self._db.execute(
+            "INSERT OR IGNORE INTO graphs(sha256, onnx) VALUES (?, ?)", (sha, onnx_bytes)
+        )
+        return sha
+
+    def get_graph(self, sha256: str) -> bytes | None:
+        found = self._db.execute("SELECT onnx FROM graphs WHERE sha256 = ?", (sha256,)).fetchone()
+        return bytes(found[0]) if found else None
+
+    def put_rows(
+        self,
+        rows: list[tuple[Row, tuple[TraceSample, ...]]],
+        replace_failed: bool = True,
+    ) -> None:
+        """Insert rows atomically (all or none). A failed row with the same key is replaced;
+        an ``ok`` row with the same key is never overwritten (raises)."""
+        cols = (*ROW_COLUMNS, "trace")
+        sql = f"INSERT INTO measurements({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            for row, trace in rows:
+                if replace_failed:
+                    self._db.execute(
+                        "DELETE FROM measurements WHERE run_key = ? AND status = 'failed'",
+                        (row.run_key,),
+                    )
+                values = [getattr(row, c) for c in ROW_COLUMNS]
+                self._db.execute(sql, (*values, encode_trace(trace)))
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+
+    def put_row(self, row: Row, trace: tuple[TraceSample, ...] = ()) -> None:
+        self.put_rows([(row, trace)])
+
+    def done_keys(self) -> set[str]:
+        """Run keys whose rows finished successfully (never redone on resume)."""
+        return {
+            r[0] for r in self._db.execute("SELECT run_key FROM measurements WHERE status='ok'")
+        }
+
+    def all_keys(self) -> set[str]:
+        return {r[0] for r in self._db.execute("SELECT run_key FROM measurements")}
+
+    def rows(self, status: str | None = "ok", hardware: str | None = None) -> list[Row]:
+        sql = f"SELECT {', '.join(ROW_COLUMNS)} FROM measurements WHERE 1=1"
+        args: list[object] = []
+        if status is not None:
+            sql += " AND status = ?"
+            args.append(status)
+        if hardware is not None:
+            sql += " AND hardware = ?"
+            args.append(hardware)
+        sql += " ORDER BY id"
+        return [_to_row(r) for r in self._db.execute(sql, args)]
+
+    def trace(self, run_key: str) -> tuple[TraceSample, ...]:
+        found = self._db.execute(
+            "SELECT trace FROM measurements WHERE run_key = ?", (run_key,)
+        ).fetchone()
+        return decode_trace(found[0]) if found else ()
+
+    def hardware_names(self) -> list[str]:
+        return [r[0] for r in self._db.execute("SELECT DISTINCT hardware FROM measurements")]
+
+    def count(self) -> int:
+        return self._db.execute("SELECT COUNT(*) FROM measurements").fetchone()[0]
+
+    def iter_dicts(self, status: str | None = "ok") -> Iterator[dict[str, object]]:
+        for row in self.rows(status=status):
+            yield asdict(row)
+
+
+def _to_row(record: sqlite3.Row) -> Row:
+    values = dict(record)
+    for flag in ("energy_is_estimate", "short_window"):
+        if values[flag] is not None:
+            values[flag] = bool(values[flag])
+    return Row(**values)

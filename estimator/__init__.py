@@ -1,0 +1,1 @@
+"""The estimator: graph profiling (ONNX -> features), predictors, evaluation, artifacts."""

@@ -1,0 +1,1 @@
+"""ONNX graph -> GraphProfile (the one featurizer used at fit time and at serving time)."""

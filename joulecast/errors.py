@@ -1,0 +1,29 @@
+"""The one exception root of joulecast.
+
+Every package raises subclasses of :class:`JoulecastError`; the CLI prints their message on one
+line and the gRPC server maps them to status codes in one place (``server/errors.py``).
+"""
+
+
+class JoulecastError(Exception):
+    """Root of every error joulecast raises on purpose."""
+
+
+class InvalidArgument(JoulecastError):
+    """A caller gave a value that cannot be used (bad option, malformed input)."""
+
+
+class ResourceLimit(JoulecastError):
+    """An input exceeds a size or count limit."""
+
+
+class NotFound(JoulecastError):
+    """Something named does not exist (a plan, a hardware, a predictor version)."""
+
+
+class FailedPrecondition(JoulecastError):
+    """The system is not in a state that allows the operation (e.g. no predictor yet)."""
+
+
+class Unauthenticated(JoulecastError):
+    """A state-changing operation lacks a valid token."""
