@@ -81,7 +81,7 @@ def export_command(args: argparse.Namespace) -> int:
 def collect_command(args: argparse.Namespace) -> int:
     from collector.data import desed_clips, synthetic_clips
     from collector.hardware import default_hardware
-    from collector.meters.select import open_meter
+    from collector.meters.select import estimate_banner, open_meter
     from collector.plans import load_plan
     from collector.progress import RichProgress
     from collector.runner import SweepOptions, run_sweep
@@ -99,6 +99,8 @@ def collect_command(args: argparse.Namespace) -> int:
         clips = desed_clips(args.data)
         data_label = f"desed:{Path(args.data).resolve()}"
     hardware = args.hardware or default_hardware(args.device)
+    if args.meter == "replay" and not args.hardware:
+        hardware = f"replay-{Path(args.trace or 'trace').stem}"
     meter_args = {
         "kind": args.meter,
         "device": args.device,
@@ -108,11 +110,18 @@ def collect_command(args: argparse.Namespace) -> int:
     if args.trace:
         meter_args["trace"] = args.trace
     meter = open_meter(**meter_args)
-    reason = getattr(meter, "chosen_reason", meter.name)
-    print(f"meter: {meter.name} ({reason})", file=sys.stderr)
+    print(f"meter: {meter.name} ({meter.chosen_reason})", file=sys.stderr)
+    banner = estimate_banner(meter)
+    if banner:
+        print(f"NOTE: {banner}", file=sys.stderr)
+    if meter.name == "replay":
+        print(
+            "NOTE: replay meter: energies come from a recorded trace, not from this machine",
+            file=sys.stderr,
+        )
     idle_s = args.idle_seconds
     if idle_s is None:
-        idle_s = 0.0 if meter.name == "codecarbon" else 2.0
+        idle_s = 2.0 if meter.name in ("nvml", "rapl") else 0.0
     options = SweepOptions(
         device=args.device,
         hardware=hardware,

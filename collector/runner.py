@@ -161,7 +161,8 @@ def _run_one(
             costs[config.config_id] = (cost, sha)
         cost, graph_sha = costs[config.config_id]
         model.to(device)
-        idle_w = meter.measure_idle_power_w(options.idle_s) if options.idle_s > 0 else None
+        if options.idle_s > 0:
+            meter.calibrate_idle(options.idle_s)  # later windows carry idle and dynamic energy
         subset = Subset(dataset, range(spec.samples))
         for phase, repeat in pending:
             measurement = _measure_phase(
@@ -175,7 +176,7 @@ def _run_one(
                 progress,
                 f"{label} {phase} r{repeat}",
             )
-            row = _row(spec, phase, repeat, options, meter, cost, graph_sha, idle_w, measurement)
+            row = _row(spec, phase, repeat, options, meter, cost, graph_sha, measurement)
             store.put_row(row, measurement.trace)
             summary.measured += 1
             summary.estimated |= measurement.is_estimate
@@ -308,13 +309,8 @@ def _row(
     meter: EnergyMeter,
     cost: Cost,
     graph_sha: str | None,
-    idle_w: float | None,
     m: Measurement,
 ) -> Row:
-    idle = m.idle_power_w if m.idle_power_w is not None else idle_w
-    dynamic = m.energy_dynamic_j
-    if dynamic is None and idle is not None:
-        dynamic = m.energy_j - idle * m.duration_s
     return Row(
         **_context(spec, phase, repeat, options, meter),
         status="ok",
@@ -325,8 +321,8 @@ def _row(
         energy_j=m.energy_j,
         energy_source=m.energy_source,
         energy_is_estimate=is_estimate(m.energy_source),
-        energy_dynamic_j=dynamic,
-        idle_power_w=idle,
+        energy_dynamic_j=m.energy_dynamic_j,
+        idle_power_w=m.idle_power_w,
         power_mean_w=m.power_mean_w,
         gpu_util_mean=m.gpu_util_mean,
         mem_util_mean=m.mem_util_mean,

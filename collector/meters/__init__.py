@@ -1,5 +1,24 @@
-"""Energy meters behind one interface (``EnergyMeter``)."""
+"""Energy meters behind one interface (``EnergyMeter``); ``open_meter`` picks one.
 
-from collector.meters.base import EnergyMeter, Measurement, TraceSample, is_estimate
+Nothing here imports NVML or CodeCarbon: each meter imports its library when it is opened.
+"""
 
-__all__ = ["EnergyMeter", "Measurement", "TraceSample", "is_estimate"]
+from collector.meters.base import (
+    EnergyMeter,
+    Measurement,
+    MeterUnavailable,
+    TraceSample,
+    is_estimate,
+)
+from collector.meters.select import KINDS, estimate_banner, open_meter
+
+__all__ = [
+    "KINDS",
+    "EnergyMeter",
+    "Measurement",
+    "MeterUnavailable",
+    "TraceSample",
+    "estimate_banner",
+    "is_estimate",
+    "open_meter",
+]

@@ -85,6 +85,10 @@ class EnergyMeter(ABC):
 
     #: short name used by ``--meter`` (nvml, rapl, codecarbon, replay, ...)
     name: str = "meter"
+    #: one line saying which meter ``open_meter`` chose and why
+    chosen_reason: str = ""
+    #: True when this meter's energy is an estimate (the CLI says so once)
+    estimated: bool = False
 
     @abstractmethod
     def begin_window(self, key: str, sync: Callable[[], None] | None = None) -> None:

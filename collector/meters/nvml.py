@@ -1,0 +1,188 @@
+"""The NVML meter: GPU energy of a window from the driver's energy counter.
+
+Energy is the difference of ``nvmlDeviceGetTotalEnergyConsumption`` (millijoules) between the
+window's edges: source ``nvml-energy-counter``. Where the device has no counter, the sampled
+board power is integrated (trapezoid rule): source ``nvml-power-integral``. A background
+sampler (``sampler.py``, every 100 ms by default) records power, GPU and memory utilisation and
+memory used throughout; the measurement stores their means and the trace.
+
+Short windows. The counter advances when the driver refreshes its power reading; we assume an
+update period of ``COUNTER_UPDATE_PERIOD_S`` = 0.1 s (NVML's documented power-sample period on
+Volta..Hopper is 20-100 ms; 100 ms is the safe end). A window shorter than that, a counter that
+did not advance, or an integral over fewer than two power samples is flagged ``short_window``;
+when the counter did not advance and power samples exist, the energy is mean power x duration
+(source ``nvml-power-integral``) with a note. A zero is never stored silently.
+
+Idle baseline: ``measure_idle_power_w(s)`` reads the counter (or samples power) while nothing
+runs; ``calibrate_idle(s)`` (from ``EnergyMeter``) also makes it the baseline, and every later
+window carries ``idle_power_w`` and ``energy_dynamic_j`` = total - idle x duration.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from collector.meters.base import (
+    SOURCE_NVML_COUNTER,
+    SOURCE_NVML_INTEGRAL,
+    EnergyMeter,
+    Measurement,
+    MeterUnavailable,
+    TraceSample,
+    with_idle_baseline,
+)
+from collector.meters.nvml_device import NvmlDevice
+from collector.meters.sampler import DEFAULT_INTERVAL_S, Sampler, sample_for, summarize
+from joulecast.errors import InvalidArgument
+
+COUNTER_UPDATE_PERIOD_S = 0.1
+
+
+@dataclass
+class _Window:
+    t0_s: float
+    energy0_mj: int | None
+    sampler: Sampler
+
+
+class NvmlMeter(EnergyMeter):
+    """GPU energy of windows on GPU ``gpu_index``.
+
+    Args:
+        gpu_index: NVML index of the GPU.
+        sample_interval_s: seconds between sampler readings (0.1; the paper used 5).
+        nvml: the NVML module (default: the real pynvml, imported here and not before).
+        clock: monotonic clock in seconds for durations and trace timestamps.
+        counter_period_s: the energy counter's assumed update period (short-window flag).
+        use_counter: False forces the power integral even where the counter exists.
+    """
+
+    name = "nvml"
+
+    def __init__(
+        self,
+        gpu_index: int = 0,
+        sample_interval_s: float = DEFAULT_INTERVAL_S,
+        nvml: Any | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        counter_period_s: float = COUNTER_UPDATE_PERIOD_S,
+        use_counter: bool = True,
+    ) -> None:
+        if not sample_interval_s > 0:
+            raise InvalidArgument(f"sample interval must be > 0 s, got {sample_interval_s!r}")
+        self.gpu_index = gpu_index
+        self.sample_interval_s = sample_interval_s
+        self.counter_period_s = counter_period_s
+        self._clock = clock
+        self._device = NvmlDevice(gpu_index, nvml)
+        self.use_counter = use_counter and self._device.energy_counter_supported
+        if not self.use_counter and not self._device.power_supported:
+            self._device.close()
+            raise MeterUnavailable(f"GPU {gpu_index} reports neither energy nor power")
+        self._windows: dict[str, _Window] = {}
+
+    @property
+    def energy_source(self) -> str:
+        """The source this meter's windows will normally carry."""
+        return SOURCE_NVML_COUNTER if self.use_counter else SOURCE_NVML_INTEGRAL
+
+    def begin_window(self, key: str, sync: Callable[[], None] | None = None) -> None:
+        if key in self._windows:
+            raise InvalidArgument(f"window {key!r} is already open")
+        if sync is not None:
+            sync()
+        sampler = Sampler(self._device.probe, self.sample_interval_s, self._clock).start()
+        try:
+            t0 = self._clock()
+            energy0 = self._device.total_energy_mj() if self.use_counter else None
+        except BaseException:
+            sampler.stop()
+            raise
+        self._windows[key] = _Window(t0, energy0, sampler)
+
+    def end_window(self, key: str, sync: Callable[[], None] | None = None) -> Measurement:
+        window = self._windows.pop(key, None)
+        if window is None:
+            raise InvalidArgument(f"window {key!r} was never opened")
+        if sync is not None:
+            sync()
+        energy1 = self._device.total_energy_mj() if self.use_counter else None
+        t1 = self._clock()
+        trace = window.sampler.stop()
+        duration_s = t1 - window.t0_s
+        energy_j, source, short, notes = self._energy(window, energy1, duration_s, trace)
+        if window.sampler.errors:
+            notes += (f"{window.sampler.errors} samples failed: {window.sampler.first_error}",)
+        stats = summarize(trace)
+        measurement = Measurement(
+            duration_s=duration_s,
+            energy_j=energy_j,
+            energy_source=source,
+            power_mean_w=stats.power_mean_w,
+            gpu_util_mean=stats.gpu_util_mean,
+            mem_util_mean=stats.mem_util_mean,
+            mem_used_mean_mib=stats.mem_used_mean_mib,
+            short_window=short,
+            trace=trace,
+            notes=notes,
+        )
+        return with_idle_baseline(measurement, self.idle_baseline_w)
+
+    def _energy(
+        self,
+        window: _Window,
+        energy1_mj: int | None,
+        duration_s: float,
+        trace: tuple[TraceSample, ...],
+    ) -> tuple[float, str, bool, tuple[str, ...]]:
+        """(energy in J, source, short-window flag, notes) of a closed window."""
+        stats = summarize(trace)
+        if window.energy0_mj is not None and energy1_mj is not None:
+            delta_mj = energy1_mj - window.energy0_mj
+            short = duration_s < self.counter_period_s
+            if delta_mj > 0:
+                return delta_mj / 1000.0, SOURCE_NVML_COUNTER, short, ()
+            if delta_mj < 0:
+                note = f"energy counter went backwards ({delta_mj} mJ): driver reset?"
+            else:
+                note = "energy counter did not advance during the window"
+            if stats.power_mean_w is not None and duration_s > 0:
+                energy_j = stats.power_mean_w * duration_s
+                note += "; energy = mean sampled power x duration"
+                return energy_j, SOURCE_NVML_INTEGRAL, True, (note,)
+            raise MeterUnavailable(f"{note}, and no power sample to fall back on")
+        # No counter: trapezoid integral of the sampled power.
+        power_samples = sum(1 for s in trace if s.power_w is not None)
+        if stats.power_integral_j is not None and stats.power_integral_j > 0:
+            short = power_samples < 3 or duration_s < self.sample_interval_s
+            return stats.power_integral_j, SOURCE_NVML_INTEGRAL, short, ()
+        if stats.power_mean_w is not None:
+            note = f"{power_samples} power sample(s): energy = mean power x duration"
+            return stats.power_mean_w * duration_s, SOURCE_NVML_INTEGRAL, True, (note,)
+        raise MeterUnavailable("no power sample in the window")
+
+    def measure_idle_power_w(self, duration_s: float) -> float | None:
+        """Mean board power in watts over ``duration_s`` seconds of doing nothing (from the
+        counter where there is one, else the mean of the sampled power)."""
+        if not duration_s > 0:
+            raise InvalidArgument(f"idle duration must be > 0 s, got {duration_s!r}")
+        t0 = self._clock()
+        energy0 = self._device.total_energy_mj() if self.use_counter else None
+        trace = sample_for(self._device.probe, duration_s, self.sample_interval_s, self._clock)
+        energy1 = self._device.total_energy_mj() if self.use_counter else None
+        elapsed_s = self._clock() - t0
+        if energy0 is not None and energy1 is not None and energy1 > energy0 and elapsed_s > 0:
+            return (energy1 - energy0) / 1000.0 / elapsed_s
+        return summarize(trace).power_mean_w
+
+    def describe(self) -> dict[str, str]:
+        return {"meter": self.name, "energy_source": self.energy_source, **self._device.describe()}
+
+    def close(self) -> None:
+        for window in self._windows.values():
+            window.sampler.stop()
+        self._windows.clear()
+        self._device.close()

@@ -1,0 +1,80 @@
+"""CodeCarbon on this machine, alone and alongside the replayed NVML meter."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from collector.meters.base import SOURCE_NVML_COUNTER
+from collector.meters.codecarbon_meter import CodeCarbonMeter, codecarbon_source
+from collector.meters.companion import WithCodeCarbon
+from collector.meters.replay import ReplayMeter
+
+STEADY = Path(__file__).parents[2] / "data" / "traces" / "t4_steady.json"
+NO_RAPL = not Path("/sys/class/powercap/intel-rapl").exists()
+
+
+@pytest.fixture(scope="module")
+def codecarbon():
+    meter = CodeCarbonMeter(device="cpu", measure_power_secs=0.1)
+    yield meter
+    meter.close()
+
+
+def busy(seconds: float) -> None:
+    end = time.perf_counter() + seconds
+    x = 0
+    while time.perf_counter() < end:
+        x += 1
+
+
+def test_sources_say_estimate_for_modelled_modes() -> None:
+    assert codecarbon_source("cpu_load") == "estimate-codecarbon-cpu-load"
+    assert codecarbon_source("constant") == "estimate-codecarbon-constant"
+    assert codecarbon_source("intel_rapl") == "codecarbon-intel-rapl"
+    assert codecarbon_source("pynvml") == "codecarbon-pynvml"
+
+
+@pytest.mark.skipif(not NO_RAPL, reason="this machine has RAPL: CodeCarbon measures")
+def test_window_on_this_machine_is_a_positive_estimate(codecarbon: CodeCarbonMeter) -> None:
+    codecarbon.begin_window("epoch")
+    busy(0.4)
+    m = codecarbon.end_window("epoch")
+    assert m.energy_source.startswith("estimate-codecarbon-")
+    assert m.is_estimate
+    assert m.energy_j > 0
+    assert m.codecarbon_energy_j == m.energy_j
+    assert m.codecarbon_mode == codecarbon.mode
+    assert m.codecarbon_mode.replace("_", "-") in m.energy_source
+    assert m.duration_s == pytest.approx(0.4, abs=0.05)
+
+
+def test_windows_are_cheap_after_start_up(codecarbon: CodeCarbonMeter) -> None:
+    started = time.perf_counter()
+    codecarbon.begin_window("a")
+    opened = time.perf_counter()
+    codecarbon.end_window("a")
+    closed = time.perf_counter()
+    assert opened - started < 0.1 and closed - opened < 0.1
+
+
+def test_describe(codecarbon: CodeCarbonMeter) -> None:
+    facts = codecarbon.describe()
+    assert facts["codecarbon_mode"] == codecarbon.mode
+    assert facts["codecarbon_version"]
+
+
+def test_alongside_another_meter(codecarbon: CodeCarbonMeter) -> None:
+    meter = WithCodeCarbon(ReplayMeter(STEADY, sample_interval_s=0.02), codecarbon)
+    meter.set_idle_baseline(10.0)
+    meter.begin_window("train")
+    busy(0.3)
+    m = meter.end_window("train")
+    meter.primary.close()
+    assert m.energy_source == SOURCE_NVML_COUNTER
+    assert m.energy_j == pytest.approx(60 * m.duration_s, rel=0.05)
+    assert m.codecarbon_energy_j is not None and m.codecarbon_energy_j > 0
+    assert m.codecarbon_mode == codecarbon.mode
+    assert m.idle_power_w == 10.0

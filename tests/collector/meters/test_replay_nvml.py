@@ -1,0 +1,170 @@
+"""The NVML meter on recorded traces, through the fake pynvml of ``replay.py``."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from collector.meters.base import SOURCE_NVML_COUNTER, SOURCE_NVML_INTEGRAL, MeterUnavailable
+from collector.meters.nvml import NvmlMeter
+from collector.meters.replay import ManualClock, ReplayMeter, ReplayNvml, Trace
+from collector.meters.sampler import summarize
+
+TRACES = Path(__file__).parents[2] / "data" / "traces"
+STEADY = TRACES / "t4_steady.json"
+EPOCH = TRACES / "t4_epoch.json"
+IDLE = TRACES / "t4_idle.json"
+
+
+def window(meter, seconds_real: float, key: str = "w"):
+    meter.begin_window(key)
+    time.sleep(seconds_real)
+    return meter.end_window(key)
+
+
+def test_counter_energy_is_the_traces_counter_difference() -> None:
+    clock = ManualClock(1.0)
+    with ReplayMeter(STEADY, clock=clock, sample_interval_s=0.01) as meter:
+        meter.begin_window("train")
+        clock.advance(3.0)
+        m = meter.end_window("train")
+        reads = meter.nvml.counter_reads
+    trace = Trace.load(STEADY)
+    expected_j = (int(trace.energy_mj_at(4.0)) - int(trace.energy_mj_at(1.0))) / 1000
+    assert m.energy_source == SOURCE_NVML_COUNTER
+    assert m.energy_j == pytest.approx(expected_j, abs=1e-9)
+    assert m.energy_j == pytest.approx((reads[-1][1] - reads[-2][1]) / 1000)
+    assert m.duration_s == pytest.approx(3.0)
+    assert 170 < m.energy_j < 190  # ~60 W for 3 s
+    assert not m.short_window
+    assert "replayed trace t4_steady" in m.notes
+
+
+def test_counter_keeps_counting_when_the_trace_loops() -> None:
+    clock = ManualClock(9.0)
+    with ReplayMeter(STEADY, clock=clock) as meter:
+        meter.begin_window("w")
+        clock.advance(3.0)  # 9 s -> 12 s on a 10 s trace
+        m = meter.end_window("w")
+    assert 170 < m.energy_j < 190
+
+
+def test_power_integral_matches_the_counter_within_one_percent() -> None:
+    trace = Trace.load(STEADY)
+    with ReplayMeter(trace, speed=10, energy_counter=False, sample_interval_s=0.01) as meter:
+        assert meter.energy_source == SOURCE_NVML_INTEGRAL
+        m = window(meter, 0.6)  # about 6 s of trace time
+    t0, t1 = m.trace[0].t_s, m.trace[-1].t_s
+    counter_j = (trace.energy_mj_at(t1) - trace.energy_mj_at(t0)) / 1000
+    assert m.energy_source == SOURCE_NVML_INTEGRAL
+    assert len(m.trace) > 30
+    assert m.energy_j == pytest.approx(counter_j, rel=0.01)
+    assert not m.short_window
+
+
+def test_utilisation_and_memory_means() -> None:
+    trace = Trace.load(STEADY)
+    with ReplayMeter(trace, speed=10, sample_interval_s=0.01) as meter:
+        m = window(meter, 0.5)
+    first, last = trace.row_at(m.trace[0].t_s), trace.row_at(m.trace[-1].t_s)
+    rows = range(first, last + 1)
+    expect_gpu = sum(trace.gpu_util_pct[i] for i in rows) / len(rows)
+    expect_mem = sum(trace.mem_util_pct[i] for i in rows) / len(rows)
+    assert m.gpu_util_mean == pytest.approx(expect_gpu, abs=1.5)
+    assert m.mem_util_mean == pytest.approx(expect_mem, abs=1.0)
+    assert m.mem_used_mean_mib == pytest.approx(2100)
+    assert m.power_mean_w == pytest.approx(60, abs=0.5)
+    stats = summarize(m.trace)
+    assert stats.gpu_util_mean == m.gpu_util_mean
+
+
+def test_idle_baseline_is_subtracted() -> None:
+    with ReplayMeter(EPOCH, speed=10, sample_interval_s=0.01) as meter:
+        idle_w = meter.calibrate_idle(0.12)  # the first 2 s of the trace are idle
+        assert idle_w == pytest.approx(10.0, abs=0.5)
+        assert meter.idle_baseline_w == idle_w
+        time.sleep(0.15)  # into the training phase
+        m = window(meter, 0.4)
+    assert m.idle_power_w == idle_w
+    assert m.energy_dynamic_j == pytest.approx(m.energy_j - idle_w * m.duration_s)
+    assert 0 < m.energy_dynamic_j < m.energy_j
+
+
+def test_no_baseline_leaves_dynamic_energy_empty() -> None:
+    clock = ManualClock()
+    with ReplayMeter(STEADY, clock=clock) as meter:
+        meter.begin_window("w")
+        clock.advance(1.0)
+        m = meter.end_window("w")
+    assert m.idle_power_w is None and m.energy_dynamic_j is None
+
+
+def test_counter_not_supported_falls_back_to_power_integral() -> None:
+    nvml = ReplayNvml(Trace.load(STEADY), energy_counter=False)
+    with NvmlMeter(nvml=nvml, clock=nvml.clock, sample_interval_s=0.01) as meter:
+        assert not meter.use_counter
+        m = window(meter, 0.3)
+    assert m.energy_source == SOURCE_NVML_INTEGRAL
+    assert m.energy_j == pytest.approx(60 * m.duration_s, rel=0.03)
+
+
+def test_short_window_is_flagged_not_zero() -> None:
+    clock = ManualClock(2.0)
+    with ReplayMeter(STEADY, clock=clock) as meter:
+        meter.begin_window("w")
+        clock.advance(0.05)  # shorter than the counter's 100 ms update period
+        m = meter.end_window("w")
+    assert m.short_window
+    assert m.energy_j > 0
+
+
+def test_counter_that_does_not_advance_is_flagged(tmp_path: Path) -> None:
+    flat = tmp_path / "flat.json"
+    flat.write_text(
+        '{"columns":["t_s","energy_mj","power_w","gpu_util_pct","mem_util_pct","mem_used_mib"],'
+        '"rows":[[0,1000,12.0,0,0,400],[10,1000,12.0,0,0,400]]}'
+    )
+    clock = ManualClock(1.0)
+    with ReplayMeter(flat, clock=clock) as meter:
+        meter.begin_window("w")
+        clock.advance(0.5)
+        m = meter.end_window("w")
+    assert m.short_window
+    assert m.energy_source == SOURCE_NVML_INTEGRAL
+    assert m.energy_j == pytest.approx(6.0)  # mean power 12 W x 0.5 s, not a silent zero
+    assert any("did not advance" in note for note in m.notes)
+
+
+def test_describe_names_gpu_driver_and_nvml() -> None:
+    with ReplayMeter(STEADY) as meter:
+        facts = meter.describe()
+    assert facts["device_name"] == "Tesla T4"
+    assert facts["driver"] == "535.104.05"
+    assert facts["nvml_version"] == "12.535.104.05"
+    assert facts["meter"] == "replay"
+
+
+def test_missing_gpu_is_our_error() -> None:
+    with pytest.raises(MeterUnavailable, match="no GPU 1"):
+        NvmlMeter(gpu_index=1, nvml=ReplayNvml(Trace.load(STEADY)))
+
+
+def test_nvml_errors_become_meter_unavailable() -> None:
+    nvml = ReplayNvml(Trace.load(STEADY))
+    meter = NvmlMeter(nvml=nvml)
+    nvml.nvmlShutdown()  # pull the driver away under the meter
+    with pytest.raises(MeterUnavailable, match="Uninitialized"):
+        meter.begin_window("w")
+
+
+def test_nothing_touches_nvml_or_codecarbon_at_import() -> None:
+    code = (
+        "import sys, collector.meters, collector.meters.nvml, collector.meters.replay, "
+        "collector.meters.codecarbon_meter, collector.meters.rapl, collector.meters.select; "
+        "assert 'pynvml' not in sys.modules and 'codecarbon' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
