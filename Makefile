@@ -28,7 +28,16 @@ smoke: venv
 	$(BIN)/joulecast collect --plan smoke --device cpu --data synthetic --db runs/smoke.db --resume
 	$(BIN)/joulecast export --db runs/smoke.db --format csv --out runs/smoke.csv
 
-demo: smoke
+demo: venv
+	$(BIN)/python -m joulecast.demo
+
+proto: venv
+	$(BIN)/python -m server.gen_protos
+
+bench: venv
+	$(BIN)/python benchmarks/bench_profiler.py
+	$(BIN)/python benchmarks/bench_meter_overhead.py
+	$(BIN)/python benchmarks/bench_server.py
 
 clean:
 	rm -rf $(VENV) runs

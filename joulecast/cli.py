@@ -13,6 +13,9 @@ from joulecast.errors import JoulecastError
 _COMMAND_MODULES = (
     "collector.cli",
     "estimator.profile_cli",
+    "estimator.fit_cli",
+    "estimator.report.cli",
+    "server.cli",
 )
 
 

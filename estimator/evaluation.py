@@ -1,0 +1,130 @@
+"""Cross-validation of every predictor: leave one configuration out, leave one family out.
+
+Groups: LOCO holds out every row of one ``config_id`` (both phases, all repeats, all dataset
+sizes) at once; LOFO holds out one family. Metrics per predictor and phase on the held-out
+predictions: MAPE and median APE (percent), R² of log energy, and the honest coverage of the
+90 % conformal interval (see :mod:`estimator.intervals`).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+
+from estimator.intervals import conformal_quantile, grouped_coverage
+from estimator.predictors import OBSERVED_UTIL, PREDICTORS, Predictor, UtilisationAware
+
+logger = logging.getLogger(__name__)
+
+SCHEMES = {"loco": "config_id", "lofo": "family"}
+OBSERVED_VARIANT = "utilisation-aware@observed-util"
+"""Scored only: utilisation-aware fed the measured utilisation of the held-out rows."""
+
+
+@dataclass(frozen=True)
+class Scores:
+    """Held-out quality of one predictor on one phase under one CV scheme."""
+
+    mape_pct: float
+    median_ape_pct: float
+    r2_log: float
+    coverage_90: float
+    q_log: float
+    """Conformal half-width in log space from these held-out residuals."""
+    n: int
+
+
+def metrics(y: np.ndarray, pred: np.ndarray, groups: np.ndarray) -> Scores:
+    """Scores of held-out predictions ``pred`` against measurements ``y`` (both > 0)."""
+    ok = np.isfinite(pred) & (pred > 0)
+    y, pred, groups = y[ok], pred[ok], groups[ok]
+    if len(y) == 0:
+        nan = math.nan
+        return Scores(nan, nan, nan, nan, math.inf, 0)
+    ape = np.abs(pred - y) / y * 100.0
+    resid = np.log(y) - np.log(pred)
+    logy = np.log(y)
+    total = float(np.sum((logy - logy.mean()) ** 2))
+    r2 = 1.0 - float(np.sum(resid**2)) / total if total > 0 else math.nan
+    return Scores(
+        mape_pct=float(ape.mean()),
+        median_ape_pct=float(np.median(ape)),
+        r2_log=r2,
+        coverage_90=grouped_coverage(resid, groups),
+        q_log=conformal_quantile(resid),
+        n=len(y),
+    )
+
+
+def out_of_fold(
+    make: type[Predictor], frame: pd.DataFrame, y: np.ndarray, groups: np.ndarray
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Held-out predictions for every row (and, for utilisation-aware, with observed util)."""
+    pred = np.full(len(frame), np.nan)
+    observed = np.full(len(frame), np.nan) if make is UtilisationAware else None
+    for g in np.unique(groups):
+        test = groups == g
+        model = make().fit(frame[~test], y[~test])
+        held = frame[test]
+        pred[test] = model.predict(held)
+        if observed is not None and model.uses_util_:
+            observed[test] = model.predict(held.assign(**{OBSERVED_UTIL: held["gpu_util_mean"]}))
+    return pred, observed
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """``scores[scheme][phase][predictor]`` for every scheme that could run."""
+
+    scores: dict[str, dict[str, dict[str, Scores]]]
+
+    def get(self, scheme: str, phase: str, predictor: str) -> Scores | None:
+        return self.scores.get(scheme, {}).get(phase, {}).get(predictor)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            scheme: {
+                phase: {name: _finite(asdict(s)) for name, s in by_name.items()}
+                for phase, by_name in by_phase.items()
+            }
+            for scheme, by_phase in self.scores.items()
+        }
+
+    def table(self) -> list[dict[str, object]]:
+        """Flat rows (scheme, phase, predictor, metrics) for printing."""
+        return [
+            {"scheme": scheme, "phase": phase, "predictor": name, **asdict(s)}
+            for scheme, by_phase in self.scores.items()
+            for phase, by_name in by_phase.items()
+            for name, s in by_name.items()
+        ]
+
+
+def _finite(values: dict[str, float]) -> dict[str, float | None]:
+    return {k: (v if v is None or math.isfinite(v) else None) for k, v in values.items()}
+
+
+def evaluate(frame: pd.DataFrame, names: list[str]) -> Evaluation:
+    """LOCO and (with two families or more) LOFO scores of the named predictors."""
+    y = frame["energy_per_sample_j"].to_numpy(float)
+    phases = frame["phase"].to_numpy()
+    scores: dict[str, dict[str, dict[str, Scores]]] = {}
+    for scheme, column in SCHEMES.items():
+        groups = frame[column].astype(str).to_numpy()
+        if len(np.unique(groups)) < 2:
+            logger.info("%s skipped: only one %s", scheme, column)
+            continue
+        by_phase: dict[str, dict[str, Scores]] = {}
+        for name in names:
+            pred, observed = out_of_fold(PREDICTORS[name], frame, y, groups)
+            for phase in np.unique(phases):
+                m = phases == phase
+                by_phase.setdefault(str(phase), {})[name] = metrics(y[m], pred[m], groups[m])
+                if observed is not None and np.isfinite(observed[m]).any():
+                    by_phase[str(phase)][OBSERVED_VARIANT] = metrics(y[m], observed[m], groups[m])
+        scores[scheme] = by_phase
+    return Evaluation(scores)

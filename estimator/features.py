@@ -1,0 +1,147 @@
+"""Graph profile -> feature columns: the one featurizer used at fit time and at serving time.
+
+The estimator never reads FLOPs or params from a measurement row: it re-profiles the row's stored
+weightless graph with :func:`estimator.graph.profile_graph`, the very call the server makes on an
+uploaded graph, so training and serving features cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+from estimator.graph import GraphProfile, profile_graph
+
+PROFILE_FEATURES = (
+    "flops_forward",
+    "flops_train",
+    "params",
+    "flops_conv",
+    "flops_dense",
+    "flops_recurrent",
+    "flops_other",
+    "weight_bytes",
+    "activation_bytes",
+    "arithmetic_intensity",
+    "recurrent_steps",
+    "depth",
+    "node_count",
+)
+"""Numeric columns taken from a :class:`GraphProfile` (FLOPs per sample, bytes, counts)."""
+
+RUN_FEATURES = ("batch_size", "samples", "epochs", "phase", "family")
+"""Columns taken from the run (``phase`` is 'train'|'test'; ``family`` from the profile)."""
+
+LOG_FEATURES = (
+    "log_flops_phase",
+    "log1p_flops_conv",
+    "log1p_flops_dense",
+    "log1p_flops_recurrent",
+    "log1p_flops_other",
+    "share_conv",
+    "share_dense",
+    "share_recurrent",
+    "log_params",
+    "log_weight_bytes",
+    "log_activation_bytes",
+    "log_arithmetic_intensity",
+    "log1p_recurrent_steps",
+    "log_depth",
+    "log_node_count",
+    "log_batch_size",
+    "phase_train",
+)
+"""Family-free model inputs derived from the columns above (natural logs)."""
+
+PHASES = ("train", "test")
+
+
+def profile_features(profile: GraphProfile) -> dict[str, float]:
+    """The numeric profile columns of one graph (FLOPs per sample, bytes, counts)."""
+    kinds: Mapping[str, int] = profile.flops_by_kind
+    return {
+        "flops_forward": float(profile.flops_forward),
+        "flops_train": float(profile.flops_train),
+        "params": float(profile.params),
+        "flops_conv": float(kinds.get("conv", 0)),
+        "flops_dense": float(kinds.get("dense", 0)),
+        "flops_recurrent": float(kinds.get("recurrent", 0)),
+        "flops_other": float(kinds.get("other", 0)),
+        "weight_bytes": float(profile.weight_bytes),
+        "activation_bytes": float(profile.activation_bytes),
+        "arithmetic_intensity": float(profile.arithmetic_intensity),
+        "recurrent_steps": float(profile.recurrent_steps),
+        "depth": float(profile.depth),
+        "node_count": float(profile.node_count),
+    }
+
+
+def run_features(
+    profile: GraphProfile, *, phase: str, batch_size: int, samples: int, epochs: int
+) -> dict[str, object]:
+    """One feature row: profile columns plus the run's phase, family, batch size and counts."""
+    return {
+        **profile_features(profile),
+        "batch_size": int(batch_size),
+        "samples": int(samples),
+        "epochs": int(epochs),
+        "phase": phase,
+        "family": profile.family,
+    }
+
+
+def featurize(row: object, graph_bytes: bytes) -> dict[str, object]:
+    """Features of one measurement row (a ``collector.store.Row``) from its stored graph."""
+    profile = profile_graph(graph_bytes)
+    return run_features(
+        profile,
+        phase=row.phase,  # type: ignore[attr-defined]
+        batch_size=row.batch_size,  # type: ignore[attr-defined]
+        samples=row.samples,  # type: ignore[attr-defined]
+        epochs=row.epochs,  # type: ignore[attr-defined]
+    )
+
+
+def phase_flops(frame: pd.DataFrame) -> np.ndarray:
+    """FLOPs per sample of each row's phase: training FLOPs for 'train', forward for 'test'."""
+    train = frame["phase"].to_numpy() == "train"
+    return np.where(
+        train, frame["flops_train"].to_numpy(float), frame["flops_forward"].to_numpy(float)
+    )
+
+
+def _log(values: np.ndarray) -> np.ndarray:
+    return np.log(np.maximum(values, 1.0))
+
+
+def log_features(frame: pd.DataFrame) -> np.ndarray:
+    """The :data:`LOG_FEATURES` matrix (rows x features) of a feature frame."""
+    flops = phase_flops(frame)
+    kinds = {k: frame[f"flops_{k}"].to_numpy(float) for k in ("conv", "dense", "recurrent")}
+    total = np.maximum(frame["flops_forward"].to_numpy(float), 1.0)
+    columns = [
+        _log(flops),
+        np.log1p(np.maximum(kinds["conv"], 0.0)),
+        np.log1p(np.maximum(kinds["dense"], 0.0)),
+        np.log1p(np.maximum(kinds["recurrent"], 0.0)),
+        np.log1p(np.maximum(frame["flops_other"].to_numpy(float), 0.0)),
+        kinds["conv"] / total,
+        kinds["dense"] / total,
+        kinds["recurrent"] / total,
+        _log(frame["params"].to_numpy(float)),
+        _log(frame["weight_bytes"].to_numpy(float)),
+        _log(frame["activation_bytes"].to_numpy(float)),
+        np.log(np.maximum(frame["arithmetic_intensity"].to_numpy(float), 1e-6)),
+        np.log1p(np.maximum(frame["recurrent_steps"].to_numpy(float), 0.0)),
+        _log(frame["depth"].to_numpy(float)),
+        _log(frame["node_count"].to_numpy(float)),
+        _log(frame["batch_size"].to_numpy(float)),
+        (frame["phase"].to_numpy() == "train").astype(float),
+    ]
+    matrix = np.column_stack(columns)
+    if not np.all(np.isfinite(matrix)):
+        matrix = np.nan_to_num(matrix, nan=0.0, posinf=math.log(1e30), neginf=0.0)
+    return matrix

@@ -1,0 +1,108 @@
+"""``joulecast fit`` and ``joulecast predictors``: fit and publish predictors, list them."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+from estimator.artifacts import list_hardware
+from estimator.service import PredictorRegistry, fit_and_publish
+from joulecast.errors import NotFound
+
+DEFAULT_ARTIFACTS = Path("artifacts")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``fit`` and ``predictors`` to the ``joulecast`` command."""
+    fit = subparsers.add_parser(
+        "fit",
+        help="fit predictors on measurements, cross-validate them and publish a version",
+        description="Featurize one hardware's measurements, score every predictor by "
+        "leave-one-configuration-out and leave-one-family-out CV, publish the fitted predictors.",
+    )
+    fit.add_argument("--db", required=True, type=Path, help="measurement store (SQLite)")
+    fit.add_argument("--hardware", help="hardware to fit (default: the only one in the store)")
+    fit.add_argument(
+        "--out", type=Path, default=DEFAULT_ARTIFACTS, help="artifacts folder (default: artifacts/)"
+    )
+    fit.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    fit.set_defaults(func=run_fit)
+
+    listing = subparsers.add_parser(
+        "predictors", help="list published predictors: hardware, version, energy source, scores"
+    )
+    listing.add_argument(
+        "--artifacts", type=Path, default=DEFAULT_ARTIFACTS, help="artifacts folder"
+    )
+    listing.add_argument("--json", action="store_true", help="print JSON")
+    listing.set_defaults(func=run_predictors)
+
+
+def run_fit(args: argparse.Namespace) -> int:
+    result = fit_and_publish(args.db, args.hardware, args.out)
+    if args.json:
+        print(json.dumps(result, indent=1, default=str))
+    else:
+        print(format_summary(result))
+        print()
+        print(format_scores(result["scores"]))
+    return 0
+
+
+def run_predictors(args: argparse.Namespace) -> int:
+    if not list_hardware(args.artifacts):
+        raise NotFound(f"no published predictors under {args.artifacts}/predictors")
+    described = PredictorRegistry(args.artifacts).describe()
+    if args.json:
+        print(json.dumps(described, indent=1, default=str))
+        return 0
+    for entry in described:
+        print(format_summary(entry))
+        print()
+    return 0
+
+
+def format_summary(entry: dict) -> str:
+    estimate = " (ESTIMATED energy)" if entry["energy_is_estimate"] else ""
+    lines = [
+        f"hardware {entry['hardware']}  version {entry['version']}  "
+        f"energy source {entry['energy_source']}{estimate}",
+        f"  data: {entry['dataset'].get('rows')} rows, {entry['dataset'].get('configs')} "
+        f"configurations, families {', '.join(entry['dataset'].get('families', []))}",
+    ]
+    for phase, name in entry["selected"].items():
+        loco = entry["scores"].get("loco", {}).get(phase, {}).get(name, {})
+        mape = loco.get("mape_pct")
+        shown = f"{mape:.1f} %" if mape is not None else "n/a"
+        lines.append(
+            f"  {phase}: {name} (LOCO MAPE {shown}); unseen family -> "
+            f"{entry['fallback_unseen_family'][phase]}"
+        )
+    lines.extend(f"  note: {note}" for note in entry.get("notes", []))
+    return "\n".join(lines)
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "n/a"
+    return format(value, spec)
+
+
+def format_scores(scores: dict) -> str:
+    """The CV table: scheme x phase x predictor -> MAPE, median APE, R² (log), coverage."""
+    header = (
+        f"{'scheme':6} {'phase':5} {'predictor':33} {'MAPE %':>8} {'medAPE %':>9} "
+        f"{'R2 log':>7} {'cov90':>6} {'n':>4}"
+    )
+    lines = [header, "-" * len(header)]
+    for scheme, by_phase in scores.items():
+        for phase, by_name in sorted(by_phase.items(), reverse=True):
+            for name, s in by_name.items():
+                lines.append(
+                    f"{scheme:6} {phase:5} {name:33} {_fmt(s['mape_pct'], '8.1f')} "
+                    f"{_fmt(s['median_ape_pct'], '9.1f')} {_fmt(s['r2_log'], '7.3f')} "
+                    f"{_fmt(s['coverage_90'], '6.2f')} {s['n']:>4}"
+                )
+    return "\n".join(lines)

@@ -1,0 +1,24 @@
+"""Predictors of energy per sample per epoch (J), one class per approach, JSON-serialisable."""
+
+from estimator.predictors.affine import FamilyAffine, FamilyAffineParams, GlobalFlops
+from estimator.predictors.base import ArtifactFormatError, Predictor
+from estimator.predictors.boosted import Boosted
+from estimator.predictors.utilisation import OBSERVED_UTIL, UtilisationAware
+
+PREDICTORS: dict[str, type[Predictor]] = {
+    cls.name: cls
+    for cls in (GlobalFlops, FamilyAffine, FamilyAffineParams, UtilisationAware, Boosted)
+}
+"""Every predictor by name, in the order the CV table lists them."""
+
+__all__ = [
+    "OBSERVED_UTIL",
+    "PREDICTORS",
+    "ArtifactFormatError",
+    "Boosted",
+    "FamilyAffine",
+    "FamilyAffineParams",
+    "GlobalFlops",
+    "Predictor",
+    "UtilisationAware",
+]

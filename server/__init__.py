@@ -1,0 +1,32 @@
+"""The gRPC service of joulecast: send an ONNX graph, get predicted train and test energy.
+
+Layout: ``settings`` (one settings object), ``core`` (transport-agnostic: profile, predict,
+ingest rows, retrain), ``converters`` (protobuf <-> domain, the only place protobuf is read or
+built), ``errors`` (domain errors -> status codes, in one place), ``auth`` (token check),
+``servicer`` (gRPC adapter of the core), ``app`` (start and stop), ``client`` and ``cli``.
+
+Public objects: :class:`ServerSettings` and :func:`serve` (imported lazily: the ``joulecast``
+command imports ``server.cli`` for ``--help`` and should not pay for gRPC and the estimator).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from server.app import serve
+    from server.settings import ServerSettings
+
+__all__ = ["ServerSettings", "serve"]
+
+
+def __getattr__(name: str) -> object:
+    if name == "serve":
+        from server.app import serve
+
+        return serve
+    if name == "ServerSettings":
+        from server.settings import ServerSettings
+
+        return ServerSettings
+    raise AttributeError(name)

@@ -1,0 +1,138 @@
+"""Start and stop the gRPC server: the EnergyEstimator service, health and reflection.
+
+``serve(settings)`` returns a started server and the port it listens on (``port=0`` in the
+settings picks a free one). :meth:`RunningServer.shutdown` is what SIGTERM triggers: health
+turns NOT_SERVING first, so that load balancers stop sending calls, then in-flight calls get
+``grace_s`` seconds to finish.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent import futures
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from estimator.graph import GraphLimits
+from joulecast.errors import InvalidArgument
+from server.auth import TokenCheck
+from server.core import EstimatorCore, FitFn, Registry
+from server.generated import estimator_pb2 as pb
+from server.generated import estimator_pb2_grpc as pb_grpc
+from server.servicer import EnergyEstimatorServicer
+from server.settings import ServerSettings
+
+logger = logging.getLogger(__name__)
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["EnergyEstimator"].full_name
+"""``joulecast.v1.EnergyEstimator``"""
+
+
+class RunningServer:
+    """A started server; ``port`` is the one it listens on."""
+
+    def __init__(
+        self, server: grpc.Server, health_servicer: health.HealthServicer, port: int, grace_s: float
+    ) -> None:
+        self.grpc_server = server
+        self.health = health_servicer
+        self.port = port
+        self._grace_s = grace_s
+        self._stopped = threading.Event()
+
+    def shutdown(self, grace_s: float | None = None) -> threading.Event:
+        """Health NOT_SERVING, then a graceful stop; returns an event set once stopped."""
+        if not self._stopped.is_set():
+            self._stopped.set()
+            logger.info("shutting down: health NOT_SERVING, then stop")
+            self.health.enter_graceful_shutdown()
+        return self.grpc_server.stop(self._grace_s if grace_s is None else grace_s)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the server stops; True when it did within ``timeout``."""
+        return self.grpc_server.wait_for_termination(timeout)
+
+
+def default_registry(artifacts_dir: Path) -> Registry:
+    from estimator.service import PredictorRegistry
+
+    return PredictorRegistry(artifacts_dir)
+
+
+def serve(
+    settings: ServerSettings,
+    *,
+    registry: Registry | None = None,
+    fit: FitFn | None = None,
+) -> tuple[RunningServer, int]:
+    """Build and start the server described by ``settings``.
+
+    ``registry`` defaults to ``PredictorRegistry(settings.artifacts_dir)`` and ``fit`` to
+    ``estimator.service.fit_and_publish``.
+    """
+    if registry is None:
+        registry = default_registry(settings.artifacts_dir)
+    core = EstimatorCore(
+        registry,
+        artifacts_dir=settings.artifacts_dir,
+        db_path=settings.db_path,
+        graph_limits=GraphLimits(max_bytes=settings.max_graph_bytes),
+        max_row_graph_bytes=settings.max_row_graph_bytes,
+        max_rows_per_call=settings.max_rows_per_call,
+        profile_cache_size=settings.profile_cache_size,
+        fit=fit,
+    )
+    options = [
+        ("grpc.max_receive_message_length", settings.max_message_bytes),
+        ("grpc.max_send_message_length", settings.max_message_bytes),
+        ("grpc.so_reuseport", 0),
+    ]
+    server = grpc.server(
+        futures.ThreadPoolExecutor(
+            max_workers=settings.max_workers, thread_name_prefix="joulecast-rpc"
+        ),
+        options=options,
+        maximum_concurrent_rpcs=settings.max_workers * 8,
+    )
+    servicer = EnergyEstimatorServicer(core, TokenCheck(settings.token), settings.max_graph_bytes)
+    pb_grpc.add_EnergyEstimatorServicer_to_server(servicer, server)
+
+    health_servicer = health.HealthServicer(experimental_non_blocking=True)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (
+            SERVICE_NAME,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        ),
+        server,
+    )
+
+    try:
+        if settings.tls_cert is not None and settings.tls_key is not None:
+            credentials = grpc.ssl_server_credentials(
+                [(_read(settings.tls_key), _read(settings.tls_cert))]
+            )
+            port = server.add_secure_port(settings.address, credentials)
+        else:
+            port = server.add_insecure_port(settings.address)
+    except RuntimeError as exc:
+        raise InvalidArgument(f"cannot listen on {settings.address}: {exc}") from exc
+    if not port:
+        raise InvalidArgument(f"cannot listen on {settings.address}")
+    server.start()
+    for name in ("", SERVICE_NAME):
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    logger.info("serving %s on %s:%d (%s)", SERVICE_NAME, settings.host, port, settings)
+    return RunningServer(server, health_servicer, port, settings.grace_s), port
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise InvalidArgument(f"cannot read {path}: {exc.strerror}") from exc

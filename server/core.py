@@ -1,0 +1,316 @@
+"""The transport-agnostic core: profile a graph, predict its energy, ingest rows, retrain.
+
+Nothing here knows about gRPC; the servicer adapts these calls and ``server.errors`` maps the
+:class:`~joulecast.errors.JoulecastError` they raise to status codes.
+
+Threading: predictions run concurrently on the server's worker threads. A retrain fits in the
+calling thread while predictions keep being answered from the current version; the registry
+then swaps the new version in with one reload. Writes to the store are serialised by a lock and
+each call's accepted rows are committed in one transaction before the call returns.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import sqlite3
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from collector.store import MeasurementStore
+from estimator.graph import GraphLimits, GraphProfile, profile_graph
+from joulecast.errors import FailedPrecondition, InvalidArgument, JoulecastError, ResourceLimit
+from server.measurements import IncomingRow, RowVerdict, check_row, graph_sha256
+
+logger = logging.getLogger(__name__)
+
+MAX_BATCH = 1 << 20
+MAX_SAMPLES = 10**12
+MAX_EPOCHS = 1 << 20
+MAX_HARDWARE_NAME = 200
+
+
+class Registry(Protocol):
+    """What the core needs of ``estimator.service.PredictorRegistry``."""
+
+    @property
+    def default_hardware(self) -> str | None: ...
+
+    def predict(self, profile: GraphProfile, **kwargs: Any) -> Any: ...
+
+    def reload(self, hardware: str) -> str: ...
+
+    def describe(self) -> list[dict[str, Any]]: ...
+
+
+FitFn = Callable[[Path, str, Path], Mapping[str, Any]]
+
+
+@dataclass(frozen=True)
+class PredictQuery:
+    """One prediction request. ``hardware`` ``None``: the server's default.
+    ``observed_gpu_util`` in percent."""
+
+    onnx_model: bytes
+    batch_size: int
+    samples: int
+    epochs: int
+    hardware: str | None = None
+    observed_gpu_util: float | None = None
+
+    def check(self) -> None:
+        """Raise :class:`InvalidArgument` naming the first bad field."""
+        if not self.onnx_model:
+            raise InvalidArgument("onnx_model is empty: send a serialised ONNX graph")
+        for name, top in (
+            ("batch_size", MAX_BATCH),
+            ("samples", MAX_SAMPLES),
+            ("epochs", MAX_EPOCHS),
+        ):
+            value = getattr(self, name)
+            if not 1 <= value <= top:
+                raise InvalidArgument(f"{name} must be in [1, {top}], got {value}")
+        if self.hardware is not None and len(self.hardware) > MAX_HARDWARE_NAME:
+            raise InvalidArgument(f"hardware name is longer than {MAX_HARDWARE_NAME} characters")
+        util = self.observed_gpu_util
+        if util is not None and not (math.isfinite(util) and 0 <= util <= 100):
+            raise InvalidArgument(f"observed_gpu_util is a percentage in [0, 100], got {util}")
+
+
+@dataclass(frozen=True)
+class PredictResult:
+    """The graph's profile and the estimator's ``EnergyPrediction`` for it."""
+
+    profile: GraphProfile
+    prediction: Any
+    warnings: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RetrainResult:
+    hardware: str
+    version: str
+    selected: str
+    scores: Any
+
+
+class _ProfileCache:
+    """A small LRU of profiles by graph content hash (profiling is pure: same bytes, same
+    profile), so that a client asking about one graph with several options pays once."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._items: OrderedDict[str, GraphProfile] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> GraphProfile | None:
+        with self._lock:
+            found = self._items.get(key)
+            if found is not None:
+                self._items.move_to_end(key)
+            return found
+
+    def put(self, key: str, profile: GraphProfile) -> None:
+        if self._size <= 0:
+            return
+        with self._lock:
+            self._items[key] = profile
+            self._items.move_to_end(key)
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+
+class EstimatorCore:
+    """Profiles graphs and answers predictions from ``registry``; stores rows in ``db_path``
+    and retrains with ``fit`` (``estimator.service.fit_and_publish`` by default)."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        *,
+        artifacts_dir: Path,
+        db_path: Path | None = None,
+        graph_limits: GraphLimits | None = None,
+        max_row_graph_bytes: int = 4 * 1024 * 1024,
+        max_rows_per_call: int = 20_000,
+        profile_cache_size: int = 256,
+        fit: FitFn | None = None,
+    ) -> None:
+        self._registry = registry
+        self._artifacts_dir = Path(artifacts_dir)
+        self._db_path = Path(db_path) if db_path is not None else None
+        self._limits = graph_limits or GraphLimits()
+        self._max_row_graph_bytes = max_row_graph_bytes
+        self._max_rows = max_rows_per_call
+        self._cache = _ProfileCache(profile_cache_size)
+        self._fit = fit
+        self._write_lock = threading.Lock()
+        self._retrain_lock = threading.Lock()
+
+    # -- predict ---------------------------------------------------------------------------
+
+    def profile(self, onnx_model: bytes) -> GraphProfile:
+        """The profile of one graph (cached by content hash)."""
+        key = graph_sha256(onnx_model)
+        found = self._cache.get(key)
+        if found is None:
+            found = profile_graph(onnx_model, self._limits)
+            self._cache.put(key, found)
+        return found
+
+    def predict(self, query: PredictQuery) -> PredictResult:
+        query.check()
+        profile = self.profile(query.onnx_model)
+        prediction = self._registry.predict(
+            profile,
+            batch_size=query.batch_size,
+            samples=query.samples,
+            epochs=query.epochs,
+            hardware=query.hardware or None,
+            observed_gpu_util=query.observed_gpu_util,
+        )
+        warnings = tuple(dict.fromkeys((*profile.warnings, *prediction.warnings)))
+        return PredictResult(profile=profile, prediction=prediction, warnings=warnings)
+
+    def describe(self) -> tuple[list[dict[str, Any]], str | None]:
+        """The predictors served and the default hardware."""
+        described = self._registry.describe()
+        try:
+            default = self._registry.default_hardware
+        except FailedPrecondition:  # nothing published yet
+            default = None
+        return described, default
+
+    # -- measurements ----------------------------------------------------------------------
+
+    def _store(self) -> MeasurementStore:
+        if self._db_path is None:
+            raise FailedPrecondition("this server has no measurement store (start it with --db)")
+        return MeasurementStore(self._db_path)
+
+    def add_measurements(self, rows: Iterable[IncomingRow]) -> list[RowVerdict]:
+        """Check every row, then commit the good ones in one transaction.
+
+        A verdict says ``accepted`` only for a row that is committed when this returns; a call
+        that fails half-way (a bad stream, a crash) commits nothing.
+        """
+        store = self._store()
+        try:
+            return self._add(store, rows)
+        finally:
+            store.close()
+
+    def _add(self, store: MeasurementStore, rows: Iterable[IncomingRow]) -> list[RowVerdict]:
+        verdicts: dict[int, RowVerdict] = {}
+        good: list[IncomingRow] = []
+        graphs: dict[str, bytes] = {}  # sent in this call
+        keys: set[str] = set()
+        stored_ok = store.done_keys()
+        for n, item in enumerate(rows):
+            if n >= self._max_rows:
+                raise ResourceLimit(f"more than {self._max_rows} rows in one call; send batches")
+            try:
+                item = self._check_incoming(item, graphs, store)
+                if item.row.run_key in keys:
+                    raise InvalidArgument(
+                        f"run_key {item.row.run_key!r} appears twice in this call"
+                    )
+                if item.row.run_key in stored_ok:
+                    raise InvalidArgument(f"run_key {item.row.run_key!r} is already stored")
+            except JoulecastError as exc:
+                verdicts[item.index] = RowVerdict(item.index, item.row.run_key, False, str(exc))
+                continue
+            keys.add(item.row.run_key)
+            good.append(item)
+        if good:
+            with self._write_lock:
+                try:
+                    for sha in {i.row.graph_sha256 for i in good if i.row.graph_sha256}:
+                        if sha in graphs:
+                            store.put_graph(graphs[sha])
+                    store.put_rows([(i.row, ()) for i in good])
+                except sqlite3.IntegrityError as exc:
+                    reason = f"not stored (the batch was rolled back): {exc}"
+                    for i in good:
+                        verdicts[i.index] = RowVerdict(i.index, i.row.run_key, False, reason)
+                    good = []
+            for i in good:
+                verdicts[i.index] = RowVerdict(i.index, i.row.run_key, True)
+        accepted = sum(v.accepted for v in verdicts.values())
+        logger.info("measurements: %d accepted, %d rejected", accepted, len(verdicts) - accepted)
+        return [verdicts[k] for k in sorted(verdicts)]
+
+    def _check_incoming(
+        self, item: IncomingRow, graphs: dict[str, bytes], store: MeasurementStore
+    ) -> IncomingRow:
+        row = item.row
+        if item.graph is not None:
+            if len(item.graph) > self._max_row_graph_bytes:
+                raise ResourceLimit(
+                    f"graph of {len(item.graph)} bytes exceeds {self._max_row_graph_bytes}; "
+                    "send the weightless graph (joulecast.weightless.strip_weights)"
+                )
+            sha = graph_sha256(item.graph)
+            if row.graph_sha256 and row.graph_sha256 != sha:
+                raise InvalidArgument(
+                    f"graph_sha256 {row.graph_sha256} does not match the graph ({sha})"
+                )
+            if sha not in graphs:
+                self.profile(item.graph)  # the estimator must be able to featurize it
+                graphs[sha] = item.graph
+            row = dataclasses.replace(row, graph_sha256=sha)
+        elif (
+            row.graph_sha256
+            and row.graph_sha256 not in graphs
+            and store.get_graph(row.graph_sha256) is None
+        ):
+            raise InvalidArgument(
+                f"graph {row.graph_sha256} was neither sent in this call nor stored"
+            )
+        return IncomingRow(item.index, check_row(row), item.graph)
+
+    # -- retrain ---------------------------------------------------------------------------
+
+    def retrain(self, hardware: str) -> RetrainResult:
+        """Fit and publish a new predictor version of ``hardware`` from the store, then swap
+        it in. One retrain at a time; predictions keep using the old version meanwhile."""
+        if not hardware:
+            raise InvalidArgument("hardware is empty: name the hardware to retrain")
+        if len(hardware) > MAX_HARDWARE_NAME:
+            raise InvalidArgument(f"hardware name is longer than {MAX_HARDWARE_NAME} characters")
+        if self._db_path is None:
+            raise FailedPrecondition("this server has no measurement store (start it with --db)")
+        if not self._retrain_lock.acquire(blocking=False):
+            raise FailedPrecondition("a retrain is already running; try again when it ends")
+        try:
+            fit = self._fit or _default_fit()
+            logger.info("retraining %s from %s", hardware, self._db_path)
+            result = dict(fit(self._db_path, hardware, self._artifacts_dir))
+            version = self._registry.reload(hardware)
+            logger.info("retrained %s: version %s now serves", hardware, version)
+            return RetrainResult(
+                hardware=str(result.get("hardware", hardware)),
+                version=str(version or result.get("version", "")),
+                selected=_selected(result.get("selected")),
+                scores=result.get("scores"),
+            )
+        finally:
+            self._retrain_lock.release()
+
+
+def _default_fit() -> FitFn:
+    from estimator.service import fit_and_publish
+
+    return fit_and_publish
+
+
+def _selected(value: Any) -> str:
+    """``{"train": "boosted", "test": "affine"}`` -> ``"train=boosted, test=affine"``."""
+    if isinstance(value, Mapping):
+        return ", ".join(f"{k}={v}" for k, v in value.items())
+    return "" if value is None else str(value)

@@ -1,0 +1,76 @@
+"""Domain errors -> gRPC status codes: the one place where a status code is chosen.
+
+Every servicer method is wrapped by :func:`grpc_errors`. A :class:`JoulecastError` becomes the
+code of :data:`STATUS_OF` with the error's message; anything else is a bug: it is logged with
+its traceback and answered with INTERNAL, and the server keeps serving.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import grpc
+
+from joulecast.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    JoulecastError,
+    NotFound,
+    ResourceLimit,
+    Unauthenticated,
+)
+
+logger = logging.getLogger(__name__)
+
+MAX_DETAILS = 2000
+"""Longest status message sent (a hostile graph must not make the reply huge)."""
+
+# Order matters: the first matching class wins (subclasses before their parents).
+STATUS_OF: tuple[tuple[type[JoulecastError], grpc.StatusCode], ...] = (
+    (ResourceLimit, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
+    # Unknown hardware or no predictor yet: the request is fine, the server lacks a predictor.
+    (NotFound, grpc.StatusCode.FAILED_PRECONDITION),
+    (FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION),
+    (Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def status_of(exc: BaseException) -> grpc.StatusCode:
+    """The status code of ``exc`` (INTERNAL for anything that is not a JoulecastError)."""
+    for cls, code in STATUS_OF:
+        if isinstance(exc, cls):
+            return code
+    return grpc.StatusCode.INTERNAL
+
+
+def _details(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text if len(text) <= MAX_DETAILS else text[: MAX_DETAILS - 3] + "..."
+
+
+def grpc_errors(method: F) -> F:
+    """Wrap a servicer method ``(self, request_or_iterator, context)`` so that errors become
+    status codes. ``context.abort`` raises, which ends the call with that status."""
+
+    @functools.wraps(method)
+    def wrapper(self: object, request: object, context: grpc.ServicerContext) -> object:
+        try:
+            return method(self, request, context)
+        except JoulecastError as exc:
+            code = status_of(exc)
+            logger.info("%s -> %s: %s", method.__name__, code.name, _details(exc))
+            context.abort(code, _details(exc))
+        except Exception:
+            logger.exception("unexpected error in %s", method.__name__)
+            context.abort(
+                grpc.StatusCode.INTERNAL, f"internal error in {method.__name__}; see the server log"
+            )
+        raise AssertionError("unreachable: context.abort raises")  # pragma: no cover
+
+    return wrapper  # type: ignore[return-value]

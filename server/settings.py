@@ -1,0 +1,76 @@
+"""One settings object for the server process (built by ``joulecast serve`` or by tests)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from joulecast.errors import InvalidArgument
+
+DEFAULT_ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+TOKEN_ENV = "JOULECAST_TOKEN"
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """Where the server listens, what it serves from, and the bounds it enforces.
+
+    ``port`` 0 picks a free port. ``token`` guards the state-changing RPCs (``None``: they are
+    refused); it is kept out of ``repr`` so that it never reaches a log. Sizes in bytes.
+    """
+
+    artifacts_dir: Path = DEFAULT_ARTIFACTS
+    db_path: Path | None = None
+    host: str = "127.0.0.1"
+    port: int = 50051
+    token: str | None = field(default=None, repr=False)
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    max_message_bytes: int = 16 * MiB
+    """Largest single gRPC message accepted (a unary PredictEnergy graph, one stream chunk)."""
+    max_graph_bytes: int = 64 * MiB
+    """Largest graph accepted in total, streamed or not."""
+    max_row_graph_bytes: int = 4 * MiB
+    """Largest graph attached to one measurement row (weightless graphs weigh a few KB)."""
+    max_rows_per_call: int = 20_000
+    max_workers: int = 16
+    grace_s: float = 5.0
+    """Seconds in-flight calls get to finish on shutdown."""
+    profile_cache_size: int = 256
+    """Graph profiles kept, by content hash, so that a repeated graph is profiled once."""
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise InvalidArgument(f"port must be in [0, 65535], got {self.port}")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise InvalidArgument("--tls-cert and --tls-key go together")
+        if self.token is not None and not self.token:
+            raise InvalidArgument("the token is empty")
+        for name in ("max_message_bytes", "max_graph_bytes", "max_row_graph_bytes"):
+            if getattr(self, name) < 1024:
+                raise InvalidArgument(f"{name} must be at least 1024 bytes")
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+def read_token(
+    token_file: str | os.PathLike[str] | None, env: dict[str, str] | None = None
+) -> str | None:
+    """The token from ``token_file`` (surrounding whitespace stripped), else from the
+    ``JOULECAST_TOKEN`` environment variable, else ``None``."""
+    if token_file is not None:
+        path = Path(token_file)
+        try:
+            token = path.read_text().strip()
+        except OSError as exc:
+            raise InvalidArgument(f"cannot read token file {path}: {exc.strerror}") from exc
+        if not token:
+            raise InvalidArgument(f"token file {path} is empty")
+        return token
+    env = os.environ if env is None else env
+    token = env.get(TOKEN_ENV, "").strip()
+    return token or None

@@ -1,0 +1,147 @@
+"""`joulecast report` end to end on a synthetic store: figures, REPORT.md, CSVs, errors."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from collector.store import MeasurementStore, Row
+from estimator.report import build_report
+from estimator.report.cli import register
+from estimator.report.data import load
+from estimator.report.figures import utilisation
+from joulecast.errors import FailedPrecondition, InvalidArgument, JoulecastError, NotFound
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _assert_png(path: Path) -> None:
+    data = path.read_bytes()
+    assert data[:8] == PNG_SIGNATURE, path
+    assert len(data) > 10_000, path  # a drawn figure, not an empty canvas
+
+
+def _cv_csv(db: Path, out: Path) -> Path:
+    data, store = load(db)
+    store.close()
+    ref = data.reference
+    factor = [1.1 if i % 2 else 0.92 for i in range(len(ref))]
+    frame = pd.DataFrame(
+        {
+            "config_id": ref["config_id"],
+            "family": ref["family"],
+            "phase": ref["phase"],
+            "measured_j": ref["energy_j"],
+            "predicted_j": ref["energy_j"] * factor,
+        }
+    )
+    path = out / "cv.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def _run_cli(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="joulecast")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+def test_report_command_writes_figures_claims_and_csvs(
+    make_store: Callable[..., Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = make_store()
+    cv = _cv_csv(db, tmp_path)
+    out = tmp_path / "report"
+    assert _run_cli(["report", "--db", str(db), "--out", str(out), "--cv", str(cv)]) == 0
+    assert "REPORT.md" in capsys.readouterr().out
+
+    figures = sorted(out.glob("*.png"))
+    names = {p.stem for p in figures}
+    assert names == {
+        "fig1_test_energy",
+        "fig2_train_energy",
+        "fig3_power_vs_flops",
+        "fig4_utilisation",
+        "fig5_power_traces",
+        "fig6_predicted_vs_measured",
+        "fig7_dataset_size",
+        "fig8_frames_rnn",
+    }
+    for path in figures:
+        _assert_png(path)
+
+    claims = pd.read_csv(out / "claims.csv")
+    assert list(claims["claim"]) == ["C1", "C2", "C3", "C4", "C5", "C6", "Q1", "Q2"]
+    assert claims["value"].notna().all()
+    assert set(claims["verdict"]) == {"holds"}
+
+    report = (out / "REPORT.md").read_text()
+    assert "synthetic-t4" in report and "nvml-energy-counter" in report
+    for name in names:
+        assert f"]({name}.png)" in report
+    for claim in ("C1", "C2", "C3", "C4", "C5", "C6"):
+        assert f"| {claim} |" in report
+    for csv in ("claims_detail.csv", "configurations.csv", "dataset_size.csv"):
+        assert (out / csv).stat().st_size > 0
+
+
+def test_estimated_store_says_so_and_skips_absent_figures(
+    make_store: Callable[..., Path], tmp_path: Path
+) -> None:
+    db = make_store(estimated=True, traces=False, frames=None, sizes=None)
+    result = build_report(db, tmp_path / "out")
+    assert result.estimated
+    for claim in ("C4", "C5", "C6"):
+        assert result.verdict(claim) == "not testable here"
+    assert "fig5_power_traces" in result.skipped
+    assert "fig6_predicted_vs_measured" in result.skipped
+    report = result.report_path.read_text()
+    assert "estimated, not measured" in report
+    assert "_Skipped: no stored power traces" in report
+    for path in result.figures.values():
+        _assert_png(path)
+
+
+def test_utilisation_figure_says_plainly_when_rows_have_none(
+    make_store: Callable[..., Path], tmp_path: Path
+) -> None:
+    data, store = load(make_store(cpu=True))
+    store.close()
+    fig = utilisation(data, tmp_path / "fig4.png")
+    assert fig.path is not None and "No GPU or memory utilisation" in fig.note
+    assert fig.path.read_bytes()[:8] == PNG_SIGNATURE
+
+
+def _row(run_key: str, hardware: str) -> Row:
+    return Row(
+        run_key=run_key, plan="p", config_id="mlp-0", family="mlp", variant="paper",
+        num_layers="1", hidden_size="512", phase="test", repeat=0, samples=8, batch_size=8,
+        epochs=1, status="ok", hardware=hardware, device="cpu", flops_forward=10, flops_train=30,
+        params=5, duration_s=1.0, energy_j=2.0, energy_source="rapl",
+    )  # fmt: skip
+
+
+def test_user_errors_are_joulecast_errors(tmp_path: Path) -> None:
+    with pytest.raises(NotFound):
+        build_report(tmp_path / "missing.db", tmp_path / "out")
+    empty = tmp_path / "empty.db"
+    MeasurementStore(empty).close()
+    with pytest.raises(FailedPrecondition):
+        build_report(empty, tmp_path / "out")
+    two = tmp_path / "two.db"
+    with MeasurementStore(two) as store:
+        store.put_row(_row("a", "hw-a"))
+        store.put_row(_row("b", "hw-b"))
+    with pytest.raises(InvalidArgument, match="--hardware"):
+        build_report(two, tmp_path / "out")
+    with pytest.raises(NotFound):
+        build_report(two, tmp_path / "out", hardware="hw-c")
+    bad_cv = tmp_path / "bad.csv"
+    bad_cv.write_text("config_id,energy\nx,1\n")
+    with pytest.raises(JoulecastError, match="lack columns"):
+        build_report(two, tmp_path / "out", hardware="hw-a", cv_csv=bad_cv)

@@ -1,0 +1,89 @@
+"""Claims C1-C6 and questions Q1-Q2 on synthetic stores: all hold by default, and each verdict
+flips when the data are built to contradict it."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+from estimator.report.claims import FAILS, HOLDS, UNTESTABLE, ClaimResult, evaluate
+from estimator.report.data import load
+from estimator.report.stats import affine, separation_auc, spearman
+
+
+def _verdicts(path: Path) -> dict[str, ClaimResult]:
+    data, store = load(path)
+    store.close()
+    results, details = evaluate(data)
+    assert details
+    return {r.claim: r for r in results}
+
+
+def test_every_claim_holds_on_data_built_to_agree(make_store: Callable[..., Path]) -> None:
+    claims = _verdicts(make_store())
+    assert list(claims) == ["C1", "C2", "C3", "C4", "C5", "C6", "Q1", "Q2"]
+    for claim in claims.values():
+        assert claim.verdict == HOLDS, (claim.claim, claim.reason)
+        assert math.isfinite(claim.value), claim.claim
+
+
+def test_c1_fails_when_energy_falls_with_flops_for_one_family(
+    make_store: Callable[..., Path],
+) -> None:
+    claims = _verdicts(make_store(falling=("cnn",)))
+    assert claims["C1"].verdict == FAILS
+    assert "cnn" in claims["C1"].reason
+    assert claims["C1"].value < 0
+
+
+def test_c4_fails_when_mlp_train_and_test_power_overlap(make_store: Callable[..., Path]) -> None:
+    claims = _verdicts(make_store(overlap_mlp=True))
+    assert claims["C4"].verdict == FAILS
+    assert "mlp" in claims["C4"].reason
+    assert claims["C4"].value < 1.0
+    assert claims["C1"].verdict == HOLDS
+
+
+def test_estimated_energy_makes_power_and_utilisation_claims_untestable(
+    make_store: Callable[..., Path],
+) -> None:
+    claims = _verdicts(make_store(estimated=True))
+    for name in ("C4", "C5", "C6"):
+        assert claims[name].verdict == UNTESTABLE, name
+        assert "estimate" in claims[name].reason
+    assert claims["C1"].verdict == HOLDS
+    assert "estimate" in claims["C1"].reason
+
+
+def test_cpu_rows_without_utilisation_make_c5_c6_untestable(
+    make_store: Callable[..., Path],
+) -> None:
+    claims = _verdicts(make_store(cpu=True))
+    assert claims["C5"].verdict == UNTESTABLE
+    assert claims["C6"].verdict == UNTESTABLE
+    assert "cpu" in claims["C5"].reason
+    assert claims["C4"].verdict == HOLDS
+
+
+def test_q1_fails_when_energy_is_not_linear_in_dataset_size(
+    make_store: Callable[..., Path],
+) -> None:
+    assert _verdicts(make_store(sizes="curved"))["Q1"].verdict == FAILS
+    assert _verdicts(make_store("one-size.db", sizes=None))["Q1"].verdict == UNTESTABLE
+
+
+def test_q2_follows_the_frames_rnn(make_store: Callable[..., Path]) -> None:
+    assert _verdicts(make_store(frames="conv"))["Q2"].verdict == FAILS
+    assert _verdicts(make_store("no-frames.db", frames=None))["Q2"].verdict == UNTESTABLE
+
+
+def test_statistics() -> None:
+    fit = affine([1, 2, 3, 4], [3, 5, 7, 9])
+    assert math.isclose(fit.slope, 2) and math.isclose(fit.intercept, 1)
+    assert math.isclose(fit.r2, 1)
+    assert math.isnan(affine([1, 1, 1], [1, 2, 3]).r2)
+    assert spearman([1, 2, 3, 4], [4, 3, 2, 1]).rho == -1
+    assert math.isnan(spearman([1, 2], [1, 2]).rho)
+    assert separation_auc([5, 6], [1, 2]) == 1.0
+    assert separation_auc([1, 2], [1, 2]) == 0.5

@@ -1,0 +1,142 @@
+"""Fit on a real measurement store holding real weightless graphs of small models of each family."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from estimator_groundtruth import true_energy_per_sample
+
+from collector.models import ModelConfig, build_model
+from collector.store import MeasurementStore, Row
+from estimator.dataset import dataset_size_check, from_store
+from estimator.fit_cli import register
+from estimator.graph import profile_graph
+from estimator.service import PredictorRegistry, fit_and_publish
+from joulecast.errors import InvalidArgument, NotFound
+from joulecast.weightless import export_weightless
+
+CONFIGS = [
+    ModelConfig("mlp", (1,), (64,)),
+    ModelConfig("mlp", (1,), (256,)),
+    ModelConfig("mlp", (3,), (256,)),
+    ModelConfig("cnn", (1,), (8,)),
+    ModelConfig("cnn", (1,), (16,)),
+    ModelConfig("cnn", (2,), (32,)),
+    ModelConfig("rnn", (1,), (32,)),
+    ModelConfig("rnn", (1,), (128,)),
+    ModelConfig("rnn", (2,), (128,)),
+    ModelConfig("crnn", (1, 1), (8, 8)),
+    ModelConfig("crnn", (1, 1), (16, 16)),
+    ModelConfig("crnn", (2, 1), (16, 16)),
+]
+POWER_W = 40.0
+SOURCE = "estimate-codecarbon-cpu-load"
+
+
+def _row(cfg: ModelConfig, sha: str, flops: int, phase: str, samples: int, noise: float) -> Row:
+    per_sample = true_energy_per_sample(cfg.family, flops if phase == "test" else 3 * flops, phase)
+    energy = per_sample * samples * noise
+    return Row(
+        run_key=f"cpu-small/{cfg.config_id}/{phase}/{samples}",
+        plan="test",
+        config_id=cfg.config_id,
+        family=cfg.family,
+        variant="paper",
+        num_layers=cfg.num_layers_text,
+        hidden_size=cfg.hidden_size_text,
+        phase=phase,
+        repeat=0,
+        samples=samples,
+        batch_size=8,
+        epochs=1,
+        status="ok",
+        hardware="cpu-small",
+        device="cpu",
+        flops_forward=flops,
+        flops_train=3 * flops,
+        energy_j=energy,
+        energy_source=SOURCE,
+        energy_is_estimate=True,
+        duration_s=energy / POWER_W,
+        graph_sha256=sha,
+    )
+
+
+@pytest.fixture(scope="module")
+def store_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("store") / "measurements.db"
+    rng = np.random.default_rng(0)
+    with MeasurementStore(path) as store:
+        for i, cfg in enumerate(CONFIGS):
+            torch.manual_seed(0)
+            graph = export_weightless(build_model(cfg), torch.zeros(1, 1, 128, 64))
+            sha = store.put_graph(graph)
+            flops = profile_graph(graph).flops_forward
+            sizes = (64, 128, 256) if i == 0 else (64,)
+            for phase in ("train", "test"):
+                for samples in sizes:
+                    store.put_row(_row(cfg, sha, flops, phase, samples, rng.lognormal(0, 0.03)))
+        store.put_row(
+            Row(**{**_row(CONFIGS[0], sha, 1, "test", 8, 1.0).__dict__, "hardware": "other-hw"})
+        )
+    return path
+
+
+def test_dataset_from_store_featurizes_graphs(store_path: Path) -> None:
+    dataset = from_store(store_path, "cpu-small")
+    assert dataset.energy_is_estimate and dataset.energy_source == SOURCE
+    assert set(dataset.frame["family"]) == {"mlp", "cnn", "rnn", "crnn"}
+    assert not dataset.has_gpu_util
+    fits = dataset_size_check(dataset)
+    assert {f.phase for f in fits} == {"train", "test"}
+    for fit in fits:
+        assert fit.r2 > 0.99 and fit.sizes == (64, 128, 256)
+    with pytest.raises(InvalidArgument, match="cpu-small"):
+        from_store(store_path, None)
+    with pytest.raises(NotFound, match="other-hw"):
+        from_store(store_path, "gpu-x")
+
+
+def test_fit_and_publish_then_serve(store_path: Path, tmp_path: Path) -> None:
+    result = fit_and_publish(store_path, "cpu-small", tmp_path)
+    assert set(result) >= {"hardware", "version", "scores", "selected"}
+    assert result["dataset"]["size_check"]["checked"] == 2
+    assert set(result["scores"]) == {"loco", "lofo"}
+    registry = PredictorRegistry(tmp_path)
+    graph = export_weightless(
+        build_model(ModelConfig("cnn", (1,), (24,))), torch.zeros(1, 1, 128, 64)
+    )
+    pred = registry.predict(profile_graph(graph), batch_size=8, samples=1578, epochs=1)
+    assert pred.energy_is_estimate and pred.energy_source == SOURCE
+    assert any("ESTIMATED" in w for w in pred.warnings)
+    assert pred.train.energy_j > pred.test.energy_j > 0
+    assert pred.predictor_version == result["version"]
+
+
+def test_cli_fit_and_list(store_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    args = parser.parse_args(
+        [
+            "fit",
+            "--db",
+            str(store_path),
+            "--hardware",
+            "cpu-small",
+            "--out",
+            str(tmp_path),
+            "--json",
+        ]
+    )
+    assert args.func(args) == 0
+    fitted = json.loads(capsys.readouterr().out)
+    assert "global-flops" in fitted["scores"]["loco"]["train"]
+    args = parser.parse_args(["predictors", "--artifacts", str(tmp_path)])
+    assert args.func(args) == 0
+    out = capsys.readouterr().out
+    assert fitted["version"] in out and "ESTIMATED" in out

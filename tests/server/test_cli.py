@@ -1,0 +1,145 @@
+"""The CLI end to end, as subprocesses: serve, add-measurements, retrain, predict, SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import onnx
+import pytest
+
+from collector.store import MeasurementStore
+from joulecast import cli as joulecast_cli
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE = ROOT / "examples" / "sample_crnn.onnx"
+
+
+def joulecast() -> list[str]:
+    """The ``joulecast`` command, or ``python -m server.cli`` until it registers server.cli."""
+    if "server.cli" in joulecast_cli._COMMAND_MODULES:
+        return [sys.executable, "-m", "joulecast.cli"]
+    return [sys.executable, "-m", "server.cli"]
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*joulecast(), *args], capture_output=True, text=True, timeout=120, cwd=ROOT, env=env
+    )
+
+
+@pytest.fixture
+def server(tmp_path: Path, token: str) -> Iterator[tuple[str, Path, subprocess.Popen[str], str]]:
+    token_file = tmp_path / "token"
+    token_file.write_text(token + "\n")
+    env = {k: v for k, v in os.environ.items() if k != "JOULECAST_TOKEN"}
+    proc = subprocess.Popen(
+        [
+            *joulecast(),
+            "serve",
+            "--port",
+            "0",
+            "--artifacts",
+            str(tmp_path / "artifacts"),
+            "--db",
+            str(tmp_path / "server.db"),
+            "--token-file",
+            str(token_file),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env=env,
+    )
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("listening on "), (line, proc.stderr.read() if proc.poll() else "")
+        yield line.split()[-1], token_file, proc, token
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(10)
+
+
+def test_cli_end_to_end(server, make_rows, tmp_path: Path) -> None:
+    address, token_file, proc, token = server
+    store_path = tmp_path / "collected.db"
+    with MeasurementStore(store_path) as store:
+        rows = make_rows("cpu-test")
+        for _, graph in rows:
+            store.put_graph(graph)
+        store.put_rows([(row, ()) for row, _ in rows])
+
+    no_token = run("add-measurements", str(store_path), "--server", address)
+    assert no_token.returncode != 0 and "UNAUTHENTICATED" in no_token.stderr
+
+    added = run(
+        "add-measurements",
+        str(store_path),
+        "--server",
+        address,
+        "--token-file",
+        str(token_file),
+        "--json",
+    )
+    assert added.returncode == 0, added.stderr
+    assert json.loads(added.stdout)["accepted"] == len(rows)
+
+    env = {**os.environ, "JOULECAST_TOKEN": token}
+    retrained = run("retrain", "--hardware", "cpu-test", "--server", address, "--json", env=env)
+    assert retrained.returncode == 0, retrained.stderr
+    version = json.loads(retrained.stdout)["version"]
+
+    predicted = run("predict", str(SAMPLE), "--server", address, "--json")
+    assert predicted.returncode == 0, predicted.stderr
+    out = json.loads(predicted.stdout)
+    for key in (
+        "family",
+        "params",
+        "flops_forward",
+        "flops_train",
+        "train",
+        "test",
+        "hardware",
+        "predictor_version",
+        "energy_source",
+        "warnings",
+    ):
+        assert key in out
+    assert out["family"] == "crnn" and out["predictor_version"] == version
+    assert out["hardware"] == "cpu-test" and out["energy_source"] == "rapl"
+    for phase in ("train", "test"):
+        assert {"energy_j", "energy_low_j", "energy_high_j", "duration_s"} <= set(out[phase])
+        assert out[phase]["energy_low_j"] <= out[phase]["energy_j"] <= out[phase]["energy_high_j"]
+    assert out["uploaded_bytes"] < SAMPLE.stat().st_size / 5  # weights were stripped
+
+    # A model saved with external data: the data file is never read (here it is gone).
+    model = onnx.load(str(SAMPLE))
+    external = tmp_path / "external.onnx"
+    onnx.save_model(
+        model, str(external), save_as_external_data=True, location="weights.bin", size_threshold=0
+    )
+    (tmp_path / "weights.bin").unlink()
+    streamed = run("predict", str(external), "--server", address, "--json", "--stream")
+    assert streamed.returncode == 0, streamed.stderr
+    assert json.loads(streamed.stdout)["train"] == out["train"]
+
+    table = run("predict", str(SAMPLE), "--server", address, "--epochs", "3")
+    assert table.returncode == 0, table.stderr
+    assert "crnn" in table.stdout and "kWh" in table.stdout and version in table.stdout
+
+    wrong = run("predict", str(SAMPLE), "--server", address, "--hardware", "tpu-v9")
+    assert wrong.returncode != 0 and "tpu-v9" in wrong.stderr and "cpu-test" in wrong.stderr
+
+    missing = run("predict", str(tmp_path / "nope.onnx"), "--server", address)
+    assert missing.returncode != 0 and "no such file" in missing.stderr
+
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(30) == 0
+    assert token not in proc.stderr.read()

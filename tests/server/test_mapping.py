@@ -1,0 +1,106 @@
+"""The one error-to-status table, the token check, and the converters, without a server."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+
+from collector.store import Row
+from estimator.graph import ExternalDataRefused, GraphTooLarge
+from joulecast.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    JoulecastError,
+    NotFound,
+    ResourceLimit,
+    Unauthenticated,
+)
+from server import converters
+from server.auth import TokenCheck, bearer_metadata
+from server.errors import status_of
+from server.generated import estimator_pb2 as pb
+
+
+@pytest.mark.parametrize(
+    ("exc", "code"),
+    [
+        (InvalidArgument("x"), grpc.StatusCode.INVALID_ARGUMENT),
+        (ExternalDataRefused("x"), grpc.StatusCode.INVALID_ARGUMENT),
+        (ResourceLimit("x"), grpc.StatusCode.RESOURCE_EXHAUSTED),
+        (GraphTooLarge("x"), grpc.StatusCode.RESOURCE_EXHAUSTED),
+        (NotFound("x"), grpc.StatusCode.FAILED_PRECONDITION),
+        (FailedPrecondition("x"), grpc.StatusCode.FAILED_PRECONDITION),
+        (Unauthenticated("x"), grpc.StatusCode.UNAUTHENTICATED),
+        (JoulecastError("x"), grpc.StatusCode.INTERNAL),
+        (KeyError("x"), grpc.StatusCode.INTERNAL),
+    ],
+)
+def test_status_of(exc: BaseException, code: grpc.StatusCode) -> None:
+    assert status_of(exc) == code
+
+
+def test_token_check() -> None:
+    check = TokenCheck("right")
+    check.require(bearer_metadata("right"))
+    check.require([("Authorization", "Bearer right")])
+    for metadata, needle in [
+        ((), "missing"),
+        ([("authorization", "right")], "Bearer"),
+        (bearer_metadata("wrong"), "invalid token"),
+        (bearer_metadata("righ"), "invalid token"),
+    ]:
+        with pytest.raises(Unauthenticated, match=needle) as info:
+            check.require(metadata)
+        assert "right" not in str(info.value)
+    with pytest.raises(Unauthenticated, match="no token configured"):
+        TokenCheck(None).require(bearer_metadata("anything"))
+    assert "right" not in repr(check)
+
+
+def test_row_round_trip() -> None:
+    row = Row(
+        run_key="k",
+        plan="p",
+        config_id="mlp-n1-h64",
+        family="mlp",
+        variant="",
+        num_layers="1",
+        hidden_size="64",
+        phase="train",
+        repeat=0,
+        samples=16,
+        batch_size=8,
+        epochs=1,
+        status="ok",
+        hardware="hw",
+        device="cpu",
+        energy_j=0.0,
+        duration_s=1.5,
+        energy_source="rapl",
+        energy_is_estimate=False,
+        gpu_util_mean=None,
+        graph_sha256="ab",
+    )
+    message = converters.message_from_row(row, b"graph")
+    assert not message.HasField("gpu_util_mean") and message.HasField("energy_j")
+    back = converters.incoming_from_message(
+        3, pb.MeasurementRow.FromString(message.SerializeToString())
+    )
+    assert back.row == row and back.graph == b"graph" and back.index == 3
+    assert converters.incoming_from_message(0, converters.message_from_row(row, None)).graph is None
+
+
+def test_chunks_reassemble() -> None:
+    options = converters.predict_options(4, 100, 2, "hw", None)
+    data = bytes(range(256)) * 10
+    query = converters.query_from_chunks(converters.predict_chunks(data, options, 100), 10_000)
+    assert query.onnx_model == data and query.batch_size == 4 and query.hardware == "hw"
+    assert query.observed_gpu_util is None
+    with pytest.raises(ResourceLimit):
+        converters.query_from_chunks(converters.predict_chunks(data, options, 100), 1000)
+    late = [
+        pb.PredictEnergyChunk(options=pb.PredictOptions(**options)),
+        pb.PredictEnergyChunk(options=pb.PredictOptions()),
+    ]
+    with pytest.raises(InvalidArgument, match="only the first"):
+        converters.query_from_chunks(late, 1000)
