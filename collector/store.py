@@ -180,11 +180,22 @@ class MeasurementStore:
 
     def put_graph(self, onnx_bytes: bytes) -> str:
         """Store a weightless graph once; returns its sha256."""
-        sha = hashlib.sha256(onnx_bytes).hexdigest()
-        self._db.execute(
-            "INSERT OR IGNORE INTO graphs(sha256, onnx) VALUES (?, ?)", (sha, onnx_bytes)
-        )
-        return sha
+        return self.put_graphs([onnx_bytes])[0]
+
+    def put_graphs(self, graphs: list[bytes]) -> list[str]:
+        """Store weightless graphs (each once) in one transaction; returns their sha256s."""
+        shas = [hashlib.sha256(g).hexdigest() for g in graphs]
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.executemany(
+                "INSERT OR IGNORE INTO graphs(sha256, onnx) VALUES (?, ?)",
+                zip(shas, graphs, strict=True),
+            )
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        return shas
 
     def get_graph(self, sha256: str) -> bytes | None:
         found = self._db.execute("SELECT onnx FROM graphs WHERE sha256 = ?", (sha256,)).fetchone()

@@ -12,6 +12,7 @@ from joulecast.errors import JoulecastError
 # Modules that define ``register(subparsers)``; imported lazily so `--help` stays fast.
 _COMMAND_MODULES = (
     "collector.cli",
+    "collector.import_cli",
     "estimator.profile_cli",
     "estimator.fit_cli",
     "estimator.report.cli",

@@ -1,0 +1,434 @@
+"""Import measurements made elsewhere into the measurement store (format: docs/IMPORT.md).
+
+A record is one run: its graph (an ONNX path relative to the import file, or a descriptor from
+:mod:`collector.import_layers`), phase, batch size, sample count, energy in joules with its
+source, duration and hardware. Every record is validated first; each problem names its line and
+what is wrong. Nothing is written when any record is bad, unless ``skip_bad`` is set. Graphs are
+stored weightless, like the collector stores them, and FLOPs and parameters come from the same
+profiler the estimator and the server use. The run key is a hash of the record's content, so
+importing a file twice adds nothing.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import logging
+import math
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from collector.import_layers import build_descriptor, is_descriptor
+from collector.meters.base import (
+    ESTIMATE_PREFIX,
+    SOURCE_NVML_COUNTER,
+    SOURCE_NVML_INTEGRAL,
+    SOURCE_RAPL,
+    is_estimate,
+)
+from collector.meters.codecarbon_meter import MEASURED_MODES
+from collector.store import MeasurementStore, Row
+from joulecast.errors import InvalidArgument, JoulecastError
+from joulecast.weightless import strip_weights_file
+
+logger = logging.getLogger(__name__)
+
+REQUIRED = (
+    "graph",
+    "phase",
+    "batch_size",
+    "samples",
+    "energy_j",
+    "energy_source",
+    "duration_s",
+    "hardware",
+)
+_INT_OPTIONAL = ("epochs", "repeat")
+_FLOAT_OPTIONAL = (
+    "gpu_util_mean",
+    "mem_util_mean",
+    "mem_used_mean_mib",
+    "power_mean_w",
+    "idle_power_w",
+    "energy_dynamic_j",
+    "codecarbon_energy_j",
+)
+_TEXT_OPTIONAL = (
+    "run_id",
+    "config_id",
+    "plan",
+    "device",
+    "variant",
+    "num_layers",
+    "hidden_size",
+    "codecarbon_mode",
+    "meter",
+    "notes",
+    "device_name",
+    "driver",
+    "cpu_model",
+    "software",
+    "data",
+    "started_at",
+    "finished_at",
+)
+COLUMNS = (*REQUIRED, *_INT_OPTIONAL, *_FLOAT_OPTIONAL, *_TEXT_OPTIONAL)
+"""Every column the import format knows; any other column is refused (a typo loses data)."""
+
+SOURCES_FIXED = (SOURCE_NVML_COUNTER, SOURCE_NVML_INTEGRAL, SOURCE_RAPL)
+CODECARBON_MEASURED = tuple(
+    sorted({m.replace("_", "-").lower() for m in MEASURED_MODES} | {"total"})
+)
+"""``codecarbon-<mode>`` modes that are measurements (as the collector's CodeCarbon meter)."""
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9.-]*$")
+_HARDWARE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+MAX_GRAPH_BYTES = 64 << 20
+
+
+def check_source(source: str) -> str | None:
+    """None when ``source`` is an allowed energy source, else why not."""
+    if source in SOURCES_FIXED:
+        return None
+    if source.startswith(ESTIMATE_PREFIX):
+        rest = source[len(ESTIMATE_PREFIX) :]
+        return None if _SLUG.match(rest) else f"estimate source {source!r} has no valid name"
+    if source.startswith("codecarbon-"):
+        mode = source[len("codecarbon-") :]
+        if mode in CODECARBON_MEASURED:
+            return None
+        return (
+            f"CodeCarbon mode {mode!r} is not a measurement (measured modes: "
+            f"{', '.join(CODECARBON_MEASURED)}); label modelled energy 'estimate-codecarbon-{mode}'"
+        )
+    return (
+        f"unknown energy source {source!r}; use one of {', '.join(SOURCES_FIXED)}, "
+        "codecarbon-<measured mode> or estimate-<name> (docs/IMPORT.md)"
+    )
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One bad record: where it is and what is wrong."""
+
+    where: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.reason}"
+
+
+@dataclass
+class ImportResult:
+    """What an import did (or, with ``dry_run``, would do)."""
+
+    read: int = 0
+    imported: int = 0
+    already_present: int = 0
+    duplicates: int = 0
+    graphs: int = 0
+    problems: list[Problem] = field(default_factory=list)
+    written: bool = False
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "read": self.read,
+            "imported": self.imported,
+            "already_present": self.already_present,
+            "duplicates_in_input": self.duplicates,
+            "distinct_graphs": self.graphs,
+            "bad": len(self.problems),
+            "problems": [str(p) for p in self.problems],
+            "written": self.written,
+        }
+
+
+class BadImport(InvalidArgument):
+    """Some records are bad and nothing was written; ``problems`` lists each one."""
+
+    def __init__(self, problems: list[Problem], limit: int = 30) -> None:
+        self.problems = problems
+        shown = "\n  ".join(str(p) for p in problems[:limit])
+        more = f"\n  ... and {len(problems) - limit} more" if len(problems) > limit else ""
+        super().__init__(
+            f"{len(problems)} bad record(s), nothing imported (use --skip-bad to import the "
+            f"rest):\n  {shown}{more}"
+        )
+
+
+@dataclass(frozen=True)
+class Record:
+    """One raw input record (strings or JSON values) and where it came from."""
+
+    where: str
+    values: Mapping[str, object]
+    base_dir: Path
+
+
+def read_records(path: str | Path) -> Iterator[Record]:
+    """Records of a joulecast import file: CSV with a header line, or JSONL (``.jsonl``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InvalidArgument(f"no such import file: {path}")
+    base = path.parent
+    if path.suffix.lower() in (".jsonl", ".ndjson"):
+        with path.open(encoding="utf-8") as fh:
+            for number, line in enumerate(fh, start=1):
+                if not line.strip():
+                    continue
+                where = f"{path.name}:{number}"
+                try:
+                    values = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    yield Record(where, {"__error__": f"not JSON: {exc.msg}"}, base)
+                    continue
+                if not isinstance(values, dict):
+                    values = {"__error__": "a line must hold one JSON object"}
+                yield Record(where, values, base)
+        return
+    with path.open(newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        if not reader.fieldnames:
+            raise InvalidArgument(f"{path} is empty (a header line is needed)")
+        unknown = [c for c in reader.fieldnames if c not in COLUMNS]
+        if unknown:
+            raise InvalidArgument(
+                f"{path.name}: unknown column(s) {', '.join(unknown)}; known: {', '.join(COLUMNS)}"
+            )
+        start = reader.line_num
+        for values in reader:
+            yield Record(f"{path.name}:{start + 1}", values, base)
+            start = reader.line_num
+
+
+class GraphCache:
+    """Weightless graph bytes and profile per graph reference (path or descriptor), built once."""
+
+    def __init__(self) -> None:
+        self._graphs: dict[tuple[str, str], tuple[bytes, object] | str] = {}
+
+    def get(self, ref: str, base_dir: Path) -> tuple[bytes, object]:
+        from estimator.graph import profile_graph
+
+        key = (ref, str(base_dir))
+        if key not in self._graphs:
+            try:
+                if is_descriptor(ref):
+                    onnx_bytes = build_descriptor(ref)
+                else:
+                    file = Path(ref) if Path(ref).is_absolute() else base_dir / ref
+                    if file.is_file() and file.stat().st_size > MAX_GRAPH_BYTES:
+                        raise InvalidArgument(f"graph {ref} is larger than {MAX_GRAPH_BYTES} bytes")
+                    onnx_bytes = strip_weights_file(file)
+                self._graphs[key] = (onnx_bytes, profile_graph(onnx_bytes))
+            except JoulecastError as exc:
+                self._graphs[key] = f"graph {ref!r}: {exc}"
+        found = self._graphs[key]
+        if isinstance(found, str):
+            raise InvalidArgument(found)
+        return found
+
+    def __len__(self) -> int:
+        return sum(1 for v in self._graphs.values() if not isinstance(v, str))
+
+
+def _blank(value: object) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _int(values: Mapping[str, object], name: str, low: int, default: int | None = None) -> int:
+    raw = values.get(name)
+    if _blank(raw):
+        if default is None:
+            raise ValueError(f"{name} is missing")
+        return default
+    try:
+        number = float(raw)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}={raw!r} is not an integer") from None
+    if isinstance(raw, bool) or not math.isfinite(number) or number != int(number):
+        raise ValueError(f"{name}={raw!r} is not an integer")
+    if number < low:
+        raise ValueError(f"{name}={raw!r} must be at least {low}")
+    return int(number)
+
+
+def _float(
+    values: Mapping[str, object],
+    name: str,
+    *,
+    positive: bool,
+    required: bool,
+    high: float = math.inf,
+) -> float | None:
+    raw = values.get(name)
+    if _blank(raw):
+        if required:
+            raise ValueError(f"{name} is missing")
+        return None
+    try:
+        number = float(raw)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}={raw!r} is not a number") from None
+    if isinstance(raw, bool) or not math.isfinite(number):
+        raise ValueError(f"{name}={raw!r} is not a finite number")
+    if (positive and number <= 0) or number < 0 or number > high:
+        bound = "> 0" if positive else ">= 0"
+        raise ValueError(
+            f"{name}={raw!r} must be {bound}" + ("" if high == math.inf else f" and <= {high:g}")
+        )
+    return number
+
+
+def _text(values: Mapping[str, object], name: str) -> str | None:
+    raw = values.get(name)
+    return None if _blank(raw) else str(raw).strip()
+
+
+def to_row(record: Record, graphs: GraphCache, store_graph: dict[str, bytes]) -> Row:
+    """Validate one record and build its store row; ValueError/InvalidArgument say why not."""
+    v = record.values
+    if "__error__" in v:
+        raise ValueError(str(v["__error__"]))
+    if None in v:
+        raise ValueError("more fields than the header has columns (an unquoted comma?)")
+    unknown = sorted(str(k) for k in v if k not in COLUMNS)
+    if unknown:
+        raise ValueError(f"unknown field(s) {', '.join(unknown)}")
+    missing = [c for c in REQUIRED if _blank(v.get(c))]
+    if missing:
+        raise ValueError(f"missing {', '.join(missing)}")
+    phase = str(v["phase"]).strip()
+    if phase not in ("train", "test"):
+        raise ValueError(f"phase={phase!r} must be 'train' or 'test'")
+    hardware = str(v["hardware"]).strip()
+    if not _HARDWARE.match(hardware):
+        raise ValueError(f"hardware={hardware!r} must be 1-64 letters, digits, '.', '_' or '-'")
+    source = str(v["energy_source"]).strip()
+    why = check_source(source)
+    if why:
+        raise ValueError(why)
+    batch_size = _int(v, "batch_size", 1)
+    samples = _int(v, "samples", 1)
+    epochs = _int(v, "epochs", 1, default=1)
+    repeat = _int(v, "repeat", 0, default=0)
+    energy_j = _float(v, "energy_j", positive=True, required=True)
+    duration_s = _float(v, "duration_s", positive=True, required=True)
+    floats = {
+        n: _float(v, n, positive=False, required=False, high=100.0 if "util" in n else math.inf)
+        for n in _FLOAT_OPTIONAL
+    }
+    texts = {n: _text(v, n) for n in _TEXT_OPTIONAL}
+    ref = str(v["graph"]).strip()
+    onnx_bytes, profile = graphs.get(ref, record.base_dir)
+    sha = hashlib.sha256(onnx_bytes).hexdigest()
+    store_graph[sha] = onnx_bytes
+    config_id = texts["config_id"] or f"{hardware}/{sha[:16]}/b{batch_size}"
+    content = {
+        "graph_sha256": sha,
+        "hardware": hardware,
+        "phase": phase,
+        "batch_size": batch_size,
+        "samples": samples,
+        "epochs": epochs,
+        "repeat": repeat,
+        "energy_j": repr(energy_j),
+        "energy_source": source,
+        "duration_s": repr(duration_s),
+        "config_id": config_id,
+        "run_id": texts["run_id"],
+    }
+    digest = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:32]
+    notes = "; ".join(
+        n for n in (texts["notes"], f"run_id={texts['run_id']}" if texts["run_id"] else None) if n
+    )
+    return Row(
+        run_key=f"import/{hardware}/{digest}",
+        plan=texts["plan"] or "import",
+        config_id=config_id,
+        family=profile.family,  # type: ignore[attr-defined]
+        variant=texts["variant"] or "paper",
+        num_layers=texts["num_layers"] or "-",
+        hidden_size=texts["hidden_size"] or "-",
+        phase=phase,
+        repeat=repeat,
+        samples=samples,
+        batch_size=batch_size,
+        epochs=epochs,
+        status="ok",
+        hardware=hardware,
+        device=texts["device"] or "unknown",
+        flops_forward=profile.flops_forward,  # type: ignore[attr-defined]
+        flops_train=profile.flops_train,  # type: ignore[attr-defined]
+        params=profile.params,  # type: ignore[attr-defined]
+        duration_s=duration_s,
+        energy_j=energy_j,
+        energy_source=source,
+        energy_is_estimate=is_estimate(source),
+        energy_dynamic_j=floats["energy_dynamic_j"],
+        idle_power_w=floats["idle_power_w"],
+        power_mean_w=floats["power_mean_w"]
+        if floats["power_mean_w"] is not None
+        else energy_j / duration_s,
+        gpu_util_mean=floats["gpu_util_mean"],
+        mem_util_mean=floats["mem_util_mean"],
+        mem_used_mean_mib=floats["mem_used_mean_mib"],
+        codecarbon_energy_j=floats["codecarbon_energy_j"],
+        codecarbon_mode=texts["codecarbon_mode"],
+        meter=texts["meter"] or "import",
+        notes=notes or None,
+        device_name=texts["device_name"],
+        driver=texts["driver"],
+        cpu_model=texts["cpu_model"],
+        software=texts["software"],
+        data=texts["data"],
+        graph_sha256=sha,
+        started_at=texts["started_at"],
+        finished_at=texts["finished_at"],
+    )
+
+
+def import_records(
+    records: Iterable[Record],
+    db: str | Path,
+    *,
+    skip_bad: bool = False,
+    dry_run: bool = False,
+) -> ImportResult:
+    """Validate every record, then write the good ones in one transaction.
+
+    Raises :class:`BadImport` (nothing written) when a record is bad and ``skip_bad`` is off.
+    Records already in the store (same content, hence same run key) are counted, not rewritten.
+    """
+    result = ImportResult()
+    graphs = GraphCache()
+    graph_bytes: dict[str, bytes] = {}
+    rows: dict[str, Row] = {}
+    for record in records:
+        result.read += 1
+        try:
+            row = to_row(record, graphs, graph_bytes)
+        except (ValueError, InvalidArgument) as exc:
+            result.problems.append(Problem(record.where, str(exc)))
+            continue
+        if row.run_key in rows:
+            result.duplicates += 1
+            continue
+        rows[row.run_key] = row
+    result.graphs = len(graph_bytes)
+    if result.problems and not skip_bad:
+        raise BadImport(result.problems)
+    with MeasurementStore(db) as store:
+        present = store.all_keys() & set(rows)
+        new = [r for key, r in rows.items() if key not in present]
+        result.already_present = len(present)
+        result.imported = len(new)
+        if dry_run or not new:
+            return result
+        store.put_graphs([graph_bytes[sha] for sha in {r.graph_sha256 for r in new} if sha])
+        store.put_rows([(r, ()) for r in new], replace_failed=False)
+        result.written = True
+    logger.info("imported %d row(s) into %s", result.imported, db)
+    return result
