@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 FAMILIES = ("mlp", "cnn", "rnn", "crnn", "other")
 FLOP_KINDS = ("conv", "dense", "recurrent", "other")
@@ -31,3 +31,28 @@ class GraphProfile:
     depth: int
     node_count: int
     warnings: tuple[str, ...] = field(default=())
+
+    def features(self) -> dict[str, float]:
+        """The numeric features predictors use (FLOPs per sample, bytes, counts)."""
+        out: dict[str, float] = {
+            "flops_forward": float(self.flops_forward),
+            "flops_train": float(self.flops_train),
+        }
+        for kind in FLOP_KINDS:
+            out[f"flops_{kind}"] = float(self.flops_by_kind.get(kind, 0))
+        out.update(
+            params=float(self.params),
+            weight_bytes=float(self.weight_bytes),
+            activation_bytes=float(self.activation_bytes),
+            arithmetic_intensity=float(self.arithmetic_intensity),
+            recurrent_steps=float(self.recurrent_steps),
+            depth=float(self.depth),
+        )
+        return out
+
+    def to_dict(self) -> dict[str, object]:
+        """A JSON-ready dict with every field (``flops_by_kind`` a plain dict, warnings a list)."""
+        d = asdict(self)
+        d["flops_by_kind"] = {k: int(self.flops_by_kind.get(k, 0)) for k in FLOP_KINDS}
+        d["warnings"] = list(self.warnings)
+        return d
