@@ -25,7 +25,7 @@ OBSERVED_UTIL = "observed_gpu_util"
 """Optional frame column: the caller's observed mean GPU utilisation (percent) for that row."""
 
 NO_UTIL_NOTE = (
-    "utilisation-aware: the training rows carry no GPU utilisation (CPU runs); energy comes "
+    "utilisation-aware: the training rows carry no GPU utilisation (CPU runs or imported data); energy comes "
     "from the predicted duration times mean power (E = P·t)"
 )
 
