@@ -6,6 +6,7 @@
    once with the same graph (the server's profile cache answers) and once with a graph whose
    bytes change on every call (profiled each time: the cold path).
 2. Throughput with 8 concurrent clients (one channel each) for ``--seconds``.
+   Then ``PredictorRegistry.predict`` alone, in process (the estimator's share of a request).
 3. Bytes uploaded for the paper's largest MLP (mlp n32 h4096, 554 M parameters): the weightless
    graph (exported for real, from uninitialised memory) vs the full model (computed as
    4 bytes x parameters + the graph: exporting 2.2 GB of weights is not needed to know it).
@@ -175,6 +176,30 @@ def throughput(address: str, graph: bytes, clients: int, seconds: float) -> dict
     }
 
 
+def registry_latency(artifacts: Path, graph: bytes, n: int) -> dict[str, float]:
+    """In-process ``PredictorRegistry.predict`` on the sample's (already computed) profile.
+
+    What the server spends in the estimator per cached request, without gRPC or profiling.
+    """
+    from estimator.graph import profile_graph
+    from estimator.service import PredictorRegistry
+
+    registry = PredictorRegistry(artifacts)
+    profile = profile_graph(graph)
+    for _ in range(10):
+        registry.predict(profile, batch_size=8, samples=1578, epochs=1)
+    times = []
+    for _ in range(n):
+        start = time.perf_counter()
+        registry.predict(profile, batch_size=8, samples=1578, epochs=1)
+        times.append(time.perf_counter() - start)
+    return {
+        "n": n,
+        "p50_ms": 1000 * statistics.median(times),
+        "p95_ms": 1000 * percentile(times, 0.95),
+    }
+
+
 def largest_mlp_upload() -> dict[str, object]:
     import torch
 
@@ -227,6 +252,7 @@ def main() -> int:
         finally:
             proc.terminate()
             proc.wait(30)
+        report["registry_predict_in_process"] = registry_latency(artifacts, graph, args.requests)
     report["upload_largest_mlp"] = largest_mlp_upload()
     print(json.dumps(report, indent=2))
     return 0

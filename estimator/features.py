@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -145,3 +146,81 @@ def log_features(frame: pd.DataFrame) -> np.ndarray:
     if not np.all(np.isfinite(matrix)):
         matrix = np.nan_to_num(matrix, nan=0.0, posinf=math.log(1e30), neginf=0.0)
     return matrix
+
+
+# -- serving: one row, numpy only ---------------------------------------------------------------
+
+OBSERVED_UTIL = "observed_gpu_util"
+"""Optional frame column: the caller's observed mean GPU utilisation (percent) for that row."""
+
+_LOG_MAX1 = ("params", "weight_bytes", "activation_bytes", "depth", "node_count", "batch_size")
+"""Columns of :func:`log_features` taken as ``log(max(v, 1))`` (besides the phase FLOPs)."""
+_LOG1P = ("flops_conv", "flops_dense", "flops_recurrent", "flops_other", "recurrent_steps")
+"""Columns taken as ``log1p(max(v, 0))``."""
+_SHARES = ("flops_conv", "flops_dense", "flops_recurrent")
+"""Columns divided by ``max(flops_forward, 1)``."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServeRow:
+    """One phase of one request, as the predictors' fast path reads it (no pandas).
+
+    ``log`` is the ``(1, len(LOG_FEATURES))`` :func:`log_features` matrix of the one-row frame
+    ``phase_row(features, phase)``; ``flops`` its :func:`phase_flops`; ``features`` the raw
+    :func:`run_features` mapping (for predictors without a fast path).
+    """
+
+    phase: str
+    family: str
+    flops: float
+    params: float
+    log: np.ndarray
+    features: Mapping[str, object]
+    observed_util: float | None = None
+
+    def with_observed_util(self, util: float) -> ServeRow:
+        return ServeRow(
+            self.phase, self.family, self.flops, self.params, self.log, self.features, util
+        )
+
+    def frame(self) -> pd.DataFrame:
+        """The one-row frame the reference (fitting) path reads: same values as this row."""
+        row: dict[str, object] = {**self.features, "phase": self.phase}
+        if self.observed_util is not None:
+            row[OBSERVED_UTIL] = float(self.observed_util)
+        return pd.DataFrame([row])
+
+
+def serve_rows(features: Mapping[str, object], phases: tuple[str, ...] = PHASES) -> dict:
+    """``{phase: ServeRow}`` of one :func:`run_features` mapping, computed once for all phases.
+
+    Element for element the same arithmetic as :func:`log_features` on a one-row frame (numpy
+    ufuncs on float64 arrays), so predictions are bit-identical to the frame path.
+    """
+    get = features.__getitem__
+    max1 = np.log(np.maximum(np.array([float(get(k)) for k in _LOG_MAX1]), 1.0))
+    log1p = np.log1p(np.maximum(np.array([float(get(k)) for k in _LOG1P]), 0.0))
+    total = np.maximum(np.array([float(get("flops_forward"))]), 1.0)
+    shares = np.array([float(get(k)) for k in _SHARES]) / total
+    intensity = np.log(np.maximum(np.array([float(get("arithmetic_intensity"))]), 1e-6))
+    flops_by_phase = {"train": float(get("flops_train")), "test": float(get("flops_forward"))}
+    log_flops = np.log(np.maximum(np.array([flops_by_phase[p] for p in phases]), 1.0))
+    family = str(get("family"))
+    params = float(get("params"))
+    rows = {}
+    for i, phase in enumerate(phases):
+        vector = np.empty((1, len(LOG_FEATURES)))
+        values = vector[0]
+        values[0] = log_flops[i]
+        values[1:5] = log1p[:4]
+        values[5:8] = shares
+        values[8:11] = max1[:3]  # params, weight_bytes, activation_bytes
+        values[11] = intensity[0]
+        values[12] = log1p[4]  # recurrent_steps
+        values[13:16] = max1[3:]  # depth, node_count, batch_size
+        values[16] = 1.0 if phase == "train" else 0.0
+        if not np.all(np.isfinite(vector)):
+            vector = np.nan_to_num(vector, nan=0.0, posinf=math.log(1e30), neginf=0.0)
+        vector.flags.writeable = False
+        rows[phase] = ServeRow(phase, family, flops_by_phase[phase], params, vector, features)
+    return rows

@@ -17,11 +17,11 @@ import numpy as np
 from estimator.artifacts import Published, list_hardware, load_current
 from estimator.dataset import from_store
 from estimator.evaluation import OBSERVED_VARIANT
-from estimator.features import run_features
+from estimator.features import ServeRow, run_features, serve_rows
 from estimator.graph import GraphProfile
 from estimator.intervals import interval
-from estimator.predictors import OBSERVED_UTIL, UtilisationAware
-from estimator.training import Bundle, fit_bundle, phase_row
+from estimator.predictors import UtilisationAware
+from estimator.training import Bundle, fit_bundle
 from joulecast.errors import FailedPrecondition, InvalidArgument, JoulecastError, NotFound
 
 logger = logging.getLogger(__name__)
@@ -85,6 +85,7 @@ def estimate(
     features = run_features(
         profile, phase="train", batch_size=batch_size, samples=samples, epochs=epochs
     )
+    rows = serve_rows(features, tuple(p for p in ("train", "test") if p in bundle.phases))
     count = float(samples) * float(epochs)
     answers: dict[str, PhaseEstimate | None] = {}
     for phase in ("train", "test"):
@@ -94,7 +95,7 @@ def estimate(
             )
             answers[phase] = None
             continue
-        answers[phase] = _phase(bundle, features, phase, count, observed_gpu_util, warnings)
+        answers[phase] = _phase(bundle, rows[phase], count, observed_gpu_util, warnings)
     return EnergyPrediction(
         train=answers["train"],
         test=answers["test"],
@@ -108,14 +109,14 @@ def estimate(
 
 def _phase(
     bundle: Bundle,
-    features: dict[str, object],
-    phase: str,
+    row: ServeRow,
     count: float,
     observed_util: float | None,
     warnings: list[str],
 ) -> PhaseEstimate:
-    row = phase_row(features, phase)
-    family = str(features["family"])
+    """One phase's estimate: numpy rows and the predictors' ``predict_row`` (no pandas)."""
+    phase = row.phase
+    family = row.family
     name = bundle.selected[phase]
     q = bundle.q_log[phase].get(name, math.log(2.0))
     util_model = bundle.duration_model
@@ -131,7 +132,7 @@ def _phase(
         if util_model is not None and util_model.uses_util_:
             name = UtilisationAware.name
             q = bundle.q_log[phase].get(OBSERVED_VARIANT, bundle.q_log[phase].get(name, q))
-            row[OBSERVED_UTIL] = float(observed_util)
+            row = row.with_observed_util(float(observed_util))
             warnings.append(
                 f"{phase}: answered by utilisation-aware with the observed GPU utilisation "
                 f"{observed_util:g} %"
@@ -142,14 +143,21 @@ def _phase(
             )
     if name == UtilisationAware.name and util_model is not None and not util_model.uses_util_:
         warnings.extend(util_model.notes)
-    per_sample = float(bundle.predictors[name].predict(row)[0])
+    predictor = bundle.predictors[name]
+    duration_per_sample: float | None = None
+    if util_model is not None and predictor is util_model:
+        per_sample, duration_per_sample = util_model.predict_row_and_duration(row)
+    else:
+        per_sample = predictor.predict_row(row)
+        if util_model is not None:
+            duration_per_sample = util_model.predict_duration_row(row)
     if not (math.isfinite(per_sample) and per_sample > 0):
         raise FailedPrecondition(f"{name} produced no {phase} prediction for this graph")
     energy = per_sample * count
     low, high = interval(energy, q)
     duration = None
-    if util_model is not None:
-        seconds = float(util_model.predict_duration(row)[0]) * count
+    if duration_per_sample is not None:
+        seconds = duration_per_sample * count
         duration = seconds if np.isfinite(seconds) else None
     return PhaseEstimate(energy, low, high, duration, name)
 

@@ -6,13 +6,20 @@ sample costs ``a + b·FLOPs_train`` and a test sample ``a' + b'·FLOPs_forward``
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar, Self
 
 import numpy as np
 import pandas as pd
 
-from estimator.features import phase_flops
-from estimator.predictors.base import PHASES, Predictor, affine_relative, positive
+from estimator.features import ServeRow, phase_flops
+from estimator.predictors.base import (
+    PHASES,
+    Predictor,
+    affine_relative,
+    positive,
+    positive_one,
+)
 
 
 def _x(frame: pd.DataFrame, on: str) -> np.ndarray:
@@ -41,6 +48,12 @@ class GlobalFlops(Predictor):
             mask = frame["phase"].to_numpy() == phase
             out[mask] = a + b * x[mask]
         return positive(out, self.floor_)
+
+    def predict_row(self, row: ServeRow) -> float:
+        coef = self.coef_.get(row.phase)
+        if coef is None:
+            return math.nan
+        return positive_one(coef[0] + coef[1] * row.flops, self.floor_)
 
     def state(self) -> dict[str, Any]:
         return {"coef": self.coef_, "floor": self.floor_}
@@ -92,6 +105,14 @@ class FamilyAffine(Predictor):
             a, b = self.coef_[phase].get(family, self.pooled_[phase])
             out[i] = a + b * x[i]
         return positive(out, self.floor_)
+
+    def predict_row(self, row: ServeRow) -> float:
+        pooled = self.pooled_.get(row.phase)
+        if pooled is None:
+            return math.nan
+        a, b = self.coef_[row.phase].get(row.family, pooled)
+        x = row.flops if self.on == "flops" else row.params
+        return positive_one(a + b * x, self.floor_)
 
     def slopes(self, phase: str) -> dict[str, float]:
         """Fitted slope per family (J per sample per FLOP, or per parameter)."""

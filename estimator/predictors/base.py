@@ -9,6 +9,7 @@ quantity (always > 0), and serialise to JSON-compatible files (never pickle).
 from __future__ import annotations
 
 import json
+import math
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar, Self
 
@@ -16,6 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import nnls
 
+from estimator.features import ServeRow
 from joulecast.errors import FailedPrecondition
 
 PHASES = ("train", "test")
@@ -38,6 +40,10 @@ class Predictor(ABC):
     @abstractmethod
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
         """Energy per sample per epoch in joules, > 0; NaN for a phase it was not fitted on."""
+
+    def predict_row(self, row: ServeRow) -> float:
+        """:meth:`predict` of one serving row, the same value; subclasses skip pandas here."""
+        return float(self.predict(row.frame())[0])
 
     @abstractmethod
     def state(self) -> dict[str, Any]:
@@ -126,6 +132,11 @@ class Ridge:
         z = np.clip((np.asarray(x, float) - self.mean_) / self.std_, -self.zmax_, self.zmax_)
         return np.clip(z @ self.coef_ + self.intercept_, *self.ylim_)
 
+    def predict_one(self, x: np.ndarray) -> float:
+        """:meth:`predict` of a ``(1, n)`` float64 matrix as a float (same arithmetic)."""
+        z = np.clip((x - self.mean_) / self.std_, -self.zmax_, self.zmax_)
+        return float(np.clip(z @ self.coef_ + self.intercept_, self.ylim_[0], self.ylim_[1])[0])
+
     def state(self) -> dict[str, Any]:
         return {
             "alpha": self.alpha,
@@ -154,3 +165,8 @@ class Ridge:
 def positive(values: np.ndarray, floor: float) -> np.ndarray:
     """Clamp predictions to at least ``floor`` (> 0), keeping NaN (phase not fitted)."""
     return np.where(np.isnan(values), np.nan, np.maximum(values, floor))
+
+
+def positive_one(value: float, floor: float) -> float:
+    """:func:`positive` of one value."""
+    return value if math.isnan(value) else max(value, floor)

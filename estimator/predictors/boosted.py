@@ -9,14 +9,15 @@ still gets an answer.
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar, Self
 
 import numpy as np
 import pandas as pd
 import xgboost as xgb
 
-from estimator.features import LOG_FEATURES, log_features, phase_flops
-from estimator.predictors.base import PHASES, Predictor, positive
+from estimator.features import LOG_FEATURES, ServeRow, log_features, phase_flops
+from estimator.predictors.base import PHASES, Predictor, positive, positive_one
 
 _MODEL_FILE = "boosted.xgb.json"
 
@@ -100,6 +101,21 @@ class Boosted(Predictor):
             )
             out[known] = np.exp(self.booster_.predict(matrix, output_margin=True))
         return positive(out, self.floor_)
+
+    def predict_row(self, row: ServeRow) -> float:
+        """:meth:`predict` of one row: ``inplace_predict`` on its numpy features, no DMatrix.
+
+        The same float32 inputs, base margin and output as the DMatrix path, so the same value.
+        """
+        line = self.line_.get(row.phase)
+        if line is None:
+            return math.nan
+        logx = np.log(np.maximum(np.array([row.flops]), 1.0))
+        base = line[0] + line[1] * logx
+        margin = self.booster_.inplace_predict(
+            row.log, predict_type="margin", base_margin=base, validate_features=False
+        )
+        return positive_one(float(np.exp(margin)[0]), self.floor_)
 
     def state(self) -> dict[str, Any]:
         return {

@@ -11,18 +11,18 @@ per phase, and the predictor says so in :attr:`notes`.
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar, Self
 
 import numpy as np
 import pandas as pd
 from scipy.optimize import nnls
 
-from estimator.features import LOG_FEATURES, log_features
-from estimator.predictors.base import PHASES, Predictor, Ridge, positive
+from estimator.features import LOG_FEATURES, OBSERVED_UTIL, ServeRow, log_features
+from estimator.predictors.base import PHASES, Predictor, Ridge, positive, positive_one
 from joulecast.errors import FailedPrecondition
 
-OBSERVED_UTIL = "observed_gpu_util"
-"""Optional frame column: the caller's observed mean GPU utilisation (percent) for that row."""
+__all__ = ["NO_UTIL_NOTE", "OBSERVED_UTIL", "UtilisationAware"]
 
 NO_UTIL_NOTE = (
     "utilisation-aware: the training rows carry no GPU utilisation (CPU runs or imported data); energy comes "
@@ -101,6 +101,29 @@ class UtilisationAware(Predictor):
             power = np.array([self.power_.get(p, np.nan) for p in phases])
         out = np.where(known, power * t, np.nan)
         return positive(out, self.floor_)
+
+    def predict_duration_row(self, row: ServeRow) -> float:
+        """:meth:`predict_duration` of one serving row."""
+        return float(np.exp(self.duration_.predict(row.log))[0])
+
+    def predict_row(self, row: ServeRow) -> float:
+        return self.predict_row_and_duration(row)[0]
+
+    def predict_row_and_duration(self, row: ServeRow) -> tuple[float, float]:
+        """(:meth:`predict`, :meth:`predict_duration`) of one serving row, one duration fit."""
+        t = np.exp(self.duration_.predict(row.log))
+        if row.phase not in self.power_:
+            return math.nan, float(t[0])
+        if self.uses_util_:
+            assert self.util_ is not None
+            if row.observed_util is not None and math.isfinite(row.observed_util):
+                util = np.array([float(row.observed_util)])
+            else:
+                util = _expit(self.util_.predict(row.log))
+            power = self.idle_power_w_ + self.k_w_per_pct_ * util
+        else:
+            power = np.array([self.power_[row.phase]])
+        return positive_one(float((power * t)[0]), self.floor_), float(t[0])
 
     def state(self) -> dict[str, Any]:
         return {
