@@ -99,9 +99,12 @@ def out_of_fold(
 
 @dataclass(frozen=True)
 class Evaluation:
-    """``scores[scheme][phase][predictor]`` for every scheme that could run."""
+    """``scores[scheme][phase][predictor]`` for every scheme that could run, and the
+    leave-one-configuration-out predictions behind them (``held_out``: one row per measured
+    row and predictor, energies in joules for the row's samples and epochs)."""
 
     scores: dict[str, dict[str, dict[str, Scores]]]
+    held_out: pd.DataFrame | None = None
 
     def get(self, scheme: str, phase: str, predictor: str) -> Scores | None:
         return self.scores.get(scheme, {}).get(phase, {}).get(predictor)
@@ -134,6 +137,8 @@ def evaluate(frame: pd.DataFrame, names: list[str]) -> Evaluation:
     y = frame["energy_per_sample_j"].to_numpy(float)
     phases = frame["phase"].to_numpy()
     scores: dict[str, dict[str, dict[str, Scores]]] = {}
+    held_out: list[pd.DataFrame] = []
+    scale = (frame["samples"] * frame["epochs"]).to_numpy(float)
     for scheme, column in SCHEMES.items():
         groups = frame[column].astype(str).to_numpy()
         if len(np.unique(groups)) < 2:
@@ -142,6 +147,19 @@ def evaluate(frame: pd.DataFrame, names: list[str]) -> Evaluation:
         by_phase: dict[str, dict[str, Scores]] = {}
         for name in names:
             pred, observed = out_of_fold(PREDICTORS[name], frame, y, groups)
+            if scheme == "loco":
+                held_out.append(
+                    pd.DataFrame(
+                        {
+                            "config_id": frame["config_id"].to_numpy(),
+                            "family": frame["family"].to_numpy(),
+                            "phase": phases,
+                            "predictor": name,
+                            "measured_j": y * scale,
+                            "predicted_j": pred * scale,
+                        }
+                    )
+                )
             for phase in np.unique(phases):
                 m = phases == phase
                 n_folds = len(np.unique(fold_of(groups)))
@@ -153,4 +171,4 @@ def evaluate(frame: pd.DataFrame, names: list[str]) -> Evaluation:
                         metrics(y[m], observed[m], groups[m]), folds=n_folds
                     )
         scores[scheme] = by_phase
-    return Evaluation(scores)
+    return Evaluation(scores, pd.concat(held_out, ignore_index=True) if held_out else None)

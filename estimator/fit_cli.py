@@ -28,6 +28,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--out", type=Path, default=DEFAULT_ARTIFACTS, help="artifacts folder (default: artifacts/)"
     )
     fit.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    fit.add_argument(
+        "--cv-out",
+        type=Path,
+        help="write the leave-one-configuration-out predictions as CSV (for `joulecast report --cv`)",
+    )
     fit.set_defaults(func=run_fit)
 
     listing = subparsers.add_parser(
@@ -41,7 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_fit(args: argparse.Namespace) -> int:
-    result = fit_and_publish(args.db, args.hardware, args.out)
+    result = fit_and_publish(args.db, args.hardware, args.out, held_out_csv=args.cv_out)
     if args.json:
         print(json.dumps(result, indent=1, default=str))
     else:

@@ -260,15 +260,25 @@ def describe_published(published: Published) -> dict:
     }
 
 
-def fit_and_publish(store_path: Path, hardware: str | None, artifacts_dir: Path) -> dict:
+def fit_and_publish(
+    store_path: Path,
+    hardware: str | None,
+    artifacts_dir: Path,
+    held_out_csv: Path | None = None,
+) -> dict:
     """Fit on one hardware's rows of a measurement store and publish a new version.
 
     ``hardware`` None means the only hardware in the store (an error lists them otherwise).
-    Returns :func:`describe_published` of the new version.
+    ``held_out_csv``, when given, receives the leave-one-configuration-out predictions of every
+    predictor (config_id, family, phase, predictor, measured_j, predicted_j), the input of the
+    report's predicted-vs-measured figure. Returns :func:`describe_published` of the new version.
     """
     from estimator.artifacts import publish
 
     dataset = from_store(store_path, hardware)
     bundle = fit_bundle(dataset)
     published = publish(bundle, artifacts_dir)
+    if held_out_csv is not None and bundle.held_out is not None:
+        held_out_csv.parent.mkdir(parents=True, exist_ok=True)
+        bundle.held_out.to_csv(held_out_csv, index=False)
     return describe_published(published)

@@ -48,6 +48,8 @@ class Bundle:
     scores: Mapping[str, object]
     notes: tuple[str, ...] = field(default=())
     dataset: Mapping[str, object] = field(default_factory=dict)
+    held_out: pd.DataFrame | None = field(default=None, repr=False)
+    """Leave-one-configuration-out predictions of every predictor (not stored in artifacts)."""
 
     @property
     def duration_model(self) -> UtilisationAware | None:
@@ -107,6 +109,7 @@ def fit_bundle(dataset: Dataset, names: list[str] | None = None) -> Bundle:
             "families": sorted(set(frame["family"])),
             "size_check": size,
         },
+        held_out=evaluation.held_out,
     )
 
 

@@ -140,3 +140,30 @@ def test_cli_fit_and_list(store_path: Path, tmp_path: Path, capsys: pytest.Captu
     assert args.func(args) == 0
     out = capsys.readouterr().out
     assert fitted["version"] in out and "ESTIMATED" in out
+
+
+def test_fit_writes_held_out_predictions_for_the_report(store_path: Path, tmp_path: Path) -> None:
+    import pandas as pd
+
+    from collector.store import MeasurementStore
+
+    csv_path = tmp_path / "cv.csv"
+    result = fit_and_publish(store_path, "cpu-small", tmp_path / "a", held_out_csv=csv_path)
+    held = pd.read_csv(csv_path)
+    assert set(held.columns) >= {
+        "config_id",
+        "family",
+        "phase",
+        "predictor",
+        "measured_j",
+        "predicted_j",
+    }
+    with MeasurementStore(store_path) as store:
+        rows = store.rows(hardware="cpu-small")
+    selected = held[held["predictor"] == result["selected"]["test"]]
+    test = selected[selected["phase"] == "test"]
+    assert len(test) == sum(r.phase == "test" for r in rows)
+    assert sorted(test["measured_j"].round(6)) == sorted(
+        round(r.energy_j, 6) for r in rows if r.phase == "test"
+    )
+    assert (held["predicted_j"] > 0).all()
