@@ -57,13 +57,24 @@ def query_from_request(request: pb.PredictEnergyRequest) -> PredictQuery:
     return _query(request.onnx_model, request)
 
 
+MAX_STREAM_CHUNKS = 16_384
+"""Most chunks in one streamed graph: empty chunks add no bytes, so the byte cap alone would
+let an endless stream of them hold a worker until the client's deadline (64 MiB in 16,384
+chunks is 4 KiB a chunk; the client sends 1 MiB chunks)."""
+
+
 def query_from_chunks(chunks: Iterable[pb.PredictEnergyChunk], max_bytes: int) -> PredictQuery:
     """Reassemble a streamed graph. Options come in the first chunk only; the total is capped
-    at ``max_bytes`` (checked as chunks arrive, so an endless stream is cut short)."""
+    at ``max_bytes`` and the count at :data:`MAX_STREAM_CHUNKS` (checked as chunks arrive, so
+    an endless stream is cut short)."""
     options: pb.PredictOptions | None = None
     parts: list[bytes] = []
     total = 0
     for n, chunk in enumerate(chunks):
+        if n >= MAX_STREAM_CHUNKS:
+            raise ResourceLimit(
+                f"stream has more than {MAX_STREAM_CHUNKS} chunks; send larger chunks"
+            )
         if n == 0:
             if not chunk.HasField("options"):
                 raise InvalidArgument("the first chunk must carry the options")

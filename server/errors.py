@@ -66,6 +66,11 @@ def grpc_errors(method: F) -> F:
             code = status_of(exc)
             logger.info("%s -> %s: %s", method.__name__, code.name, _details(exc))
             context.abort(code, _details(exc))
+        except grpc.RpcError:
+            # Reading the request stream failed: the client cancelled or its deadline passed.
+            # Not a server bug, and nobody is left to read a status.
+            logger.info("%s: the client went away while streaming", method.__name__)
+            context.abort(grpc.StatusCode.CANCELLED, "the request stream ended abnormally")
         except Exception:
             logger.exception("unexpected error in %s", method.__name__)
             context.abort(

@@ -6,7 +6,9 @@ any error; state-changing methods check the token before reading their stream.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from typing import TypeVar
 
 import grpc
 
@@ -16,6 +18,32 @@ from server.core import EstimatorCore
 from server.errors import grpc_errors
 from server.generated import estimator_pb2 as pb
 from server.generated import estimator_pb2_grpc as pb_grpc
+
+T = TypeVar("T")
+
+
+CANCEL_GRACE_S = 0.02
+"""How long the end of a measurement stream waits for a late cancellation, in seconds."""
+
+
+class StreamCancelled(grpc.RpcError):
+    """The client cancelled a request stream (``server.errors`` answers CANCELLED)."""
+
+
+def _whole_stream(requests: Iterator[T], context: grpc.ServicerContext) -> Iterator[T]:
+    """``requests``, then a check that the stream really ended.
+
+    A client that cancels half-way (its request generator raised, say) can look to the
+    server's iterator like a finished stream: gRPC reports the cancellation a moment later. The
+    rows sent before would then be committed although the client saw the call fail. So the end
+    of a stream waits :data:`CANCEL_GRACE_S` for a cancellation before the rows are committed.
+    """
+    ended = threading.Event()
+    if not context.add_callback(ended.set):
+        raise StreamCancelled()
+    yield from requests
+    if ended.wait(CANCEL_GRACE_S) or not context.is_active():
+        raise StreamCancelled()
 
 
 class EnergyEstimatorServicer(pb_grpc.EnergyEstimatorServicer):
@@ -43,7 +71,8 @@ class EnergyEstimatorServicer(pb_grpc.EnergyEstimatorServicer):
         self, request_iterator: Iterator[pb.MeasurementRow], context: grpc.ServicerContext
     ) -> pb.AddMeasurementsResponse:
         self._auth.require(context.invocation_metadata())
-        verdicts = self._core.add_measurements(converters.incoming_from_messages(request_iterator))
+        rows = converters.incoming_from_messages(_whole_stream(request_iterator, context))
+        verdicts = self._core.add_measurements(rows)
         return converters.response_from_verdicts(verdicts)
 
     @grpc_errors
