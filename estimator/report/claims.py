@@ -415,6 +415,10 @@ def c6(data: ReportData) -> tuple[ClaimResult, list[Detail]]:
     return ClaimResult("C6", STATEMENTS["C6"], stat, mem_pooled, text, verdict, reason), details
 
 
+MIN_SIZE_SPAN = 2.0
+"""Q1 looks only at configurations measured on sample counts at least this far apart."""
+
+
 def dataset_size_table(data: ReportData) -> pd.DataFrame:
     """Per configuration, variant and phase with several sample counts: affine fit of energy on
     samples. Columns: slope_j_per_sample, intercept_j, r2 (NaN under three counts),
@@ -423,7 +427,8 @@ def dataset_size_table(data: ReportData) -> pd.DataFrame:
     keys = ["config_id", "family", "variant", "phase", "batch_size", "epochs"]
     for key, sub in data.configs.groupby(keys, sort=True):
         sizes = sub["samples"].nunique()
-        if sizes < 2:
+        # sample counts that differ by a few percent (repeats of one run) say nothing on size
+        if sizes < 2 or sub["samples"].max() < MIN_SIZE_SPAN * sub["samples"].min():
             continue
         x = sub["samples"].to_numpy(float)
         y = sub["energy_j"].to_numpy(float)

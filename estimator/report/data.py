@@ -65,6 +65,11 @@ class ReportData:
     devices: tuple[str, ...]
     device_names: tuple[str, ...]
     cpu_models: tuple[str, ...]
+    rescaled: bool = False
+    """True when no workload was shared by most configurations (imported data, where every run
+    has its own sample count and batch): ``reference`` then holds every configuration with its
+    energy and duration rescaled to ``reference_samples`` samples and one epoch, batch as measured
+    (``reference_batch_size`` = 0)."""
 
 
 def choose_hardware(store: MeasurementStore, hardware: str | None) -> str:
@@ -126,6 +131,10 @@ def load(db_path: str | Path, hardware: str | None = None) -> tuple[ReportData, 
     reference = basis[
         (basis["samples"] == samples) & (basis["batch_size"] == batch) & (basis["epochs"] == epochs)
     ].reset_index(drop=True)
+    rescaled = len(reference) < MIN_REFERENCE_SHARE * len(basis)
+    if rescaled:
+        samples, batch, epochs = RESCALED_SAMPLES, 0, 1
+        reference = rescale(basis, RESCALED_SAMPLES)
     data = ReportData(
         hardware=name,
         runs=frame.reset_index(drop=True),
@@ -140,8 +149,28 @@ def load(db_path: str | Path, hardware: str | None = None) -> tuple[ReportData, 
         devices=_distinct(frame["device"]),
         device_names=_distinct(frame["device_name"]),
         cpu_models=_distinct(frame["cpu_model"]),
+        rescaled=rescaled,
     )
     return data, store
+
+
+MIN_REFERENCE_SHARE = 0.5
+"""The most frequent workload must cover this share of configurations, else rows are rescaled."""
+RESCALED_SAMPLES = 1000
+
+
+def rescale(configs: pd.DataFrame, samples: int) -> pd.DataFrame:
+    """Every configuration's energy and duration as if it had run ``samples`` samples, 1 epoch.
+
+    Energy per sample is what the estimator models too; power and FLOP/s are unchanged.
+    """
+    out = configs.copy()
+    factor = samples / (out["samples"] * out["epochs"])
+    for col in ("energy_j", "energy_std_j", "energy_dynamic_j", "duration_s", "flops_total"):
+        if col in out:
+            out[col] = out[col] * factor
+    out["samples"], out["epochs"] = samples, 1
+    return out.reset_index(drop=True)
 
 
 def _distinct(column: pd.Series) -> tuple[str, ...]:

@@ -60,6 +60,8 @@ def _present(frame: pd.DataFrame) -> list[str]:
 
 
 def _workload(data: ReportData) -> str:
+    if data.rescaled:
+        return f"rescaled to {data.reference_samples} samples, batch as measured"
     return (
         f"{data.reference_samples} samples, batch {data.reference_batch_size}, "
         f"{data.reference_epochs} epoch(s)"

@@ -33,9 +33,18 @@ def header(data: ReportData) -> list[str]:
         + (f"; CPU {', '.join(data.cpu_models)}" if data.cpu_models else ""),
         f"- **Energy source**: {sources}",
         f"- **Rows**: {len(data.runs)} successful runs; {len(data.configs)} configuration-phases "
-        f"after averaging repeats; figures and claims C1–C6 use the paper variant at the most "
-        f"frequent workload: {data.reference_samples} samples, batch {data.reference_batch_size}, "
-        f"{data.reference_epochs} epoch(s) ({len(data.reference)} configuration-phases).",
+        + (
+            f"after averaging repeats; no workload is shared by most configurations, so figures "
+            f"and claims C1–C6 use every configuration with its energy and duration rescaled to "
+            f"{data.reference_samples} samples and 1 epoch (energy per sample × "
+            f"{data.reference_samples}; batch as measured) ({len(data.reference)} "
+            "configuration-phases)."
+            if data.rescaled
+            else f"after averaging repeats; figures and claims C1–C6 use the paper variant at the "
+            f"most frequent workload: {data.reference_samples} samples, batch "
+            f"{data.reference_batch_size}, {data.reference_epochs} epoch(s) "
+            f"({len(data.reference)} configuration-phases)."
+        ),
     ]
     if data.dropped_estimates:
         lines.append(

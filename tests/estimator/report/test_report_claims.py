@@ -87,3 +87,26 @@ def test_statistics() -> None:
     assert math.isnan(spearman([1, 2], [1, 2]).rho)
     assert separation_auc([5, 6], [1, 2]) == 1.0
     assert separation_auc([1, 2], [1, 2]) == 0.5
+
+
+def test_runs_of_different_sizes_are_rescaled_to_one_workload(
+    make_store: Callable[..., Path],
+) -> None:
+    """Imported data (every run its own sample count) is compared per sample, not dropped."""
+    import sqlite3
+
+    path = make_store(sizes=None, frames=None)
+    with sqlite3.connect(path) as db:
+        # each run measured on its own number of samples: energy and duration grow with it
+        db.execute(
+            "UPDATE measurements SET samples = samples * (1 + id % 5), "
+            "energy_j = energy_j * (1 + id % 5), duration_s = duration_s * (1 + id % 5)"
+        )
+    data, store = load(path)
+    store.close()
+    assert data.rescaled
+    assert data.reference_samples == 1000
+    assert data.reference["config_id"].nunique() == data.configs["config_id"].nunique()
+    assert set(data.reference["samples"]) == {1000}
+    claims = {r.claim: r for r in evaluate(data)[0]}
+    assert claims["C1"].verdict == HOLDS, claims["C1"].reason
