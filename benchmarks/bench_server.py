@@ -11,7 +11,7 @@
    graph (exported for real, from uninitialised memory) vs the full model (computed as
    4 bytes x parameters + the graph: exporting 2.2 GB of weights is not needed to know it).
 
-The server runs in its own process (``python -m server.cli serve --port 0``). Without
+The server runs in its own process (``python -m joulecast.cli serve --port 0``). Without
 ``--artifacts`` a throwaway predictor is fitted on formula energies of a small sweep.
 Goals (issue 7): p50 <= 15 ms, >= 300 req/s with 8 clients on 2 cores.
 """
@@ -93,7 +93,7 @@ def throwaway_artifacts(folder: Path) -> Path:
 
 def start_server(artifacts: Path) -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "server.cli", "serve", "--port", "0", "--artifacts", str(artifacts)],
+        [sys.executable, "-m", "joulecast.cli", "serve", "--port", "0", "--artifacts", str(artifacts)],
         stdout=subprocess.PIPE,
         text=True,
         cwd=ROOT,

@@ -11,11 +11,10 @@ import argparse
 import json
 import logging
 import signal
-import sys
 from pathlib import Path
 from typing import Any
 
-from joulecast.errors import InvalidArgument, JoulecastError
+from joulecast.errors import InvalidArgument
 from server.settings import DEFAULT_ARTIFACTS, ServerSettings, read_token
 
 logger = logging.getLogger(__name__)
@@ -234,24 +233,3 @@ def cmd_predictors(args: argparse.Namespace) -> int:
     with _client(args) as client:
         print(json.dumps(client.list_predictors(), indent=2))
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Run these commands alone (``python -m server.cli``), as ``joulecast`` would."""
-    parser = argparse.ArgumentParser(prog="joulecast")
-    parser.add_argument("-v", "--verbose", action="store_true")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
-    try:
-        return int(args.func(args) or 0)
-    except JoulecastError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

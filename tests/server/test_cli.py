@@ -14,17 +14,14 @@ import onnx
 import pytest
 
 from collector.store import MeasurementStore
-from joulecast import cli as joulecast_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "examples" / "sample_crnn.onnx"
 
 
 def joulecast() -> list[str]:
-    """The ``joulecast`` command, or ``python -m server.cli`` until it registers server.cli."""
-    if "server.cli" in joulecast_cli._COMMAND_MODULES:
-        return [sys.executable, "-m", "joulecast.cli"]
-    return [sys.executable, "-m", "server.cli"]
+    """The ``joulecast`` command, run with this interpreter."""
+    return [sys.executable, "-m", "joulecast.cli"]
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
