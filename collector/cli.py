@@ -101,19 +101,18 @@ def collect_command(args: argparse.Namespace) -> int:
     hardware = args.hardware or default_hardware(args.device)
     if args.meter == "replay" and not args.hardware:
         hardware = f"replay-{Path(args.trace or 'trace').stem}"
-    meter_args = {
-        "kind": args.meter,
-        "device": args.device,
-        "sample_interval_s": args.sample_interval,
-        "with_codecarbon": args.with_codecarbon,
-    }
-    if args.trace:
-        meter_args["trace"] = args.trace
-    meter = open_meter(**meter_args)
-    print(f"meter: {meter.name} ({meter.chosen_reason})", file=sys.stderr)
-    banner = estimate_banner(meter)
-    if banner:
-        print(f"NOTE: {banner}", file=sys.stderr)
+    meter = open_meter(
+        kind=args.meter,
+        device=args.device,
+        sample_interval_s=args.sample_interval,
+        with_codecarbon=args.with_codecarbon,
+        trace=args.trace,
+    )
+    banner = estimate_banner(meter)  # names the meter and why, once
+    print(
+        f"NOTE: {banner}" if banner else f"meter: {meter.name} ({meter.chosen_reason})",
+        file=sys.stderr,
+    )
     if meter.name == "replay":
         print(
             "NOTE: replay meter: energies come from a recorded trace, not from this machine",

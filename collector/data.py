@@ -155,15 +155,13 @@ def desed_clips(root: str | Path) -> list[Clip]:
             path = audio_dir / name
             if not path.is_file():
                 raise InvalidArgument(f"{tsv}:{line_no}: audio file {path} is missing")
+            # a wrong rate must fail before the sweep starts, not in the middle of it
+            rate = sf.info(str(path)).samplerate
+            if rate != SAMPLE_RATE:
+                raise InvalidArgument(f"{path}: sample rate {rate} Hz, expected {SAMPLE_RATE} Hz")
             clips.append(Clip(name, tuple(targets), _wav_loader(path, sf)))
     if not clips:
         raise InvalidArgument(f"{tsv} lists no clips")
-    # Check every file's rate now: a wrong one must fail before the sweep, not in the middle.
-    for clip, path in zip(clips, (audio_dir / c.name for c in clips), strict=True):
-        rate = sf.info(str(path)).samplerate
-        if rate != SAMPLE_RATE:
-            raise InvalidArgument(f"{path}: sample rate {rate} Hz, expected {SAMPLE_RATE} Hz")
-        del clip
     return clips
 
 
