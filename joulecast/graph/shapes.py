@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 
 import onnx
 
-from estimator.graph.errors import GraphTooLarge
-from estimator.graph.parse import GraphLimits
+from joulecast.graph.errors import GraphTooLarge
+from joulecast.graph.parse import GraphLimits
 from joulecast.weightless import strip_model
 
 logger = logging.getLogger(__name__)
