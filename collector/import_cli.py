@@ -5,12 +5,17 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from collector.import_codecarbon import ENERGY_COLUMNS, looks_like_codecarbon, read_codecarbon
-from collector.importer import Record, import_records, read_records
 from joulecast.errors import InvalidArgument
 
+if TYPE_CHECKING:
+    from collector.importer import Record
+
 FORMATS = ("auto", "joulecast", "codecarbon")
+ENERGY_CHOICES = ("cpu_energy", "energy_consumed", "gpu_energy", "ram_energy")
+"""``sorted(collector.import_codecarbon.ENERGY_COLUMNS)``, spelled out so that ``register``
+imports nothing heavy (the importer pulls in onnx); a test keeps the two equal."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -38,7 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     cc.add_argument("--phase", choices=("train", "test"), help="phase of every row")
     cc.add_argument(
         "--energy",
-        choices=sorted(ENERGY_COLUMNS),
+        choices=ENERGY_CHOICES,
         default="gpu_energy",
         help="CodeCarbon column stored as energy_j (kWh -> J)",
     )
@@ -73,6 +78,9 @@ def templates_from(args: argparse.Namespace) -> dict[str, str]:
 
 
 def _records(args: argparse.Namespace) -> list[Record]:
+    from collector.import_codecarbon import looks_like_codecarbon, read_codecarbon
+    from collector.importer import read_records
+
     records: list[Record] = []
     for file in args.files:
         kind = args.format
@@ -88,6 +96,8 @@ def _records(args: argparse.Namespace) -> list[Record]:
 
 
 def import_command(args: argparse.Namespace) -> int:
+    from collector.importer import import_records
+
     result = import_records(_records(args), args.db, skip_bad=args.skip_bad, dry_run=args.dry_run)
     if args.json:
         print(json.dumps(result.to_json(), indent=2))

@@ -7,8 +7,6 @@ import json
 import math
 from pathlib import Path
 
-from estimator.artifacts import list_hardware
-from estimator.service import PredictorRegistry, fit_and_publish
 from joulecast.errors import NotFound
 
 DEFAULT_ARTIFACTS = Path("artifacts")
@@ -46,6 +44,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_fit(args: argparse.Namespace) -> int:
+    from estimator.service import fit_and_publish  # XGBoost and friends: only when fitting
+
     result = fit_and_publish(args.db, args.hardware, args.out, held_out_csv=args.cv_out)
     if args.json:
         print(json.dumps(result, indent=1, default=str))
@@ -57,6 +57,9 @@ def run_fit(args: argparse.Namespace) -> int:
 
 
 def run_predictors(args: argparse.Namespace) -> int:
+    from estimator.artifacts import list_hardware
+    from estimator.service import PredictorRegistry
+
     if not list_hardware(args.artifacts):
         raise NotFound(f"no published predictors under {args.artifacts}/predictors")
     described = PredictorRegistry(args.artifacts).describe()

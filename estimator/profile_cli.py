@@ -12,8 +12,6 @@ import logging
 import sys
 
 from joulecast.errors import JoulecastError
-from joulecast.graph import profile_graph
-from joulecast.weightless import strip_weights_file
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +32,9 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Print the profile of ``args.model``; 0 on success, 2 (one ``error:`` line) on bad input."""
+    from joulecast.graph import profile_graph  # onnx: only when profiling
+    from joulecast.weightless import strip_weights_file
+
     try:
         profile = profile_graph(strip_weights_file(args.model))
     except JoulecastError as exc:

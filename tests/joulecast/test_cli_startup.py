@@ -1,0 +1,99 @@
+"""Start-up: `joulecast --help` and the client side of `predict` import no heavy module.
+
+Each check runs the real command in a fresh interpreter and reads its ``sys.modules``: an
+import added at the top of a module that `register` or the client path reaches fails here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE = ROOT / "examples" / "sample_crnn.onnx"
+HEAVY = ("torch", "xgboost", "pandas", "matplotlib", "sklearn", "scipy", "deepspeed", "codecarbon")
+NEVER_ON_CLIENT = ("torch", "xgboost", "pandas")
+
+_PROBE = """
+import json, sys
+from joulecast.cli import main
+try:
+    rc = main(sys.argv[1:])
+except SystemExit as exc:
+    rc = exc.code
+heavy = sorted(m for m in {heavy!r} if m in sys.modules)
+print("PROBE " + json.dumps({{"rc": rc, "heavy": heavy}}), file=sys.stderr)
+"""
+
+
+def _env() -> dict[str, str]:
+    return dict(os.environ, PYTHONPATH=str(ROOT))
+
+
+def run_probe(*argv: str) -> tuple[dict, str]:
+    """Run ``joulecast ARGV`` in a fresh interpreter; its exit code, heavy modules, stdout."""
+    code = _PROBE.format(heavy=HEAVY)
+    done = subprocess.run(
+        [sys.executable, "-c", code, *argv],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    line = next(x for x in done.stderr.splitlines() if x.startswith("PROBE "))
+    return json.loads(line[len("PROBE ") :]), done.stdout
+
+
+@pytest.fixture(scope="module")
+def server_address() -> Iterator[str]:
+    """A real `joulecast serve` process on a free port, serving the shipped predictors."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "joulecast.cli", "serve", "--port", "0"],
+        env=_env(),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert line.startswith("listening on "), line
+    try:
+        yield line.split()[-1]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_help_imports_nothing_heavy() -> None:
+    result, out = run_probe("--help")
+    assert result["rc"] == 0
+    assert "predict" in out and "profile" in out and "report" in out
+    assert result["heavy"] == []
+
+
+@pytest.mark.parametrize("command", ["fit", "report", "import", "collect", "predict", "profile"])
+def test_subcommand_help_imports_nothing_heavy(command: str) -> None:
+    result, out = run_probe(command, "--help")
+    assert result["rc"] == 0
+    assert f"joulecast {command}" in out
+    assert result["heavy"] == []
+
+
+def test_predict_client_imports_no_torch_xgboost_pandas(server_address: str) -> None:
+    result, out = run_probe("predict", str(SAMPLE), "--server", server_address, "--json")
+    assert result["rc"] == 0, out
+    assert json.loads(out)["train"]["energy_j"] > 0
+    assert not set(result["heavy"]) & set(NEVER_ON_CLIENT), result["heavy"]
+
+
+def test_import_energy_choices_match_the_importer() -> None:
+    from collector.import_cli import ENERGY_CHOICES
+    from collector.import_codecarbon import ENERGY_COLUMNS
+
+    assert tuple(sorted(ENERGY_COLUMNS)) == ENERGY_CHOICES
