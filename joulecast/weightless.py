@@ -8,6 +8,10 @@ A weightless graph is marked with the metadata property ``joulecast.weightless =
 Tensors of at most :data:`KEEP_ELEMENTS` elements keep their data: they are shape and index
 constants (``Reshape`` targets, ``Slice`` bounds) that shape inference needs, and they weigh
 nothing.
+
+Files and serialised bytes are stripped by scanning the protobuf wire format
+(:mod:`joulecast.onnx_wire`): the weights are never parsed, nor even read from disk. The
+``ModelProto`` functions below give the same bytes for models already in memory.
 """
 
 from __future__ import annotations
@@ -18,22 +22,25 @@ import os
 import threading
 import warnings
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-import onnx
-
 from joulecast.errors import InvalidArgument
+from joulecast.onnx_wire import (
+    FLOAT_TYPES,
+    KEEP_ELEMENTS,
+    WEIGHTLESS_KEY,
+    strip_file,
+    strip_serialized,
+)
 
 if TYPE_CHECKING:
+    import onnx
     import torch
 
 logger = logging.getLogger(__name__)
 
-WEIGHTLESS_KEY = "joulecast.weightless"
-KEEP_ELEMENTS = 64
-"""Tensors with at most this many elements keep their data (shape constants, small biases)."""
-
+_EXTERNAL = 1  # onnx.TensorProto.EXTERNAL
+_DEFAULT = 0  # onnx.TensorProto.DEFAULT
 _DATA_FIELDS = (
     "raw_data",
     "float_data",
@@ -52,16 +59,6 @@ def _numel(dims: Iterator[int] | list[int]) -> int:
     return n
 
 
-_FLOAT_TYPES = frozenset(
-    {
-        onnx.TensorProto.FLOAT,
-        onnx.TensorProto.FLOAT16,
-        onnx.TensorProto.BFLOAT16,
-        onnx.TensorProto.DOUBLE,
-    }
-)
-
-
 def strip_tensor(
     tensor: onnx.TensorProto, keep_elements: int = KEEP_ELEMENTS, *, parameter: bool = False
 ) -> bool:
@@ -73,14 +70,14 @@ def strip_tensor(
     reference, whatever its size, so that the result never points at a file.
     Returns True when data was dropped.
     """
-    external = tensor.data_location == onnx.TensorProto.EXTERNAL or len(tensor.external_data) > 0
-    always = parameter and tensor.data_type in _FLOAT_TYPES
+    external = tensor.data_location == _EXTERNAL or len(tensor.external_data) > 0
+    always = parameter and tensor.data_type in FLOAT_TYPES
     if not external and not always and _numel(tensor.dims) <= keep_elements:
         return False
     for name in _DATA_FIELDS:
         tensor.ClearField(name)
     tensor.ClearField("external_data")
-    tensor.data_location = onnx.TensorProto.DEFAULT
+    tensor.data_location = _DEFAULT
     return True
 
 
@@ -117,8 +114,14 @@ def strip_graph(graph: onnx.GraphProto, keep_elements: int = KEEP_ELEMENTS) -> N
 
 
 def strip_model(model: onnx.ModelProto, keep_elements: int = KEEP_ELEMENTS) -> onnx.ModelProto:
-    """Strip ``model`` in place (graph and local functions) and mark it weightless."""
+    """Strip ``model`` in place (graph, training graphs and local functions) and mark it
+    weightless."""
     strip_graph(model.graph, keep_elements)
+    for info in model.training_info:
+        if info.HasField("initialization"):
+            strip_graph(info.initialization, keep_elements)
+        if info.HasField("algorithm"):
+            strip_graph(info.algorithm, keep_elements)
     for function in model.functions:
         for node in function.node:
             for attr in node.attribute:
@@ -136,40 +139,30 @@ def is_weightless(model: onnx.ModelProto) -> bool:
     return any(p.key == WEIGHTLESS_KEY and p.value == "1" for p in model.metadata_props)
 
 
-def strip_weights(model: bytes | onnx.ModelProto) -> bytes:
-    """The weightless serialisation of ``model`` (ONNX bytes or a proto, left unchanged)."""
+def strip_weights(model: bytes | bytearray | memoryview | onnx.ModelProto) -> bytes:
+    """The weightless serialisation of ``model`` (ONNX bytes or a proto, left unchanged).
+
+    Bytes are stripped on the wire (:func:`joulecast.onnx_wire.strip_serialized`): the
+    weights are never parsed."""
     if isinstance(model, bytes | bytearray | memoryview):
-        proto = onnx.ModelProto()
-        try:
-            proto.ParseFromString(bytes(model))
-        except Exception as exc:  # protobuf's DecodeError and friends
-            raise InvalidArgument(f"not an ONNX model: {exc}") from exc
-    elif isinstance(model, onnx.ModelProto):
-        proto = onnx.ModelProto()
-        proto.CopyFrom(model)
-    else:
+        return strip_serialized(model)
+    import onnx
+
+    if not isinstance(model, onnx.ModelProto):
         raise InvalidArgument(f"expected ONNX bytes or a ModelProto, got {type(model).__name__}")
+    proto = onnx.ModelProto()
+    proto.CopyFrom(model)
     return strip_model(proto).SerializeToString()
 
 
 def strip_weights_file(path: str | os.PathLike[str]) -> bytes:
     """The weightless serialisation of the ONNX file at ``path``.
 
-    External data files are never opened: the graph is read with ``load_external_data=False``
-    and every external reference is dropped.
+    The file is memory-mapped and scanned (:func:`joulecast.onnx_wire.strip_file`): the pages
+    holding weights are never read, and external data files are never opened (every external
+    reference is dropped). Memory and time follow the size of the graph, not of the weights.
     """
-    path = Path(path)
-    try:
-        proto = onnx.load_model(str(path), load_external_data=False)
-    except FileNotFoundError as exc:
-        raise InvalidArgument(f"no such file: {path}") from exc
-    except IsADirectoryError as exc:
-        raise InvalidArgument(f"{path} is a directory, not an ONNX file") from exc
-    except OSError as exc:
-        raise InvalidArgument(f"cannot read {path}: {exc}") from exc
-    except Exception as exc:
-        raise InvalidArgument(f"{path} is not an ONNX model: {exc}") from exc
-    return strip_model(proto).SerializeToString()
+    return strip_file(path)
 
 
 def params_to_initializers(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -279,6 +272,8 @@ def export_weightless(model: torch.nn.Module, example: torch.Tensor) -> bytes:
             )
 
     _torch_export(export)
+    import onnx
+
     proto = onnx.load_model_from_string(buffer.getvalue())
     params_to_initializers(proto)
     return strip_model(proto).SerializeToString()
