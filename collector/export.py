@@ -37,7 +37,7 @@ def export_store(
 
     if fmt not in FORMATS:
         raise InvalidArgument(f"format must be one of {FORMATS}, got {fmt!r}")
-    with MeasurementStore(db) as store:
+    with MeasurementStore(db, read_only=True) as store:
         rows = list(store.iter_dicts(status=status))
     rest = [c for c in ROW_COLUMNS if c not in CONTRACT_COLUMNS]
     frame = pd.DataFrame(rows, columns=[*CONTRACT_COLUMNS, *rest])

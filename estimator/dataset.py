@@ -84,7 +84,7 @@ def from_store(store_path: Path | str, hardware: str | None = None) -> Dataset:
     path = Path(store_path)
     if not path.is_file():
         raise NotFound(f"measurement store {path} does not exist")
-    with MeasurementStore(path) as store:
+    with MeasurementStore(path, read_only=True) as store:
         rows = store.rows(status="ok")
         chosen = choose_hardware((r.hardware for r in rows), hardware)
         rows = [r for r in rows if r.hardware == chosen]

@@ -2,12 +2,17 @@
 
 Rows are written in a single transaction each, so a reader (or a resumed sweep) sees a row
 whole or not at all. Weightless ONNX graphs are stored once per content hash in ``graphs``.
+
+Commands that only read (export, fit, report, add-measurements' sender) open the store with
+``read_only=True``: nothing is written, not even the pragmas and the schema a writer sets up,
+so the file's bytes and mtime stay as they are, and a store on a read-only disk can be read.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import sqlite3
 import zlib
 from collections.abc import Iterator
@@ -16,6 +21,8 @@ from pathlib import Path
 
 from joulecast.errors import InvalidArgument
 from joulecast.measurement import ROW_COLUMNS, Row, TraceSample, check_row
+
+logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 
@@ -91,27 +98,51 @@ def decode_trace(blob: bytes | None) -> tuple[TraceSample, ...]:
 
 
 class MeasurementStore:
-    """A SQLite measurement store. Open one per thread or process."""
+    """A SQLite measurement store. Open one per thread or process.
 
-    def __init__(self, path: str | Path) -> None:
+    ``read_only=True`` opens an existing store for reading only (see the module docstring);
+    write methods then raise :class:`~joulecast.errors.InvalidArgument`.
+    """
+
+    def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
         self.path = Path(path)
-        if self.path.parent and not self.path.parent.exists():
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-        except sqlite3.Error as exc:
-            raise InvalidArgument(f"cannot open measurement store {self.path}: {exc}") from exc
+        self.read_only = read_only
+        if read_only:
+            self._db = _connect_read_only(self.path)
+        else:
+            if self.path.parent and not self.path.parent.exists():
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+            except sqlite3.Error as exc:
+                raise InvalidArgument(f"cannot open measurement store {self.path}: {exc}") from exc
         self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        try:
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            raise InvalidArgument(f"{self.path} is not a measurement store: {exc}") from exc
         if version not in (0, SCHEMA_VERSION):
+            self._db.close()
             raise InvalidArgument(
                 f"{self.path} has store schema {version}; this joulecast reads {SCHEMA_VERSION}"
             )
+        if read_only:
+            tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master")}
+            if not {"graphs", "measurements"} <= tables:
+                self._db.close()
+                raise InvalidArgument(f"{self.path} is not a measurement store (no tables)")
+            return
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA foreign_keys=ON")
         self._db.executescript(_SCHEMA)
-        self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        if version != SCHEMA_VERSION:
+            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    def _writable(self) -> None:
+        if self.read_only:
+            raise InvalidArgument(f"{self.path} was opened read-only")
 
     def close(self) -> None:
         self._db.close()
@@ -128,6 +159,7 @@ class MeasurementStore:
 
     def put_graphs(self, graphs: list[bytes]) -> list[str]:
         """Store weightless graphs (each once) in one transaction; returns their sha256s."""
+        self._writable()
         shas = [hashlib.sha256(g).hexdigest() for g in graphs]
         self._db.execute("BEGIN IMMEDIATE")
         try:
@@ -153,6 +185,7 @@ class MeasurementStore:
         """Insert rows atomically (all or none). A failed row with the same key is replaced;
         an ``ok`` row with the same key is never overwritten (raises). Every row passes
         :func:`joulecast.measurement.check_row` first (InvalidArgument names the bad one)."""
+        self._writable()
         rows = [(check_row(row, require_graph=False), trace) for row, trace in rows]
         cols = (*ROW_COLUMNS, "trace")
         sql = f"INSERT INTO measurements({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
@@ -210,6 +243,41 @@ class MeasurementStore:
     def iter_dicts(self, status: str | None = "ok") -> Iterator[dict[str, object]]:
         for row in self.rows(status=status):
             yield asdict(row)
+
+
+def _connect_read_only(path: Path) -> sqlite3.Connection:
+    """A connection that never writes to ``path`` nor creates files next to it.
+
+    A WAL database opened with ``mode=ro`` still needs its ``-shm`` (and creates ``-wal``)
+    files, which a read-only folder forbids and which would litter the shipped store's folder.
+    When no ``-wal`` file exists, every commit is in the main file, so it is opened
+    ``immutable=1``: no lock, no side files. (A writer that starts meanwhile writes to a new
+    ``-wal`` first; the main file only changes at its checkpoint.) When a ``-wal`` file exists,
+    a writer is active or stopped uncleanly and its commits live there: ``mode=ro`` reads them.
+    """
+    if not path.is_file():
+        raise InvalidArgument(f"no measurement store at {path}")
+    uri = path.resolve().as_uri()
+    wal = path.with_name(path.name + "-wal")
+    has_wal = wal.is_file() and wal.stat().st_size > 0
+    if has_wal:
+        try:
+            db = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=30.0, isolation_level=None)
+            db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+            return db
+        except sqlite3.OperationalError as exc:  # e.g. no -shm and a read-only folder
+            logger.warning(
+                "%s: cannot read its -wal file (%s); reading the main file only: commits still "
+                "in the -wal file are not seen",
+                path,
+                exc,
+            )
+    try:
+        return sqlite3.connect(
+            f"{uri}?mode=ro&immutable=1", uri=True, timeout=30.0, isolation_level=None
+        )
+    except sqlite3.Error as exc:
+        raise InvalidArgument(f"cannot open measurement store {path} read-only: {exc}") from exc
 
 
 def _to_row(record: sqlite3.Row) -> Row:

@@ -189,7 +189,7 @@ def cmd_add_measurements(args: argparse.Namespace) -> int:
 
     if not args.store.is_file():
         raise InvalidArgument(f"no such measurement store: {args.store}")
-    with MeasurementStore(args.store) as store:
+    with MeasurementStore(args.store, read_only=True) as store:
         rows = store.rows(status=None if args.include_failed else "ok")
         graphs = {
             sha: store.get_graph(sha) for sha in {r.graph_sha256 for r in rows if r.graph_sha256}

@@ -97,7 +97,7 @@ def load(db_path: str | Path, hardware: str | None = None) -> tuple[ReportData, 
     path = Path(db_path)
     if not path.is_file():
         raise NotFound(f"no measurement store at {path}")
-    store = MeasurementStore(path)
+    store = MeasurementStore(path, read_only=True)
     try:
         name = choose_hardware(store, hardware)
         rows = store.rows(status="ok", hardware=name)
