@@ -17,6 +17,7 @@ _COMMAND_MODULES = (
     "estimator.fit_cli",
     "estimator.report.cli",
     "server.cli",
+    "joulecast.regions_cli",
 )
 
 

@@ -45,6 +45,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--hardware", help="hardware to predict for (default: the server's)")
     p.add_argument("--observed-gpu-util", type=float, help="observed mean GPU utilisation, %%")
+    p.add_argument(
+        "--region",
+        help="ISO 3166-1 alpha-3 country code (e.g. FRA): add gCO2eq per phase from "
+        "CodeCarbon's energy-mix data (`joulecast regions` lists the codes)",
+    )
+    p.add_argument(
+        "--price-per-kwh", type=float, help="electricity price per kWh: add a cost per phase"
+    )
     p.add_argument("--stream", action="store_true", help="always use the streaming upload")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_predict)
@@ -132,6 +140,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
             hardware=args.hardware,
             observed_gpu_util=args.observed_gpu_util,
             stream=True if args.stream else None,
+            region=args.region,
+            price_per_kwh=args.price_per_kwh,
         )
     result["uploaded_bytes"] = len(graph)
     if args.json:
@@ -176,9 +186,49 @@ def format_prediction(result: dict[str, Any], model: Path | str) -> str:
             f"{phase:<6} {_fmt_j(est['energy_j']):>14} {est['energy_j'] / J_PER_KWH:>14.3e} "
             f"{interval:>28} {_fmt_s(est['duration_s']):>13}  {est.get('predictor', '')}"
         )
+    lines += _format_footprint(result)
     if result["warnings"]:
         lines += ["", "warnings:"] + [f"  - {w}" for w in result["warnings"]]
     return "\n".join(lines)
+
+
+def _fmt_g(value: float) -> str:
+    return f"{value:,.1f}" if value >= 10 else f"{value:.3g}"
+
+
+def _format_footprint(result: dict[str, Any]) -> list[str]:
+    """Carbon and cost rows, when the prediction carries them (``--region``/``--price-per-kwh``)."""
+    grid = result.get("grid")
+    price = result.get("price_per_kwh")
+    if grid is None and price is None:
+        return []
+    lines = [""]
+    if grid is not None:
+        lines.append(
+            f"grid          {grid['region']} ({grid['region_name']}): "
+            f"{grid['co2_g_per_kwh']:.1f} gCO2eq/kWh, mix of {grid['year']} ({grid['source']})"
+        )
+    if price is not None:
+        lines.append(f"price         {price:g} per kWh")
+    if result.get("energy_is_estimate"):
+        lines.append("ESTIMATED     carbon and cost come from estimated energy: estimates too")
+    header = f"{'phase':<6} {'kWh':>11} {'gCO2eq':>12} {'interval (gCO2eq)':>26} {'cost':>11} {'interval (cost)':>24}"
+    lines += ["", header, "-" * len(header)]
+    for phase in ("train", "test"):
+        est = result[phase]
+        if est is None or "energy_kwh" not in est:
+            continue
+        co2 = cost = co2_int = cost_int = "-"
+        if "co2_g" in est:
+            co2 = _fmt_g(est["co2_g"])
+            co2_int = f"[{_fmt_g(est['co2_low_g'])}, {_fmt_g(est['co2_high_g'])}]"
+        if "cost" in est:
+            cost = f"{est['cost']:.4g}"
+            cost_int = f"[{est['cost_low']:.4g}, {est['cost_high']:.4g}]"
+        lines.append(
+            f"{phase:<6} {est['energy_kwh']:>11.3e} {co2:>12} {co2_int:>26} {cost:>11} {cost_int:>24}"
+        )
+    return lines
 
 
 # -- add-measurements, retrain, predictors -------------------------------------------------

@@ -121,11 +121,13 @@ class EstimatorClient:
         observed_gpu_util: float | None = None,
         stream: bool | None = None,
         chunk_bytes: int = CHUNK_BYTES,
+        region: str | None = None,
+        price_per_kwh: float | None = None,
     ) -> dict[str, Any]:
         """Predict for one graph; returns the JSON of docs/ARCHITECTURE.md. ``stream`` ``None``: stream
         only graphs above :data:`STREAM_THRESHOLD`."""
         options = converters.predict_options(
-            batch_size, samples, epochs, hardware, observed_gpu_util
+            batch_size, samples, epochs, hardware, observed_gpu_util, region, price_per_kwh
         )
         if stream is None:
             stream = len(onnx_model) > STREAM_THRESHOLD

@@ -12,6 +12,7 @@ import json
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+from joulecast.carbon import PhaseFootprint
 from joulecast.errors import InvalidArgument, ResourceLimit
 from joulecast.measurement import ROW_COLUMNS, Row
 from server.core import PredictQuery, PredictResult, RetrainResult
@@ -36,6 +37,7 @@ _ROW_OPTIONAL = frozenset(
     f.name for f in pb.MeasurementRow.DESCRIPTOR.fields if f.has_presence and f.name in ROW_COLUMNS
 )
 _PHASE_FIELDS = ("energy_j", "energy_low_j", "energy_high_j", "duration_s")
+_FOOTPRINT_FIELDS = tuple(f.name for f in pb.PhaseFootprint.DESCRIPTOR.fields)
 
 
 # -- predict (server side) ----------------------------------------------------------------
@@ -50,6 +52,8 @@ def _query(onnx_model: bytes, options: pb.PredictEnergyRequest | pb.PredictOptio
         epochs=options.epochs,
         hardware=options.hardware or None,
         observed_gpu_util=util,
+        region=options.region if options.HasField("region") else None,
+        price_per_kwh=options.price_per_kwh if options.HasField("price_per_kwh") else None,
     )
 
 
@@ -105,10 +109,16 @@ def _phase(estimate: Any) -> pb.PhasePrediction:
     return phase
 
 
+def _footprint(footprint: PhaseFootprint) -> pb.PhaseFootprint:
+    return pb.PhaseFootprint(
+        **{k: v for k, v in dataclasses.asdict(footprint).items() if v is not None}
+    )
+
+
 def response_from_result(result: PredictResult) -> pb.PredictEnergyResponse:
     profile = result.profile
     prediction = result.prediction
-    return pb.PredictEnergyResponse(
+    response = pb.PredictEnergyResponse(
         profile=pb.GraphProfile(
             **{name: getattr(profile, name) for name in _PROFILE_FIELDS},
             flops_by_kind={str(k): int(v) for k, v in profile.flops_by_kind.items()},
@@ -121,6 +131,13 @@ def response_from_result(result: PredictResult) -> pb.PredictEnergyResponse:
         energy_is_estimate=bool(prediction.energy_is_estimate),
         warnings=list(result.warnings),
     )
+    for phase, footprint in result.footprints:
+        getattr(response, phase).footprint.CopyFrom(_footprint(footprint))
+    if result.grid is not None:
+        response.grid.CopyFrom(pb.GridIntensity(**dataclasses.asdict(result.grid)))
+    if result.price_per_kwh is not None:
+        response.price_per_kwh = result.price_per_kwh
+    return response
 
 
 # -- measurements ------------------------------------------------------------------------
@@ -243,6 +260,8 @@ def predict_options(
     epochs: int,
     hardware: str | None,
     observed_gpu_util: float | None,
+    region: str | None = None,
+    price_per_kwh: float | None = None,
 ) -> dict[str, Any]:
     """Keyword arguments shared by PredictEnergyRequest and PredictOptions."""
     options: dict[str, Any] = {
@@ -253,6 +272,10 @@ def predict_options(
     }
     if observed_gpu_util is not None:
         options["observed_gpu_util"] = observed_gpu_util
+    if region is not None:
+        options["region"] = region
+    if price_per_kwh is not None:
+        options["price_per_kwh"] = price_per_kwh
     return options
 
 
@@ -275,6 +298,11 @@ def _phase_json(phase: pb.PhasePrediction) -> dict[str, Any] | None:
     if not phase.HasField("duration_s"):
         out["duration_s"] = None
     out["predictor"] = phase.predictor
+    if phase.HasField("footprint"):
+        footprint = phase.footprint
+        for name in _FOOTPRINT_FIELDS:
+            if name.startswith("energy_") or footprint.HasField(name):
+                out[name] = getattr(footprint, name)
     return out
 
 
@@ -295,4 +323,16 @@ def response_to_json(response: pb.PredictEnergyResponse) -> dict[str, Any]:
         "energy_source": response.energy_source,
         "energy_is_estimate": response.energy_is_estimate,
         "warnings": list(response.warnings),
+        **_grid_json(response),
     }
+
+
+def _grid_json(response: pb.PredictEnergyResponse) -> dict[str, Any]:
+    """``grid`` (the intensity used) and ``price_per_kwh``, only when the request asked."""
+    out: dict[str, Any] = {}
+    if response.HasField("grid"):
+        grid = response.grid
+        out["grid"] = {f.name: getattr(grid, f.name) for f in pb.GridIntensity.DESCRIPTOR.fields}
+    if response.HasField("price_per_kwh"):
+        out["price_per_kwh"] = response.price_per_kwh
+    return out

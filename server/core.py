@@ -22,6 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from joulecast.carbon import (
+    GridIntensity,
+    PhaseFootprint,
+    check_price,
+    grid_intensity,
+    phase_footprint,
+)
 from joulecast.errors import FailedPrecondition, InvalidArgument, JoulecastError, ResourceLimit
 from joulecast.graph import GraphLimits, GraphProfile, profile_graph
 from joulecast.measurement import check_row
@@ -55,7 +62,8 @@ FitFn = Callable[[Path, str, Path], Mapping[str, Any]]
 @dataclass(frozen=True)
 class PredictQuery:
     """One prediction request. ``hardware`` ``None``: the server's default.
-    ``observed_gpu_util`` in percent."""
+    ``observed_gpu_util`` in percent. ``region`` (ISO 3166-1 alpha-3) and ``price_per_kwh``
+    ask for each phase's carbon and cost (:mod:`joulecast.carbon`)."""
 
     onnx_model: bytes
     batch_size: int
@@ -63,6 +71,8 @@ class PredictQuery:
     epochs: int
     hardware: str | None = None
     observed_gpu_util: float | None = None
+    region: str | None = None
+    price_per_kwh: float | None = None
 
     def check(self) -> None:
         """Raise :class:`InvalidArgument` naming the first bad field."""
@@ -81,6 +91,7 @@ class PredictQuery:
         util = self.observed_gpu_util
         if util is not None and not (math.isfinite(util) and 0 <= util <= 100):
             raise InvalidArgument(f"observed_gpu_util is a percentage in [0, 100], got {util}")
+        check_price(self.price_per_kwh)
 
 
 @dataclass(frozen=True)
@@ -90,6 +101,11 @@ class PredictResult:
     profile: GraphProfile
     prediction: Any
     warnings: tuple[str, ...]
+    grid: GridIntensity | None = None
+    """The region's grid, when the query named one."""
+    price_per_kwh: float | None = None
+    footprints: tuple[tuple[str, PhaseFootprint], ...] = ()
+    """``(phase, footprint)`` of each available phase, when a region or a price was given."""
 
 
 @dataclass(frozen=True)
@@ -166,6 +182,7 @@ class EstimatorCore:
 
     def predict(self, query: PredictQuery) -> PredictResult:
         query.check()
+        grid = grid_intensity(query.region) if query.region is not None else None
         profile = self.profile(query.onnx_model)
         prediction = self._registry.predict(
             profile,
@@ -176,7 +193,31 @@ class EstimatorCore:
             observed_gpu_util=query.observed_gpu_util,
         )
         warnings = tuple(dict.fromkeys((*profile.warnings, *prediction.warnings)))
-        return PredictResult(profile=profile, prediction=prediction, warnings=warnings)
+        if grid is None and query.price_per_kwh is None:
+            return PredictResult(profile=profile, prediction=prediction, warnings=warnings)
+        footprints = tuple(
+            (
+                phase,
+                phase_footprint(
+                    est.energy_j, est.energy_low_j, est.energy_high_j, grid, query.price_per_kwh
+                ),
+            )
+            for phase in ("train", "test")
+            if (est := getattr(prediction, phase)) is not None
+        )
+        if prediction.energy_is_estimate:
+            warnings += (
+                "carbon and cost are derived from estimated energy (the predictor learned from "
+                "estimates, not from a power meter): they are estimates too",
+            )
+        return PredictResult(
+            profile=profile,
+            prediction=prediction,
+            warnings=warnings,
+            grid=grid,
+            price_per_kwh=query.price_per_kwh,
+            footprints=footprints,
+        )
 
     def describe(self) -> tuple[list[dict[str, Any]], str | None]:
         """The predictors served and the default hardware."""

@@ -7,34 +7,42 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class PredictEnergyRequest(_message.Message):
-    __slots__ = ("onnx_model", "batch_size", "samples", "epochs", "hardware", "observed_gpu_util")
+    __slots__ = ("onnx_model", "batch_size", "samples", "epochs", "hardware", "observed_gpu_util", "region", "price_per_kwh")
     ONNX_MODEL_FIELD_NUMBER: _ClassVar[int]
     BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
     SAMPLES_FIELD_NUMBER: _ClassVar[int]
     EPOCHS_FIELD_NUMBER: _ClassVar[int]
     HARDWARE_FIELD_NUMBER: _ClassVar[int]
     OBSERVED_GPU_UTIL_FIELD_NUMBER: _ClassVar[int]
+    REGION_FIELD_NUMBER: _ClassVar[int]
+    PRICE_PER_KWH_FIELD_NUMBER: _ClassVar[int]
     onnx_model: bytes
     batch_size: int
     samples: int
     epochs: int
     hardware: str
     observed_gpu_util: float
-    def __init__(self, onnx_model: _Optional[bytes] = ..., batch_size: _Optional[int] = ..., samples: _Optional[int] = ..., epochs: _Optional[int] = ..., hardware: _Optional[str] = ..., observed_gpu_util: _Optional[float] = ...) -> None: ...
+    region: str
+    price_per_kwh: float
+    def __init__(self, onnx_model: _Optional[bytes] = ..., batch_size: _Optional[int] = ..., samples: _Optional[int] = ..., epochs: _Optional[int] = ..., hardware: _Optional[str] = ..., observed_gpu_util: _Optional[float] = ..., region: _Optional[str] = ..., price_per_kwh: _Optional[float] = ...) -> None: ...
 
 class PredictOptions(_message.Message):
-    __slots__ = ("batch_size", "samples", "epochs", "hardware", "observed_gpu_util")
+    __slots__ = ("batch_size", "samples", "epochs", "hardware", "observed_gpu_util", "region", "price_per_kwh")
     BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
     SAMPLES_FIELD_NUMBER: _ClassVar[int]
     EPOCHS_FIELD_NUMBER: _ClassVar[int]
     HARDWARE_FIELD_NUMBER: _ClassVar[int]
     OBSERVED_GPU_UTIL_FIELD_NUMBER: _ClassVar[int]
+    REGION_FIELD_NUMBER: _ClassVar[int]
+    PRICE_PER_KWH_FIELD_NUMBER: _ClassVar[int]
     batch_size: int
     samples: int
     epochs: int
     hardware: str
     observed_gpu_util: float
-    def __init__(self, batch_size: _Optional[int] = ..., samples: _Optional[int] = ..., epochs: _Optional[int] = ..., hardware: _Optional[str] = ..., observed_gpu_util: _Optional[float] = ...) -> None: ...
+    region: str
+    price_per_kwh: float
+    def __init__(self, batch_size: _Optional[int] = ..., samples: _Optional[int] = ..., epochs: _Optional[int] = ..., hardware: _Optional[str] = ..., observed_gpu_util: _Optional[float] = ..., region: _Optional[str] = ..., price_per_kwh: _Optional[float] = ...) -> None: ...
 
 class PredictEnergyChunk(_message.Message):
     __slots__ = ("options", "data")
@@ -80,23 +88,61 @@ class GraphProfile(_message.Message):
     def __init__(self, family: _Optional[str] = ..., family_reason: _Optional[str] = ..., params: _Optional[int] = ..., flops_forward: _Optional[int] = ..., flops_train: _Optional[int] = ..., flops_by_kind: _Optional[_Mapping[str, int]] = ..., weight_bytes: _Optional[int] = ..., activation_bytes: _Optional[int] = ..., arithmetic_intensity: _Optional[float] = ..., recurrent_steps: _Optional[int] = ..., depth: _Optional[int] = ..., node_count: _Optional[int] = ...) -> None: ...
 
 class PhasePrediction(_message.Message):
-    __slots__ = ("available", "energy_j", "energy_low_j", "energy_high_j", "duration_s", "predictor")
+    __slots__ = ("available", "energy_j", "energy_low_j", "energy_high_j", "duration_s", "predictor", "footprint")
     AVAILABLE_FIELD_NUMBER: _ClassVar[int]
     ENERGY_J_FIELD_NUMBER: _ClassVar[int]
     ENERGY_LOW_J_FIELD_NUMBER: _ClassVar[int]
     ENERGY_HIGH_J_FIELD_NUMBER: _ClassVar[int]
     DURATION_S_FIELD_NUMBER: _ClassVar[int]
     PREDICTOR_FIELD_NUMBER: _ClassVar[int]
+    FOOTPRINT_FIELD_NUMBER: _ClassVar[int]
     available: bool
     energy_j: float
     energy_low_j: float
     energy_high_j: float
     duration_s: float
     predictor: str
-    def __init__(self, available: _Optional[bool] = ..., energy_j: _Optional[float] = ..., energy_low_j: _Optional[float] = ..., energy_high_j: _Optional[float] = ..., duration_s: _Optional[float] = ..., predictor: _Optional[str] = ...) -> None: ...
+    footprint: PhaseFootprint
+    def __init__(self, available: _Optional[bool] = ..., energy_j: _Optional[float] = ..., energy_low_j: _Optional[float] = ..., energy_high_j: _Optional[float] = ..., duration_s: _Optional[float] = ..., predictor: _Optional[str] = ..., footprint: _Optional[_Union[PhaseFootprint, _Mapping]] = ...) -> None: ...
+
+class PhaseFootprint(_message.Message):
+    __slots__ = ("energy_kwh", "energy_low_kwh", "energy_high_kwh", "co2_g", "co2_low_g", "co2_high_g", "cost", "cost_low", "cost_high")
+    ENERGY_KWH_FIELD_NUMBER: _ClassVar[int]
+    ENERGY_LOW_KWH_FIELD_NUMBER: _ClassVar[int]
+    ENERGY_HIGH_KWH_FIELD_NUMBER: _ClassVar[int]
+    CO2_G_FIELD_NUMBER: _ClassVar[int]
+    CO2_LOW_G_FIELD_NUMBER: _ClassVar[int]
+    CO2_HIGH_G_FIELD_NUMBER: _ClassVar[int]
+    COST_FIELD_NUMBER: _ClassVar[int]
+    COST_LOW_FIELD_NUMBER: _ClassVar[int]
+    COST_HIGH_FIELD_NUMBER: _ClassVar[int]
+    energy_kwh: float
+    energy_low_kwh: float
+    energy_high_kwh: float
+    co2_g: float
+    co2_low_g: float
+    co2_high_g: float
+    cost: float
+    cost_low: float
+    cost_high: float
+    def __init__(self, energy_kwh: _Optional[float] = ..., energy_low_kwh: _Optional[float] = ..., energy_high_kwh: _Optional[float] = ..., co2_g: _Optional[float] = ..., co2_low_g: _Optional[float] = ..., co2_high_g: _Optional[float] = ..., cost: _Optional[float] = ..., cost_low: _Optional[float] = ..., cost_high: _Optional[float] = ...) -> None: ...
+
+class GridIntensity(_message.Message):
+    __slots__ = ("region", "region_name", "co2_g_per_kwh", "year", "source")
+    REGION_FIELD_NUMBER: _ClassVar[int]
+    REGION_NAME_FIELD_NUMBER: _ClassVar[int]
+    CO2_G_PER_KWH_FIELD_NUMBER: _ClassVar[int]
+    YEAR_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    region: str
+    region_name: str
+    co2_g_per_kwh: float
+    year: int
+    source: str
+    def __init__(self, region: _Optional[str] = ..., region_name: _Optional[str] = ..., co2_g_per_kwh: _Optional[float] = ..., year: _Optional[int] = ..., source: _Optional[str] = ...) -> None: ...
 
 class PredictEnergyResponse(_message.Message):
-    __slots__ = ("profile", "train", "test", "hardware", "predictor_version", "energy_source", "energy_is_estimate", "warnings")
+    __slots__ = ("profile", "train", "test", "hardware", "predictor_version", "energy_source", "energy_is_estimate", "warnings", "grid", "price_per_kwh")
     PROFILE_FIELD_NUMBER: _ClassVar[int]
     TRAIN_FIELD_NUMBER: _ClassVar[int]
     TEST_FIELD_NUMBER: _ClassVar[int]
@@ -105,6 +151,8 @@ class PredictEnergyResponse(_message.Message):
     ENERGY_SOURCE_FIELD_NUMBER: _ClassVar[int]
     ENERGY_IS_ESTIMATE_FIELD_NUMBER: _ClassVar[int]
     WARNINGS_FIELD_NUMBER: _ClassVar[int]
+    GRID_FIELD_NUMBER: _ClassVar[int]
+    PRICE_PER_KWH_FIELD_NUMBER: _ClassVar[int]
     profile: GraphProfile
     train: PhasePrediction
     test: PhasePrediction
@@ -113,7 +161,9 @@ class PredictEnergyResponse(_message.Message):
     energy_source: str
     energy_is_estimate: bool
     warnings: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, profile: _Optional[_Union[GraphProfile, _Mapping]] = ..., train: _Optional[_Union[PhasePrediction, _Mapping]] = ..., test: _Optional[_Union[PhasePrediction, _Mapping]] = ..., hardware: _Optional[str] = ..., predictor_version: _Optional[str] = ..., energy_source: _Optional[str] = ..., energy_is_estimate: _Optional[bool] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...
+    grid: GridIntensity
+    price_per_kwh: float
+    def __init__(self, profile: _Optional[_Union[GraphProfile, _Mapping]] = ..., train: _Optional[_Union[PhasePrediction, _Mapping]] = ..., test: _Optional[_Union[PhasePrediction, _Mapping]] = ..., hardware: _Optional[str] = ..., predictor_version: _Optional[str] = ..., energy_source: _Optional[str] = ..., energy_is_estimate: _Optional[bool] = ..., warnings: _Optional[_Iterable[str]] = ..., grid: _Optional[_Union[GridIntensity, _Mapping]] = ..., price_per_kwh: _Optional[float] = ...) -> None: ...
 
 class MeasurementRow(_message.Message):
     __slots__ = ("graph_onnx", "run_key", "plan", "config_id", "family", "variant", "num_layers", "hidden_size", "phase", "repeat", "samples", "batch_size", "epochs", "status", "hardware", "device", "error", "flops_forward", "flops_train", "params", "duration_s", "energy_j", "energy_source", "energy_is_estimate", "energy_dynamic_j", "idle_power_w", "power_mean_w", "gpu_util_mean", "mem_util_mean", "mem_used_mean_mib", "short_window", "codecarbon_energy_j", "codecarbon_mode", "meter", "notes", "device_name", "driver", "cpu_model", "software", "data", "graph_sha256", "started_at", "finished_at")
