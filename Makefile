@@ -38,6 +38,8 @@ bench: venv
 	$(BIN)/python benchmarks/bench_profiler.py
 	$(BIN)/python benchmarks/bench_meter_overhead.py
 	$(BIN)/python benchmarks/bench_server.py
+	$(BIN)/python benchmarks/bench_cli.py
+	$(BIN)/python benchmarks/bench_weightless.py --compare
 
 clean:
 	rm -rf $(VENV) runs
