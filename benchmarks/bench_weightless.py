@@ -9,6 +9,8 @@ largest peak RSS):
 
 - ``joulecast profile VGG.onnx`` (the wire-format strip, then the profiler),
 - the strip alone (``joulecast.weightless.strip_weights_file``),
+- ``joulecast predict VGG.onnx`` against a server this script starts (shipped artifacts; the
+  client strips, uploads a few KB, prints the answer),
 - with ``--compare``, the old route for reference: ``onnx.load_model`` then ``strip_model``.
 
 The model file is deleted afterwards unless ``--keep`` names where to put it (never commit it).
@@ -181,20 +183,34 @@ def main() -> int:
             "m = onnx.load_model(sys.argv[1], load_external_data=False); "
             "print(len(strip_model(m).SerializeToString()))"
         )
+        server = subprocess.Popen(
+            [sys.executable, "-m", "joulecast.cli", "serve", "--port", "0"],
+            env=env,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert server.stdout is not None
+        address = server.stdout.readline().split()[-1]
+        cli = [sys.executable, "-m", "joulecast.cli"]
         commands = {
-            "joulecast profile": [sys.executable, "-m", "joulecast.cli", "profile", str(model)],
+            "joulecast profile": [*cli, "profile", str(model)],
             "strip_weights_file alone": [sys.executable, "-c", strip, str(model)],
+            "joulecast predict (client)": [*cli, "predict", str(model), "--server", address],
         }
         if args.compare:
             commands["old: onnx.load + strip_model"] = [sys.executable, "-c", old, str(model)]
         print(f"{'command':32} {'median s':>9} {'peak RSS MB':>12}  (median of {args.repeats})")
         results = {}
-        for name, cmd in commands.items():
-            wall_s, rss, out = measure(cmd, env, args.repeats)
-            results[name] = (wall_s, rss)
-            print(f"{name:32} {wall_s:9.2f} {rss / 1e6:12.1f}")
-            if name == "strip_weights_file alone":
-                print(f"{'':32} weightless graph: {int(out):,} bytes")
+        try:
+            for name, cmd in commands.items():
+                wall_s, rss, out = measure(cmd, env, args.repeats)
+                results[name] = (wall_s, rss)
+                print(f"{name:32} {wall_s:9.2f} {rss / 1e6:12.1f}")
+                if name == "strip_weights_file alone":
+                    print(f"{'':32} weightless graph: {int(out):,} bytes")
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
         wall_s, rss = results["joulecast profile"]
         ok = wall_s <= 2.0 and rss <= 300e6
         print(
