@@ -10,14 +10,16 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from joulecast.carbon import PhaseFootprint
 from joulecast.errors import InvalidArgument, ResourceLimit
 from joulecast.measurement import ROW_COLUMNS, Row
-from server.core import PredictQuery, PredictResult, RetrainResult
 from server.generated import estimator_pb2 as pb
 from server.measurements import IncomingRow, RowVerdict
+
+if TYPE_CHECKING:  # server.core imports the profiler (onnx, numpy): the client needs neither
+    from server.core import PredictQuery, PredictResult, RetrainResult
 
 _OPTION_FIELDS = ("batch_size", "samples", "epochs", "hardware")
 _PROFILE_FIELDS = (
@@ -44,6 +46,8 @@ _FOOTPRINT_FIELDS = tuple(f.name for f in pb.PhaseFootprint.DESCRIPTOR.fields)
 
 
 def _query(onnx_model: bytes, options: pb.PredictEnergyRequest | pb.PredictOptions) -> PredictQuery:
+    from server.core import PredictQuery
+
     util = options.observed_gpu_util if options.HasField("observed_gpu_util") else None
     return PredictQuery(
         onnx_model=onnx_model,

@@ -17,8 +17,12 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "examples" / "sample_crnn.onnx"
-HEAVY = ("torch", "xgboost", "pandas", "matplotlib", "sklearn", "scipy", "deepspeed", "codecarbon")
-NEVER_ON_CLIENT = ("torch", "xgboost", "pandas")
+HEAVY = (
+    "torch", "xgboost", "pandas", "matplotlib", "sklearn", "scipy", "deepspeed", "codecarbon",
+    "onnx", "numpy",
+)  # fmt: skip
+NEVER_ON_CLIENT = ("torch", "xgboost", "pandas", "onnx", "numpy")
+"""The client path needs grpcio and protobuf only: weights are stripped on the wire."""
 
 _PROBE = """
 import json, sys
