@@ -546,6 +546,10 @@ def _reshape(env: Env, node: Node) -> None:
             raise GraphError(f"{node.label}: shape {target} has a negative dimension")
         else:
             out.append(d)
+    if max(out, default=0) > env.limits.max_dim:
+        raise GraphTooLarge(
+            f"{node.label}: target dimension {_big(max(out))}; the limit is {env.limits.max_dim}"
+        )
     total = _numel(x)
     known = _numel(tuple(out))
     if infer_at >= 0:

@@ -44,9 +44,13 @@ def parse_model(onnx_bytes: bytes, limits: GraphLimits) -> onnx.ModelProto:
         raise GraphError("empty input: 0 bytes is not an ONNX model")
     if size > limits.max_bytes:
         raise GraphTooLarge(f"graph is {size} bytes; the limit is {limits.max_bytes} bytes")
+    from joulecast.graph.wire import strip_data  # the weights are never parsed
+
+    raw = onnx_bytes if isinstance(onnx_bytes, bytes) else bytes(onnx_bytes)
+    raw = strip_data(raw) or raw
     model = onnx.ModelProto()
     try:
-        model.ParseFromString(onnx_bytes if isinstance(onnx_bytes, bytes) else bytes(onnx_bytes))
+        model.ParseFromString(raw)
     except Exception as exc:  # DecodeError, RecursionError, upb's own errors
         raise GraphError(f"not an ONNX model: protobuf decoding failed ({exc})") from exc
     if not model.opset_import:
