@@ -6,9 +6,10 @@ Graphs (all full, with weights, because onnx-tool needs them; joulecast profiles
 bytes): paper configurations of every family (legacy exporter, as the collector exports them),
 a transformer encoder (``nn.TransformerEncoder``, 2 layers, d=192, 4 heads, 64 frames), and
 chains of MatMul+Relu of 1,000 and 10,000 nodes. For each graph both tools run ``--repeat``
-times in this process, interleaved, and the median counts (onnx-tool runs once when one run
-takes over 5 s). Prints per graph: ms per tool, the ratio, joulecast's µs per node (wall and
-CPU: on a shared machine the CPU time is the steadier figure), and the geometric mean ratio.
+times or more (up to ``--budget`` seconds) in this process and the best run counts (one run
+when it takes over 5 s). Prints per graph: best ms per tool, the wall and CPU-time ratios,
+joulecast's µs per node (wall and CPU: on a shared machine the CPU time is the steadier
+figure), FLOPs of both, and the geometric mean ratios.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import io
 import json
 import logging
 import math
-import statistics
 import time
 import warnings
 from collections.abc import Callable
@@ -136,38 +136,55 @@ def _timed(fn: Callable[[], object]) -> tuple[float, float, object]:
     return time.perf_counter() - wall, time.process_time() - cpu, result
 
 
+def _best(fn: Callable[[], object], repeat: int, budget_s: float) -> tuple[float, float, object]:
+    """Best wall and best CPU seconds of at least ``repeat`` runs (more, up to ``budget_s``,
+    for fast ones: on a shared machine the best of many is the figure that means something)."""
+    walls, cpus, result = [], [], None
+    spent = 0.0
+    while len(walls) < repeat or (spent < budget_s and len(walls) < 50):
+        wall, cpu, result = _timed(fn)
+        walls.append(wall)
+        cpus.append(cpu)
+        spent += wall
+        if wall > 5.0:
+            break
+    return min(walls), min(cpus), result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--budget", type=float, default=0.5, help="seconds per tool and graph")
     args = parser.parse_args()
     logging.disable(logging.WARNING)
     print(
-        f"{'graph':<22}{'nodes':>7}{'ours ms':>10}{'onnx-tool ms':>14}{'ratio':>8}"
-        f"{'us/node':>9}{'cpu us/node':>13}{'FLOPs ours':>16}{'onnx-tool':>16}"
+        f"{'graph':<22}{'nodes':>7}{'ours ms':>9}{'tool ms':>10}{'ratio':>8}{'cpu ratio':>10}"
+        f"{'us/node':>9}{'cpu us/node':>12}{'FLOPs ours':>15}{'onnx-tool':>15}"
     )
-    ratios = []
+    ratios, cpu_ratios = [], []
     for name, data, shape in _graphs():
-        ours_wall, ours_cpu, tool_wall = [], [], []
-        profile = tool_flops = None
-        for i in range(args.repeat):
-            w, c, profile = _timed(lambda data=data: profile_graph(data))
-            ours_wall.append(w)
-            ours_cpu.append(c)
-            if i == 0 or tool_wall[-1] < 5.0:
-                w, _c, tool_flops = _timed(lambda data=data, shape=shape: _onnx_tool(data, shape))
-                tool_wall.append(w)
-        ours, tool = statistics.median(ours_wall), statistics.median(tool_wall)
+        ours, ours_cpu, profile = _best(
+            lambda data=data: profile_graph(data), args.repeat, args.budget
+        )
+        tool, tool_cpu, tool_flops = _best(
+            lambda data=data, shape=shape: _onnx_tool(data, shape), args.repeat, args.budget
+        )
         n = profile.node_count
         ratios.append(tool / ours)
+        cpu_ratios.append(tool_cpu / ours_cpu)
         print(
-            f"{name:<22}{n:>7}{ours * 1e3:>10.2f}{tool * 1e3:>14.1f}{tool / ours:>8.1f}"
-            f"{ours / n * 1e6:>9.1f}{statistics.median(ours_cpu) / n * 1e6:>13.1f}"
-            f"{profile.flops_forward:>16,}{tool_flops:>16,}"
+            f"{name:<22}{n:>7}{ours * 1e3:>9.2f}{tool * 1e3:>10.1f}{tool / ours:>8.1f}"
+            f"{tool_cpu / ours_cpu:>10.1f}{ours / n * 1e6:>9.1f}{ours_cpu / n * 1e6:>12.1f}"
+            f"{profile.flops_forward:>15,}{tool_flops:>15,}"
         )
-    geomean = math.exp(sum(math.log(r) for r in ratios) / len(ratios))
+
+    def geomean(xs: list[float]) -> float:
+        return math.exp(sum(math.log(x) for x in xs) / len(xs))
+
     print(
-        f"\n{len(ratios)} graphs: joulecast is {geomean:.1f}x faster than onnx-tool "
-        f"(geometric mean of per-graph ratios; goal >= 10x, <= 20 us/node at 10k nodes)"
+        f"\n{len(ratios)} graphs: joulecast is {geomean(ratios):.1f}x faster than onnx-tool in wall "
+        f"time, {geomean(cpu_ratios):.1f}x in CPU time (geometric means of per-graph best-of "
+        "ratios; goal >= 10x, and <= 20 us/node at 10k nodes)"
     )
 
 

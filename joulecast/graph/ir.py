@@ -9,6 +9,8 @@ functions (a function calling another twice, k deep, is 2^k nodes for onnx's inf
 
 from __future__ import annotations
 
+import sys
+from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from math import prod
@@ -42,6 +44,13 @@ _FLOAT_PARAMS = frozenset(
     }
 )
 _NO_ATTRS: dict[str, object] = {}
+_LITTLE = sys.byteorder == "little"
+_ARRAY_CODES = {
+    onnx.TensorProto.INT64: "q",
+    onnx.TensorProto.INT32: "i",
+    onnx.TensorProto.FLOAT: "f",
+    onnx.TensorProto.DOUBLE: "d",
+}
 VALUE_ELEMENTS = 64
 """Initializers and Constant tensors up to this many elements have their values read
 (shape constants, Slice bounds, Resize scales); larger ones only their header."""
@@ -56,8 +65,8 @@ class Node:
     domain: str
     proto: onnx.NodeProto
     """The node as parsed (read only for its name, when a message needs it)."""
-    inputs: tuple[str, ...]
-    outputs: tuple[str, ...]
+    inputs: list[str]
+    outputs: list[str]
     attrs: dict[str, object]
 
     @property
@@ -105,6 +114,13 @@ def tensor_values(t: onnx.TensorProto, limit: int = VALUE_ELEMENTS) -> tuple | N
         return None
     dt = t.data_type
     if t.raw_data:
+        code = _ARRAY_CODES.get(dt)
+        if code is not None and _LITTLE:
+            arr = array(code)
+            if arr.itemsize * n != len(t.raw_data):
+                return None
+            arr.frombytes(t.raw_data)
+            return tuple(arr)
         try:
             dtype = onnx.helper.tensor_dtype_to_np_dtype(dt)
         except (KeyError, ValueError, TypeError):
@@ -377,7 +393,7 @@ def read_graph(model: onnx.ModelProto, limits: GraphLimits) -> Graph:
         op = node.op_type
         domain = node.domain
         attrs = _attrs(node, where, limits, subgraphs) if len(node.attribute) else _NO_ATTRS
-        append(Node(op, domain, node, tuple(node.input), tuple(node.output), attrs))
+        append(Node(op, domain, node, node.input[:], node.output[:], attrs))
         if calls:
             size = calls.get((domain, op))
             if size is not None:

@@ -18,6 +18,7 @@ from joulecast.graph.ir import Graph, Node, read_graph
 from joulecast.graph.parse import GraphLimits, parse_model
 from joulecast.graph.record import FLOP_KINDS, GraphProfile
 from joulecast.graph.shapes import (
+    BYTES_PER_ELEMENT,
     FLOAT_TYPES,
     MAX_UNKNOWN_LISTED,
     ShapeTable,
@@ -152,6 +153,7 @@ def _profile(graph: Graph, model: object, limits: GraphLimits) -> GraphProfile:
     recurrent_ops = rules.RECURRENT_OPS
     attention_ops = rules.ATTENTION_OPS
     get_status = status.get
+    element_bytes = BYTES_PER_ELEMENT.get
 
     for index, node in enumerate(nodes):
         op = node.op
@@ -198,8 +200,7 @@ def _profile(graph: Graph, model: object, limits: GraphLimits) -> GraphProfile:
                 for name, n in _recurrent_weight_sizes(node, table):
                     weights_seen.setdefault(name, n * bytes_per_element(table.elem_type(name)))
             elif op in attention_ops or (
-                op in _MATMUL_OPS
-                and sum(get_status(n, DYNAMIC) == DYNAMIC for n in ins[:2] if n) == 2
+                op in _MATMUL_OPS and len(ins) >= 2 and in_status[:2].count(DYNAMIC) == 2
             ):
                 attention = attention or node.label
             if op in _WEIGHT_SLOTS:
@@ -221,7 +222,7 @@ def _profile(graph: Graph, model: object, limits: GraphLimits) -> GraphProfile:
             if st == DYNAMIC:
                 shape = shapes.get(out)
                 if shape is not None:
-                    activation_bytes += prod(shape) * bytes_per_element(types.get(out, 1))
+                    activation_bytes += prod(shape) * element_bytes(types.get(out, 1), 4)
 
     for op, n in sorted(unknown_ops.items()):
         warnings.append(f"op {op} has no FLOP rule; counted as 0 ({n} node(s))")

@@ -25,7 +25,7 @@ logger = logging.getLogger(__name__)
 
 Shape = tuple[int, ...]
 
-_BYTES_PER_ELEMENT = {
+BYTES_PER_ELEMENT = {
     onnx.TensorProto.FLOAT: 4,
     onnx.TensorProto.UINT8: 1,
     onnx.TensorProto.INT8: 1,
@@ -49,7 +49,7 @@ MAX_UNKNOWN_LISTED = 10
 
 def bytes_per_element(elem_type: int) -> int:
     """Bytes of one element; unknown types count as float32 (4)."""
-    return _BYTES_PER_ELEMENT.get(elem_type, 4)
+    return BYTES_PER_ELEMENT.get(elem_type, 4)
 
 
 def numel(shape: Shape) -> int:
