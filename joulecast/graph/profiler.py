@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Sequence
 from math import prod
 
 from joulecast.errors import JoulecastError
 from joulecast.graph import rules
 from joulecast.graph.errors import GraphError, GraphTooLarge
-from joulecast.graph.family import classify
+from joulecast.graph.family import classify, node_parents
 from joulecast.graph.ir import Graph, Node, read_graph
 from joulecast.graph.parse import GraphLimits, parse_model
 from joulecast.graph.record import FLOP_KINDS, GraphProfile
@@ -131,10 +132,10 @@ def _profile(graph: Graph, model: object, limits: GraphLimits) -> GraphProfile:
     for name in table.initializers:
         status[name] = PARAM if table.elem_type(name) in FLOAT_TYPES else CONST
     producers: dict[str, Node] = {}
-    producer_index: dict[str, int] = {}
+    depth_of: dict[str, int] = {}
+    """Parametric layers on the longest path ending at each value."""
+    depth = 0
     roots: dict[str, str] = {}
-    parents: list[list[int]] = []
-    chain: list[int] = []
 
     flops_by_kind = dict.fromkeys(FLOP_KINDS, 0)
     kinds: list[str] = []
@@ -155,7 +156,7 @@ def _profile(graph: Graph, model: object, limits: GraphLimits) -> GraphProfile:
     get_status = status.get
     element_bytes = BYTES_PER_ELEMENT.get
 
-    for index, node in enumerate(nodes):
+    for node in nodes:
         op = node.op
         ins = node.inputs
         in_status = [get_status(n, DYNAMIC) for n in ins if n]
@@ -206,19 +207,21 @@ def _profile(graph: Graph, model: object, limits: GraphLimits) -> GraphProfile:
             if op in _WEIGHT_SLOTS:
                 _count_weights(node, table, status, roots, weights_seen)
         kinds.append(kind)
-        mine = [producer_index[n] for n in ins if n in producer_index]
-        parents.append(mine)
         best = 0
-        for p in mine:
-            if chain[p] > best:
-                best = chain[p]
-        chain.append(best + 1 if kind in _PARAMETRIC else best)
+        for n in ins:
+            d = depth_of.get(n, 0)
+            if d > best:
+                best = d
+        if kind in _PARAMETRIC:
+            best += 1
+        if best > depth:
+            depth = best
         for out in node.outputs:
             if not out:
                 continue
             status[out] = st
             producers[out] = node
-            producer_index[out] = index
+            depth_of[out] = best
             if st == DYNAMIC:
                 shape = shapes.get(out)
                 if shape is not None:
@@ -255,8 +258,7 @@ def _profile(graph: Graph, model: object, limits: GraphLimits) -> GraphProfile:
                 f"{limits.max_flops:.3g} (2^{limits.max_flops.bit_length() - 1})"
             )
     moved = weight_bytes + activation_bytes
-    depth = max(chain, default=0)
-    family, reason = classify(kinds, parents, attention, control_flow)
+    family, reason = classify(kinds, _Parents(nodes), attention, control_flow)
     return GraphProfile(
         family=family,
         family_reason=reason,
@@ -272,6 +274,30 @@ def _profile(graph: Graph, model: object, limits: GraphLimits) -> GraphProfile:
         node_count=len(nodes),
         warnings=_bounded(warnings),
     )
+
+
+class _Parents(Sequence[Sequence[int]]):
+    """Each node's producers by index, built only if the classification asks for them."""
+
+    def __init__(self, nodes: list[Node]) -> None:
+        self._nodes = nodes
+        self._parents: list[list[int]] | None = None
+
+    def _build(self) -> list[list[int]]:
+        if self._parents is None:
+            self._parents = node_parents(
+                [n.outputs for n in self._nodes], [n.inputs for n in self._nodes]
+            )
+        return self._parents
+
+    def __getitem__(self, i):  # type: ignore[override]
+        return self._build()[i]
+
+    def __len__(self) -> int:
+        return len(self._nodes)
+
+    def __iter__(self):  # type: ignore[override]
+        return iter(self._build())
 
 
 def _no_flops(node: Node, table: ShapeTable) -> tuple[int, str]:
