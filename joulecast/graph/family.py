@@ -17,11 +17,15 @@ def classify(
     else); ``parents[i]`` the indices of the nodes that feed it (topological order).
     ``attention`` / ``control_flow`` name the first such node, if any.
     """
-    if attention is not None:
-        return "other", f"attention: {attention} multiplies two activations"
     if control_flow is not None:
         return "other", f"control flow: {control_flow}"
     conv = [i for i, k in enumerate(kinds) if k == "conv"]
+    if attention is not None:
+        # Attention defines the family whatever surrounds it: a conformer (attention plus a
+        # convolution module) or a patch transformer (convolutional patch embedding) is a
+        # transformer, because its cost grows with the sequence length squared, not linearly.
+        front = f", {len(conv)} convolution(s)" if conv else ""
+        return "transformer", f"attention: {attention} multiplies two activations{front}"
     rec = [i for i, k in enumerate(kinds) if k == "recurrent"]
     dense = [i for i, k in enumerate(kinds) if k == "dense"]
     if conv and rec:

@@ -8,16 +8,25 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-
-import onnx
+from collections.abc import Sequence
+from math import prod
 
 from joulecast.errors import JoulecastError
 from joulecast.graph import rules
-from joulecast.graph.errors import GraphError
-from joulecast.graph.family import classify, longest_chain, node_parents
+from joulecast.graph.errors import GraphError, GraphTooLarge
+from joulecast.graph.family import classify, node_parents
+from joulecast.graph.ir import Graph, Node, read_graph
 from joulecast.graph.parse import GraphLimits, parse_model
 from joulecast.graph.record import FLOP_KINDS, GraphProfile
-from joulecast.graph.shapes import FLOAT_TYPES, ShapeTable, bytes_per_element, infer, numel
+from joulecast.graph.shapes import (
+    BYTES_PER_ELEMENT,
+    FLOAT_TYPES,
+    MAX_UNKNOWN_LISTED,
+    ShapeTable,
+    bytes_per_element,
+    infer,
+    numel,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +52,11 @@ _WEIGHT_SLOTS: dict[str, tuple[int, ...]] = {
 _ELEMENTWISE = frozenset({"Add", "Sub", "Mul"})
 
 DYNAMIC, PARAM, CONST = "dynamic", "param", "const"
+_SOURCE_OPS = frozenset({"Constant", "ConstantOfShape"})
+_PARAMETRIC = frozenset({"conv", "dense", "recurrent"})
+_MATMUL_OPS = frozenset({"MatMul", "Gemm", "Einsum"})
+MAX_WARNINGS = 50
+MAX_WARNING_CHARS = 500
 
 # Ops that only re-lay a tensor out: a weight seen through them is still the same weight
 # (the dynamo exporter transposes an RNN's weights once per unrolled step).
@@ -51,50 +65,14 @@ _VIEW_OPS = frozenset(
 )
 
 
-def _weight_roots(graph: onnx.GraphProto, status: dict[str, str]) -> dict[str, str]:
-    """For each parameter value that is a view of another, the value it is a view of."""
-    roots: dict[str, str] = {}
-    for node in graph.node:
-        if node.op_type in _VIEW_OPS and node.input and status.get(node.input[0]) == PARAM:
-            src = node.input[0]
-            for out in node.output:
-                if out:
-                    roots[out] = roots.get(src, src)
-    return roots
-
-
-def _status_of_values(graph: onnx.GraphProto, table: ShapeTable) -> dict[str, str]:
-    """Whether each value depends on the input (dynamic), on initializers only (param), or on
-    constants only (const). Float initializers are parameters; integer ones are constants."""
-    status: dict[str, str] = {}
-    for name in table.inputs:
-        status[name] = DYNAMIC
-    for name in table.initializers:
-        status[name] = PARAM if table.elem_type(name) in FLOAT_TYPES else CONST
-    for node in graph.node:
-        ins = [status.get(n, DYNAMIC) for n in node.input if n]
-        if node.op_type in ("Constant", "ConstantOfShape") and DYNAMIC not in ins:
-            s = CONST
-        elif DYNAMIC in ins or (not ins and node.op_type != "Constant"):
-            s = DYNAMIC
-        elif PARAM in ins:
-            s = PARAM
-        else:
-            s = CONST
-        for out in node.output:
-            if out:
-                status[out] = s
-    return status
-
-
-def _recurrent_weight_sizes(node: onnx.NodeProto, table: ShapeTable) -> list[tuple[str, int]]:
+def _recurrent_weight_sizes(node: Node, table: ShapeTable) -> list[tuple[str, int]]:
     """(value, elements) of W, R, B; from their shapes, else from the node's attributes."""
     dims = rules.recurrent_dims(node, table)
-    gates = {"GRU": 3, "LSTM": 4, "RNN": 1}[node.op_type]
+    gates = {"GRU": 3, "LSTM": 4, "RNN": 1}[node.op]
     directions = rules.recurrent_directions(node)
     out: list[tuple[str, int]] = []
     for slot in (1, 2, 3):
-        name = node.input[slot] if len(node.input) > slot else ""
+        name = node.inputs[slot] if len(node.inputs) > slot else ""
         if not name:
             continue
         shape = table.shape(name)
@@ -114,26 +92,50 @@ def profile_graph(onnx_bytes: bytes, limits: GraphLimits | None = None) -> Graph
     set to 1, a fixed batch N divides FLOPs and activation bytes by N. Raises
     :class:`~joulecast.graph.errors.GraphError` (malformed input),
     :class:`~joulecast.graph.errors.ExternalDataRefused` or
-    :class:`~joulecast.graph.errors.GraphTooLarge`.
+    :class:`~joulecast.graph.errors.GraphTooLarge` (a limit of ``limits``, including FLOP and
+    byte counts above ``limits.max_flops``). The work done is bounded by ``limits`` whatever
+    the graph: node counts are taken after local-function expansion, before any inference.
     """
     limits = limits or GraphLimits()
     model = parse_model(onnx_bytes, limits)
     try:
-        return _profile(model, limits)
+        graph = read_graph(model, limits)
+        return _profile(graph, model, limits)
     except JoulecastError:
         raise
+    except RecursionError as exc:
+        raise GraphTooLarge("graph is nested too deeply to profile") from exc
     except Exception as exc:  # a malformed graph that passed validation (e.g. bad UTF-8)
         logger.debug("profiling failed on a malformed graph", exc_info=True)
         raise GraphError(f"malformed ONNX graph: {type(exc).__name__}: {exc}") from exc
 
 
-def _profile(model: onnx.ModelProto, limits: GraphLimits) -> GraphProfile:
-    table = infer(model, limits)
-    graph = model.graph
+def _bounded(warnings: list[str]) -> tuple[str, ...]:
+    """At most MAX_WARNINGS warnings of at most MAX_WARNING_CHARS each, then a summary: the
+    profile is cached and sent, so its size must not grow with the graph."""
+    out = [
+        w if len(w) <= MAX_WARNING_CHARS else w[: MAX_WARNING_CHARS - 3] + "..." for w in warnings
+    ]
+    if len(out) > MAX_WARNINGS:
+        extra = len(out) - (MAX_WARNINGS - 1)
+        out = [*out[: MAX_WARNINGS - 1], f"... and {extra} more warning(s)"]
+    return tuple(out)
+
+
+def _profile(graph: Graph, model: object, limits: GraphLimits) -> GraphProfile:
+    table = infer(graph, model, limits)
+    nodes = graph.nodes
     warnings: list[str] = list(table.warnings)
-    status = _status_of_values(graph, table)
-    producers = {out: node for node in graph.node for out in node.output if out}
-    roots = _weight_roots(graph, status)
+    # One pass in topological order: each value's status (dynamic / param / const), the
+    # producer of each value, the views of weights, FLOPs, params and the dependency chain.
+    status: dict[str, str] = dict.fromkeys(table.inputs, DYNAMIC)
+    for name in table.initializers:
+        status[name] = PARAM if table.elem_type(name) in FLOAT_TYPES else CONST
+    producers: dict[str, Node] = {}
+    depth_of: dict[str, int] = {}
+    """Parametric layers on the longest path ending at each value."""
+    depth = 0
+    roots: dict[str, str] = {}
 
     flops_by_kind = dict.fromkeys(FLOP_KINDS, 0)
     kinds: list[str] = []
@@ -144,13 +146,39 @@ def _profile(model: onnx.ModelProto, limits: GraphLimits) -> GraphProfile:
     control_flow: str | None = None
     unknown_ops: Counter[str] = Counter()
     unknown_shapes: Counter[str] = Counter()
+    shapes = table.shapes
+    types = table.types
+    rule_of = rules.RULES
+    control_ops = rules.CONTROL_FLOW_OPS
+    zero_ops = rules.ZERO_OPS
+    recurrent_ops = rules.RECURRENT_OPS
+    attention_ops = rules.ATTENTION_OPS
+    get_status = status.get
+    element_bytes = BYTES_PER_ELEMENT.get
 
-    for node in graph.node:
-        op = node.op_type
-        label = f"{op} {node.name!r}" if node.name else op
+    for node in nodes:
+        op = node.op
+        ins = node.inputs
+        in_status = [get_status(n, DYNAMIC) for n in ins if n]
+        if op in _SOURCE_OPS and DYNAMIC not in in_status:
+            st = CONST
+        elif DYNAMIC in in_status or (not in_status and op != "Constant"):
+            st = DYNAMIC
+        elif PARAM in in_status:
+            st = PARAM
+        else:
+            st = CONST
+        if op in _VIEW_OPS and ins and in_status and get_status(ins[0]) == PARAM:
+            src = roots.get(ins[0], ins[0])
+            for out in node.outputs:
+                if out:
+                    roots[out] = src
+
         kind = ""
         foreign = node.domain not in ("", "ai.onnx")
-        rule = None if foreign else rules.RULES.get(op)
+        rule = None if foreign else rule_of.get(op)
+        if op == "Softmax" and rule is not None and rules.is_sdpa_softmax(node, producers):
+            rule = _no_flops
         if rule is not None:
             result = rule(node, table)
             if result is None:
@@ -158,37 +186,58 @@ def _profile(model: onnx.ModelProto, limits: GraphLimits) -> GraphProfile:
             else:
                 flops, kind = result
                 flops_by_kind[kind] += flops
-        elif op in rules.CONTROL_FLOW_OPS and not foreign:
-            control_flow = control_flow or label
-            warnings.append(f"{label}: control flow; its subgraphs are not counted")
-        elif foreign or op not in rules.ZERO_OPS:
+        elif op in control_ops and not foreign:
+            control_flow = control_flow or node.label
+            warnings.append(f"{node.label}: control flow; its subgraphs are not counted")
+        elif foreign or op not in zero_ops:
             unknown_ops[f"{node.domain}::{op}" if foreign else op] += 1
-        if op == "Mul" and not foreign:
-            flops_by_kind["other"] += rules.silu_flops(node, table, producers)
-        if op in rules.RECURRENT_OPS and not foreign:
-            kind = "recurrent"
-            dims = rules.recurrent_dims(node, table)
-            recurrent_steps += dims[0] if dims else 0
-            for name, n in _recurrent_weight_sizes(node, table):
-                weights_seen.setdefault(name, n * bytes_per_element(table.elem_type(name)))
-        elif op in rules.ATTENTION_OPS or (
-            op in ("MatMul", "Gemm", "Einsum")
-            and sum(status.get(n, DYNAMIC) == DYNAMIC for n in node.input[:2] if n) == 2
-        ):
-            attention = attention or label
         if not foreign:
-            _count_weights(node, table, status, roots, weights_seen)
+            if op == "Mul":
+                flops_by_kind["other"] += rules.silu_flops(node, table, producers)
+            if op in recurrent_ops:
+                kind = "recurrent"
+                dims = rules.recurrent_dims(node, table)
+                recurrent_steps += dims[0] if dims else 0
+                for name, n in _recurrent_weight_sizes(node, table):
+                    weights_seen.setdefault(name, n * bytes_per_element(table.elem_type(name)))
+            elif op in attention_ops or (
+                op in _MATMUL_OPS and len(ins) >= 2 and in_status[:2].count(DYNAMIC) == 2
+            ):
+                attention = attention or node.label
+            if op in _WEIGHT_SLOTS:
+                _count_weights(node, table, status, roots, weights_seen)
         kinds.append(kind)
-        for out in node.output:
-            if out and status.get(out) == DYNAMIC:
-                shape = table.shape(out)
+        best = 0
+        for n in ins:
+            d = depth_of.get(n, 0)
+            if d > best:
+                best = d
+        if kind in _PARAMETRIC:
+            best += 1
+        if best > depth:
+            depth = best
+        for out in node.outputs:
+            if not out:
+                continue
+            status[out] = st
+            producers[out] = node
+            depth_of[out] = best
+            if st == DYNAMIC:
+                shape = shapes.get(out)
                 if shape is not None:
-                    activation_bytes += numel(shape) * bytes_per_element(table.elem_type(out))
+                    activation_bytes += prod(shape) * element_bytes(types.get(out, 1), 4)
 
     for op, n in sorted(unknown_ops.items()):
         warnings.append(f"op {op} has no FLOP rule; counted as 0 ({n} node(s))")
     for op, n in sorted(unknown_shapes.items()):
         warnings.append(f"{op}: shapes unknown, counted as 0 ({n} node(s))")
+    if table.unknown_nodes:
+        listed = ", ".join(table.unknown_nodes[:MAX_UNKNOWN_LISTED])
+        more = len(table.unknown_nodes) - MAX_UNKNOWN_LISTED
+        warnings.append(
+            f"{len(table.unknown_nodes)} node(s) with unknown output shapes: {listed}"
+            + (f" and {more} more" if more > 0 else "")
+        )
 
     batch = table.batch
     if batch > 1:
@@ -198,12 +247,18 @@ def _profile(model: onnx.ModelProto, limits: GraphLimits) -> GraphProfile:
     params = sum(_params_of(name, b, table) for name, b in weights_seen.items())
     weight_bytes = sum(weights_seen.values())
     activation_bytes = _per_sample(activation_bytes, batch)
+    for what, value in (
+        ("training FLOPs", TRAIN_FACTOR * forward),
+        ("weight bytes", weight_bytes),
+        ("activation bytes", activation_bytes),
+    ):
+        if value > limits.max_flops:
+            raise GraphTooLarge(
+                f"graph has {value:.3g} {what} per sample; the ceiling is "
+                f"{limits.max_flops:.3g} (2^{limits.max_flops.bit_length() - 1})"
+            )
     moved = weight_bytes + activation_bytes
-    parents = node_parents(
-        [list(n.output) for n in graph.node], [list(n.input) for n in graph.node]
-    )
-    depth = longest_chain([1 if k in ("conv", "dense", "recurrent") else 0 for k in kinds], parents)
-    family, reason = classify(kinds, parents, attention, control_flow)
+    family, reason = classify(kinds, _Parents(nodes), attention, control_flow)
     return GraphProfile(
         family=family,
         family_reason=reason,
@@ -216,9 +271,37 @@ def _profile(model: onnx.ModelProto, limits: GraphLimits) -> GraphProfile:
         arithmetic_intensity=forward / moved if moved else 0.0,
         recurrent_steps=recurrent_steps,
         depth=depth,
-        node_count=len(graph.node),
-        warnings=tuple(warnings),
+        node_count=len(nodes),
+        warnings=_bounded(warnings),
     )
+
+
+class _Parents(Sequence[Sequence[int]]):
+    """Each node's producers by index, built only if the classification asks for them."""
+
+    def __init__(self, nodes: list[Node]) -> None:
+        self._nodes = nodes
+        self._parents: list[list[int]] | None = None
+
+    def _build(self) -> list[list[int]]:
+        if self._parents is None:
+            self._parents = node_parents(
+                [n.outputs for n in self._nodes], [n.inputs for n in self._nodes]
+            )
+        return self._parents
+
+    def __getitem__(self, i):  # type: ignore[override]
+        return self._build()[i]
+
+    def __len__(self) -> int:
+        return len(self._nodes)
+
+    def __iter__(self):  # type: ignore[override]
+        return iter(self._build())
+
+
+def _no_flops(node: Node, table: ShapeTable) -> tuple[int, str]:
+    return 0, "other"
 
 
 def _per_sample(value: int, batch: int) -> int:
@@ -230,28 +313,27 @@ def _params_of(name: str, nbytes: int, table: ShapeTable) -> int:
 
 
 def _count_weights(
-    node: onnx.NodeProto,
+    node: Node,
     table: ShapeTable,
     status: dict[str, str],
     roots: dict[str, str],
     seen: dict[str, int],
 ) -> None:
-    slots = _WEIGHT_SLOTS.get(node.op_type)
-    if not slots:
-        return
+    slots = _WEIGHT_SLOTS[node.op]
     # Elementwise ops and Gather hold a weight only when combined with an activation
     # (a bias, a scale, an embedding lookup).
-    combined = any(status.get(n, DYNAMIC) == DYNAMIC for n in node.input if n)
-    if (node.op_type in _ELEMENTWISE or node.op_type == "Gather") and not combined:
+    if (node.op in _ELEMENTWISE or node.op == "Gather") and not any(
+        status.get(n, DYNAMIC) == DYNAMIC for n in node.inputs if n
+    ):
         return
     for slot in slots:
-        name = node.input[slot] if len(node.input) > slot else ""
+        name = node.inputs[slot] if len(node.inputs) > slot else ""
         if not name or status.get(name) != PARAM:
             continue
         name = roots.get(name, name)
         if name in seen:
             continue
         shape = table.shape(name)
-        if shape is None or (node.op_type in _ELEMENTWISE and len(shape) == 0):
-            continue
+        if shape is None or (node.op in _ELEMENTWISE and numel(shape) <= 1):
+            continue  # a scalar factor (sdpa's scale), not a bias or an affine weight
         seen[name] = numel(shape) * bytes_per_element(table.elem_type(name))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
-FAMILIES = ("mlp", "cnn", "rnn", "crnn", "other")
+FAMILIES = ("mlp", "cnn", "rnn", "crnn", "transformer", "other")
 FLOP_KINDS = ("conv", "dense", "recurrent", "other")
 
 

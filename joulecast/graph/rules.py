@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import onnx
-
+from joulecast.graph.ir import Node
 from joulecast.graph.shapes import Shape, ShapeTable, numel
 
-Rule = Callable[[onnx.NodeProto, ShapeTable], "tuple[int, str] | None"]
+Rule = Callable[[Node, ShapeTable], "tuple[int, str] | None"]
 
 RECURRENT_OPS = frozenset({"GRU", "LSTM", "RNN"})
 CONV_OPS = frozenset({"Conv", "ConvTranspose"})
@@ -35,24 +34,21 @@ ZERO_OPS = frozenset(
 """Ops DeepSpeed counts as 0 (elementwise arithmetic via operators, shape and index ops)."""
 
 
-def _attr(node: onnx.NodeProto, name: str, default: object = None) -> object:
-    for a in node.attribute:
-        if a.name == name:
-            return onnx.helper.get_attribute_value(a)
-    return default
+def _attr(node: Node, name: str, default: object = None) -> object:
+    return node.attrs.get(name, default)
 
 
-def _input(node: onnx.NodeProto, i: int) -> str:
-    return node.input[i] if len(node.input) > i else ""
+def _input(node: Node, i: int) -> str:
+    return node.inputs[i] if len(node.inputs) > i else ""
 
 
-def _elements_of_input(node: onnx.NodeProto, t: ShapeTable) -> int | None:
+def _elements_of_input(node: Node, t: ShapeTable) -> int | None:
     s = t.shape(_input(node, 0))
     return None if s is None else numel(s)
 
 
 def _per_element(factor: int) -> Rule:
-    def rule(node: onnx.NodeProto, t: ShapeTable) -> tuple[int, str] | None:
+    def rule(node: Node, t: ShapeTable) -> tuple[int, str] | None:
         n = _elements_of_input(node, t)
         return None if n is None else (factor * n, "other")
 
@@ -73,7 +69,7 @@ def _matmul_shape(a: Shape, b: Shape) -> tuple[int, int, int, int]:
     return batch, a2[-2], a2[-1], b2[-1]
 
 
-def _matmul(node: onnx.NodeProto, t: ShapeTable) -> tuple[int, str] | None:
+def _matmul(node: Node, t: ShapeTable) -> tuple[int, str] | None:
     a, b = t.shape(_input(node, 0)), t.shape(_input(node, 1))
     if a is None or b is None or not a or not b:
         return None
@@ -81,7 +77,7 @@ def _matmul(node: onnx.NodeProto, t: ShapeTable) -> tuple[int, str] | None:
     return 2 * batch * m * k * n, "dense"
 
 
-def _gemm(node: onnx.NodeProto, t: ShapeTable) -> tuple[int, str] | None:
+def _gemm(node: Node, t: ShapeTable) -> tuple[int, str] | None:
     a, b = t.shape(_input(node, 0)), t.shape(_input(node, 1))
     if a is None or b is None or len(a) != 2 or len(b) != 2:
         return None
@@ -90,8 +86,8 @@ def _gemm(node: onnx.NodeProto, t: ShapeTable) -> tuple[int, str] | None:
     return 2 * m * k * n, "dense"
 
 
-def _conv(node: onnx.NodeProto, t: ShapeTable) -> tuple[int, str] | None:
-    w, y = t.shape(_input(node, 1)), t.shape(node.output[0])
+def _conv(node: Node, t: ShapeTable) -> tuple[int, str] | None:
+    w, y = t.shape(_input(node, 1)), t.shape(node.outputs[0])
     if w is None or y is None or len(y) < 2:
         return None
     positions = y[0] * numel(y[2:])
@@ -101,8 +97,8 @@ def _conv(node: onnx.NodeProto, t: ShapeTable) -> tuple[int, str] | None:
     return flops, "conv"
 
 
-def _conv_transpose(node: onnx.NodeProto, t: ShapeTable) -> tuple[int, str] | None:
-    x, w, y = t.shape(_input(node, 0)), t.shape(_input(node, 1)), t.shape(node.output[0])
+def _conv_transpose(node: Node, t: ShapeTable) -> tuple[int, str] | None:
+    x, w, y = t.shape(_input(node, 0)), t.shape(_input(node, 1)), t.shape(node.outputs[0])
     if x is None or w is None or y is None or len(x) < 2:
         return None
     # DeepSpeed: MACs = prod(kernel) * C_in * C_out/groups per *input* position.
@@ -115,7 +111,7 @@ def _conv_transpose(node: onnx.NodeProto, t: ShapeTable) -> tuple[int, str] | No
 _RNN_GATES = {"GRU": 3, "LSTM": 4, "RNN": 1}
 
 
-def recurrent_dims(node: onnx.NodeProto, t: ShapeTable) -> tuple[int, int, int, int] | None:
+def recurrent_dims(node: Node, t: ShapeTable) -> tuple[int, int, int, int] | None:
     """(steps, batch, input size, hidden size) of a GRU/LSTM/RNN node."""
     x = t.shape(_input(node, 0))
     hidden = _attr(node, "hidden_size")
@@ -125,14 +121,14 @@ def recurrent_dims(node: onnx.NodeProto, t: ShapeTable) -> tuple[int, int, int, 
     steps, batch = (x[1], x[0]) if _attr(node, "layout", 0) else (x[0], x[1])
     size_in = w[2] if w is not None and len(w) == 3 else x[2]
     if hidden is None:
-        gates = _RNN_GATES[node.op_type]
+        gates = _RNN_GATES[node.op]
         if w is None or len(w) != 3:
             return None
         hidden = w[1] // gates
     return steps, batch, size_in, int(hidden)
 
 
-def recurrent_directions(node: onnx.NodeProto) -> int:
+def recurrent_directions(node: Node) -> int:
     return 2 if _attr(node, "direction", b"forward") in (b"bidirectional", "bidirectional") else 1
 
 
@@ -149,17 +145,17 @@ def recurrent_step_flops(op: str, size_in: int, hidden: int, bias: bool) -> int:
     return flops + (2 * h if bias else 0)
 
 
-def _recurrent(node: onnx.NodeProto, t: ShapeTable) -> tuple[int, str] | None:
+def _recurrent(node: Node, t: ShapeTable) -> tuple[int, str] | None:
     dims = recurrent_dims(node, t)
     if dims is None:
         return None
     steps, batch, size_in, hidden = dims
-    per_step = recurrent_step_flops(node.op_type, size_in, hidden, bool(_input(node, 3)))
+    per_step = recurrent_step_flops(node.op, size_in, hidden, bool(_input(node, 3)))
     return per_step * steps * batch * recurrent_directions(node), "recurrent"
 
 
-def _resize(node: onnx.NodeProto, t: ShapeTable) -> tuple[int, str] | None:
-    y = t.shape(node.output[0])
+def _resize(node: Node, t: ShapeTable) -> tuple[int, str] | None:
+    y = t.shape(node.outputs[0])
     return None if y is None else (numel(y), "other")
 
 
@@ -196,13 +192,37 @@ RULES: dict[str, Rule] = {
 }
 
 
-def silu_flops(node: onnx.NodeProto, t: ShapeTable, producers: dict[str, onnx.NodeProto]) -> int:
+def silu_flops(node: Node, t: ShapeTable, producers: dict[str, Node]) -> int:
     """x * sigmoid(x) (SiLU/Swish as exported) counts one FLOP per element, like F.silu."""
-    if node.op_type != "Mul" or len(node.input) != 2:
+    if node.op != "Mul" or len(node.inputs) != 2:
         return 0
-    for a, b in ((node.input[0], node.input[1]), (node.input[1], node.input[0])):
+    for a, b in ((node.inputs[0], node.inputs[1]), (node.inputs[1], node.inputs[0])):
         p = producers.get(b)
-        if p is not None and p.op_type == "Sigmoid" and p.input and p.input[0] == a:
+        if p is not None and p.op == "Sigmoid" and p.inputs and p.inputs[0] == a:
             s = t.shape(a)
             return 0 if s is None else numel(s)
     return 0
+
+
+_MASK_OPS = frozenset({"Add", "Where", "Cast"})
+
+
+def is_sdpa_softmax(node: Node, producers: dict[str, Node]) -> bool:
+    """Whether a Softmax is the inside of an exported ``scaled_dot_product_attention``.
+
+    Both exporters write sdpa as MatMul(Mul(q, s), Mul(k^T, s)) -> [mask Add] -> Softmax ->
+    MatMul; DeepSpeed counts sdpa as its two matmuls only (``_attn_flops_compute``), so this
+    Softmax is 0 FLOPs. Hand-written attention scales the product (or only q) and its
+    ``F.softmax`` is counted, as DeepSpeed does.
+    """
+    if not node.inputs:
+        return False
+    p = producers.get(node.inputs[0])
+    for _ in range(3):
+        if p is None or p.op not in _MASK_OPS:
+            break
+        p = producers.get(p.inputs[0]) if p.inputs else None
+    if p is None or p.op != "MatMul" or len(p.inputs) != 2:
+        return False
+    a, b = (producers.get(n) for n in p.inputs)
+    return a is not None and b is not None and a.op == "Mul" and b.op == "Mul"

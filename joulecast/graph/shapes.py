@@ -1,10 +1,12 @@
-"""Shapes of every value of a validated graph: onnx's shape inference plus our own fallbacks.
+"""Shapes of every value of a validated graph: our own inference, onnx's C++ one as fallback.
 
-The graph is first made weightless (the same function the collector uses), so a full graph and
-its weightless copy give identical results. Data-less initializers become graph inputs before
-inference, so onnx never looks for data that is not there. A dynamic batch dimension is set to
-1; a fixed batch is kept and reported, and the profiler divides counts by it.
-All arithmetic on dimensions is done on Python ints.
+The graph's inputs are pinned first: a symbolic batch (axis 0 of the first input) becomes 1; a
+fixed batch is kept and reported, and the profiler divides counts by it. Then
+:mod:`joulecast.graph.infer` walks the nodes once in plain Python. Only when some node's outputs
+stay unknown (an op without a shape function here, control flow) is onnx's C++ inference run,
+on a weightless copy seeded with every shape already known and *without* data propagation
+(ours is bounded; onnx's is not). Weights are never read, so a full graph and its weightless
+copy give identical results, and an already weightless graph is never stripped again.
 """
 
 from __future__ import annotations
@@ -15,14 +17,15 @@ from dataclasses import dataclass, field
 import onnx
 
 from joulecast.graph.errors import GraphTooLarge
+from joulecast.graph.infer import Env, infer_node
+from joulecast.graph.ir import Graph, Node
 from joulecast.graph.parse import GraphLimits
-from joulecast.weightless import strip_model
 
 logger = logging.getLogger(__name__)
 
 Shape = tuple[int, ...]
 
-_BYTES_PER_ELEMENT = {
+BYTES_PER_ELEMENT = {
     onnx.TensorProto.FLOAT: 4,
     onnx.TensorProto.UINT8: 1,
     onnx.TensorProto.INT8: 1,
@@ -40,11 +43,13 @@ _BYTES_PER_ELEMENT = {
 FLOAT_TYPES = frozenset(
     {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16, 11}
 )
+MAX_UNKNOWN_LISTED = 10
+"""Nodes with unknown shapes named in the warning (the rest are counted)."""
 
 
 def bytes_per_element(elem_type: int) -> int:
     """Bytes of one element; unknown types count as float32 (4)."""
-    return _BYTES_PER_ELEMENT.get(elem_type, 4)
+    return BYTES_PER_ELEMENT.get(elem_type, 4)
 
 
 def numel(shape: Shape) -> int:
@@ -52,18 +57,6 @@ def numel(shape: Shape) -> int:
     for d in shape:
         n *= d
     return n
-
-
-def _has_data(t: onnx.TensorProto) -> bool:
-    return bool(
-        t.raw_data
-        or t.float_data
-        or t.int32_data
-        or t.int64_data
-        or t.double_data
-        or t.uint64_data
-        or t.string_data
-    )
 
 
 @dataclass
@@ -76,6 +69,8 @@ class ShapeTable:
     inputs: list[str] = field(default_factory=list)
     batch: int = 1
     warnings: list[str] = field(default_factory=list)
+    unknown_nodes: list[str] = field(default_factory=list)
+    """Labels of nodes whose outputs have no known shape after every fallback."""
 
     def shape(self, name: str) -> Shape | None:
         return self.shapes.get(name) if name else None
@@ -84,100 +79,148 @@ class ShapeTable:
         return self.types.get(name, onnx.TensorProto.FLOAT)
 
 
-def _type_shape(vi: onnx.ValueInfoProto) -> tuple[int, Shape | None] | None:
-    if not vi.type.HasField("tensor_type"):
-        return None
-    tt = vi.type.tensor_type
-    if not tt.HasField("shape"):
-        return tt.elem_type, None
-    dims: list[int] = []
-    for d in tt.shape.dim:
-        if not d.HasField("dim_value") or d.dim_value < 0:
-            return tt.elem_type, None
-        dims.append(int(d.dim_value))
-    return tt.elem_type, tuple(dims)
-
-
-def _fix_inputs(model: onnx.ModelProto, table: ShapeTable) -> None:
-    """Pin symbolic input dims: the batch (axis 0) to 1, any other to 1 with a warning."""
-    graph = model.graph
-    init_names = {t.name for t in graph.initializer}
+def _pin_inputs(graph: Graph, env: Env, table: ShapeTable) -> None:
+    """Concrete input shapes: the batch (axis 0 of the first input) to 1, any other symbolic
+    dim to 1 with one summarising warning."""
+    symbolic: list[str] = []
+    n_symbolic = 0
     first = True
-    for vi in graph.input:
-        if vi.name in init_names:
+    for name, elem_type, dims in graph.inputs:
+        table.inputs.append(name)
+        if dims is None:
+            env.set(name, None, elem_type)
+            first = False
             continue
-        table.inputs.append(vi.name)
-        if not vi.type.HasField("tensor_type"):
-            continue
-        for axis, d in enumerate(vi.type.tensor_type.shape.dim):
-            if d.HasField("dim_value") and d.dim_value > 0:
+        shape = []
+        for axis, d in enumerate(dims):
+            if isinstance(d, int) and d > 0:
                 if first and axis == 0:
-                    table.batch = int(d.dim_value)
+                    table.batch = d
+                shape.append(d)
                 continue
-            label = d.dim_param or "?"
             if not (first and axis == 0):
-                table.warnings.append(
-                    f"input {vi.name!r} axis {axis} is symbolic ({label!r}); assumed 1"
-                )
-            d.Clear()
-            d.dim_value = 1
+                n_symbolic += 1
+                if len(symbolic) < MAX_UNKNOWN_LISTED:
+                    symbolic.append(f"{name!r} axis {axis} ({d or '?'!r})")
+            shape.append(1)
+        env.set(name, tuple(shape), elem_type)
         first = False
+    if n_symbolic:
+        more = f" and {n_symbolic - len(symbolic)} more" if n_symbolic > len(symbolic) else ""
+        table.warnings.append(
+            f"{n_symbolic} symbolic input dim(s) assumed 1: {', '.join(symbolic)}{more}"
+        )
 
 
-def _initializers_to_inputs(model: onnx.ModelProto, table: ShapeTable) -> None:
-    """Data-less initializers become typed graph inputs, so shape inference reads no data."""
-    graph = model.graph
-    declared = {vi.name for vi in graph.input}
-    keep: list[onnx.TensorProto] = []
-    for t in graph.initializer:
-        table.initializers.add(t.name)
-        table.types[t.name] = t.data_type
-        table.shapes[t.name] = tuple(int(d) for d in t.dims)
-        if _has_data(t) or numel(tuple(t.dims)) == 0:
-            keep.append(t)
+def infer(graph: Graph, model: onnx.ModelProto, limits: GraphLimits) -> ShapeTable:
+    """Shapes of the main graph's values (``model`` is read only for the fallback)."""
+    table = ShapeTable()
+    env = Env(limits, graph.opset)
+    _pin_inputs(graph, env, table)
+    for init in graph.initializers.values():
+        table.initializers.add(init.name)
+        env.set(init.name, init.dims, init.elem_type, init.values)
+    pending: list[Node] = []
+    shapes = env.shapes
+    for node in graph.nodes:
+        if not infer_node(env, node) or any(o and shapes.get(o) is None for o in node.outputs):
+            pending.append(node)
+    if pending:
+        _fallback(graph, model, env, pending, table)
+    table.shapes = env.shapes
+    table.types = env.types
+    return table
+
+
+def _fallback(
+    graph: Graph, model: onnx.ModelProto, env: Env, pending: list[Node], table: ShapeTable
+) -> None:
+    """Fill the shapes our inference left unknown: first from the graph's declared value info,
+    then from onnx's C++ inference, re-running ours downstream of each fill."""
+    declared = graph.value_info
+    onnx_shapes: dict[str, tuple[int, Shape]] | None = None
+    pending_ids = {id(n) for n in pending}
+    first_pending = next(i for i, n in enumerate(graph.nodes) if id(n) in pending_ids)
+    shapes = env.shapes
+    unknown: list[str] = []
+    for node in graph.nodes[first_pending:]:
+        if all(not o or shapes.get(o) is not None for o in node.outputs):
             continue
-        if t.name not in declared:
+        infer_node(env, node)
+        for o in node.outputs:
+            if not o or shapes.get(o) is not None:
+                continue
+            found = declared.get(o)
+            if found is None or found[1] is None:
+                if onnx_shapes is None:
+                    onnx_shapes = _onnx_inference(model, env, table)
+                found = onnx_shapes.get(o)
+            if found is not None and found[1] is not None:
+                env.set(o, found[1], found[0])
+            elif o not in env.types:
+                env.set(o, None, found[0] if found else onnx.TensorProto.FLOAT)
+        if node.outputs and node.outputs[0] and shapes.get(node.outputs[0]) is None:
+            unknown.append(node.label)
+    table.unknown_nodes = unknown
+
+
+def _onnx_inference(model: onnx.ModelProto, env: Env, table: ShapeTable) -> dict:
+    """(elem type, shape) of values as onnx's C++ inference sees them, on a weightless copy
+    whose inputs are pinned and whose known shapes are declared; no data propagation."""
+    from joulecast.weightless import is_weightless, strip_model
+
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    if not is_weightless(copy):
+        strip_model(copy)
+    graph = copy.graph
+    inits = {t.name for t in graph.initializer}
+    declared = {vi.name for vi in graph.input}
+    keep = []
+    for t in graph.initializer:
+        has = t.raw_data or t.int64_data or t.int32_data or t.float_data or t.double_data
+        if has:
+            keep.append(t)
+        elif t.name not in declared:
             graph.input.append(onnx.helper.make_tensor_value_info(t.name, t.data_type, t.dims))
-        else:  # IR < 4 lists initializers among inputs: the declared type stays
-            pass
     del graph.initializer[:]
     graph.initializer.extend(keep)
-
-
-def infer(model: onnx.ModelProto, limits: GraphLimits) -> ShapeTable:
-    """Shapes of the main graph's values. ``model`` (ours, already validated) is modified."""
-    table = ShapeTable()
-    strip_model(model)
-    _fix_inputs(model, table)
-    _initializers_to_inputs(model, table)
+    for vi in graph.input:
+        if vi.name in inits:
+            continue
+        shape = env.shapes.get(vi.name)
+        if shape is not None and vi.type.HasField("tensor_type"):
+            vi.type.tensor_type.shape.Clear()
+            for d in shape:
+                vi.type.tensor_type.shape.dim.add().dim_value = d
+    del graph.value_info[:]
+    for name, shape in env.shapes.items():
+        if shape is not None and name not in inits:
+            graph.value_info.append(
+                onnx.helper.make_tensor_value_info(name, env.types.get(name, 1), shape)
+            )
     try:
         inferred = onnx.shape_inference.infer_shapes(
-            model, check_type=False, strict_mode=False, data_prop=True
+            copy, check_type=False, strict_mode=False, data_prop=False
         )
     except Exception as exc:  # onnx raises several types; none may crash the profiler
-        table.warnings.append(f"onnx shape inference failed ({exc}); using declared shapes only")
-        inferred = model
-    graph = inferred.graph
-    for vi in (*graph.input, *graph.value_info, *graph.output):
-        ts = _type_shape(vi)
-        if ts is None:
+        table.warnings.append(f"onnx shape inference failed ({exc}); some shapes unknown")
+        return {}
+    out: dict[str, tuple[int, Shape | None]] = {}
+    for vi in (*inferred.graph.value_info, *inferred.graph.output):
+        if not vi.type.HasField("tensor_type"):
             continue
-        elem_type, shape = ts
-        if vi.name in table.initializers and table.shapes.get(vi.name) is not None:
-            continue
-        table.types[vi.name] = elem_type
-        if shape is not None:
-            for d in shape:
-                if d > limits.max_dim:
-                    raise GraphTooLarge(
-                        f"value {vi.name!r} has inferred dimension {d}; the limit is "
-                        f"{limits.max_dim}"
-                    )
-        table.shapes[vi.name] = shape
-    for node in graph.node:
-        if node.op_type == "Constant" and node.output:
-            for attr in node.attribute:
-                if attr.name == "value" and attr.HasField("t"):
-                    table.shapes[node.output[0]] = tuple(int(d) for d in attr.t.dims)
-                    table.types[node.output[0]] = attr.t.data_type
-    return table
+        tt = vi.type.tensor_type
+        shape = None
+        if tt.HasField("shape"):
+            dims = [d.dim_value if d.HasField("dim_value") else -1 for d in tt.shape.dim]
+            if all(d >= 0 for d in dims):
+                shape = tuple(dims)
+                for d in shape:
+                    if d > env.limits.max_dim:
+                        raise GraphTooLarge(
+                            f"value {vi.name!r} has inferred dimension {d}; the limit is "
+                            f"{env.limits.max_dim}"
+                        )
+        out[vi.name] = (tt.elem_type, shape)
+    return out

@@ -279,7 +279,27 @@ def static_cases() -> list[Case]:
             rpc="stream",
         ),
     ]
-    return cases
+    return cases + profiler_cases()
+
+
+def profiler_cases() -> list[Case]:
+    """Graphs that make an unbounded profiler loop, allocate or overflow (issue 21)."""
+    return [
+        Case("function_call_bomb_40", _function_bomb(40), EXHAUSTED, "nodes"),
+        Case("function_recursion", _function_recursion(), INVALID, "calls itself"),
+        Case("function_nesting_past_limit", _function_nesting(12), EXHAUSTED, "nesting"),
+        Case("concat_doubling_22", _concat_doubling(22), EXHAUSTED, "shape-value"),
+        Case("conv_group_zero", _conv(group=0), INVALID, "group"),
+        Case("conv_group_negative", _conv(group=-2), INVALID, "group"),
+        Case("conv_group_not_dividing", _conv(group=3), INVALID, "group"),
+        Case("conv_pads_2_40", _conv(pads=2**40), EXHAUSTED, "dimension"),
+        Case("conv_pads_2_62", _conv(pads=2**62), EXHAUSTED, "dimension"),
+        Case("constant_of_shape_3_dims", _constant_of_shape(3), EXHAUSTED, "elements"),
+        Case("constant_of_shape_40_dims", _constant_of_shape(40), EXHAUSTED, "elements"),
+        Case("lstm_negative_hidden", _lstm(hidden=-5), INVALID, "hidden_size"),
+        Case("flops_2_61", _flops_bomb(), EXHAUSTED, "ceiling"),
+        Case("symbolic_dims_5k", _symbolic_dims(5_000), OK, "symbolic input dim"),
+    ]
 
 
 def dynamic(tmp: Path, cwd: Path, max_message_bytes: int, max_graph_bytes: int) -> list[Case]:
@@ -424,6 +444,119 @@ def _future_opset() -> bytes:
     model.opset_import[0].version = 10_000
     model.ir_version = 10_000
     return model.SerializeToString()
+
+
+def _function_bomb(k: int) -> bytes:
+    """F0 = Relu; F_j calls F_{j-1} twice; the graph calls F_k once: 2^k nodes expanded."""
+    domain = "bomb"
+    functions = [
+        helper.make_function(
+            domain,
+            "F0",
+            ["a"],
+            ["b"],
+            [helper.make_node("Relu", ["a"], ["b"])],
+            [helper.make_opsetid("", OPSET)],
+        )
+    ]
+    for j in range(1, k + 1):
+        body = [
+            helper.make_node(f"F{j - 1}", ["a"], ["t"], domain=domain),
+            helper.make_node(f"F{j - 1}", ["t"], ["b"], domain=domain),
+        ]
+        functions.append(
+            helper.make_function(
+                domain,
+                f"F{j}",
+                ["a"],
+                ["b"],
+                body,
+                [helper.make_opsetid("", OPSET), helper.make_opsetid(domain, 1)],
+            )
+        )
+    model = _model([helper.make_node(f"F{k}", ["x"], ["y"], domain=domain)], domains=((domain, 1),))
+    model.functions.extend(functions)
+    return model.SerializeToString()
+
+
+def _function_recursion() -> bytes:
+    domain = "loop"
+    ops = [helper.make_opsetid("", OPSET), helper.make_opsetid(domain, 1)]
+    f = helper.make_function(
+        domain, "F", ["a"], ["b"], [helper.make_node("G", ["a"], ["b"], domain=domain)], ops
+    )
+    g = helper.make_function(
+        domain, "G", ["a"], ["b"], [helper.make_node("F", ["a"], ["b"], domain=domain)], ops
+    )
+    model = _model([helper.make_node("F", ["x"], ["y"], domain=domain)], domains=((domain, 1),))
+    model.functions.extend([f, g])
+    return model.SerializeToString()
+
+
+def _function_nesting(depth: int) -> bytes:
+    """A local function whose body nests If subgraphs ``depth`` deep."""
+    domain = "deep"
+    inner = helper.make_graph(
+        [helper.make_node("Relu", ["a"], ["r"])], "leaf", [], [_vi("r", None)]
+    )
+    for i in range(depth):
+        cond = helper.make_node(
+            "Constant", [], [f"c{i}"], value=helper.make_tensor("v", TensorProto.BOOL, [], [True])
+        )
+        node = helper.make_node("If", [f"c{i}"], ["r"], then_branch=inner, else_branch=inner)
+        inner = helper.make_graph([cond, node], f"level{i}", [], [_vi("r", None)])
+    body = [helper.make_node("Identity", ["a"], ["a2"]), *inner.node]
+    ops = [helper.make_opsetid("", OPSET)]
+    f = helper.make_function(domain, "Deep", ["a"], ["r"], body, ops)
+    model = _model([helper.make_node("Deep", ["x"], ["y"], domain=domain)], domains=((domain, 1),))
+    model.functions.append(f)
+    return model.SerializeToString()
+
+
+def _concat_doubling(k: int) -> bytes:
+    """Shape(x), then k Concat(s, s): a shape vector of 2^k elements if propagated."""
+    nodes = [helper.make_node("Shape", ["x"], ["s0"])]
+    for i in range(k):
+        nodes.append(helper.make_node("Concat", [f"s{i}", f"s{i}"], [f"s{i + 1}"], axis=0))
+    nodes.append(helper.make_node("ConstantOfShape", [f"s{k}"], ["y"]))
+    return _model(nodes).SerializeToString()
+
+
+def _conv(group: int = 1, pads: int = 0) -> bytes:
+    """x[1,4,16,16] -> Conv(4->8, 3x3) with the given group and pads."""
+    w = TensorProto(name="w", data_type=TensorProto.FLOAT, dims=[8, 4, 3, 3])
+    nodes = [helper.make_node("Conv", ["x", "w"], ["y"], group=group, pads=[pads] * 4)]
+    return _model(nodes, inputs=[_vi("x", [1, 4, 16, 16])], initializers=[w]).SerializeToString()
+
+
+def _constant_of_shape(rank: int) -> bytes:
+    shape = helper.make_tensor("shape", TensorProto.INT64, [rank], [2**31 - 1] * rank)
+    nodes = [
+        helper.make_node("ConstantOfShape", ["shape"], ["c"]),
+        helper.make_node("Add", ["x", "c"], ["y"]),
+    ]
+    return _model(nodes, inputs=[_vi("x", [1])], initializers=[shape]).SerializeToString()
+
+
+def _lstm(hidden: int) -> bytes:
+    nodes = [helper.make_node("LSTM", ["x", "w", "r"], ["y"], hidden_size=hidden)]
+    w = TensorProto(name="w", data_type=TensorProto.FLOAT, dims=[1, 20, 16])
+    r = TensorProto(name="r", data_type=TensorProto.FLOAT, dims=[1, 20, 5])
+    return _model(nodes, inputs=[_vi("x", [8, 1, 16])], initializers=[w, r]).SerializeToString()
+
+
+def _flops_bomb() -> bytes:
+    """A weightless MatMul of [2^20, 2^20] x [2^20, 2^20]: 2^61 FLOPs, no data."""
+    w = TensorProto(name="w", data_type=TensorProto.FLOAT, dims=[2**20, 2**20])
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["y"])]
+    return _model(nodes, inputs=[_vi("x", [1, 2**20, 2**20])], initializers=[w]).SerializeToString()
+
+
+def _symbolic_dims(n: int) -> bytes:
+    nodes = [helper.make_node("Relu", ["x"], ["y"])]
+    return _model(
+        nodes, inputs=[_vi("x", ["batch", *(f"d{i}" for i in range(n))])]
+    ).SerializeToString()
 
 
 # -- committed files ----------------------------------------------------------------------

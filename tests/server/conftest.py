@@ -34,7 +34,7 @@ SMALL_CONFIGS = {
 
 
 class TinyAttention(nn.Module):
-    """Self-attention over the 64 frames: a model of none of the four families ('other')."""
+    """Self-attention over the 64 frames: a model of the 'transformer' family."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -58,7 +58,7 @@ def family_graphs() -> dict[str, bytes]:
     """Weightless graphs: one small model of each family, and a tiny attention model."""
     graphs = {family: weightless(config) for family, config in SMALL_CONFIGS.items()}
     torch.manual_seed(0)
-    graphs["other"] = export_weightless(TinyAttention().eval(), torch.zeros(1, *INPUT_SHAPE))
+    graphs["transformer"] = export_weightless(TinyAttention().eval(), torch.zeros(1, *INPUT_SHAPE))
     return graphs
 
 
@@ -84,7 +84,7 @@ class FakePrediction:
 
 class FakeRegistry:
     """The registry contract with a fixed formula: energy = 1e-9 J per FLOP, no test phase
-    for the 'other' family (so that an unavailable phase is exercised)."""
+    for the 'transformer' family (so that an unavailable phase is exercised)."""
 
     def __init__(self, hardware: str = "cpu-test", source: str = "estimate-tdp") -> None:
         self.default_hardware = hardware
@@ -114,7 +114,7 @@ class FakeRegistry:
         phase = lambda e: FakePhase(e, 0.5 * e, 2 * e, e / 100, "fake")  # noqa: E731
         return FakePrediction(
             train=phase(train_j),
-            test=None if profile.family == "other" else phase(test_j),
+            test=None if profile.family == "transformer" else phase(test_j),
             hardware=hw,
             predictor_version=self.versions[hw],
             energy_source=self.source,

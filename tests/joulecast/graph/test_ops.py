@@ -128,7 +128,6 @@ DYNAMO_CASES = (
 
 # (case, exporter) -> why it deviates; each reason is a section of RULES.md "Known deviations".
 KNOWN_DEVIATIONS = {
-    ("multihead-attention", "legacy"): "legacy MHA: onnx cannot infer shapes after chunk()",
     ("batchnorm", "dynamo"): "dynamo folds eval-mode BatchNorm into the convolution",
 }
 CASES = [(c, "legacy") for c in _cases()] + [(c, "dynamo") for c in DYNAMO_CASES]
