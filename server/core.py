@@ -128,7 +128,11 @@ class _ProfileCache:
 
 class EstimatorCore:
     """Profiles graphs and answers predictions from ``registry``; stores rows in ``db_path``
-    and retrains with ``fit`` (``estimator.service.fit_and_publish`` by default)."""
+    and retrains with ``fit`` (``estimator.service.fit_and_publish`` by default).
+
+    ``profiler`` profiles one graph's bytes: the server passes its worker pool
+    (:class:`server.profiling.ProfilePool`); by default the profiler runs in the calling thread.
+    """
 
     def __init__(
         self,
@@ -141,6 +145,7 @@ class EstimatorCore:
         max_rows_per_call: int = 20_000,
         profile_cache_size: int = 256,
         fit: FitFn | None = None,
+        profiler: Callable[[bytes], GraphProfile] | None = None,
     ) -> None:
         self._registry = registry
         self._artifacts_dir = Path(artifacts_dir)
@@ -150,6 +155,7 @@ class EstimatorCore:
         self._max_rows = max_rows_per_call
         self._cache = _ProfileCache(profile_cache_size)
         self._fit = fit
+        self._profiler = profiler or (lambda data: profile_graph(data, self._limits))
         self._write_lock = threading.Lock()
         self._retrain_lock = threading.Lock()
 
@@ -160,7 +166,7 @@ class EstimatorCore:
         key = graph_sha256(onnx_model)
         found = self._cache.get(key)
         if found is None:
-            found = profile_graph(onnx_model, self._limits)
+            found = self._profiler(onnx_model)
             self._cache.put(key, found)
         return found
 
