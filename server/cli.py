@@ -35,6 +35,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--tls-cert", type=Path, help="PEM certificate chain (with --tls-key)")
     p.add_argument("--tls-key", type=Path, help="PEM private key (with --tls-cert)")
+    p.add_argument(
+        "--profile-workers", type=int, help="profiling processes (default: one per core, >= 2)"
+    )
+    p.add_argument(
+        "--profile-deadline-s", type=float, default=4.0, help="longest one profile may take"
+    )
+    p.add_argument(
+        "--stream-idle-s", type=float, default=10.0, help="longest wait for a stream's next message"
+    )
     p.set_defaults(func=cmd_serve)
 
     p = subparsers.add_parser("predict", help="predict train and test energy of an ONNX model")
@@ -102,6 +111,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         token=read_token(args.token_file),
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
+        profile_workers=args.profile_workers,
+        profile_deadline_s=args.profile_deadline_s,
+        stream_idle_s=args.stream_idle_s,
     )
     running, port = serve(settings)
 

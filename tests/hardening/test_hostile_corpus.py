@@ -8,6 +8,7 @@ server is still SERVING and answers a valid request.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -16,9 +17,11 @@ from pathlib import Path
 import grpc
 import pytest
 from hardening_harness import SERVING, TOKEN, health_status
-from hostile_corpus import OK, Case, dynamic, load_static, static_cases, valid_mlp, write
+from hostile_corpus import BOUNDED, OK, Case, dynamic, load_static, static_cases, valid_mlp, write
 
 from estimator.service import PredictorRegistry
+from joulecast.errors import JoulecastError
+from joulecast.graph import GraphLimits, profile_graph
 from server import converters
 from server.app import serve
 from server.auth import bearer_metadata
@@ -120,7 +123,15 @@ def test_committed_corpus_matches_its_generator(tmp_path: Path) -> None:
 def test_hostile_case(corpus_server, open_recorder, case: Case) -> None:
     stub, _, _ = corpus_server
     mark = open_recorder.mark()
-    if case.code == OK:
+    if case.code == BOUNDED:
+        try:
+            reply = _send(stub, case)
+        except grpc.RpcError as exc:
+            assert exc.code().name in ("INVALID_ARGUMENT", "RESOURCE_EXHAUSTED"), exc.details()
+        else:
+            numbers = (reply.profile.flops_forward, reply.profile.params, reply.train.energy_j)
+            assert all(math.isfinite(x) and x >= 0 for x in numbers), reply
+    elif case.code == OK:
         reply = _send(stub, case)
         assert reply.train.available and math.isfinite(reply.train.energy_j)
         if case.needle:
@@ -133,6 +144,11 @@ def test_hostile_case(corpus_server, open_recorder, case: Case) -> None:
         assert details, "a refusal must say why"
         assert case.needle.lower() in details.lower(), details
         assert len(details) <= 2000
+    if case.forbidden:
+        # The server profiles in worker processes, which this recorder cannot see: the same
+        # bytes go through the profiler here, in this process, under the recorder.
+        with contextlib.suppress(JoulecastError):
+            profile_graph(case.graph, GraphLimits(max_bytes=MAX_GRAPH))
     opened = open_recorder.since(mark)
     for forbidden in case.forbidden:
         hits = [p for p in opened if forbidden in p]
