@@ -23,6 +23,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -142,8 +143,16 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def publish(bundle: Bundle, artifacts_dir: Path | str) -> Published:
-    """Write ``bundle`` as a new version and point ``CURRENT`` at it, atomically."""
+def publish(
+    bundle: Bundle,
+    artifacts_dir: Path | str,
+    check: Callable[[Published], None] | None = None,
+) -> Published:
+    """Write ``bundle`` as a new version and point ``CURRENT`` at it, atomically.
+
+    ``check`` (e.g. :func:`estimator.canary.require_servable`) is given the written version
+    before ``CURRENT`` moves; when it raises, the version stays aside and CURRENT is unchanged.
+    """
     hardware = check_hardware_name(bundle.hardware)
     hw_dir = predictors_root(artifacts_dir) / hardware
     hw_dir.mkdir(parents=True, exist_ok=True)
@@ -172,6 +181,8 @@ def publish(bundle: Bundle, artifacts_dir: Path | str) -> Published:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+    if check is not None:
+        check(load_version(artifacts_dir, hardware, version))
     pointer = hw_dir / f".{CURRENT}-{uuid.uuid4().hex}"
     _write(pointer, f"{version}\n".encode())
     os.replace(pointer, hw_dir / CURRENT)

@@ -272,12 +272,15 @@ def fit_and_publish(
     ``held_out_csv``, when given, receives the leave-one-configuration-out predictions of every
     predictor (config_id, family, phase, predictor, measured_j, predicted_j), the input of the
     report's predicted-vs-measured figure. Returns :func:`describe_published` of the new version.
+    A version that fails :func:`estimator.canary.require_servable` is written but kept aside
+    (CURRENT unchanged) and :class:`~estimator.canary.CanaryFailed` is raised with the reasons.
     """
     from estimator.artifacts import publish
+    from estimator.canary import require_servable
 
     dataset = from_store(store_path, hardware)
     bundle = fit_bundle(dataset)
-    published = publish(bundle, artifacts_dir)
+    published = publish(bundle, artifacts_dir, check=require_servable)
     if held_out_csv is not None and bundle.held_out is not None:
         held_out_csv.parent.mkdir(parents=True, exist_ok=True)
         bundle.held_out.to_csv(held_out_csv, index=False)
