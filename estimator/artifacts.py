@@ -19,11 +19,12 @@ import platform
 import re
 import shutil
 import tempfile
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -188,6 +189,39 @@ def publish(
     os.replace(pointer, hw_dir / CURRENT)
     _fsync_dir(hw_dir)
     return load_version(artifacts_dir, hardware, version)
+
+
+STALE_AFTER_S = 600.0
+
+
+def remove_stale_temporaries(artifacts_dir: Path | str, older_than_s: float = STALE_AFTER_S) -> int:
+    """Remove ``.tmp-*``, ``.trash-*`` and ``.CURRENT-*`` left by a publish that was killed
+    (older than ``older_than_s``, so that a publish running now keeps its own); returns how
+    many were removed."""
+    root = predictors_root(artifacts_dir)
+    if not root.is_dir():
+        return 0
+    now = time.time()
+    removed = 0
+    for hw_dir in root.iterdir():
+        if not hw_dir.is_dir() or hw_dir.is_symlink():
+            continue
+        for item in hw_dir.iterdir():
+            if not item.name.startswith((".tmp-", ".trash-", f".{CURRENT}-")):
+                continue
+            try:
+                if now - item.lstat().st_mtime < older_than_s:
+                    continue
+                if item.is_dir() and not item.is_symlink():
+                    shutil.rmtree(item)
+                else:
+                    item.unlink()
+            except OSError as exc:
+                logger.warning("cannot remove %s: %s", item, exc)
+                continue
+            logger.info("removed stale %s", item)
+            removed += 1
+    return removed
 
 
 def list_hardware(artifacts_dir: Path | str) -> list[str]:

@@ -10,6 +10,7 @@ from pathlib import Path
 from estimator.artifacts import list_hardware
 from estimator.service import PredictorRegistry, fit_and_publish
 from joulecast.errors import NotFound
+from joulecast.store import check_store_file
 
 DEFAULT_ARTIFACTS = Path("artifacts")
 
@@ -46,6 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_fit(args: argparse.Namespace) -> int:
+    check_store_file(args.db)
     result = fit_and_publish(args.db, args.hardware, args.out, held_out_csv=args.cv_out)
     if args.json:
         print(json.dumps(result, indent=1, default=str))

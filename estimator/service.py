@@ -177,7 +177,8 @@ class PredictorRegistry:
         for hardware in list_hardware(self._dir):
             try:
                 self._loaded[hardware] = load_current(self._dir, hardware)
-            except JoulecastError as exc:
+            except (JoulecastError, RecursionError, OSError, ValueError, MemoryError) as exc:
+                # One broken predictor must not stop the others from serving.
                 logger.error("predictor of %s not loaded: %s", hardware, exc)
                 self._errors[hardware] = str(exc)
 

@@ -102,6 +102,11 @@ class MeasurementStore:
         except sqlite3.Error as exc:
             raise InvalidArgument(f"cannot open measurement store {self.path}: {exc}") from exc
         self._db.row_factory = sqlite3.Row
+        try:
+            self._db.execute("PRAGMA schema_version").fetchone()
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            raise InvalidArgument(f"{self.path} is not a SQLite measurement store ({exc})") from exc
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA foreign_keys=ON")
@@ -218,3 +223,25 @@ def _to_row(record: sqlite3.Row) -> Row:
         if values[flag] is not None:
             values[flag] = bool(values[flag])
     return Row(**values)
+
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def check_store_file(path: str | Path) -> Path:
+    """``path`` if it is an existing, non-empty SQLite file; else InvalidArgument saying what it
+    is. Reads 16 bytes and changes nothing (a reader must not turn a stray file into a store)."""
+    path = Path(path)
+    if not path.exists():
+        raise InvalidArgument(f"measurement store {path} does not exist")
+    if path.is_dir():
+        raise InvalidArgument(f"measurement store {path} is a folder, not a SQLite file")
+    if not path.is_file():
+        raise InvalidArgument(f"measurement store {path} is not a regular file")
+    with open(path, "rb") as fh:
+        head = fh.read(len(SQLITE_MAGIC))
+    if not head:
+        raise InvalidArgument(f"measurement store {path} is empty, not a SQLite file")
+    if head != SQLITE_MAGIC:
+        raise InvalidArgument(f"measurement store {path} is not a SQLite file")
+    return path

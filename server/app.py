@@ -72,8 +72,10 @@ class RunningServer:
 
 
 def default_registry(artifacts_dir: Path) -> Registry:
+    from estimator.artifacts import remove_stale_temporaries
     from estimator.service import PredictorRegistry
 
+    remove_stale_temporaries(artifacts_dir)
     return PredictorRegistry(artifacts_dir)
 
 

@@ -11,6 +11,7 @@ import argparse
 import json
 import logging
 import signal
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -100,9 +101,41 @@ def _client(args: argparse.Namespace) -> Any:
 # -- serve ---------------------------------------------------------------------------------
 
 
+MAX_MODEL_FILE_BYTES = 4 * 1024**3
+"""Largest ONNX file ``joulecast predict`` reads (weights included; they are stripped)."""
+
+
+def check_input_file(path: Path, max_bytes: int = MAX_MODEL_FILE_BYTES) -> Path:
+    """Refuse, before reading a byte, what is not a regular file of at most ``max_bytes``
+    (``/dev/zero``, a FIFO, a folder) so that the CLI never reads without end."""
+    try:
+        info = path.stat()
+    except OSError as exc:
+        raise InvalidArgument(f"cannot read {path}: {exc.strerror}") from exc
+    if not stat.S_ISREG(info.st_mode):
+        raise InvalidArgument(f"{path} is not a regular file")
+    if info.st_size > max_bytes:
+        raise InvalidArgument(f"{path} is {info.st_size:,} bytes; the limit is {max_bytes:,}")
+    return path
+
+
+def check_serve_paths(artifacts: Path, db: Path | None) -> None:
+    """Refuse to start with a missing artifacts folder or a ``--db`` that is not a store."""
+    if not artifacts.is_dir():
+        raise InvalidArgument(f"artifacts folder {artifacts} does not exist")
+    if db is not None:
+        if db.exists():
+            from joulecast.store import check_store_file
+
+            check_store_file(db)
+        elif not db.parent.is_dir():
+            raise InvalidArgument(f"cannot create {db}: folder {db.parent} does not exist")
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from server.app import serve
 
+    check_serve_paths(args.artifacts, args.db)
     settings = ServerSettings(
         artifacts_dir=args.artifacts,
         db_path=args.db,
@@ -134,7 +167,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from joulecast.weightless import strip_weights_file
 
-    graph = strip_weights_file(args.model)
+    graph = strip_weights_file(check_input_file(args.model))
     with _client(args) as client:
         result = client.predict(
             graph,
@@ -197,10 +230,9 @@ def format_prediction(result: dict[str, Any], model: Path | str) -> str:
 
 
 def cmd_add_measurements(args: argparse.Namespace) -> int:
-    from joulecast.store import MeasurementStore
+    from joulecast.store import MeasurementStore, check_store_file
 
-    if not args.store.is_file():
-        raise InvalidArgument(f"no such measurement store: {args.store}")
+    check_store_file(args.store)
     with MeasurementStore(args.store) as store:
         rows = store.rows(status=None if args.include_failed else "ok")
         graphs = {

@@ -30,6 +30,7 @@ STREAM_THRESHOLD = 1 * MiB
 """Graphs above this size (after stripping) go through the streaming RPC."""
 CHUNK_BYTES = 1 * MiB
 DEFAULT_SERVER = "localhost:50051"
+CONNECT_TIMEOUT_S = 2.0
 
 
 class RemoteError(JoulecastError):
@@ -90,6 +91,25 @@ class EstimatorClient:
         else:
             self._channel = grpc.insecure_channel(address, options=options)
         self._stub = pb_grpc.EnergyEstimatorStub(self._channel)
+        self._connected = False
+
+    def _connect(self) -> None:
+        """Fail within :data:`CONNECT_TIMEOUT_S` (or the call timeout, if shorter) when the
+        server cannot be reached, rather than at the end of a long call deadline."""
+        if self._connected:
+            return
+        wait = (
+            CONNECT_TIMEOUT_S
+            if self._timeout_s is None
+            else min(CONNECT_TIMEOUT_S, self._timeout_s)
+        )
+        try:
+            grpc.channel_ready_future(self._channel).result(timeout=wait)
+        except grpc.FutureTimeoutError:
+            raise RemoteError(
+                f"cannot reach the server at {self.address} within {wait:g} s", "UNAVAILABLE"
+            ) from None
+        self._connected = True
 
     def close(self) -> None:
         self._channel.close()
@@ -129,6 +149,7 @@ class EstimatorClient:
         )
         if stream is None:
             stream = len(onnx_model) > STREAM_THRESHOLD
+        self._connect()
         try:
             if stream:
                 response = self._stub.PredictEnergyStream(
@@ -156,6 +177,7 @@ class EstimatorClient:
                     sent.add(row.graph_sha256)
                 yield converters.message_from_row(row, graph)
 
+        self._connect()
         try:
             response = self._stub.AddMeasurements(
                 messages(), metadata=self._metadata(), timeout=self._timeout_s
@@ -165,6 +187,7 @@ class EstimatorClient:
         return converters.verdicts_to_json(response)
 
     def retrain(self, hardware: str, timeout_s: float | None = None) -> dict[str, Any]:
+        self._connect()
         try:
             response = self._stub.Retrain(
                 pb.RetrainRequest(hardware=hardware), metadata=self._metadata(), timeout=timeout_s
@@ -174,6 +197,7 @@ class EstimatorClient:
         return converters.retrain_to_json(response)
 
     def list_predictors(self) -> dict[str, Any]:
+        self._connect()
         try:
             response = self._stub.ListPredictors(
                 pb.ListPredictorsRequest(), timeout=self._timeout_s

@@ -244,7 +244,11 @@ def predict_options(
     hardware: str | None,
     observed_gpu_util: float | None,
 ) -> dict[str, Any]:
-    """Keyword arguments shared by PredictEnergyRequest and PredictOptions."""
+    """Keyword arguments shared by PredictEnergyRequest and PredictOptions (the counts must
+    fit the proto's int64; the server checks their ranges)."""
+    for name, value in (("batch_size", batch_size), ("samples", samples), ("epochs", epochs)):
+        if not -(2**63) <= value < 2**63:
+            raise InvalidArgument(f"{name} {value} is out of range")
     options: dict[str, Any] = {
         "batch_size": batch_size,
         "samples": samples,

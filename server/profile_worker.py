@@ -12,10 +12,10 @@ from __future__ import annotations
 import json
 import os
 import resource
-import threading
-import time
 import struct
 import sys
+import threading
+import time
 from typing import Any, BinaryIO
 
 HEADER = struct.Struct(">Q")

@@ -10,6 +10,7 @@ the small JSON profile that comes back. The profile cache stays in the server (`
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -167,15 +168,11 @@ class _Worker:
 
     def kill(self) -> None:
         if self.proc.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 self.proc.send_signal(signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         for pipe in (self.proc.stdin, self.proc.stdout):
-            try:
+            with contextlib.suppress(OSError):
                 pipe.close()  # type: ignore[union-attr]
-            except OSError:
-                pass
         self.proc.wait()
 
 

@@ -298,7 +298,11 @@ def function_bomb(levels: int) -> bytes:
     domain = "bomb"
     functions = [
         helper.make_function(
-            domain, "F0", ["x"], ["y"], [helper.make_node("Relu", ["x"], ["y"])],
+            domain,
+            "F0",
+            ["x"],
+            ["y"],
+            [helper.make_node("Relu", ["x"], ["y"])],
             [helper.make_opsetid("", OPSET)],
         )
     ]
