@@ -176,6 +176,22 @@ class MeasurementStore:
             self._db.execute("ROLLBACK")
             raise
 
+    def delete_rows(self, run_keys: list[str]) -> list[str]:
+        """Delete the rows of ``run_keys`` in one transaction; returns the keys that were not
+        stored. Graphs stay (other rows may share them)."""
+        missing: list[str] = []
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            for key in run_keys:
+                cursor = self._db.execute("DELETE FROM measurements WHERE run_key = ?", (key,))
+                if cursor.rowcount == 0:
+                    missing.append(key)
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        return missing
+
     def put_row(self, row: Row, trace: tuple[TraceSample, ...] = ()) -> None:
         self.put_rows([(row, trace)])
 

@@ -75,6 +75,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_retrain)
 
     p = subparsers.add_parser(
+        "delete-measurements", help="remove rows from a server's store by run key"
+    )
+    p.add_argument("run_keys", nargs="+", help="run keys of the rows to delete")
+    _client_args(p, token=True)
+    p.add_argument("--retrain", metavar="HARDWARE", help="then retrain this hardware")
+    p.set_defaults(func=cmd_delete_measurements)
+
+    p = subparsers.add_parser(
         "list-predictors", help="list the predictors a running server answers with"
     )
     _client_args(p)
@@ -271,6 +279,18 @@ def cmd_retrain(args: argparse.Namespace) -> int:
         )
         print(json.dumps(result["scores"], indent=2))
     return 0
+
+
+def cmd_delete_measurements(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        result = client.delete_measurements(args.run_keys)
+        print(f"{result['deleted']} rows deleted")
+        for key in result["missing"]:
+            print(f"  not stored: {key}")
+        if args.retrain:
+            retrained = client.retrain(args.retrain, timeout_s=None)
+            print(f"{retrained['hardware']}: version {retrained['version']} now serves")
+    return 0 if not result["missing"] else 1
 
 
 def cmd_predictors(args: argparse.Namespace) -> int:

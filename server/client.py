@@ -196,6 +196,19 @@ class EstimatorClient:
             raise self._error(exc) from None
         return converters.retrain_to_json(response)
 
+    def delete_measurements(self, run_keys: list[str]) -> dict[str, Any]:
+        """Delete stored rows by run key; returns ``{"deleted": n, "missing": [keys]}``."""
+        self._connect()
+        try:
+            response = self._stub.DeleteMeasurements(
+                pb.DeleteMeasurementsRequest(run_keys=run_keys),
+                metadata=self._metadata(),
+                timeout=self._timeout_s,
+            )
+        except grpc.RpcError as exc:
+            raise self._error(exc) from None
+        return {"deleted": response.deleted, "missing": list(response.missing)}
+
     def list_predictors(self) -> dict[str, Any]:
         self._connect()
         try:

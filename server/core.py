@@ -34,6 +34,7 @@ MAX_BATCH = 1 << 20
 MAX_SAMPLES = 10**12
 MAX_EPOCHS = 1 << 20
 MAX_HARDWARE_NAME = 200
+MAX_RUN_KEY = 1000
 
 
 class Registry(Protocol):
@@ -280,6 +281,27 @@ class EstimatorCore:
                 f"graph {row.graph_sha256} was neither sent in this call nor stored"
             )
         return IncomingRow(item.index, check_row(row), item.graph)
+
+    def delete_measurements(self, run_keys: list[str]) -> tuple[int, list[str]]:
+        """Delete stored rows by run key, all or nothing; returns (deleted, missing keys)."""
+        if not run_keys:
+            raise InvalidArgument("run_keys is empty: name the rows to delete")
+        if len(run_keys) > self._max_rows:
+            raise ResourceLimit(f"more than {self._max_rows} run keys in one call; send batches")
+        if len(set(run_keys)) != len(run_keys):
+            raise InvalidArgument("a run key appears twice in this call")
+        for key in run_keys:
+            if not key or len(key) > MAX_RUN_KEY:
+                raise InvalidArgument(f"run keys are 1-{MAX_RUN_KEY} characters, got {key[:40]!r}")
+        store = self._store()
+        try:
+            with self._write_lock:
+                missing = store.delete_rows(run_keys)
+        finally:
+            store.close()
+        deleted = len(run_keys) - len(missing)
+        logger.info("measurements: %d deleted, %d not stored", deleted, len(missing))
+        return deleted, missing
 
     # -- retrain ---------------------------------------------------------------------------
 

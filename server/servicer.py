@@ -187,6 +187,15 @@ class EnergyEstimatorServicer(pb_grpc.EnergyEstimatorServicer):
             return converters.response_from_retrain(self._core.retrain(request.hardware))
 
     @grpc_errors
+    def DeleteMeasurements(
+        self, request: pb.DeleteMeasurementsRequest, context: grpc.ServicerContext
+    ) -> pb.DeleteMeasurementsResponse:
+        self._auth.require(context.invocation_metadata())
+        with self._gate.call():
+            deleted, missing = self._core.delete_measurements(list(request.run_keys))
+            return pb.DeleteMeasurementsResponse(deleted=deleted, missing=missing)
+
+    @grpc_errors
     def ListPredictors(
         self, request: pb.ListPredictorsRequest, context: grpc.ServicerContext
     ) -> pb.ListPredictorsResponse:

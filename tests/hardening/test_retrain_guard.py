@@ -88,3 +88,36 @@ def test_a_version_failing_the_canary_is_kept_aside(
 
 def test_canaries_cover_every_family() -> None:
     assert {p.family for p in CANARIES} == {"mlp", "cnn", "rnn", "crnn", "other"}
+
+
+def test_rows_can_be_taken_back(start_server, fitted_copy, make_rows, family_graphs, rpc_error):
+    """AddMeasurements of rows that move the predictor, DeleteMeasurements of them, Retrain:
+    the answers are those of before, from the same version."""
+    artifacts, db = fitted_copy
+    served = start_server(
+        registry=PredictorRegistry(artifacts), artifacts_dir=artifacts, db_path=db
+    )
+    graph = family_graphs["crnn"]
+    before = _predict(served.stub, graph)
+    extra = [(dataclasses.replace(r, repeat=1), g) for r, g in make_rows(HARDWARE, scale=50.0)]
+    extra = [
+        (dataclasses.replace(r, run_key=r.run_key.replace("/0", "/extra")), g) for r, g in extra
+    ]
+    reply = served.stub.AddMeasurements(
+        (converters.message_from_row(r, g) for r, g in extra), metadata=AUTH, timeout=60
+    )
+    assert reply.accepted == len(extra), [r.reason for r in reply.results if not r.accepted]
+    served.stub.Retrain(pb.RetrainRequest(hardware=HARDWARE), metadata=AUTH, timeout=300)
+    moved = _predict(served.stub, graph)
+    assert moved[2] != before[2] and moved[0] != before[0]
+
+    keys = [r.run_key for r, _ in extra]
+    request = pb.DeleteMeasurementsRequest(run_keys=keys)
+    code, _ = rpc_error(served.stub.DeleteMeasurements, request, timeout=10)
+    assert code == grpc.StatusCode.UNAUTHENTICATED
+    reply = served.stub.DeleteMeasurements(
+        pb.DeleteMeasurementsRequest(run_keys=[*keys, "never-stored"]), metadata=AUTH, timeout=10
+    )
+    assert reply.deleted == len(keys) and list(reply.missing) == ["never-stored"]
+    served.stub.Retrain(pb.RetrainRequest(hardware=HARDWARE), metadata=AUTH, timeout=300)
+    assert _predict(served.stub, graph) == before
