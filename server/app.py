@@ -132,8 +132,8 @@ def serve(
         TokenCheck(settings.token),
         settings.max_graph_bytes,
         gate=CallGate(
-            max_calls=settings.max_calls,
-            max_streams=settings.max_streams,
+            max_calls=settings.calls_limit,
+            max_streams=settings.streams_limit,
             idle_s=settings.stream_idle_s,
             total_s=settings.stream_total_s,
         ),
@@ -163,6 +163,8 @@ def serve(
         raise InvalidArgument(f"cannot listen on {settings.address}: {exc}") from exc
     if not port:
         raise InvalidArgument(f"cannot listen on {settings.address}")
+    if pool is not None and not pool.wait_ready(settings.profile_start_timeout_s):
+        logger.warning("not every profiling worker started yet; serving with fewer")
     server.start()
     for name in ("", SERVICE_NAME):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)

@@ -118,6 +118,8 @@ def check_input_file(path: Path, max_bytes: int = MAX_MODEL_FILE_BYTES) -> Path:
     (``/dev/zero``, a FIFO, a folder) so that the CLI never reads without end."""
     try:
         info = path.stat()
+    except FileNotFoundError as exc:
+        raise InvalidArgument(f"no such file: {path}") from exc
     except OSError as exc:
         raise InvalidArgument(f"cannot read {path}: {exc.strerror}") from exc
     if not stat.S_ISREG(info.st_mode):

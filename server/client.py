@@ -20,7 +20,7 @@ from joulecast.errors import (
     Unauthenticated,
 )
 from joulecast.measurement import Row
-from server import converters
+from server import client_convert
 from server.auth import bearer_metadata
 from server.generated import estimator_pb2 as pb
 from server.generated import estimator_pb2_grpc as pb_grpc
@@ -144,7 +144,7 @@ class EstimatorClient:
     ) -> dict[str, Any]:
         """Predict for one graph; returns the JSON of docs/ARCHITECTURE.md. ``stream`` ``None``: stream
         only graphs above :data:`STREAM_THRESHOLD`."""
-        options = converters.predict_options(
+        options = client_convert.predict_options(
             batch_size, samples, epochs, hardware, observed_gpu_util
         )
         if stream is None:
@@ -153,16 +153,16 @@ class EstimatorClient:
         try:
             if stream:
                 response = self._stub.PredictEnergyStream(
-                    converters.predict_chunks(onnx_model, options, chunk_bytes),
+                    client_convert.predict_chunks(onnx_model, options, chunk_bytes),
                     timeout=self._timeout_s,
                 )
             else:
                 response = self._stub.PredictEnergy(
-                    converters.predict_request(onnx_model, options), timeout=self._timeout_s
+                    client_convert.predict_request(onnx_model, options), timeout=self._timeout_s
                 )
         except grpc.RpcError as exc:
             raise self._error(exc) from None
-        return converters.response_to_json(response)
+        return client_convert.response_to_json(response)
 
     def add_measurements(self, rows: Iterable[tuple[Row, bytes | None]]) -> dict[str, Any]:
         """Send ``(row, graph)`` pairs in one call; each graph is sent once per call (later
@@ -175,7 +175,7 @@ class EstimatorClient:
                     graph = None
                 elif graph is not None and row.graph_sha256:
                     sent.add(row.graph_sha256)
-                yield converters.message_from_row(row, graph)
+                yield client_convert.message_from_row(row, graph)
 
         self._connect()
         try:
@@ -184,7 +184,7 @@ class EstimatorClient:
             )
         except grpc.RpcError as exc:
             raise self._error(exc) from None
-        return converters.verdicts_to_json(response)
+        return client_convert.verdicts_to_json(response)
 
     def retrain(self, hardware: str, timeout_s: float | None = None) -> dict[str, Any]:
         self._connect()
@@ -194,7 +194,7 @@ class EstimatorClient:
             )
         except grpc.RpcError as exc:
             raise self._error(exc) from None
-        return converters.retrain_to_json(response)
+        return client_convert.retrain_to_json(response)
 
     def delete_measurements(self, run_keys: list[str]) -> dict[str, Any]:
         """Delete stored rows by run key; returns ``{"deleted": n, "missing": [keys]}``."""
@@ -217,7 +217,7 @@ class EstimatorClient:
             )
         except grpc.RpcError as exc:
             raise self._error(exc) from None
-        return converters.predictors_to_json(response)
+        return client_convert.predictors_to_json(response)
 
 
 def read_root_cert(path: str | Path | None) -> bytes | None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import sqlite3
 import threading
 from collections import OrderedDict
@@ -30,11 +29,13 @@ from server.measurements import IncomingRow, RowVerdict, graph_sha256
 
 logger = logging.getLogger(__name__)
 
-MAX_BATCH = 1 << 20
-MAX_SAMPLES = 10**12
-MAX_EPOCHS = 1 << 20
 MAX_HARDWARE_NAME = 200
 MAX_RUN_KEY = 1000
+
+
+def check_hardware_length(hardware: str | None) -> None:
+    if hardware is not None and len(hardware) > MAX_HARDWARE_NAME:
+        raise InvalidArgument(f"hardware name is longer than {MAX_HARDWARE_NAME} characters")
 
 
 class Registry(Protocol):
@@ -67,21 +68,12 @@ class PredictQuery:
 
     def check(self) -> None:
         """Raise :class:`InvalidArgument` naming the first bad field."""
+        from estimator.service import check_counts
+
         if not self.onnx_model:
             raise InvalidArgument("onnx_model is empty: send a serialised ONNX graph")
-        for name, top in (
-            ("batch_size", MAX_BATCH),
-            ("samples", MAX_SAMPLES),
-            ("epochs", MAX_EPOCHS),
-        ):
-            value = getattr(self, name)
-            if not 1 <= value <= top:
-                raise InvalidArgument(f"{name} must be in [1, {top}], got {value}")
-        if self.hardware is not None and len(self.hardware) > MAX_HARDWARE_NAME:
-            raise InvalidArgument(f"hardware name is longer than {MAX_HARDWARE_NAME} characters")
-        util = self.observed_gpu_util
-        if util is not None and not (math.isfinite(util) and 0 <= util <= 100):
-            raise InvalidArgument(f"observed_gpu_util is a percentage in [0, 100], got {util}")
+        check_counts(self.batch_size, self.samples, self.epochs, self.observed_gpu_util)
+        check_hardware_length(self.hardware)
 
 
 @dataclass(frozen=True)
@@ -91,6 +83,32 @@ class PredictResult:
     profile: GraphProfile
     prediction: Any
     warnings: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PredictorInfo:
+    """One served predictor, as ListPredictors reports it: read once from the registry's
+    description (named keys, no guessing), with the full description kept for details."""
+
+    hardware: str
+    version: str
+    selected: str
+    energy_source: str
+    energy_is_estimate: bool
+    details: Mapping[str, Any]
+
+    @classmethod
+    def from_description(cls, described: Mapping[str, Any]) -> PredictorInfo:
+        """From :func:`estimator.service.describe_published` (``hardware`` and ``version``
+        required; ``selected`` a per-phase mapping or a name)."""
+        return cls(
+            hardware=str(described["hardware"]),
+            version=str(described["version"]),
+            selected=_selected(described.get("selected")),
+            energy_source=str(described.get("energy_source") or ""),
+            energy_is_estimate=bool(described.get("energy_is_estimate", False)),
+            details=dict(described),
+        )
 
 
 @dataclass(frozen=True)
@@ -185,9 +203,9 @@ class EstimatorCore:
         warnings = tuple(dict.fromkeys((*profile.warnings, *prediction.warnings)))
         return PredictResult(profile=profile, prediction=prediction, warnings=warnings)
 
-    def describe(self) -> tuple[list[dict[str, Any]], str | None]:
+    def describe(self) -> tuple[list[PredictorInfo], str | None]:
         """The predictors served and the default hardware."""
-        described = self._registry.describe()
+        described = [PredictorInfo.from_description(d) for d in self._registry.describe()]
         try:
             default = self._registry.default_hardware
         except FailedPrecondition:  # nothing published yet
@@ -310,8 +328,7 @@ class EstimatorCore:
         it in. One retrain at a time; predictions keep using the old version meanwhile."""
         if not hardware:
             raise InvalidArgument("hardware is empty: name the hardware to retrain")
-        if len(hardware) > MAX_HARDWARE_NAME:
-            raise InvalidArgument(f"hardware name is longer than {MAX_HARDWARE_NAME} characters")
+        check_hardware_length(hardware)
         if self._db_path is None:
             raise FailedPrecondition("this server has no measurement store (start it with --db)")
         if not self._retrain_lock.acquire(blocking=False):

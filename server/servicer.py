@@ -50,6 +50,10 @@ def _whole_stream(requests: Iterator[T], context: grpc.ServicerContext) -> Itera
         raise StreamCancelled()
 
 
+STREAM_SLOT_WAIT_S = 1.0
+"""Longest a stream waits for a slot before RESOURCE_EXHAUSTED, in seconds."""
+
+
 class CallGate:
     """Bounds on the calls in progress, so that no client can take every thread.
 
@@ -61,7 +65,9 @@ class CallGate:
 
     def __init__(self, max_calls: int, max_streams: int, idle_s: float, total_s: float) -> None:
         self._calls = threading.BoundedSemaphore(max_calls)
-        self._streams = threading.BoundedSemaphore(max_streams)
+        self._streams = {
+            name: threading.BoundedSemaphore(max_streams) for name in ("predict", "write")
+        }
         self.max_calls = max_calls
         self.max_streams = max_streams
         self.idle_s = idle_s
@@ -77,16 +83,20 @@ class CallGate:
             self._calls.release()
 
     @contextmanager
-    def stream(self) -> Iterator[None]:
-        if not self._streams.acquire(blocking=False):
+    def stream(self, kind: str) -> Iterator[None]:
+        """A slot for a ``kind`` stream (``predict`` or ``write``: token holders' writes are
+        not starved by anonymous predictions); waits :data:`STREAM_SLOT_WAIT_S` at most, so
+        that a slot freed by a stream that just ended is found."""
+        slots = self._streams[kind]
+        if not slots.acquire(timeout=STREAM_SLOT_WAIT_S):
             raise ResourceLimit(
-                f"server busy: {self.max_streams} request streams in progress; try again"
+                f"server busy: {self.max_streams} {kind} streams in progress; try again"
             )
         try:
             with self.call():
                 yield
         finally:
-            self._streams.release()
+            slots.release()
 
     def read(self, requests: Iterator[T]) -> Iterator[T]:
         """``requests`` read by a helper thread, so that a silent client is cut off after
@@ -163,7 +173,7 @@ class EnergyEstimatorServicer(pb_grpc.EnergyEstimatorServicer):
     def PredictEnergyStream(
         self, request_iterator: Iterator[pb.PredictEnergyChunk], context: grpc.ServicerContext
     ) -> pb.PredictEnergyResponse:
-        with self._gate.stream():
+        with self._gate.stream("predict"):
             chunks = self._gate.read(request_iterator)
             query = converters.query_from_chunks(chunks, self._max_graph_bytes)
             return converters.response_from_result(self._core.predict(query))
@@ -173,7 +183,7 @@ class EnergyEstimatorServicer(pb_grpc.EnergyEstimatorServicer):
         self, request_iterator: Iterator[pb.MeasurementRow], context: grpc.ServicerContext
     ) -> pb.AddMeasurementsResponse:
         self._auth.require(context.invocation_metadata())
-        with self._gate.stream():
+        with self._gate.stream("write"):
             messages = _whole_stream(self._gate.read(request_iterator), context)
             verdicts = self._core.add_measurements(converters.incoming_from_messages(messages))
             return converters.response_from_verdicts(verdicts)

@@ -22,7 +22,7 @@ from hostile_corpus import BOUNDED, OK, Case, dynamic, load_static, static_cases
 from estimator.service import PredictorRegistry
 from joulecast.errors import JoulecastError
 from joulecast.graph import GraphLimits, profile_graph
-from server import converters
+from server import client_convert
 from server.app import serve
 from server.auth import bearer_metadata
 from server.generated import estimator_pb2 as pb
@@ -85,7 +85,7 @@ def _param(case: Case):
 def _options(case: Case) -> dict:
     fields = {**DEFAULTS, **case.fields}
     util = fields["gpu_util"]
-    return converters.predict_options(
+    return client_convert.predict_options(
         fields["batch_size"],
         fields["samples"],
         fields["epochs"],
@@ -97,10 +97,10 @@ def _options(case: Case) -> dict:
 def _send(stub, case: Case) -> pb.PredictEnergyResponse:
     options = _options(case)
     if case.rpc == "stream":
-        chunks = converters.predict_chunks(case.graph, options, chunk_bytes=1 * MiB)
+        chunks = client_convert.predict_chunks(case.graph, options, chunk_bytes=1 * MiB)
         return stub.PredictEnergyStream(chunks, timeout=CALL_TIMEOUT_S)
     return stub.PredictEnergy(
-        converters.predict_request(case.graph, options), timeout=CALL_TIMEOUT_S
+        client_convert.predict_request(case.graph, options), timeout=CALL_TIMEOUT_S
     )
 
 
@@ -210,12 +210,12 @@ def test_hostile_measurement_rows(corpus_server, make_rows) -> None:
     ]
     with MeasurementStore(base / "m.db") as store:
         before = store.count()
-    messages = [converters.message_from_row(r, g) for r, g, _ in bad]
+    messages = [client_convert.message_from_row(r, g) for r, g, _ in bad]
     reply = stub.AddMeasurements(iter(messages), metadata=auth, timeout=CALL_TIMEOUT_S)
     assert reply.accepted == 0 and reply.rejected == len(bad)
     for result, (_, _, needle) in zip(reply.results, bad, strict=True):
         assert needle.lower() in result.reason.lower(), (needle, result.reason)
-    too_many = [converters.message_from_row(good, graph)] * (MAX_ROWS + 1)
+    too_many = [client_convert.message_from_row(good, graph)] * (MAX_ROWS + 1)
     with pytest.raises(grpc.RpcError) as info:
         stub.AddMeasurements(iter(too_many), metadata=auth, timeout=CALL_TIMEOUT_S)
     assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
@@ -248,7 +248,7 @@ def test_an_abandoned_measurement_stream_writes_nothing(corpus_server, make_rows
     templates = make_rows("cpu-test", tag="abandon")
     for n in range(30):
         rows = [
-            converters.message_from_row(dataclasses.replace(r, run_key=f"abandon/{n}/{i}"), g)
+            client_convert.message_from_row(dataclasses.replace(r, run_key=f"abandon/{n}/{i}"), g)
             for i, (r, g) in enumerate(templates[:4])
         ]
 

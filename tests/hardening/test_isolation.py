@@ -15,11 +15,11 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hostile_corpus import concat_doubling, function_bomb
 
-from server import converters
+from server import client_convert
 from server.generated import estimator_pb2 as pb
 from server.generated import estimator_pb2_grpc as pb_grpc
 
-OPTIONS = converters.predict_options(8, 1578, 1, None, None)
+OPTIONS = client_convert.predict_options(8, 1578, 1, None, None)
 
 
 def _status(pid: int, key: str) -> int:
@@ -82,7 +82,7 @@ def served(spawn_server, fitted_copy):
 
 
 def _predict(stub, graph: bytes, timeout: float = 30) -> pb.PredictEnergyResponse:
-    return stub.PredictEnergy(converters.predict_request(graph, OPTIONS), timeout=timeout)
+    return stub.PredictEnergy(client_convert.predict_request(graph, OPTIONS), timeout=timeout)
 
 
 def _wait_workers(stub, graph: bytes) -> None:
@@ -151,6 +151,43 @@ def test_concat_doubling_keeps_the_server_small(served, family_graphs) -> None:
     print(
         f"concat doubling: server peak RSS {rss.server_peak >> 20} MiB, "
         f"worker peak {rss.worker_peak >> 20} MiB"
+    )
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        out.append((n & 0x7F) | (0x80 if n > 0x7F else 0))
+        n >>= 7
+        if not n:
+            return bytes(out)
+
+
+def empty_nodes(total_bytes: int) -> bytes:
+    """A ModelProto whose graph holds ``total_bytes / 2`` empty nodes (case 6: once parsed
+    whole in the server, 5 GB for 64 MiB)."""
+    nodes = b"\x0a\x00" * (total_bytes // 2)
+    return b"\x08\x08" + b"\x42\x02\x10\x11" + b"\x3a" + _varint(len(nodes)) + nodes
+
+
+def test_a_stream_of_empty_nodes_keeps_the_server_small(served, family_graphs) -> None:
+    server, _, stub = served
+    _wait_workers(stub, family_graphs["mlp"])
+    graph = empty_nodes(60 * 1024 * 1024)
+    with PeakRss(server.proc.pid) as rss:
+        with pytest.raises(grpc.RpcError) as info:
+            stub.PredictEnergyStream(
+                client_convert.predict_chunks(graph, OPTIONS, 1 << 20), timeout=60
+            )
+        assert info.value.code() in (
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            grpc.StatusCode.INVALID_ARGUMENT,
+        ), info.value.details()
+        assert _predict(stub, family_graphs["crnn"]).train.available
+    assert rss.server_peak < 1 << 30, rss.server_peak
+    print(
+        f"64 MiB of empty nodes: {info.value.code().name}; server peak RSS "
+        f"{rss.server_peak >> 20} MiB, worker peak {rss.worker_peak >> 20} MiB"
     )
 
 

@@ -12,16 +12,16 @@ from hardening_harness import HARDWARE, TOKEN
 from estimator.artifacts import current_version, load_current, publish
 from estimator.canary import CANARIES, check_published, require_servable
 from estimator.service import PredictorRegistry
-from server import converters
+from server import client_convert
 from server.auth import bearer_metadata
 from server.generated import estimator_pb2 as pb
 
 AUTH = bearer_metadata(TOKEN)
-OPTIONS = converters.predict_options(8, 1578, 3, HARDWARE, None)
+OPTIONS = client_convert.predict_options(8, 1578, 3, HARDWARE, None)
 
 
 def _predict(stub, graph: bytes) -> tuple[float, float, str]:
-    reply = stub.PredictEnergy(converters.predict_request(graph, OPTIONS), timeout=30)
+    reply = stub.PredictEnergy(client_convert.predict_request(graph, OPTIONS), timeout=30)
     return reply.train.energy_j, reply.test.energy_j, reply.predictor_version
 
 
@@ -48,7 +48,7 @@ def test_absurd_rows_are_refused_and_a_retrain_changes_no_answer(
         )
     ]
     reply = served.stub.AddMeasurements(
-        (converters.message_from_row(r, graph) for r in poison), metadata=AUTH, timeout=30
+        (client_convert.message_from_row(r, graph) for r in poison), metadata=AUTH, timeout=30
     )
     assert reply.accepted == 0 and reply.rejected == len(poison)
     assert all(r.reason for r in reply.results)
@@ -104,7 +104,7 @@ def test_rows_can_be_taken_back(start_server, fitted_copy, make_rows, family_gra
         (dataclasses.replace(r, run_key=r.run_key.replace("/0", "/extra")), g) for r, g in extra
     ]
     reply = served.stub.AddMeasurements(
-        (converters.message_from_row(r, g) for r, g in extra), metadata=AUTH, timeout=60
+        (client_convert.message_from_row(r, g) for r, g in extra), metadata=AUTH, timeout=60
     )
     assert reply.accepted == len(extra), [r.reason for r in reply.results if not r.accepted]
     served.stub.Retrain(pb.RetrainRequest(hardware=HARDWARE), metadata=AUTH, timeout=300)
