@@ -1,19 +1,24 @@
 """Benchmark of the gRPC server on loopback (one run; quote the numbers it prints).
 
-    .venv/bin/python benchmarks/bench_server.py [--artifacts DIR] [--requests 400] [--seconds 10]
+    .venv/bin/python benchmarks/bench_server.py [--artifacts DIR] [--seconds 5] [--no-full-export]
 
-1. PredictEnergy latency (p50/p95) for the sample CRNN graph, sequential calls from one client;
-   once with the same graph (the server's profile cache answers) and once with a graph whose
-   bytes change on every call (profiled each time: the cold path).
-2. Throughput with 8 concurrent clients (one channel each) for ``--seconds``.
-   Then ``PredictorRegistry.predict`` alone, in process (the estimator's share of a request).
-3. Bytes uploaded for the paper's largest MLP (mlp n32 h4096, 554 M parameters): the weightless
-   graph (exported for real, from uninitialised memory) vs the full model (computed as
-   4 bytes x parameters + the graph: exporting 2.2 GB of weights is not needed to know it).
+For a small graph (the sample CRNN, stripped) and a large one (a 6-layer transformer encoder,
+weightless), at 1, 8 and 32 concurrent clients (one channel each), for ``--seconds`` each:
+
+- cached: the same bytes every call (the server's profile cache answers);
+- uncached: every call's bytes differ (an unknown protobuf field with a counter is appended,
+  which the parser skips), so every call is profiled by a worker process.
+
+Each run prints req/s, latency p50/p95/p99, the server's CPU use in cores (utime + stime of the
+server process and its profiling workers, from /proc, over the run) and peak resident memory
+(the server's VmHWM; the workers' largest VmRSS seen while polling every 20 ms).
+Last, the upload of the paper's largest MLP (mlp n32 h4096, 554 M parameters): the weightless
+graph, and the full model exported with its weights to a temporary file and measured.
 
 The server runs in its own process (``python -m joulecast.cli serve --port 0``). Without
 ``--artifacts`` a throwaway predictor is fitted on formula energies of a small sweep.
-Goals (issue 7): p50 <= 15 ms, >= 300 req/s with 8 clients on 2 cores.
+Goals (issue 22): uncached req/s at 8 clients >= 1.7x the 1-client rate on 2 cores, server CPU
+> 1.5 cores under load, cached p50 <= 2 ms.
 """
 
 from __future__ import annotations
@@ -120,70 +125,131 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def latency(address: str, graph: bytes, n: int, vary: bool) -> dict[str, float]:
-    import onnx
+def _unknown_field(n: int) -> bytes:
+    """Protobuf field 1999 (varint ``n``): unknown to ModelProto, skipped by the parser."""
+    out = bytearray()
+    for value in ((1999 << 3) | 0, n):
+        while True:
+            byte = value & 0x7F
+            value >>= 7
+            out.append(byte | (0x80 if value else 0))
+            if not value:
+                break
+    return bytes(out)
 
+
+def _pids(pid: int) -> list[int]:
+    """The server and its live children (the profiling workers)."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        children = []
+    return [pid, *(int(c) for c in children)]
+
+
+def _cpu_s(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _status_kib(pid: int, key: str) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def load(
+    server_pid: int, address: str, graph: bytes, clients: int, seconds: float, cached: bool
+) -> dict[str, float]:
+    """``clients`` threads calling PredictEnergy for ``seconds``; see the module docstring."""
     from server.client import EstimatorClient
 
-    variants = [graph] * n
-    if vary:  # a different doc_string per call: different bytes, same graph, no cache hit
-        model = onnx.load_model_from_string(graph)
-        variants = []
-        for i in range(n):
-            model.doc_string = f"bench {i}"
-            variants.append(model.SerializeToString())
-    with EstimatorClient(address) as client:
-        for _ in range(10):
-            client.predict(graph, stream=False)
-        times = []
-        for data in variants:
-            start = time.perf_counter()
-            client.predict(data, stream=False)
-            times.append(time.perf_counter() - start)
-    return {
-        "n": n,
-        "p50_ms": 1000 * statistics.median(times),
-        "p95_ms": 1000 * percentile(times, 0.95),
-        "mean_ms": 1000 * statistics.fmean(times),
-    }
-
-
-def throughput(address: str, graph: bytes, clients: int, seconds: float) -> dict[str, float]:
-    from server.client import EstimatorClient
-
-    counts = [0] * clients
+    latencies: list[list[float]] = [[] for _ in range(clients)]
     errors = [0] * clients
     stop = threading.Event()
+    measuring = threading.Event()
+    counter = iter(range(10**9))
+    worker_peak_kib = 0
 
-    def worker(i: int) -> None:
-        with EstimatorClient(address) as client:
+    def client_loop(i: int) -> None:
+        with EstimatorClient(address, timeout_s=60) as client:
             client.predict(graph, stream=False)
             while not stop.is_set():
+                data = graph if cached else graph + _unknown_field(next(counter))
+                start = time.perf_counter()
                 try:
-                    client.predict(graph, stream=False)
-                    counts[i] += 1
+                    client.predict(data, stream=False)
                 except Exception:
                     errors[i] += 1
+                    continue
+                if measuring.is_set():
+                    latencies[i].append(time.perf_counter() - start)
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(clients)]
+    threads = [threading.Thread(target=client_loop, args=(i,)) for i in range(clients)]
     for t in threads:
         t.start()
-    time.sleep(1.0)  # warm-up: channels connected
-    base = sum(counts)
+    time.sleep(1.0)  # warm-up: channels connected, workers busy
+    pids = _pids(server_pid)
+    cpu_before = _cpu_s(pids)
+    measuring.set()
     start = time.perf_counter()
-    time.sleep(seconds)
-    done = sum(counts) - base
+    while time.perf_counter() - start < seconds:
+        for pid in pids[1:]:
+            worker_peak_kib = max(worker_peak_kib, _status_kib(pid, "VmRSS"))
+        time.sleep(0.02)
+    measuring.clear()
     elapsed = time.perf_counter() - start
+    cpu_after = _cpu_s(pids)
     stop.set()
     for t in threads:
         t.join()
+    times = [x for per_client in latencies for x in per_client]
     return {
         "clients": clients,
-        "seconds": elapsed,
-        "requests": done,
-        "req_per_s": done / elapsed,
+        "mode": "cached" if cached else "uncached",
+        "requests": len(times),
+        "req_per_s": round(len(times) / elapsed, 1),
+        "p50_ms": round(1000 * percentile(times, 0.50), 2) if times else None,
+        "p95_ms": round(1000 * percentile(times, 0.95), 2) if times else None,
+        "p99_ms": round(1000 * percentile(times, 0.99), 2) if times else None,
+        "server_cpu_cores": round((cpu_after - cpu_before) / elapsed, 2),
+        "server_peak_rss_mib": _status_kib(server_pid, "VmHWM") // 1024,
+        "worker_peak_rss_mib": worker_peak_kib // 1024,
         "errors": sum(errors),
     }
+
+
+def encoder_graph() -> bytes:
+    """A 6-layer transformer encoder (d=256, 64 frames), weightless: the large graph."""
+    import torch
+    from torch import nn
+
+    from joulecast.weightless import export_weightless
+
+    class Encoder(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.proj = nn.Linear(128, 256)
+            layer = nn.TransformerEncoderLayer(256, 4, 1024, batch_first=True)
+            self.encoder = nn.TransformerEncoder(layer, 6, enable_nested_tensor=False)
+            self.head = nn.Linear(256, 10)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            seq = self.proj(x.squeeze(1).transpose(1, 2))
+            return torch.sigmoid(self.head(self.encoder(seq).mean(1)))
+
+    torch.manual_seed(0)
+    return export_weightless(Encoder().eval(), torch.zeros(1, 1, 128, 64))
 
 
 def registry_latency(artifacts: Path, graph: bytes, n: int) -> dict[str, float]:
@@ -210,7 +276,7 @@ def registry_latency(artifacts: Path, graph: bytes, n: int) -> dict[str, float]:
     }
 
 
-def largest_mlp_upload() -> dict[str, object]:
+def largest_mlp_upload(full_export: bool) -> dict[str, object]:
     import torch
 
     from collector.models import INPUT_SHAPE, ModelConfig, build_model, count_params
@@ -224,46 +290,83 @@ def largest_mlp_upload() -> dict[str, object]:
     graph = export_weightless(model.eval(), torch.zeros(1, *INPUT_SHAPE))
     export_s = time.perf_counter() - start
     params = count_params(model)
-    full = 4 * params + len(graph)
-    return {
+    out: dict[str, object] = {
         "model": config.config_id,
         "params": params,
         "weightless_bytes": len(graph),
-        "full_bytes_computed": full,
-        "ratio": full / len(graph),
-        "weightless_export_s": export_s,
+        "weightless_export_s": round(export_s, 2),
         "graph_sha256": hashlib.sha256(graph).hexdigest()[:16],
     }
+    if full_export:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "full.onnx"
+            start = time.perf_counter()
+            torch.onnx.export(
+                model.eval(), (torch.zeros(1, *INPUT_SHAPE),), str(path), dynamo=False
+            )
+            size = sum(p.stat().st_size for p in Path(tmp).iterdir())  # with external data
+            out["full_bytes_measured"] = size
+            out["full_export_s"] = round(time.perf_counter() - start, 1)
+            out["ratio"] = round(size / len(graph), 1)
+    return out
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--artifacts", type=Path, help="published predictors (default: fit one)")
-    parser.add_argument("--requests", type=int, default=400)
-    parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--seconds", type=float, default=5.0, help="per run")
+    parser.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--requests", type=int, default=400, help="in-process registry calls")
+    parser.add_argument(
+        "--no-full-export", action="store_true", help="skip exporting the 2.2 GB full model"
+    )
     args = parser.parse_args()
 
     from joulecast.weightless import strip_weights_file
 
-    graph = strip_weights_file(SAMPLE)
+    graphs = {"small": strip_weights_file(SAMPLE), "large": encoder_graph()}
     report: dict[str, object] = {
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs (shared)",
         "python": platform.python_version(),
-        "graph": f"{SAMPLE.name}: {SAMPLE.stat().st_size} bytes full, {len(graph)} stripped",
+        "graphs": {
+            "small": f"{SAMPLE.name} stripped, {len(graphs['small'])} bytes",
+            "large": f"transformer encoder 6x256, weightless, {len(graphs['large'])} bytes",
+        },
     }
+    runs = []
     with tempfile.TemporaryDirectory() as tmp:
         artifacts = args.artifacts or throwaway_artifacts(Path(tmp))
         proc, address = start_server(artifacts)
         try:
-            report["latency_cached"] = latency(address, graph, args.requests, vary=False)
-            report["latency_cold"] = latency(address, graph, args.requests // 4, vary=True)
-            report["throughput"] = throughput(address, graph, args.clients, args.seconds)
+            for name, graph in graphs.items():
+                for cached in (True, False):
+                    for clients in args.clients:
+                        run = load(proc.pid, address, graph, clients, args.seconds, cached)
+                        run = {"graph": name, **run}
+                        print(json.dumps(run), flush=True)
+                        runs.append(run)
         finally:
             proc.terminate()
             proc.wait(30)
-        report["registry_predict_in_process"] = registry_latency(artifacts, graph, args.requests)
-    report["upload_largest_mlp"] = largest_mlp_upload()
+        report["runs"] = runs
+        report["registry_predict_in_process"] = registry_latency(
+            artifacts, graphs["small"], args.requests
+        )
+    for name in graphs:
+        one = next(r for r in runs if r["graph"] == name and r["mode"] == "uncached")
+        eight = next(
+            (
+                r
+                for r in runs
+                if r["graph"] == name and r["mode"] == "uncached" and r["clients"] == 8
+            ),
+            None,
+        )
+        if eight and one["req_per_s"]:
+            report[f"uncached_scaling_{name}_8_vs_1"] = round(
+                eight["req_per_s"] / one["req_per_s"], 2
+            )
+    report["upload_largest_mlp"] = largest_mlp_upload(not args.no_full_export)
     print(json.dumps(report, indent=2))
     return 0
 

@@ -8,6 +8,8 @@ import re
 from functools import cache
 from pathlib import Path
 
+from joulecast.errors import InvalidArgument
+
 
 @cache
 def cpu_model() -> str:
@@ -29,6 +31,12 @@ def slug(text: str) -> str:
 def cuda_device_name(index: int = 0) -> str:
     import torch
 
+    if not torch.cuda.is_available():
+        raise InvalidArgument("--device cuda: no CUDA device is available (use --device cpu)")
+    if not 0 <= index < torch.cuda.device_count():
+        raise InvalidArgument(
+            f"--device cuda:{index}: this machine has {torch.cuda.device_count()} CUDA device(s)"
+        )
     return torch.cuda.get_device_name(index)
 
 

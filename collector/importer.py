@@ -134,13 +134,23 @@ class Record:
 
 
 def read_records(path: str | Path) -> Iterator[Record]:
-    """Records of a joulecast import file: CSV with a header line, or JSONL (``.jsonl``)."""
+    """Records of a joulecast import file: CSV with a header line, or JSONL (``.jsonl``), in
+    UTF-8 with or without a byte-order mark; a file that is not text is refused on one line."""
     path = Path(path)
     if not path.is_file():
         raise InvalidArgument(f"no such import file: {path}")
+    try:
+        yield from _read_records(path)
+    except UnicodeDecodeError as exc:
+        raise InvalidArgument(
+            f"{path} is not UTF-8 text (byte {exc.start}): export it as CSV or JSONL"
+        ) from exc
+
+
+def _read_records(path: Path) -> Iterator[Record]:
     base = path.parent
     if path.suffix.lower() in (".jsonl", ".ndjson"):
-        with path.open(encoding="utf-8") as fh:
+        with path.open(encoding="utf-8-sig") as fh:
             for number, line in enumerate(fh, start=1):
                 if not line.strip():
                     continue
@@ -154,7 +164,7 @@ def read_records(path: str | Path) -> Iterator[Record]:
                     values = {"__error__": "a line must hold one JSON object"}
                 yield Record(where, values, base)
         return
-    with path.open(newline="", encoding="utf-8") as fh:
+    with path.open(newline="", encoding="utf-8-sig") as fh:
         reader = csv.DictReader(fh)
         if not reader.fieldnames:
             raise InvalidArgument(f"{path} is empty (a header line is needed)")

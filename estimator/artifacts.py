@@ -19,7 +19,9 @@ import platform
 import re
 import shutil
 import tempfile
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
@@ -142,8 +144,16 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def publish(bundle: Bundle, artifacts_dir: Path | str) -> Published:
-    """Write ``bundle`` as a new version and point ``CURRENT`` at it, atomically."""
+def publish(
+    bundle: Bundle,
+    artifacts_dir: Path | str,
+    check: Callable[[Published], None] | None = None,
+) -> Published:
+    """Write ``bundle`` as a new version and point ``CURRENT`` at it, atomically.
+
+    ``check`` (e.g. :func:`estimator.canary.require_servable`) is given the written version
+    before ``CURRENT`` moves; when it raises, the version stays aside and CURRENT is unchanged.
+    """
     hardware = check_hardware_name(bundle.hardware)
     hw_dir = predictors_root(artifacts_dir) / hardware
     hw_dir.mkdir(parents=True, exist_ok=True)
@@ -172,11 +182,46 @@ def publish(bundle: Bundle, artifacts_dir: Path | str) -> Published:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+    if check is not None:
+        check(load_version(artifacts_dir, hardware, version))
     pointer = hw_dir / f".{CURRENT}-{uuid.uuid4().hex}"
     _write(pointer, f"{version}\n".encode())
     os.replace(pointer, hw_dir / CURRENT)
     _fsync_dir(hw_dir)
     return load_version(artifacts_dir, hardware, version)
+
+
+STALE_AFTER_S = 600.0
+
+
+def remove_stale_temporaries(artifacts_dir: Path | str, older_than_s: float = STALE_AFTER_S) -> int:
+    """Remove ``.tmp-*``, ``.trash-*`` and ``.CURRENT-*`` left by a publish that was killed
+    (older than ``older_than_s``, so that a publish running now keeps its own); returns how
+    many were removed."""
+    root = predictors_root(artifacts_dir)
+    if not root.is_dir():
+        return 0
+    now = time.time()
+    removed = 0
+    for hw_dir in root.iterdir():
+        if not hw_dir.is_dir() or hw_dir.is_symlink():
+            continue
+        for item in hw_dir.iterdir():
+            if not item.name.startswith((".tmp-", ".trash-", f".{CURRENT}-")):
+                continue
+            try:
+                if now - item.lstat().st_mtime < older_than_s:
+                    continue
+                if item.is_dir() and not item.is_symlink():
+                    shutil.rmtree(item)
+                else:
+                    item.unlink()
+            except OSError as exc:
+                logger.warning("cannot remove %s: %s", item, exc)
+                continue
+            logger.info("removed stale %s", item)
+            removed += 1
+    return removed
 
 
 def list_hardware(artifacts_dir: Path | str) -> list[str]:

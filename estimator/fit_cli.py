@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 
 from joulecast.errors import NotFound
+from joulecast.store import check_store_file
 
 DEFAULT_ARTIFACTS = Path("artifacts")
 
@@ -44,6 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_fit(args: argparse.Namespace) -> int:
+    check_store_file(args.db)
     from estimator.service import fit_and_publish  # XGBoost and friends: only when fitting
 
     result = fit_and_publish(args.db, args.hardware, args.out, held_out_csv=args.cv_out)

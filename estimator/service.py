@@ -55,11 +55,31 @@ class EnergyPrediction:
     warnings: tuple[str, ...]
 
 
-def _check_counts(batch_size: int, samples: int, epochs: int, util: float | None) -> None:
-    for name, value in (("batch_size", batch_size), ("samples", samples), ("epochs", epochs)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise InvalidArgument(f"{name} must be a positive integer, got {value!r}")
-    if util is not None and not (isinstance(util, int | float) and 0.0 <= util <= 100.0):
+MAX_BATCH = 1 << 20
+MAX_SAMPLES = 10**12
+MAX_EPOCHS = 1 << 20
+
+
+def check_counts(
+    batch_size: int, samples: int, epochs: int, observed_gpu_util: float | None = None
+) -> None:
+    """The one check of a request's run counts (the server's PredictQuery calls it too):
+    integers within what a run can have, a utilisation in percent; InvalidArgument names the
+    first bad field."""
+    for name, value, top in (
+        ("batch_size", batch_size, MAX_BATCH),
+        ("samples", samples, MAX_SAMPLES),
+        ("epochs", epochs, MAX_EPOCHS),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= top:
+            raise InvalidArgument(f"{name} must be an integer in [1, {top}], got {value!r}")
+    util = observed_gpu_util
+    if util is not None and not (
+        isinstance(util, int | float)
+        and not isinstance(util, bool)
+        and math.isfinite(util)
+        and 0.0 <= util <= 100.0
+    ):
         raise InvalidArgument(f"observed_gpu_util must be a percentage in [0, 100], got {util!r}")
 
 
@@ -73,7 +93,7 @@ def estimate(
     observed_gpu_util: float | None = None,
 ) -> EnergyPrediction:
     """Predict with one loaded predictor version (see :meth:`PredictorRegistry.predict`)."""
-    _check_counts(batch_size, samples, epochs, observed_gpu_util)
+    check_counts(batch_size, samples, epochs, observed_gpu_util)
     bundle = published.bundle
     warnings: list[str] = []
     if bundle.energy_is_estimate:
@@ -177,7 +197,8 @@ class PredictorRegistry:
         for hardware in list_hardware(self._dir):
             try:
                 self._loaded[hardware] = load_current(self._dir, hardware)
-            except JoulecastError as exc:
+            except (JoulecastError, RecursionError, OSError, ValueError, MemoryError) as exc:
+                # One broken predictor must not stop the others from serving.
                 logger.error("predictor of %s not loaded: %s", hardware, exc)
                 self._errors[hardware] = str(exc)
 
@@ -272,12 +293,15 @@ def fit_and_publish(
     ``held_out_csv``, when given, receives the leave-one-configuration-out predictions of every
     predictor (config_id, family, phase, predictor, measured_j, predicted_j), the input of the
     report's predicted-vs-measured figure. Returns :func:`describe_published` of the new version.
+    A version that fails :func:`estimator.canary.require_servable` is written but kept aside
+    (CURRENT unchanged) and :class:`~estimator.canary.CanaryFailed` is raised with the reasons.
     """
     from estimator.artifacts import publish
+    from estimator.canary import require_servable
 
     dataset = from_store(store_path, hardware)
     bundle = fit_bundle(dataset)
-    published = publish(bundle, artifacts_dir)
+    published = publish(bundle, artifacts_dir, check=require_servable)
     if held_out_csv is not None and bundle.held_out is not None:
         held_out_csv.parent.mkdir(parents=True, exist_ok=True)
         bundle.held_out.to_csv(held_out_csv, index=False)

@@ -204,6 +204,22 @@ class MeasurementStore:
             self._db.execute("ROLLBACK")
             raise
 
+    def delete_rows(self, run_keys: list[str]) -> list[str]:
+        """Delete the rows of ``run_keys`` in one transaction; returns the keys that were not
+        stored. Graphs stay (other rows may share them)."""
+        missing: list[str] = []
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            for key in run_keys:
+                cursor = self._db.execute("DELETE FROM measurements WHERE run_key = ?", (key,))
+                if cursor.rowcount == 0:
+                    missing.append(key)
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        return missing
+
     def put_row(self, row: Row, trace: tuple[TraceSample, ...] = ()) -> None:
         self.put_rows([(row, trace)])
 
@@ -286,3 +302,25 @@ def _to_row(record: sqlite3.Row) -> Row:
         if values[flag] is not None:
             values[flag] = bool(values[flag])
     return Row(**values)
+
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def check_store_file(path: str | Path) -> Path:
+    """``path`` if it is an existing, non-empty SQLite file; else InvalidArgument saying what it
+    is. Reads 16 bytes and changes nothing (a reader must not turn a stray file into a store)."""
+    path = Path(path)
+    if not path.exists():
+        raise InvalidArgument(f"measurement store {path} does not exist")
+    if path.is_dir():
+        raise InvalidArgument(f"measurement store {path} is a folder, not a SQLite file")
+    if not path.is_file():
+        raise InvalidArgument(f"measurement store {path} is not a regular file")
+    with open(path, "rb") as fh:
+        head = fh.read(len(SQLITE_MAGIC))
+    if not head:
+        raise InvalidArgument(f"measurement store {path} is empty, not a SQLite file")
+    if head != SQLITE_MAGIC:
+        raise InvalidArgument(f"measurement store {path} is not a SQLite file")
+    return path

@@ -9,6 +9,7 @@ turns NOT_SERVING first, so that load balancers stop sending calls, then in-flig
 from __future__ import annotations
 
 import logging
+import resource
 import threading
 from concurrent import futures
 from pathlib import Path
@@ -23,7 +24,8 @@ from server.auth import TokenCheck
 from server.core import EstimatorCore, FitFn, Registry
 from server.generated import estimator_pb2 as pb
 from server.generated import estimator_pb2_grpc as pb_grpc
-from server.servicer import EnergyEstimatorServicer
+from server.profiling import ProfilePool
+from server.servicer import CallGate, EnergyEstimatorServicer
 from server.settings import ServerSettings
 
 logger = logging.getLogger(__name__)
@@ -36,9 +38,15 @@ class RunningServer:
     """A started server; ``port`` is the one it listens on."""
 
     def __init__(
-        self, server: grpc.Server, health_servicer: health.HealthServicer, port: int, grace_s: float
+        self,
+        server: grpc.Server,
+        health_servicer: health.HealthServicer,
+        port: int,
+        grace_s: float,
+        pool: ProfilePool | None = None,
     ) -> None:
         self.grpc_server = server
+        self.pool = pool
         self.health = health_servicer
         self.port = port
         self._grace_s = grace_s
@@ -50,7 +58,13 @@ class RunningServer:
             self._stopped.set()
             logger.info("shutting down: health NOT_SERVING, then stop")
             self.health.enter_graceful_shutdown()
-        return self.grpc_server.stop(self._grace_s if grace_s is None else grace_s)
+        stopped = self.grpc_server.stop(self._grace_s if grace_s is None else grace_s)
+        if self.pool is not None:
+            pool = self.pool
+            threading.Thread(
+                target=lambda: (stopped.wait(), pool.close()), name="pool-close", daemon=True
+            ).start()
+        return stopped
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the server stops; True when it did within ``timeout``."""
@@ -58,8 +72,10 @@ class RunningServer:
 
 
 def default_registry(artifacts_dir: Path) -> Registry:
+    from estimator.artifacts import remove_stale_temporaries
     from estimator.service import PredictorRegistry
 
+    remove_stale_temporaries(artifacts_dir)
     return PredictorRegistry(artifacts_dir)
 
 
@@ -74,6 +90,15 @@ def serve(
     ``registry`` defaults to ``PredictorRegistry(settings.artifacts_dir)`` and ``fit`` to
     ``estimator.service.fit_and_publish``.
     """
+    raise_fd_limit()
+    pool = None
+    if settings.profile_workers != 0:
+        pool = ProfilePool(
+            GraphLimits(max_bytes=settings.max_graph_bytes),
+            workers=settings.profile_workers,
+            deadline_s=settings.profile_deadline_s,
+            memory_bytes=settings.profile_memory_bytes,
+        )
     if registry is None:
         registry = default_registry(settings.artifacts_dir)
     core = EstimatorCore(
@@ -85,11 +110,15 @@ def serve(
         max_rows_per_call=settings.max_rows_per_call,
         profile_cache_size=settings.profile_cache_size,
         fit=fit,
+        profiler=pool.profile if pool is not None else None,
     )
     options = [
         ("grpc.max_receive_message_length", settings.max_message_bytes),
         ("grpc.max_send_message_length", settings.max_message_bytes),
         ("grpc.so_reuseport", 0),
+        ("grpc.max_allowed_incoming_connections", settings.max_connections),
+        ("grpc.max_connection_idle_ms", 120_000),
+        ("grpc.max_concurrent_streams", 64),
     ]
     server = grpc.server(
         futures.ThreadPoolExecutor(
@@ -98,7 +127,17 @@ def serve(
         options=options,
         maximum_concurrent_rpcs=settings.max_workers * 8,
     )
-    servicer = EnergyEstimatorServicer(core, TokenCheck(settings.token), settings.max_graph_bytes)
+    servicer = EnergyEstimatorServicer(
+        core,
+        TokenCheck(settings.token),
+        settings.max_graph_bytes,
+        gate=CallGate(
+            max_calls=settings.calls_limit,
+            max_streams=settings.streams_limit,
+            idle_s=settings.stream_idle_s,
+            total_s=settings.stream_total_s,
+        ),
+    )
     pb_grpc.add_EnergyEstimatorServicer_to_server(servicer, server)
 
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
@@ -124,11 +163,23 @@ def serve(
         raise InvalidArgument(f"cannot listen on {settings.address}: {exc}") from exc
     if not port:
         raise InvalidArgument(f"cannot listen on {settings.address}")
+    if pool is not None and not pool.wait_ready(settings.profile_start_timeout_s):
+        logger.warning("not every profiling worker started yet; serving with fewer")
     server.start()
     for name in ("", SERVICE_NAME):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     logger.info("serving %s on %s:%d (%s)", SERVICE_NAME, settings.host, port, settings)
-    return RunningServer(server, health_servicer, port, settings.grace_s), port
+    return RunningServer(server, health_servicer, port, settings.grace_s, pool), port
+
+
+def raise_fd_limit() -> None:
+    """Raise the soft open-file limit to the hard one: each connection costs a descriptor."""
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft < hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ValueError, OSError) as exc:  # pragma: no cover - a locked-down host
+        logger.warning("open-file limit left as it is: %s", exc)
 
 
 def _read(path: Path) -> bytes:

@@ -11,6 +11,7 @@ import argparse
 import json
 import logging
 import signal
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--tls-cert", type=Path, help="PEM certificate chain (with --tls-key)")
     p.add_argument("--tls-key", type=Path, help="PEM private key (with --tls-cert)")
+    p.add_argument(
+        "--profile-workers", type=int, help="profiling processes (default: one per core, >= 2)"
+    )
+    p.add_argument(
+        "--profile-deadline-s", type=float, default=4.0, help="longest one profile may take"
+    )
+    p.add_argument(
+        "--stream-idle-s", type=float, default=10.0, help="longest wait for a stream's next message"
+    )
     p.set_defaults(func=cmd_serve)
 
     p = subparsers.add_parser("predict", help="predict train and test energy of an ONNX model")
@@ -73,6 +83,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_retrain)
 
     p = subparsers.add_parser(
+        "delete-measurements", help="remove rows from a server's store by run key"
+    )
+    p.add_argument("run_keys", nargs="+", help="run keys of the rows to delete")
+    _client_args(p, token=True)
+    p.add_argument("--retrain", metavar="HARDWARE", help="then retrain this hardware")
+    p.set_defaults(func=cmd_delete_measurements)
+
+    p = subparsers.add_parser(
         "list-predictors", help="list the predictors a running server answers with"
     )
     _client_args(p)
@@ -99,9 +117,43 @@ def _client(args: argparse.Namespace) -> Any:
 # -- serve ---------------------------------------------------------------------------------
 
 
+MAX_MODEL_FILE_BYTES = 4 * 1024**3
+"""Largest ONNX file ``joulecast predict`` reads (weights included; they are stripped)."""
+
+
+def check_input_file(path: Path, max_bytes: int = MAX_MODEL_FILE_BYTES) -> Path:
+    """Refuse, before reading a byte, what is not a regular file of at most ``max_bytes``
+    (``/dev/zero``, a FIFO, a folder) so that the CLI never reads without end."""
+    try:
+        info = path.stat()
+    except FileNotFoundError as exc:
+        raise InvalidArgument(f"no such file: {path}") from exc
+    except OSError as exc:
+        raise InvalidArgument(f"cannot read {path}: {exc.strerror}") from exc
+    if not stat.S_ISREG(info.st_mode):
+        raise InvalidArgument(f"{path} is not a regular file")
+    if info.st_size > max_bytes:
+        raise InvalidArgument(f"{path} is {info.st_size:,} bytes; the limit is {max_bytes:,}")
+    return path
+
+
+def check_serve_paths(artifacts: Path, db: Path | None) -> None:
+    """Refuse to start with a missing artifacts folder or a ``--db`` that is not a store."""
+    if not artifacts.is_dir():
+        raise InvalidArgument(f"artifacts folder {artifacts} does not exist")
+    if db is not None:
+        if db.exists():
+            from joulecast.store import check_store_file
+
+            check_store_file(db)
+        elif not db.parent.is_dir():
+            raise InvalidArgument(f"cannot create {db}: folder {db.parent} does not exist")
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from server.app import serve
 
+    check_serve_paths(args.artifacts, args.db)
     settings = ServerSettings(
         artifacts_dir=args.artifacts,
         db_path=args.db,
@@ -110,6 +162,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         token=read_token(args.token_file),
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
+        profile_workers=args.profile_workers,
+        profile_deadline_s=args.profile_deadline_s,
+        stream_idle_s=args.stream_idle_s,
     )
     running, port = serve(settings)
 
@@ -130,7 +185,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from joulecast.weightless import strip_weights_file
 
-    graph = strip_weights_file(args.model)
+    graph = strip_weights_file(check_input_file(args.model))
     with _client(args) as client:
         result = client.predict(
             graph,
@@ -235,10 +290,9 @@ def _format_footprint(result: dict[str, Any]) -> list[str]:
 
 
 def cmd_add_measurements(args: argparse.Namespace) -> int:
-    from joulecast.store import MeasurementStore
+    from joulecast.store import MeasurementStore, check_store_file
 
-    if not args.store.is_file():
-        raise InvalidArgument(f"no such measurement store: {args.store}")
+    check_store_file(args.store)
     with MeasurementStore(args.store, read_only=True) as store:
         rows = store.rows(status=None if args.include_failed else "ok")
         graphs = {
@@ -277,6 +331,18 @@ def cmd_retrain(args: argparse.Namespace) -> int:
         )
         print(json.dumps(result["scores"], indent=2))
     return 0
+
+
+def cmd_delete_measurements(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        result = client.delete_measurements(args.run_keys)
+        print(f"{result['deleted']} rows deleted")
+        for key in result["missing"]:
+            print(f"  not stored: {key}")
+        if args.retrain:
+            retrained = client.retrain(args.retrain, timeout_s=None)
+            print(f"{retrained['hardware']}: version {retrained['version']} now serves")
+    return 0 if not result["missing"] else 1
 
 
 def cmd_predictors(args: argparse.Namespace) -> int:

@@ -20,7 +20,7 @@ from joulecast.errors import (
     Unauthenticated,
 )
 from joulecast.measurement import Row
-from server import converters
+from server import client_convert
 from server.auth import bearer_metadata
 from server.generated import estimator_pb2 as pb
 from server.generated import estimator_pb2_grpc as pb_grpc
@@ -30,6 +30,7 @@ STREAM_THRESHOLD = 1 * MiB
 """Graphs above this size (after stripping) go through the streaming RPC."""
 CHUNK_BYTES = 1 * MiB
 DEFAULT_SERVER = "localhost:50051"
+CONNECT_TIMEOUT_S = 2.0
 
 
 class RemoteError(JoulecastError):
@@ -90,6 +91,25 @@ class EstimatorClient:
         else:
             self._channel = grpc.insecure_channel(address, options=options)
         self._stub = pb_grpc.EnergyEstimatorStub(self._channel)
+        self._connected = False
+
+    def _connect(self) -> None:
+        """Fail within :data:`CONNECT_TIMEOUT_S` (or the call timeout, if shorter) when the
+        server cannot be reached, rather than at the end of a long call deadline."""
+        if self._connected:
+            return
+        wait = (
+            CONNECT_TIMEOUT_S
+            if self._timeout_s is None
+            else min(CONNECT_TIMEOUT_S, self._timeout_s)
+        )
+        try:
+            grpc.channel_ready_future(self._channel).result(timeout=wait)
+        except grpc.FutureTimeoutError:
+            raise RemoteError(
+                f"cannot reach the server at {self.address} within {wait:g} s", "UNAVAILABLE"
+            ) from None
+        self._connected = True
 
     def close(self) -> None:
         self._channel.close()
@@ -126,24 +146,25 @@ class EstimatorClient:
     ) -> dict[str, Any]:
         """Predict for one graph; returns the JSON of docs/ARCHITECTURE.md. ``stream`` ``None``: stream
         only graphs above :data:`STREAM_THRESHOLD`."""
-        options = converters.predict_options(
+        options = client_convert.predict_options(
             batch_size, samples, epochs, hardware, observed_gpu_util, region, price_per_kwh
         )
         if stream is None:
             stream = len(onnx_model) > STREAM_THRESHOLD
+        self._connect()
         try:
             if stream:
                 response = self._stub.PredictEnergyStream(
-                    converters.predict_chunks(onnx_model, options, chunk_bytes),
+                    client_convert.predict_chunks(onnx_model, options, chunk_bytes),
                     timeout=self._timeout_s,
                 )
             else:
                 response = self._stub.PredictEnergy(
-                    converters.predict_request(onnx_model, options), timeout=self._timeout_s
+                    client_convert.predict_request(onnx_model, options), timeout=self._timeout_s
                 )
         except grpc.RpcError as exc:
             raise self._error(exc) from None
-        return converters.response_to_json(response)
+        return client_convert.response_to_json(response)
 
     def add_measurements(self, rows: Iterable[tuple[Row, bytes | None]]) -> dict[str, Any]:
         """Send ``(row, graph)`` pairs in one call; each graph is sent once per call (later
@@ -156,33 +177,49 @@ class EstimatorClient:
                     graph = None
                 elif graph is not None and row.graph_sha256:
                     sent.add(row.graph_sha256)
-                yield converters.message_from_row(row, graph)
+                yield client_convert.message_from_row(row, graph)
 
+        self._connect()
         try:
             response = self._stub.AddMeasurements(
                 messages(), metadata=self._metadata(), timeout=self._timeout_s
             )
         except grpc.RpcError as exc:
             raise self._error(exc) from None
-        return converters.verdicts_to_json(response)
+        return client_convert.verdicts_to_json(response)
 
     def retrain(self, hardware: str, timeout_s: float | None = None) -> dict[str, Any]:
+        self._connect()
         try:
             response = self._stub.Retrain(
                 pb.RetrainRequest(hardware=hardware), metadata=self._metadata(), timeout=timeout_s
             )
         except grpc.RpcError as exc:
             raise self._error(exc) from None
-        return converters.retrain_to_json(response)
+        return client_convert.retrain_to_json(response)
+
+    def delete_measurements(self, run_keys: list[str]) -> dict[str, Any]:
+        """Delete stored rows by run key; returns ``{"deleted": n, "missing": [keys]}``."""
+        self._connect()
+        try:
+            response = self._stub.DeleteMeasurements(
+                pb.DeleteMeasurementsRequest(run_keys=run_keys),
+                metadata=self._metadata(),
+                timeout=self._timeout_s,
+            )
+        except grpc.RpcError as exc:
+            raise self._error(exc) from None
+        return {"deleted": response.deleted, "missing": list(response.missing)}
 
     def list_predictors(self) -> dict[str, Any]:
+        self._connect()
         try:
             response = self._stub.ListPredictors(
                 pb.ListPredictorsRequest(), timeout=self._timeout_s
             )
         except grpc.RpcError as exc:
             raise self._error(exc) from None
-        return converters.predictors_to_json(response)
+        return client_convert.predictors_to_json(response)
 
 
 def read_root_cert(path: str | Path | None) -> bytes | None:

@@ -1,53 +1,37 @@
-"""Protobuf <-> domain objects, at the edge: no message travels past this module.
+"""Server side of protobuf <-> domain objects, at the edge: no message travels past here.
 
-Server side: requests become :class:`~server.core.PredictQuery` and
-:class:`~server.measurements.IncomingRow`; results become responses. Client side: domain
-rows become messages, and responses become the JSON of docs/ARCHITECTURE.md.
+Requests become :class:`~server.core.PredictQuery` and :class:`~server.measurements.IncomingRow`;
+results become responses. The client's conversions are in :mod:`server.client_convert`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 from joulecast.carbon import PhaseFootprint
 from joulecast.errors import InvalidArgument, ResourceLimit
 from joulecast.measurement import ROW_COLUMNS, Row
+from server.core import PredictorInfo, PredictQuery, PredictResult, RetrainResult
 from server.generated import estimator_pb2 as pb
 from server.measurements import IncomingRow, RowVerdict
 
-if TYPE_CHECKING:  # server.core imports the profiler (onnx, numpy): the client needs neither
-    from server.core import PredictQuery, PredictResult, RetrainResult
-
 _OPTION_FIELDS = ("batch_size", "samples", "epochs", "hardware")
-_PROFILE_FIELDS = (
-    "family",
-    "family_reason",
-    "params",
-    "flops_forward",
-    "flops_train",
-    "weight_bytes",
-    "activation_bytes",
-    "arithmetic_intensity",
-    "recurrent_steps",
-    "depth",
-    "node_count",
+_PROFILE_FIELDS = tuple(
+    f.name for f in pb.GraphProfile.DESCRIPTOR.fields if f.name != "flops_by_kind"
 )
+"""The scalar fields of a GraphProfile message, each an attribute of the domain profile."""
 _ROW_OPTIONAL = frozenset(
     f.name for f in pb.MeasurementRow.DESCRIPTOR.fields if f.has_presence and f.name in ROW_COLUMNS
 )
-_PHASE_FIELDS = ("energy_j", "energy_low_j", "energy_high_j", "duration_s")
-_FOOTPRINT_FIELDS = tuple(f.name for f in pb.PhaseFootprint.DESCRIPTOR.fields)
 
 
 # -- predict (server side) ----------------------------------------------------------------
 
 
 def _query(onnx_model: bytes, options: pb.PredictEnergyRequest | pb.PredictOptions) -> PredictQuery:
-    from server.core import PredictQuery
-
     util = options.observed_gpu_util if options.HasField("observed_gpu_util") else None
     return PredictQuery(
         onnx_model=onnx_model,
@@ -163,14 +147,6 @@ def incoming_from_message(index: int, message: pb.MeasurementRow) -> IncomingRow
     return IncomingRow(index=index, row=Row(**values), graph=graph)
 
 
-def message_from_row(row: Row, graph: bytes | None) -> pb.MeasurementRow:
-    """Client side: one stored row (and its graph, or ``None`` to name it by hash only)."""
-    values = {k: v for k, v in dataclasses.asdict(row).items() if v is not None}
-    if graph is not None:
-        values["graph_onnx"] = graph
-    return pb.MeasurementRow(**values)
-
-
 def response_from_verdicts(verdicts: list[RowVerdict]) -> pb.AddMeasurementsResponse:
     accepted = sum(v.accepted for v in verdicts)
     return pb.AddMeasurementsResponse(
@@ -181,17 +157,6 @@ def response_from_verdicts(verdicts: list[RowVerdict]) -> pb.AddMeasurementsResp
         accepted=accepted,
         rejected=len(verdicts) - accepted,
     )
-
-
-def verdicts_to_json(response: pb.AddMeasurementsResponse) -> dict[str, Any]:
-    return {
-        "accepted": response.accepted,
-        "rejected": response.rejected,
-        "results": [
-            {"index": r.index, "run_key": r.run_key, "accepted": r.accepted, "reason": r.reason}
-            for r in response.results
-        ],
-    }
 
 
 # -- retrain and predictors ----------------------------------------------------------------
@@ -210,133 +175,20 @@ def response_from_retrain(result: RetrainResult) -> pb.RetrainResponse:
     )
 
 
-def retrain_to_json(response: pb.RetrainResponse) -> dict[str, Any]:
-    return {
-        "hardware": response.hardware,
-        "version": response.version,
-        "selected": response.selected,
-        "scores": json.loads(response.scores_json) if response.scores_json else None,
-    }
-
-
-def _text(info: Mapping[str, Any], *keys: str) -> str:
-    for key in keys:
-        value = info.get(key)
-        if isinstance(value, Mapping):  # per phase: {"train": "boosted", "test": "affine"}
-            return ", ".join(f"{k}={v}" for k, v in value.items())
-        if value is not None:
-            return str(value)
-    return ""
-
-
 def response_from_predictors(
-    described: list[dict[str, Any]], default_hardware: str | None
+    described: list[PredictorInfo], default_hardware: str | None
 ) -> pb.ListPredictorsResponse:
     return pb.ListPredictorsResponse(
         predictors=[
             pb.PredictorInfo(
-                hardware=_text(info, "hardware"),
-                version=_text(info, "version", "predictor_version"),
-                selected=_text(info, "selected", "predictor"),
-                energy_source=_text(info, "energy_source"),
-                energy_is_estimate=bool(info.get("energy_is_estimate", False)),
-                details_json=_json(info),
+                hardware=info.hardware,
+                version=info.version,
+                selected=info.selected,
+                energy_source=info.energy_source,
+                energy_is_estimate=info.energy_is_estimate,
+                details_json=_json(info.details),
             )
             for info in described
         ],
         default_hardware=default_hardware or "",
     )
-
-
-def predictors_to_json(response: pb.ListPredictorsResponse) -> dict[str, Any]:
-    return {
-        "default_hardware": response.default_hardware or None,
-        "predictors": [json.loads(p.details_json) for p in response.predictors],
-    }
-
-
-# -- client side: requests and the JSON of docs/ARCHITECTURE.md ---------------------------------------
-
-
-def predict_options(
-    batch_size: int,
-    samples: int,
-    epochs: int,
-    hardware: str | None,
-    observed_gpu_util: float | None,
-    region: str | None = None,
-    price_per_kwh: float | None = None,
-) -> dict[str, Any]:
-    """Keyword arguments shared by PredictEnergyRequest and PredictOptions."""
-    options: dict[str, Any] = {
-        "batch_size": batch_size,
-        "samples": samples,
-        "epochs": epochs,
-        "hardware": hardware or "",
-    }
-    if observed_gpu_util is not None:
-        options["observed_gpu_util"] = observed_gpu_util
-    if region is not None:
-        options["region"] = region
-    if price_per_kwh is not None:
-        options["price_per_kwh"] = price_per_kwh
-    return options
-
-
-def predict_request(onnx_model: bytes, options: Mapping[str, Any]) -> pb.PredictEnergyRequest:
-    return pb.PredictEnergyRequest(onnx_model=onnx_model, **options)
-
-
-def predict_chunks(
-    onnx_model: bytes, options: Mapping[str, Any], chunk_bytes: int
-) -> Iterator[pb.PredictEnergyChunk]:
-    yield pb.PredictEnergyChunk(options=pb.PredictOptions(**options), data=onnx_model[:chunk_bytes])
-    for start in range(chunk_bytes, len(onnx_model), chunk_bytes):
-        yield pb.PredictEnergyChunk(data=onnx_model[start : start + chunk_bytes])
-
-
-def _phase_json(phase: pb.PhasePrediction) -> dict[str, Any] | None:
-    if not phase.available:
-        return None
-    out: dict[str, Any] = {name: getattr(phase, name) for name in _PHASE_FIELDS}
-    if not phase.HasField("duration_s"):
-        out["duration_s"] = None
-    out["predictor"] = phase.predictor
-    if phase.HasField("footprint"):
-        footprint = phase.footprint
-        for name in _FOOTPRINT_FIELDS:
-            if name.startswith("energy_") or footprint.HasField(name):
-                out[name] = getattr(footprint, name)
-    return out
-
-
-def response_to_json(response: pb.PredictEnergyResponse) -> dict[str, Any]:
-    """The client's JSON (docs/ARCHITECTURE.md): an unavailable phase is ``null``, never a number."""
-    profile = response.profile
-    return {
-        "family": profile.family,
-        "family_reason": profile.family_reason,
-        "params": profile.params,
-        "flops_forward": profile.flops_forward,
-        "flops_train": profile.flops_train,
-        "flops_by_kind": dict(sorted(profile.flops_by_kind.items())),
-        "train": _phase_json(response.train),
-        "test": _phase_json(response.test),
-        "hardware": response.hardware,
-        "predictor_version": response.predictor_version,
-        "energy_source": response.energy_source,
-        "energy_is_estimate": response.energy_is_estimate,
-        "warnings": list(response.warnings),
-        **_grid_json(response),
-    }
-
-
-def _grid_json(response: pb.PredictEnergyResponse) -> dict[str, Any]:
-    """``grid`` (the intensity used) and ``price_per_kwh``, only when the request asked."""
-    out: dict[str, Any] = {}
-    if response.HasField("grid"):
-        grid = response.grid
-        out["grid"] = {f.name: getattr(grid, f.name) for f in pb.GridIntensity.DESCRIPTOR.fields}
-    if response.HasField("price_per_kwh"):
-        out["price_per_kwh"] = response.price_per_kwh
-    return out

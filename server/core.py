@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import sqlite3
 import threading
 from collections import OrderedDict
@@ -37,10 +36,13 @@ from server.measurements import IncomingRow, RowVerdict, graph_sha256
 
 logger = logging.getLogger(__name__)
 
-MAX_BATCH = 1 << 20
-MAX_SAMPLES = 10**12
-MAX_EPOCHS = 1 << 20
 MAX_HARDWARE_NAME = 200
+MAX_RUN_KEY = 1000
+
+
+def check_hardware_length(hardware: str | None) -> None:
+    if hardware is not None and len(hardware) > MAX_HARDWARE_NAME:
+        raise InvalidArgument(f"hardware name is longer than {MAX_HARDWARE_NAME} characters")
 
 
 class Registry(Protocol):
@@ -76,21 +78,12 @@ class PredictQuery:
 
     def check(self) -> None:
         """Raise :class:`InvalidArgument` naming the first bad field."""
+        from estimator.service import check_counts
+
         if not self.onnx_model:
             raise InvalidArgument("onnx_model is empty: send a serialised ONNX graph")
-        for name, top in (
-            ("batch_size", MAX_BATCH),
-            ("samples", MAX_SAMPLES),
-            ("epochs", MAX_EPOCHS),
-        ):
-            value = getattr(self, name)
-            if not 1 <= value <= top:
-                raise InvalidArgument(f"{name} must be in [1, {top}], got {value}")
-        if self.hardware is not None and len(self.hardware) > MAX_HARDWARE_NAME:
-            raise InvalidArgument(f"hardware name is longer than {MAX_HARDWARE_NAME} characters")
-        util = self.observed_gpu_util
-        if util is not None and not (math.isfinite(util) and 0 <= util <= 100):
-            raise InvalidArgument(f"observed_gpu_util is a percentage in [0, 100], got {util}")
+        check_counts(self.batch_size, self.samples, self.epochs, self.observed_gpu_util)
+        check_hardware_length(self.hardware)
         check_price(self.price_per_kwh)
 
 
@@ -106,6 +99,32 @@ class PredictResult:
     price_per_kwh: float | None = None
     footprints: tuple[tuple[str, PhaseFootprint], ...] = ()
     """``(phase, footprint)`` of each available phase, when a region or a price was given."""
+
+
+@dataclass(frozen=True)
+class PredictorInfo:
+    """One served predictor, as ListPredictors reports it: read once from the registry's
+    description (named keys, no guessing), with the full description kept for details."""
+
+    hardware: str
+    version: str
+    selected: str
+    energy_source: str
+    energy_is_estimate: bool
+    details: Mapping[str, Any]
+
+    @classmethod
+    def from_description(cls, described: Mapping[str, Any]) -> PredictorInfo:
+        """From :func:`estimator.service.describe_published` (``hardware`` and ``version``
+        required; ``selected`` a per-phase mapping or a name)."""
+        return cls(
+            hardware=str(described["hardware"]),
+            version=str(described["version"]),
+            selected=_selected(described.get("selected")),
+            energy_source=str(described.get("energy_source") or ""),
+            energy_is_estimate=bool(described.get("energy_is_estimate", False)),
+            details=dict(described),
+        )
 
 
 @dataclass(frozen=True)
@@ -144,7 +163,11 @@ class _ProfileCache:
 
 class EstimatorCore:
     """Profiles graphs and answers predictions from ``registry``; stores rows in ``db_path``
-    and retrains with ``fit`` (``estimator.service.fit_and_publish`` by default)."""
+    and retrains with ``fit`` (``estimator.service.fit_and_publish`` by default).
+
+    ``profiler`` profiles one graph's bytes: the server passes its worker pool
+    (:class:`server.profiling.ProfilePool`); by default the profiler runs in the calling thread.
+    """
 
     def __init__(
         self,
@@ -157,6 +180,7 @@ class EstimatorCore:
         max_rows_per_call: int = 20_000,
         profile_cache_size: int = 256,
         fit: FitFn | None = None,
+        profiler: Callable[[bytes], GraphProfile] | None = None,
     ) -> None:
         self._registry = registry
         self._artifacts_dir = Path(artifacts_dir)
@@ -166,6 +190,7 @@ class EstimatorCore:
         self._max_rows = max_rows_per_call
         self._cache = _ProfileCache(profile_cache_size)
         self._fit = fit
+        self._profiler = profiler or (lambda data: profile_graph(data, self._limits))
         self._write_lock = threading.Lock()
         self._retrain_lock = threading.Lock()
 
@@ -176,7 +201,7 @@ class EstimatorCore:
         key = graph_sha256(onnx_model)
         found = self._cache.get(key)
         if found is None:
-            found = profile_graph(onnx_model, self._limits)
+            found = self._profiler(onnx_model)
             self._cache.put(key, found)
         return found
 
@@ -219,9 +244,9 @@ class EstimatorCore:
             footprints=footprints,
         )
 
-    def describe(self) -> tuple[list[dict[str, Any]], str | None]:
+    def describe(self) -> tuple[list[PredictorInfo], str | None]:
         """The predictors served and the default hardware."""
-        described = self._registry.describe()
+        described = [PredictorInfo.from_description(d) for d in self._registry.describe()]
         try:
             default = self._registry.default_hardware
         except FailedPrecondition:  # nothing published yet
@@ -316,6 +341,27 @@ class EstimatorCore:
             )
         return IncomingRow(item.index, check_row(row), item.graph)
 
+    def delete_measurements(self, run_keys: list[str]) -> tuple[int, list[str]]:
+        """Delete stored rows by run key, all or nothing; returns (deleted, missing keys)."""
+        if not run_keys:
+            raise InvalidArgument("run_keys is empty: name the rows to delete")
+        if len(run_keys) > self._max_rows:
+            raise ResourceLimit(f"more than {self._max_rows} run keys in one call; send batches")
+        if len(set(run_keys)) != len(run_keys):
+            raise InvalidArgument("a run key appears twice in this call")
+        for key in run_keys:
+            if not key or len(key) > MAX_RUN_KEY:
+                raise InvalidArgument(f"run keys are 1-{MAX_RUN_KEY} characters, got {key[:40]!r}")
+        store = self._store()
+        try:
+            with self._write_lock:
+                missing = store.delete_rows(run_keys)
+        finally:
+            store.close()
+        deleted = len(run_keys) - len(missing)
+        logger.info("measurements: %d deleted, %d not stored", deleted, len(missing))
+        return deleted, missing
+
     # -- retrain ---------------------------------------------------------------------------
 
     def retrain(self, hardware: str) -> RetrainResult:
@@ -323,8 +369,7 @@ class EstimatorCore:
         it in. One retrain at a time; predictions keep using the old version meanwhile."""
         if not hardware:
             raise InvalidArgument("hardware is empty: name the hardware to retrain")
-        if len(hardware) > MAX_HARDWARE_NAME:
-            raise InvalidArgument(f"hardware name is longer than {MAX_HARDWARE_NAME} characters")
+        check_hardware_length(hardware)
         if self._db_path is None:
             raise FailedPrecondition("this server has no measurement store (start it with --db)")
         if not self._retrain_lock.acquire(blocking=False):

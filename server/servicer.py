@@ -6,12 +6,16 @@ any error; state-changing methods check the token before reading their stream.
 
 from __future__ import annotations
 
+import queue
 import threading
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TypeVar
 
 import grpc
 
+from joulecast.errors import ResourceLimit
 from server import converters
 from server.auth import TokenCheck
 from server.core import EstimatorCore
@@ -46,45 +50,165 @@ def _whole_stream(requests: Iterator[T], context: grpc.ServicerContext) -> Itera
         raise StreamCancelled()
 
 
+STREAM_SLOT_WAIT_S = 1.0
+"""Longest a stream waits for a slot before RESOURCE_EXHAUSTED, in seconds."""
+
+
+class CallGate:
+    """Bounds on the calls in progress, so that no client can take every thread.
+
+    At most ``max_calls`` EnergyEstimator calls and ``max_streams`` streaming calls at once
+    (more are answered RESOURCE_EXHAUSTED at once, holding no thread); a request stream is
+    read with a deadline per message (``idle_s``) and for the whole stream (``total_s``).
+    The server has more threads than ``max_calls``: health checks always find one.
+    """
+
+    def __init__(self, max_calls: int, max_streams: int, idle_s: float, total_s: float) -> None:
+        self._calls = threading.BoundedSemaphore(max_calls)
+        self._streams = {
+            name: threading.BoundedSemaphore(max_streams) for name in ("predict", "write")
+        }
+        self.max_calls = max_calls
+        self.max_streams = max_streams
+        self.idle_s = idle_s
+        self.total_s = total_s
+
+    @contextmanager
+    def call(self) -> Iterator[None]:
+        if not self._calls.acquire(blocking=False):
+            raise ResourceLimit(f"server busy: {self.max_calls} calls in progress; try again")
+        try:
+            yield
+        finally:
+            self._calls.release()
+
+    @contextmanager
+    def stream(self, kind: str) -> Iterator[None]:
+        """A slot for a ``kind`` stream (``predict`` or ``write``: token holders' writes are
+        not starved by anonymous predictions); waits :data:`STREAM_SLOT_WAIT_S` at most, so
+        that a slot freed by a stream that just ended is found."""
+        slots = self._streams[kind]
+        if not slots.acquire(timeout=STREAM_SLOT_WAIT_S):
+            raise ResourceLimit(
+                f"server busy: {self.max_streams} {kind} streams in progress; try again"
+            )
+        try:
+            with self.call():
+                yield
+        finally:
+            slots.release()
+
+    def read(self, requests: Iterator[T]) -> Iterator[T]:
+        """``requests`` read by a helper thread, so that a silent client is cut off after
+        ``idle_s`` without a message (or ``total_s`` in all) with RESOURCE_EXHAUSTED."""
+        box: queue.Queue[tuple[str, object]] = queue.Queue(maxsize=4)
+        stop = threading.Event()
+
+        def put(item: tuple[str, object]) -> bool:
+            while not stop.is_set():
+                try:
+                    box.put(item, timeout=0.2)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        def pump() -> None:
+            try:
+                for message in requests:
+                    if not put(("message", message)):
+                        return
+                put(("end", None))
+            except Exception as exc:  # the stream failed: handed to the reading thread
+                put(("error", exc))
+
+        threading.Thread(target=pump, name="joulecast-stream-read", daemon=True).start()
+        end = time.monotonic() + self.total_s
+        try:
+            while True:
+                wait = min(self.idle_s, end - time.monotonic())
+                if wait <= 0:
+                    raise ResourceLimit(
+                        f"request stream took longer than {self.total_s:g} s; cut off"
+                    )
+                try:
+                    kind, value = box.get(timeout=wait)
+                except queue.Empty:
+                    if time.monotonic() >= end:
+                        continue
+                    raise ResourceLimit(
+                        f"no message for {self.idle_s:g} s on the request stream; cut off"
+                    ) from None
+                if kind == "end":
+                    return
+                if kind == "error":
+                    raise value  # type: ignore[misc]
+                yield value  # type: ignore[misc]
+        finally:
+            stop.set()
+
+
 class EnergyEstimatorServicer(pb_grpc.EnergyEstimatorServicer):
-    def __init__(self, core: EstimatorCore, auth: TokenCheck, max_graph_bytes: int) -> None:
+    def __init__(
+        self,
+        core: EstimatorCore,
+        auth: TokenCheck,
+        max_graph_bytes: int,
+        gate: CallGate | None = None,
+    ) -> None:
         self._core = core
         self._auth = auth
         self._max_graph_bytes = max_graph_bytes
+        self._gate = gate or CallGate(max_calls=32, max_streams=4, idle_s=10.0, total_s=300.0)
 
     @grpc_errors
     def PredictEnergy(
         self, request: pb.PredictEnergyRequest, context: grpc.ServicerContext
     ) -> pb.PredictEnergyResponse:
-        query = converters.query_from_request(request)
-        return converters.response_from_result(self._core.predict(query))
+        with self._gate.call():
+            query = converters.query_from_request(request)
+            return converters.response_from_result(self._core.predict(query))
 
     @grpc_errors
     def PredictEnergyStream(
         self, request_iterator: Iterator[pb.PredictEnergyChunk], context: grpc.ServicerContext
     ) -> pb.PredictEnergyResponse:
-        query = converters.query_from_chunks(request_iterator, self._max_graph_bytes)
-        return converters.response_from_result(self._core.predict(query))
+        with self._gate.stream("predict"):
+            chunks = self._gate.read(request_iterator)
+            query = converters.query_from_chunks(chunks, self._max_graph_bytes)
+            return converters.response_from_result(self._core.predict(query))
 
     @grpc_errors
     def AddMeasurements(
         self, request_iterator: Iterator[pb.MeasurementRow], context: grpc.ServicerContext
     ) -> pb.AddMeasurementsResponse:
         self._auth.require(context.invocation_metadata())
-        rows = converters.incoming_from_messages(_whole_stream(request_iterator, context))
-        verdicts = self._core.add_measurements(rows)
-        return converters.response_from_verdicts(verdicts)
+        with self._gate.stream("write"):
+            messages = _whole_stream(self._gate.read(request_iterator), context)
+            verdicts = self._core.add_measurements(converters.incoming_from_messages(messages))
+            return converters.response_from_verdicts(verdicts)
 
     @grpc_errors
     def Retrain(
         self, request: pb.RetrainRequest, context: grpc.ServicerContext
     ) -> pb.RetrainResponse:
         self._auth.require(context.invocation_metadata())
-        return converters.response_from_retrain(self._core.retrain(request.hardware))
+        with self._gate.call():
+            return converters.response_from_retrain(self._core.retrain(request.hardware))
+
+    @grpc_errors
+    def DeleteMeasurements(
+        self, request: pb.DeleteMeasurementsRequest, context: grpc.ServicerContext
+    ) -> pb.DeleteMeasurementsResponse:
+        self._auth.require(context.invocation_metadata())
+        with self._gate.call():
+            deleted, missing = self._core.delete_measurements(list(request.run_keys))
+            return pb.DeleteMeasurementsResponse(deleted=deleted, missing=missing)
 
     @grpc_errors
     def ListPredictors(
         self, request: pb.ListPredictorsRequest, context: grpc.ServicerContext
     ) -> pb.ListPredictorsResponse:
-        described, default = self._core.describe()
-        return converters.response_from_predictors(described, default)
+        with self._gate.call():
+            described, default = self._core.describe()
+            return converters.response_from_predictors(described, default)

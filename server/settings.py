@@ -35,7 +35,30 @@ class ServerSettings:
     max_row_graph_bytes: int = 4 * MiB
     """Largest graph attached to one measurement row (weightless graphs weigh a few KB)."""
     max_rows_per_call: int = 20_000
-    max_workers: int = 16
+    max_workers: int = 40
+    """Threads answering calls. EnergyEstimator calls may hold at most ``max_calls`` of them,
+    so that health checks always find a thread."""
+    max_calls: int | None = None
+    """EnergyEstimator calls handled at once; more are answered RESOURCE_EXHAUSTED at once.
+    ``None``: ``max_workers`` less 2 (two threads kept for health checks)."""
+    max_streams: int | None = None
+    """Streaming calls (PredictEnergyStream, AddMeasurements) handled at once. ``None``: 4, or
+    fewer when ``calls_limit`` is small."""
+    stream_idle_s: float = 10.0
+    """Longest wait for the next message of a stream before it is cut off."""
+    stream_total_s: float = 300.0
+    """Longest a whole request stream may take to arrive."""
+    max_connections: int = 512
+    """Open client connections accepted at once (idle ones are closed after 2 minutes)."""
+    profile_workers: int | None = None
+    """Profiling processes; ``None``: one per core, at least two; 0: profile in-process
+    (no deadline, no memory cap: for tests of the core only)."""
+    profile_deadline_s: float = 4.0
+    """Longest one graph's profile may take; the worker is then killed and replaced."""
+    profile_memory_bytes: int = 1536 * MiB
+    """Address-space cap of each profiling worker."""
+    profile_start_timeout_s: float = 60.0
+    """How long start-up waits for the profiling workers before serving without them all."""
     grace_s: float = 5.0
     """Seconds in-flight calls get to finish on shutdown."""
     profile_cache_size: int = 256
@@ -51,6 +74,27 @@ class ServerSettings:
         for name in ("max_message_bytes", "max_graph_bytes", "max_row_graph_bytes"):
             if getattr(self, name) < 1024:
                 raise InvalidArgument(f"{name} must be at least 1024 bytes")
+        if self.max_workers < 2:
+            raise InvalidArgument(f"max_workers must be at least 2, got {self.max_workers}")
+        if not 1 <= self.streams_limit <= self.calls_limit < self.max_workers:
+            raise InvalidArgument(
+                "need 1 <= max_streams <= max_calls < max_workers (threads left for health), "
+                f"got {self.streams_limit}, {self.calls_limit}, {self.max_workers}"
+            )
+        if self.profile_deadline_s <= 0 or self.stream_idle_s <= 0 or self.stream_total_s <= 0:
+            raise InvalidArgument("deadlines must be positive")
+
+    @property
+    def calls_limit(self) -> int:
+        if self.max_calls is not None:
+            return self.max_calls
+        return max(1, self.max_workers - 2)
+
+    @property
+    def streams_limit(self) -> int:
+        if self.max_streams is not None:
+            return self.max_streams
+        return max(1, min(4, self.calls_limit // 2))
 
     @property
     def address(self) -> str:

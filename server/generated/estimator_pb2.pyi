@@ -322,3 +322,17 @@ class ListPredictorsResponse(_message.Message):
     predictors: _containers.RepeatedCompositeFieldContainer[PredictorInfo]
     default_hardware: str
     def __init__(self, predictors: _Optional[_Iterable[_Union[PredictorInfo, _Mapping]]] = ..., default_hardware: _Optional[str] = ...) -> None: ...
+
+class DeleteMeasurementsRequest(_message.Message):
+    __slots__ = ("run_keys",)
+    RUN_KEYS_FIELD_NUMBER: _ClassVar[int]
+    run_keys: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, run_keys: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class DeleteMeasurementsResponse(_message.Message):
+    __slots__ = ("deleted", "missing")
+    DELETED_FIELD_NUMBER: _ClassVar[int]
+    MISSING_FIELD_NUMBER: _ClassVar[int]
+    deleted: int
+    missing: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, deleted: _Optional[int] = ..., missing: _Optional[_Iterable[str]] = ...) -> None: ...

@@ -59,6 +59,11 @@ class EnergyEstimatorStub:
                 request_serializer=joulecast_dot_v1_dot_estimator__pb2.ListPredictorsRequest.SerializeToString,
                 response_deserializer=joulecast_dot_v1_dot_estimator__pb2.ListPredictorsResponse.FromString,
                 _registered_method=True)
+        self.DeleteMeasurements = channel.unary_unary(
+                '/joulecast.v1.EnergyEstimator/DeleteMeasurements',
+                request_serializer=joulecast_dot_v1_dot_estimator__pb2.DeleteMeasurementsRequest.SerializeToString,
+                response_deserializer=joulecast_dot_v1_dot_estimator__pb2.DeleteMeasurementsResponse.FromString,
+                _registered_method=True)
 
 
 class EnergyEstimatorServicer:
@@ -101,6 +106,14 @@ class EnergyEstimatorServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeleteMeasurements(self, request, context):
+        """Remove stored rows by run key (all in one transaction); follow with Retrain so that the
+        predictors forget them. Needs a token. Added in 0.2: older clients never call it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EnergyEstimatorServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -128,6 +141,11 @@ def add_EnergyEstimatorServicer_to_server(servicer, server):
                     servicer.ListPredictors,
                     request_deserializer=joulecast_dot_v1_dot_estimator__pb2.ListPredictorsRequest.FromString,
                     response_serializer=joulecast_dot_v1_dot_estimator__pb2.ListPredictorsResponse.SerializeToString,
+            ),
+            'DeleteMeasurements': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteMeasurements,
+                    request_deserializer=joulecast_dot_v1_dot_estimator__pb2.DeleteMeasurementsRequest.FromString,
+                    response_serializer=joulecast_dot_v1_dot_estimator__pb2.DeleteMeasurementsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -265,6 +283,33 @@ class EnergyEstimator:
             '/joulecast.v1.EnergyEstimator/ListPredictors',
             joulecast_dot_v1_dot_estimator__pb2.ListPredictorsRequest.SerializeToString,
             joulecast_dot_v1_dot_estimator__pb2.ListPredictorsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteMeasurements(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/joulecast.v1.EnergyEstimator/DeleteMeasurements',
+            joulecast_dot_v1_dot_estimator__pb2.DeleteMeasurementsRequest.SerializeToString,
+            joulecast_dot_v1_dot_estimator__pb2.DeleteMeasurementsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -31,6 +31,9 @@ INVALID = "INVALID_ARGUMENT"
 EXHAUSTED = "RESOURCE_EXHAUSTED"
 PRECONDITION = "FAILED_PRECONDITION"
 OK = "OK"
+BOUNDED = "OK_OR_REFUSED"
+"""Accepted with finite, non-negative numbers, or refused with INVALID_ARGUMENT or
+RESOURCE_EXHAUSTED: which one is the profiler's call; never INTERNAL, never a hang."""
 
 
 @dataclass(frozen=True)
@@ -270,6 +273,10 @@ def static_cases() -> list[Case]:
         Case("hardware_name_300", valid, INVALID, "hardware", fields={"hardware": "h" * 300}),
         Case("hardware_path", valid, PRECONDITION, "../", fields={"hardware": "../../etc"}),
         Case("stream_of_garbage", rng.randbytes(20000), INVALID, "ONNX", rpc="stream"),
+        # Round 2 (issue 21): each must cost one profiling worker at most, never the server.
+        Case("function_bomb_2_40", function_bomb(40), EXHAUSTED, ""),
+        Case("concat_doubling_24", concat_doubling(24), EXHAUSTED, ""),
+        Case("lstm_hidden_negative", lstm_negative_hidden(), BOUNDED, ""),
         Case(
             "stream_external",
             _external("/etc/passwd"),
@@ -300,6 +307,76 @@ def profiler_cases() -> list[Case]:
         Case("flops_2_61", _flops_bomb(), EXHAUSTED, "ceiling"),
         Case("symbolic_dims_5k", _symbolic_dims(5_000), OK, "symbolic input dim"),
     ]
+
+
+def function_bomb(levels: int) -> bytes:
+    """Local functions F0..Fk, each F_j calling F_{j-1} twice, one node calling Fk: a tiny
+    graph whose inlined form has 2^k nodes (issue 21, case 1)."""
+    domain = "bomb"
+    functions = [
+        helper.make_function(
+            domain,
+            "F0",
+            ["x"],
+            ["y"],
+            [helper.make_node("Relu", ["x"], ["y"])],
+            [helper.make_opsetid("", OPSET)],
+        )
+    ]
+    for j in range(1, levels + 1):
+        functions.append(
+            helper.make_function(
+                domain,
+                f"F{j}",
+                ["x"],
+                ["y"],
+                [
+                    helper.make_node(f"F{j - 1}", ["x"], ["t"], domain=domain),
+                    helper.make_node(f"F{j - 1}", ["t"], ["y"], domain=domain),
+                ],
+                [helper.make_opsetid("", OPSET), helper.make_opsetid(domain, 1)],
+            )
+        )
+    model = _model(
+        [helper.make_node(f"F{levels}", ["x"], ["y"], domain=domain)],
+        domains=((domain, 1),),
+    )
+    model.functions.extend(functions)
+    return model.SerializeToString()
+
+
+def concat_doubling(steps: int) -> bytes:
+    """Shape(x) then ``steps`` Concat(s, s): shape-value propagation doubles a vector at each
+    step, 2^steps elements from under a kilobyte (issue 21, case 6)."""
+    nodes = [helper.make_node("Shape", ["x"], ["s0"])]
+    for k in range(1, steps + 1):
+        nodes.append(helper.make_node("Concat", [f"s{k - 1}", f"s{k - 1}"], [f"s{k}"], axis=0))
+    nodes.append(helper.make_node("Relu", ["x"], ["y"]))
+    return _model(
+        nodes, outputs=[_vi("y", None), _vi(f"s{steps}", None, TensorProto.INT64)]
+    ).SerializeToString()
+
+
+def constant_of_shape(dims: int) -> bytes:
+    """ConstantOfShape of ``dims`` dimensions of 2^31-1 each: counts past int64 (case 8)."""
+    shape = helper.make_tensor("shape", TensorProto.INT64, [dims], [2**31 - 1] * dims)
+    return _model(
+        [
+            helper.make_node("ConstantOfShape", ["shape"], ["c"]),
+            helper.make_node("Relu", ["x"], ["y"]),
+        ],
+        initializers=[shape],
+        outputs=[_vi("y", None), _vi("c", None)],
+    ).SerializeToString()
+
+
+def lstm_negative_hidden() -> bytes:
+    """An LSTM declaring ``hidden_size=-5`` (case 8: once answered with negative FLOPs)."""
+    return _model(
+        [helper.make_node("LSTM", ["x", "w", "r"], ["y"], hidden_size=-5)],
+        inputs=[_vi("x", [10, 1, 4])],
+        initializers=[_weight("w", [1, 20, 4], data=False), _weight("r", [1, 20, 5], data=False)],
+    ).SerializeToString()
 
 
 def dynamic(tmp: Path, cwd: Path, max_message_bytes: int, max_graph_bytes: int) -> list[Case]:

@@ -12,7 +12,7 @@ import grpc
 import pytest
 from hardening_harness import TOKEN
 
-from server import converters
+from server import client_convert
 from server.auth import bearer_metadata
 from server.client import EstimatorClient, RemoteError
 from server.generated import estimator_pb2 as pb
@@ -38,7 +38,7 @@ def test_mutating_rpcs_need_the_token_and_the_token_is_never_logged(
     artifacts, db = fitted_copy
     server = spawn_server(artifacts, db, verbose=True)
     rows = make_rows("cpu-test", tag="access")[:4]
-    messages = [converters.message_from_row(r, g) for r, g in rows]
+    messages = [client_convert.message_from_row(r, g) for r, g in rows]
     with grpc.insecure_channel(server.address) as channel:
         stub = pb_grpc.EnergyEstimatorStub(channel)
         for metadata, needle in BAD_METADATA:

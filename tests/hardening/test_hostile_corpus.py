@@ -8,6 +8,7 @@ server is still SERVING and answers a valid request.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -16,10 +17,12 @@ from pathlib import Path
 import grpc
 import pytest
 from hardening_harness import SERVING, TOKEN, health_status
-from hostile_corpus import OK, Case, dynamic, load_static, static_cases, valid_mlp, write
+from hostile_corpus import BOUNDED, OK, Case, dynamic, load_static, static_cases, valid_mlp, write
 
 from estimator.service import PredictorRegistry
-from server import converters
+from joulecast.errors import JoulecastError
+from joulecast.graph import GraphLimits, profile_graph
+from server import client_convert
 from server.app import serve
 from server.auth import bearer_metadata
 from server.generated import estimator_pb2 as pb
@@ -82,7 +85,7 @@ def _param(case: Case):
 def _options(case: Case) -> dict:
     fields = {**DEFAULTS, **case.fields}
     util = fields["gpu_util"]
-    return converters.predict_options(
+    return client_convert.predict_options(
         fields["batch_size"],
         fields["samples"],
         fields["epochs"],
@@ -94,10 +97,10 @@ def _options(case: Case) -> dict:
 def _send(stub, case: Case) -> pb.PredictEnergyResponse:
     options = _options(case)
     if case.rpc == "stream":
-        chunks = converters.predict_chunks(case.graph, options, chunk_bytes=1 * MiB)
+        chunks = client_convert.predict_chunks(case.graph, options, chunk_bytes=1 * MiB)
         return stub.PredictEnergyStream(chunks, timeout=CALL_TIMEOUT_S)
     return stub.PredictEnergy(
-        converters.predict_request(case.graph, options), timeout=CALL_TIMEOUT_S
+        client_convert.predict_request(case.graph, options), timeout=CALL_TIMEOUT_S
     )
 
 
@@ -120,7 +123,15 @@ def test_committed_corpus_matches_its_generator(tmp_path: Path) -> None:
 def test_hostile_case(corpus_server, open_recorder, case: Case) -> None:
     stub, _, _ = corpus_server
     mark = open_recorder.mark()
-    if case.code == OK:
+    if case.code == BOUNDED:
+        try:
+            reply = _send(stub, case)
+        except grpc.RpcError as exc:
+            assert exc.code().name in ("INVALID_ARGUMENT", "RESOURCE_EXHAUSTED"), exc.details()
+        else:
+            numbers = (reply.profile.flops_forward, reply.profile.params, reply.train.energy_j)
+            assert all(math.isfinite(x) and x >= 0 for x in numbers), reply
+    elif case.code == OK:
         reply = _send(stub, case)
         assert reply.train.available and math.isfinite(reply.train.energy_j)
         if case.needle:
@@ -133,6 +144,11 @@ def test_hostile_case(corpus_server, open_recorder, case: Case) -> None:
         assert details, "a refusal must say why"
         assert case.needle.lower() in details.lower(), details
         assert len(details) <= 2000
+    if case.forbidden:
+        # The server profiles in worker processes, which this recorder cannot see: the same
+        # bytes go through the profiler here, in this process, under the recorder.
+        with contextlib.suppress(JoulecastError):
+            profile_graph(case.graph, GraphLimits(max_bytes=MAX_GRAPH))
     opened = open_recorder.since(mark)
     for forbidden in case.forbidden:
         hits = [p for p in opened if forbidden in p]
@@ -194,12 +210,12 @@ def test_hostile_measurement_rows(corpus_server, make_rows) -> None:
     ]
     with MeasurementStore(base / "m.db") as store:
         before = store.count()
-    messages = [converters.message_from_row(r, g) for r, g, _ in bad]
+    messages = [client_convert.message_from_row(r, g) for r, g, _ in bad]
     reply = stub.AddMeasurements(iter(messages), metadata=auth, timeout=CALL_TIMEOUT_S)
     assert reply.accepted == 0 and reply.rejected == len(bad)
     for result, (_, _, needle) in zip(reply.results, bad, strict=True):
         assert needle.lower() in result.reason.lower(), (needle, result.reason)
-    too_many = [converters.message_from_row(good, graph)] * (MAX_ROWS + 1)
+    too_many = [client_convert.message_from_row(good, graph)] * (MAX_ROWS + 1)
     with pytest.raises(grpc.RpcError) as info:
         stub.AddMeasurements(iter(too_many), metadata=auth, timeout=CALL_TIMEOUT_S)
     assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
@@ -232,7 +248,7 @@ def test_an_abandoned_measurement_stream_writes_nothing(corpus_server, make_rows
     templates = make_rows("cpu-test", tag="abandon")
     for n in range(30):
         rows = [
-            converters.message_from_row(dataclasses.replace(r, run_key=f"abandon/{n}/{i}"), g)
+            client_convert.message_from_row(dataclasses.replace(r, run_key=f"abandon/{n}/{i}"), g)
             for i, (r, g) in enumerate(templates[:4])
         ]
 

@@ -19,7 +19,7 @@ from hardening_harness import HARDWARE, SERVING, TOKEN, health_status
 from estimator.artifacts import current_version, load_current, predictors_root
 from estimator.service import PredictorRegistry
 from joulecast.store import MeasurementStore
-from server import converters
+from server import client_convert
 from server.auth import bearer_metadata
 from server.generated import estimator_pb2 as pb
 from server.generated import estimator_pb2_grpc as pb_grpc
@@ -95,7 +95,7 @@ def test_predict_under_writes_and_retrains(start_server, fitted_copy, make_rows,
                 if stop.is_set():
                     return
                 rows = _batch(templates, f"w{w}", n)
-                messages = [converters.message_from_row(r, g) for r, g in rows]
+                messages = [client_convert.message_from_row(r, g) for r, g in rows]
                 if n % 4 == 3:  # abandon this batch after half its rows
 
                     def half(messages=messages) -> Iterator[pb.MeasurementRow]:
@@ -182,7 +182,7 @@ def test_kill9_during_writes_loses_no_acknowledged_row(spawn_server, fitted_copy
                 rows = _batch(templates, f"k{w}", n, size=20)
                 with lock:
                     sent[f"k{w}/{n}"] = [r.run_key for r, _ in rows]
-                messages = [converters.message_from_row(r, g) for r, g in rows]
+                messages = [client_convert.message_from_row(r, g) for r, g in rows]
                 try:
                     reply = stub.AddMeasurements(iter(messages), metadata=AUTH, timeout=20)
                 except grpc.RpcError as exc:
@@ -218,7 +218,9 @@ def test_kill9_during_writes_loses_no_acknowledged_row(spawn_server, fitted_copy
         stub = pb_grpc.EnergyEstimatorStub(channel)
         rows = _batch(templates, "after", 0)
         reply = stub.AddMeasurements(
-            iter([converters.message_from_row(r, g) for r, g in rows]), metadata=AUTH, timeout=30
+            iter([client_convert.message_from_row(r, g) for r, g in rows]),
+            metadata=AUTH,
+            timeout=30,
         )
         assert reply.accepted == len(rows)
     assert acked <= _stored_keys(db)

@@ -34,6 +34,7 @@ def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
 def server(tmp_path: Path, token: str) -> Iterator[tuple[str, Path, subprocess.Popen[str], str]]:
     token_file = tmp_path / "token"
     token_file.write_text(token + "\n")
+    (tmp_path / "artifacts").mkdir()  # serve refuses a missing artifacts folder
     env = {k: v for k, v in os.environ.items() if k != "JOULECAST_TOKEN"}
     proc = subprocess.Popen(
         [

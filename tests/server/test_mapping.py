@@ -15,7 +15,7 @@ from joulecast.errors import (
 )
 from joulecast.graph import ExternalDataRefused, GraphTooLarge
 from joulecast.measurement import Row
-from server import converters
+from server import client_convert, converters
 from server.auth import TokenCheck, bearer_metadata
 from server.errors import status_of
 from server.generated import estimator_pb2 as pb
@@ -81,23 +81,26 @@ def test_row_round_trip() -> None:
         gpu_util_mean=None,
         graph_sha256="ab",
     )
-    message = converters.message_from_row(row, b"graph")
+    message = client_convert.message_from_row(row, b"graph")
     assert not message.HasField("gpu_util_mean") and message.HasField("energy_j")
     back = converters.incoming_from_message(
         3, pb.MeasurementRow.FromString(message.SerializeToString())
     )
     assert back.row == row and back.graph == b"graph" and back.index == 3
-    assert converters.incoming_from_message(0, converters.message_from_row(row, None)).graph is None
+    assert (
+        converters.incoming_from_message(0, client_convert.message_from_row(row, None)).graph
+        is None
+    )
 
 
 def test_chunks_reassemble() -> None:
-    options = converters.predict_options(4, 100, 2, "hw", None)
+    options = client_convert.predict_options(4, 100, 2, "hw", None)
     data = bytes(range(256)) * 10
-    query = converters.query_from_chunks(converters.predict_chunks(data, options, 100), 10_000)
+    query = converters.query_from_chunks(client_convert.predict_chunks(data, options, 100), 10_000)
     assert query.onnx_model == data and query.batch_size == 4 and query.hardware == "hw"
     assert query.observed_gpu_util is None
     with pytest.raises(ResourceLimit):
-        converters.query_from_chunks(converters.predict_chunks(data, options, 100), 1000)
+        converters.query_from_chunks(client_convert.predict_chunks(data, options, 100), 1000)
     late = [
         pb.PredictEnergyChunk(options=pb.PredictOptions(**options)),
         pb.PredictEnergyChunk(options=pb.PredictOptions()),

@@ -10,7 +10,7 @@ import grpc
 
 from estimator.service import PredictorRegistry
 from joulecast.store import MeasurementStore
-from server import converters
+from server import client_convert
 from server.auth import bearer_metadata
 from server.generated import estimator_pb2 as pb
 
@@ -19,7 +19,7 @@ AUTH = bearer_metadata(TOKEN)
 
 
 def messages(rows):
-    return [converters.message_from_row(row, graph) for row, graph in rows]
+    return [client_convert.message_from_row(row, graph) for row, graph in rows]
 
 
 def test_state_changing_calls_need_the_token(
@@ -119,7 +119,7 @@ def test_add_retrain_predict_new_version(
     assert reply.rejected == 0 and reply.accepted == 24
     first = served.stub.Retrain(pb.RetrainRequest(hardware="cpu-test"), metadata=AUTH, timeout=300)
     assert first.hardware == "cpu-test" and first.version and "train=" in first.selected
-    assert converters.retrain_to_json(first)["scores"]
+    assert client_convert.retrain_to_json(first)["scores"]
     answer = served.stub.PredictEnergy(request, timeout=30)
     assert answer.predictor_version == first.version and answer.hardware == "cpu-test"
     assert answer.train.available and answer.train.energy_j > 0 and answer.energy_source == "rapl"

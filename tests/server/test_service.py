@@ -7,7 +7,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from server import converters
+from server import client_convert
 from server.generated import estimator_pb2 as pb
 
 OPTIONS = {"batch_size": 8, "samples": 1578, "epochs": 1}
@@ -35,7 +35,7 @@ def test_predict_each_family(start_server, family_graphs) -> None:
         assert reply.hardware == "cpu-test" and reply.predictor_version == "v1"
         assert reply.energy_source == "estimate-tdp" and reply.energy_is_estimate
         assert "fake predictor" in reply.warnings
-        as_json = converters.response_to_json(reply)
+        as_json = client_convert.response_to_json(reply)
         if family == "transformer":  # the fake has no test predictor for it: null, not a number
             assert not reply.test.available and as_json["test"] is None
         else:
@@ -45,11 +45,11 @@ def test_predict_each_family(start_server, family_graphs) -> None:
 def test_streaming_equals_unary(start_server, family_graphs) -> None:
     served = start_server()
     graph = family_graphs["crnn"]
-    options = converters.predict_options(8, 1578, 1, None, 55.0)
-    chunks = list(converters.predict_chunks(graph, options, chunk_bytes=1000))
+    options = client_convert.predict_options(8, 1578, 1, None, 55.0)
+    chunks = list(client_convert.predict_chunks(graph, options, chunk_bytes=1000))
     assert len(chunks) > 3
     streamed = served.stub.PredictEnergyStream(iter(chunks), timeout=30)
-    unary = served.stub.PredictEnergy(converters.predict_request(graph, options), timeout=30)
+    unary = served.stub.PredictEnergy(client_convert.predict_request(graph, options), timeout=30)
     assert streamed == unary
 
 
@@ -57,10 +57,10 @@ def test_stream_total_is_capped(start_server, family_graphs) -> None:
     served = start_server(max_graph_bytes=4096)
     graph = family_graphs["crnn"]
     assert len(graph) > 4096
-    options = converters.predict_options(8, 1578, 1, None, None)
+    options = client_convert.predict_options(8, 1578, 1, None, None)
     code, details = code_of(
         served.stub.PredictEnergyStream,
-        converters.predict_chunks(graph, options, chunk_bytes=1024),
+        client_convert.predict_chunks(graph, options, chunk_bytes=1024),
         timeout=30,
     )
     assert code == grpc.StatusCode.RESOURCE_EXHAUSTED and "4096" in details
