@@ -224,6 +224,19 @@ class LayerSum:
                 f"measured layer ({self.max_flops_fp_:.3g}); interval widened"
             )
             widen += 1
+        costed = [n for n in nodes if n.op_type not in FREE_OPS]
+        params = sum(n.weight_bytes for n in costed) // 4
+        if params > self.max_params_:
+            warnings.append(
+                f"out of domain: {params:.3g} parameters (float32), more than the largest "
+                f"measured layer ({self.max_params_:.3g}); interval widened"
+            )
+            widen += 1
+        if len(costed) > 1:
+            warnings.append(
+                f"layer-sum: the data holds single layers only; this graph's {len(costed)} "
+                f"nodes were predicted one by one and summed (no whole network was measured)"
+            )
         q_log *= OOD_WIDEN**widen
         duration = total / self.power_w_[1]
         return LayerAnswer(

@@ -42,6 +42,7 @@ def test_a_network_is_its_layers_summed(model: LayerSum, alexnet: bytes) -> None
     assert whole.energy_j == pytest.approx(model.overhead_j_ + sum(alone), rel=1e-9)
     assert set(whole.by_op_j) >= {"Conv", "Gemm", "MaxPool", "Relu"}
     assert whole.low_j < whole.energy_j < whole.high_j
+    assert any("single layers only" in w for w in whole.warnings)
 
 
 def test_relu_does_not_multiply_the_answer(model: LayerSum, alexnet: bytes) -> None:
