@@ -95,6 +95,11 @@ def build_manifest(bundle: Bundle) -> tuple[dict[str, Any], dict[str, bytes]]:
         produced = model.to_files()
         owners[name] = sorted(produced)
         files.update(produced)
+    layer_sum: dict[str, Any] | None = None
+    if bundle.layer_sum is not None:
+        produced = bundle.layer_sum.to_files()
+        files.update(produced)
+        layer_sum = {**bundle.layer_sum_info, "files": sorted(produced)}
     content = {
         "schema_version": SCHEMA_VERSION,
         "hardware": bundle.hardware,
@@ -123,6 +128,8 @@ def build_manifest(bundle: Bundle) -> tuple[dict[str, Any], dict[str, bytes]]:
         "predictors": owners,
         "files": {name: _sha256(data) for name, data in sorted(files.items())},
     }
+    if layer_sum is not None:
+        content["layer_sum"] = layer_sum
     canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), allow_nan=False)
     version = _sha256(canonical.encode())[:12]
     manifest = {**content, "version": version, "created_at": datetime.now(UTC).isoformat()}
@@ -305,6 +312,15 @@ def _from_manifest(
             predictors[name] = PREDICTORS[name].from_files({f: files[f] for f in owned})
         except ArtifactFormatError as exc:
             raise ArtifactError(f"{folder}: {exc}") from exc
+    layer_sum = None
+    if "layer_sum" in manifest:
+        from estimator.layerwise import LayerSum
+
+        listed_layer = manifest["layer_sum"]["files"]
+        try:
+            layer_sum = LayerSum.from_files({f: files[f] for f in listed_layer})
+        except FailedPrecondition as exc:
+            raise ArtifactError(f"{folder}: {exc}") from exc
     interval = manifest["interval"]
     phases = tuple(manifest["phases"])
     for phase in phases:
@@ -326,5 +342,7 @@ def _from_manifest(
         scores=manifest["scores"],
         notes=tuple(manifest["notes"]),
         dataset=manifest["dataset"],
+        layer_sum=layer_sum,
+        layer_sum_info={k: v for k, v in manifest.get("layer_sum", {}).items() if k != "files"},
     )
     return Published(version, str(manifest["created_at"]), bundle, manifest)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from estimator.intervals import interval
 from estimator.predictors import UtilisationAware
 from estimator.training import Bundle, fit_bundle
 from joulecast.errors import FailedPrecondition, InvalidArgument, JoulecastError, NotFound
-from joulecast.graph import GraphProfile
+from joulecast.graph import GraphProfile, NodeRecord
 
 logger = logging.getLogger(__name__)
 
@@ -91,8 +92,14 @@ def estimate(
     samples: int,
     epochs: int,
     observed_gpu_util: float | None = None,
+    nodes: Callable[[], tuple[NodeRecord, ...]] | None = None,
 ) -> EnergyPrediction:
-    """Predict with one loaded predictor version (see :meth:`PredictorRegistry.predict`)."""
+    """Predict with one loaded predictor version (see :meth:`PredictorRegistry.predict`).
+
+    ``nodes`` gives the graph's per-node records (:func:`joulecast.graph.profile_nodes`); it is
+    called only when the hardware's bundle holds a layer-sum model, which then answers the test
+    phase (the hardware's data is per layer: only a sum over nodes can predict a network).
+    """
     check_counts(batch_size, samples, epochs, observed_gpu_util)
     bundle = published.bundle
     warnings: list[str] = []
@@ -115,6 +122,9 @@ def estimate(
             )
             answers[phase] = None
             continue
+        if phase == "test" and bundle.layer_sum is not None and nodes is not None:
+            answers[phase] = _layer_sum_phase(bundle, nodes(), batch_size, count, warnings)
+            continue
         answers[phase] = _phase(bundle, rows[phase], count, observed_gpu_util, warnings)
     return EnergyPrediction(
         train=answers["train"],
@@ -124,6 +134,28 @@ def estimate(
         energy_source=bundle.energy_source,
         energy_is_estimate=bundle.energy_is_estimate,
         warnings=tuple(dict.fromkeys(warnings)),
+    )
+
+
+def _layer_sum_phase(
+    bundle: Bundle,
+    nodes: tuple[NodeRecord, ...],
+    batch_size: int,
+    count: float,
+    warnings: list[str],
+) -> PhaseEstimate:
+    """The test phase as ``count / batch_size`` forward passes, each the sum of its nodes."""
+    answer = bundle.layer_sum.predict_nodes(nodes, batch_size)
+    warnings.extend(answer.warnings)
+    passes = count / batch_size
+    if not (math.isfinite(answer.energy_j) and answer.energy_j > 0):
+        raise FailedPrecondition("layer-sum produced no test prediction for this graph")
+    return PhaseEstimate(
+        answer.energy_j * passes,
+        answer.low_j * passes,
+        answer.high_j * passes,
+        answer.duration_s * passes,
+        bundle.layer_sum.name,
     )
 
 
@@ -236,8 +268,11 @@ class PredictorRegistry:
         epochs: int,
         hardware: str | None = None,
         observed_gpu_util: float | None = None,
+        nodes: Callable[[], tuple[NodeRecord, ...]] | None = None,
     ) -> EnergyPrediction:
-        """Train and test energy (J) of ``samples`` samples for ``epochs`` epochs."""
+        """Train and test energy (J) of ``samples`` samples for ``epochs`` epochs.
+
+        ``nodes``: the graph's per-node records, asked for only by a layer-sum hardware."""
         return estimate(
             self._get(hardware),
             profile,
@@ -245,6 +280,7 @@ class PredictorRegistry:
             samples=samples,
             epochs=epochs,
             observed_gpu_util=observed_gpu_util,
+            nodes=nodes,
         )
 
     def reload(self, hardware: str) -> str:
@@ -278,6 +314,7 @@ def describe_published(published: Published) -> dict:
         "scores": bundle.scores,
         "dataset": bundle.dataset,
         "notes": list(bundle.notes),
+        **({"layer_sum": dict(bundle.layer_sum_info)} if bundle.layer_sum is not None else {}),
     }
 
 
@@ -301,8 +338,33 @@ def fit_and_publish(
 
     dataset = from_store(store_path, hardware)
     bundle = fit_bundle(dataset)
+    bundle = with_layer_sum(bundle, store_path)
     published = publish(bundle, artifacts_dir, check=require_servable)
     if held_out_csv is not None and bundle.held_out is not None:
         held_out_csv.parent.mkdir(parents=True, exist_ok=True)
         bundle.held_out.to_csv(held_out_csv, index=False)
     return describe_published(published)
+
+
+def with_layer_sum(bundle: Bundle, store_path: Path) -> Bundle:
+    """``bundle`` plus a layer-sum model when every test row of its hardware measured one layer.
+
+    The layer-sum model then answers the test phase; the manifest records why (its grouped-CV
+    scores per operator type beside the one-constant J/FLOP baseline on the same folds).
+    """
+    import dataclasses
+
+    from estimator.layerwise import layer_frame
+    from estimator.layerwise.fit import fit_layer_sum
+
+    if "test" not in bundle.phases:
+        return bundle
+    try:
+        frame = layer_frame(store_path, bundle.hardware)
+    except FailedPrecondition:
+        return bundle
+    if len(frame) < bundle.dataset.get("rows", 0):
+        return bundle  # some test rows are whole networks: the whole-graph predictors answer
+    model, info = fit_layer_sum(frame)
+    notes = (*bundle.notes, str(info["why"]))
+    return dataclasses.replace(bundle, layer_sum=model, layer_sum_info=info, notes=notes)

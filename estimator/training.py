@@ -12,6 +12,7 @@ import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import pandas as pd
 
@@ -50,6 +51,11 @@ class Bundle:
     dataset: Mapping[str, object] = field(default_factory=dict)
     held_out: pd.DataFrame | None = field(default=None, repr=False)
     """Leave-one-configuration-out predictions of every predictor (not stored in artifacts)."""
+    layer_sum: Any = field(default=None, repr=False)
+    """A fitted ``estimator.layerwise.LayerSum`` when the hardware's data is per layer: it then
+    answers the test phase from the graph's nodes (see ``layer_sum_info`` for why)."""
+    layer_sum_info: Mapping[str, object] = field(default_factory=dict)
+    """What the manifest says about the layer-sum model: phase it answers, why, CV scores."""
 
     @property
     def duration_model(self) -> UtilisationAware | None:

@@ -16,6 +16,7 @@ from joulecast.errors import (
     FailedPrecondition,
     InvalidArgument,
     JoulecastError,
+    NotFound,
     ResourceLimit,
     Unauthenticated,
 )
@@ -57,10 +58,15 @@ class RemoteUnauthenticated(RemoteError, Unauthenticated):
     pass
 
 
+class RemoteNotFound(RemoteError, NotFound):
+    pass
+
+
 _REMOTE = {
     grpc.StatusCode.INVALID_ARGUMENT: RemoteInvalidArgument,
     grpc.StatusCode.RESOURCE_EXHAUSTED: RemoteResourceLimit,
     grpc.StatusCode.FAILED_PRECONDITION: RemoteFailedPrecondition,
+    grpc.StatusCode.NOT_FOUND: RemoteNotFound,
     grpc.StatusCode.UNAUTHENTICATED: RemoteUnauthenticated,
 }
 

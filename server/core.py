@@ -29,7 +29,7 @@ from joulecast.carbon import (
     phase_footprint,
 )
 from joulecast.errors import FailedPrecondition, InvalidArgument, JoulecastError, ResourceLimit
-from joulecast.graph import GraphLimits, GraphProfile, profile_graph
+from joulecast.graph import GraphLimits, GraphProfile, profile_graph, profile_nodes
 from joulecast.measurement import check_row
 from joulecast.store import MeasurementStore
 from server.measurements import IncomingRow, RowVerdict, graph_sha256
@@ -216,6 +216,7 @@ class EstimatorCore:
             epochs=query.epochs,
             hardware=query.hardware or None,
             observed_gpu_util=query.observed_gpu_util,
+            nodes=lambda: profile_nodes(query.onnx_model, self._limits),
         )
         warnings = tuple(dict.fromkeys((*profile.warnings, *prediction.warnings)))
         if grid is None and query.price_per_kwh is None:

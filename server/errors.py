@@ -32,8 +32,8 @@ MAX_DETAILS = 2000
 STATUS_OF: tuple[tuple[type[JoulecastError], grpc.StatusCode], ...] = (
     (ResourceLimit, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
-    # Unknown hardware or no predictor yet: the request is fine, the server lacks a predictor.
-    (NotFound, grpc.StatusCode.FAILED_PRECONDITION),
+    # Unknown hardware: NOT_FOUND, its message listing the hardware that exists.
+    (NotFound, grpc.StatusCode.NOT_FOUND),
     (FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION),
     (Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
 )

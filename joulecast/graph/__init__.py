@@ -1,6 +1,7 @@
 """ONNX graph -> GraphProfile (the one featurizer used at fit time and at serving time)."""
 
 from joulecast.graph.errors import ExternalDataRefused, GraphError, GraphTooLarge
+from joulecast.graph.nodes import NodeRecord, profile_nodes
 from joulecast.graph.parse import GraphLimits
 from joulecast.graph.profiler import profile_graph
 from joulecast.graph.record import GraphProfile
@@ -11,5 +12,7 @@ __all__ = [
     "GraphLimits",
     "GraphProfile",
     "GraphTooLarge",
+    "NodeRecord",
     "profile_graph",
+    "profile_nodes",
 ]

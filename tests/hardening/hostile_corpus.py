@@ -30,6 +30,7 @@ OPSET = 17
 INVALID = "INVALID_ARGUMENT"
 EXHAUSTED = "RESOURCE_EXHAUSTED"
 PRECONDITION = "FAILED_PRECONDITION"
+NOT_FOUND = "NOT_FOUND"
 OK = "OK"
 BOUNDED = "OK_OR_REFUSED"
 """Accepted with finite, non-negative numbers, or refused with INVALID_ARGUMENT or
@@ -269,9 +270,9 @@ def static_cases() -> list[Case]:
         Case("epochs_zero", valid, INVALID, "epochs", fields={"epochs": 0}),
         Case("gpu_util_150", valid, INVALID, "observed_gpu_util", fields={"gpu_util": 150.0}),
         Case("gpu_util_nan", valid, INVALID, "observed_gpu_util", fields={"gpu_util": "nan"}),
-        Case("unknown_hardware", valid, PRECONDITION, "tpu-v9", fields={"hardware": "tpu-v9"}),
+        Case("unknown_hardware", valid, NOT_FOUND, "tpu-v9", fields={"hardware": "tpu-v9"}),
         Case("hardware_name_300", valid, INVALID, "hardware", fields={"hardware": "h" * 300}),
-        Case("hardware_path", valid, PRECONDITION, "../", fields={"hardware": "../../etc"}),
+        Case("hardware_path", valid, NOT_FOUND, "../", fields={"hardware": "../../etc"}),
         Case("stream_of_garbage", rng.randbytes(20000), INVALID, "ONNX", rpc="stream"),
         # Round 2 (issue 21): each must cost one profiling worker at most, never the server.
         Case("function_bomb_2_40", function_bomb(40), EXHAUSTED, ""),

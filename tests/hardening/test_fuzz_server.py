@@ -26,6 +26,7 @@ DOCUMENTED = {
     grpc.StatusCode.INVALID_ARGUMENT,
     grpc.StatusCode.RESOURCE_EXHAUSTED,
     grpc.StatusCode.FAILED_PRECONDITION,
+    grpc.StatusCode.NOT_FOUND,
 }
 SEEN: dict[str, int] = {}
 

@@ -103,6 +103,7 @@ class FakeRegistry:
         epochs: int,
         hardware: str | None = None,
         observed_gpu_util: float | None = None,
+        nodes: Any = None,
     ) -> FakePrediction:
         hw = hardware or self.default_hardware
         if hw not in self.versions:

@@ -28,7 +28,7 @@ from server.generated import estimator_pb2 as pb
         (ExternalDataRefused("x"), grpc.StatusCode.INVALID_ARGUMENT),
         (ResourceLimit("x"), grpc.StatusCode.RESOURCE_EXHAUSTED),
         (GraphTooLarge("x"), grpc.StatusCode.RESOURCE_EXHAUSTED),
-        (NotFound("x"), grpc.StatusCode.FAILED_PRECONDITION),
+        (NotFound("x"), grpc.StatusCode.NOT_FOUND),
         (FailedPrecondition("x"), grpc.StatusCode.FAILED_PRECONDITION),
         (Unauthenticated("x"), grpc.StatusCode.UNAUTHENTICATED),
         (JoulecastError("x"), grpc.StatusCode.INTERNAL),

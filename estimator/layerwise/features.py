@@ -1,0 +1,95 @@
+"""Per-node features of the layer-sum model, from :class:`~joulecast.graph.NodeRecord`.
+
+Every feature describes one node run forward on a whole batch of ``batch_size`` samples (the
+records are per sample): FLOPs, activation bytes read and written, weight bytes, kernel, stride,
+channels, output positions and batch size, mostly in log space so that one model spans six
+orders of magnitude of energy per forward pass.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from joulecast.graph import NodeRecord
+
+MODEL_OPS: dict[str, str] = {
+    "Conv": "Conv",
+    "Gemm": "Gemm",
+    "MatMul": "Gemm",
+    "MaxPool": "MaxPool",
+}
+"""ONNX op -> the measured operator type whose model predicts it (a Linear exports as Gemm,
+or as MatMul + Add)."""
+FREE_OPS = frozenset(
+    """Reshape Flatten Squeeze Unsqueeze Identity Dropout Shape Size Constant ConstantOfShape
+    Cast CastLike Range""".split()  # noqa: SIM905
+)
+"""Ops that only relabel a tensor (or are no-ops in inference): costed 0 J."""
+BASE_COLUMNS = (
+    "one",
+    "log_flops",
+    "log_in",
+    "log_out",
+    "log_weight",
+    "log_batch",
+    "log_k",
+    "log_s",
+)
+"""Inputs of the log-linear base model (extrapolates smoothly beyond the data)."""
+TREE_COLUMNS = (
+    "log_flops",
+    "log_in",
+    "log_out",
+    "log_weight",
+    "kernel",
+    "stride",
+    "log_batch",
+    "log_intensity",
+    "log_c_in",
+    "log_c_out",
+    "log_positions",
+    "c_in_mod16",
+    "c_out_mod16",
+)
+"""Inputs of the boosted correction (flat outside the data: it cannot run away)."""
+
+
+def _log(value: float) -> float:
+    return math.log(max(float(value), 1.0))
+
+
+def _channels(shape: tuple[int, ...]) -> int:
+    return int(shape[1]) if len(shape) >= 2 else (int(shape[0]) if shape else 1)
+
+
+def node_features(node: NodeRecord, batch_size: int) -> dict[str, float]:
+    """The features of ``node`` run forward on ``batch_size`` samples."""
+    flops = node.flops * batch_size
+    in_b, out_b = node.input_bytes * batch_size, node.output_bytes * batch_size
+    positions = math.prod(node.output_shape[2:]) if len(node.output_shape) > 2 else 1
+    c_in, c_out = _channels(node.input_shape), _channels(node.output_shape)
+    return {
+        "one": 1.0,
+        "log_flops": _log(flops),
+        "log_in": _log(in_b),
+        "log_out": _log(out_b),
+        "log_weight": _log(node.weight_bytes + 1),
+        "log_batch": _log(batch_size),
+        "log_k": _log(node.kernel + 1),
+        "log_s": _log(node.stride + 1),
+        "kernel": float(node.kernel),
+        "stride": float(node.stride),
+        "log_intensity": _log(flops) - _log(in_b + out_b + node.weight_bytes),
+        "log_c_in": _log(c_in),
+        "log_c_out": _log(c_out),
+        "log_positions": _log(positions),
+        "c_in_mod16": float(c_in % 16),
+        "c_out_mod16": float(c_out % 16),
+        "bytes_moved": float(in_b + out_b),
+    }
+
+
+def matrix(rows: list[dict[str, float]], columns: tuple[str, ...]) -> np.ndarray:
+    return np.array([[r[c] for c in columns] for r in rows], float).reshape(len(rows), -1)

@@ -1,0 +1,307 @@
+"""The ``layer-sum`` predictor: energy of one forward pass = overhead + sum of its nodes.
+
+Per measured operator type (Conv, Gemm for Linear/MatMul, MaxPool): a log-linear model of the
+energy per forward pass of one node on the node's features, plus a boosted correction of its log
+residual (flat outside the data, so extrapolation is the log-linear model's). Ops never measured:
+
+- free ops (reshape, flatten, dropout...) cost 0 J;
+- any other op (ReLU, BatchNorm, Add, Softmax, pooling other than max...) costs ``j_per_byte``
+  per activation byte read and written: the median energy per byte moved of the kernel-1
+  MaxPool rows (a kernel-1 pool reads each element it keeps once: the measured op nearest to an
+  elementwise one); flagged in the answer's warnings as an assumption.
+
+Overhead: a single-layer run's energy per pass includes one pass's fixed cost (Python call,
+dispatch). It is learned as the 1st percentile of the measured energy per pass (the cheapest
+runs are nothing but that cost), added once per graph and taken out of each node's prediction.
+
+Interval: split-conformal half-width ``q`` (log space) per operator type from grouped
+cross-validation residuals (a configuration's repeats held out together); a graph's ``q`` is the
+energy-weighted mean of its nodes' ``q``, widened by :data:`OOD_WIDEN` per kind of
+out-of-domain finding. Duration = energy / the median package power measured (RAPL saw a nearly
+constant draw), so every answer's implied power lies in the measured range.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xgboost as xgb
+from sklearn.model_selection import GroupKFold
+
+from estimator.intervals import conformal_quantile
+from estimator.layerwise.features import (
+    BASE_COLUMNS,
+    FREE_OPS,
+    MODEL_OPS,
+    TREE_COLUMNS,
+    matrix,
+    node_features,
+)
+from joulecast.errors import FailedPrecondition
+from joulecast.graph import NodeRecord
+
+NAME = "layer-sum"
+FILE = "layer-sum.json"
+OOD_WIDEN = 1.5
+"""Factor on the interval's log half-width per kind of out-of-domain finding."""
+RANGE_COLUMNS = ("log_flops", "log_in", "log_out", "log_weight", "log_batch", "kernel", "stride")
+"""Node features whose measured range defines an operator's domain."""
+MIN_ROWS = 20
+
+
+@dataclass(frozen=True)
+class LayerAnswer:
+    """Energy of one forward pass (J) with its 90 % interval, duration (s) and warnings."""
+
+    energy_j: float
+    low_j: float
+    high_j: float
+    duration_s: float
+    warnings: tuple[str, ...]
+    by_op_j: dict[str, float]
+
+
+def _booster(x: np.ndarray, y: np.ndarray, rounds: int, seed: int) -> xgb.Booster:
+    params = {
+        "max_depth": 6,
+        "eta": 0.05,
+        "subsample": 0.8,
+        "objective": "reg:squarederror",
+        "nthread": 1,
+        "seed": seed,
+    }
+    return xgb.train(params, xgb.DMatrix(x, label=y), num_boost_round=rounds)
+
+
+@dataclass
+class _OpModel:
+    """One operator type's model: log-linear base + boosted log-residual correction."""
+
+    base: np.ndarray
+    booster: xgb.Booster | None
+    q_log: float
+    low: dict[str, float]
+    high: dict[str, float]
+
+    def predict(self, rows: list[dict[str, float]]) -> np.ndarray:
+        log_e = matrix(rows, BASE_COLUMNS) @ self.base
+        if self.booster is not None:
+            log_e = log_e + self.booster.predict(xgb.DMatrix(matrix(rows, TREE_COLUMNS)))
+        return np.exp(log_e)
+
+
+def _fit_op(frame: pd.DataFrame, rounds: int, seed: int) -> _OpModel:
+    rows = frame.to_dict("records")
+    y = np.log(frame["energy_fp_j"].to_numpy(float))
+    base, *_ = np.linalg.lstsq(matrix(rows, BASE_COLUMNS), y, rcond=None)
+    booster = None
+    if rounds > 0:
+        residual = y - matrix(rows, BASE_COLUMNS) @ base
+        booster = _booster(matrix(rows, TREE_COLUMNS), residual, rounds, seed)
+    low = {c: float(frame[c].min()) for c in RANGE_COLUMNS}
+    high = {c: float(frame[c].max()) for c in RANGE_COLUMNS}
+    return _OpModel(base, booster, math.nan, low, high)
+
+
+def fold_ids(frame: pd.DataFrame, folds: int) -> np.ndarray:
+    """Grouped K-fold id of every row (a configuration's repeats share one fold)."""
+    groups = frame["config_id"].to_numpy()
+    ids = np.zeros(len(frame), int)
+    k = min(folds, len(set(groups)))
+    for n, (_, test) in enumerate(GroupKFold(k).split(frame, groups=groups)):
+        ids[test] = n
+    return ids
+
+
+class LayerSum:
+    """Per-operator layer models summed over a graph's nodes (see the module doc)."""
+
+    name = NAME
+
+    def __init__(self, rounds: int = 600, folds: int = 10, seed: int = 0) -> None:
+        self.rounds = rounds
+        self.folds = folds
+        self.seed = seed
+        self.ops_: dict[str, _OpModel] = {}
+        self.overhead_j_ = 0.0
+        self.j_per_byte_ = math.nan
+        self.power_w_ = (math.nan, math.nan, math.nan)
+        self.max_flops_fp_ = 0.0
+        self.max_params_ = 0
+        self.held_out_: pd.DataFrame | None = None
+
+    def fit(self, frame: pd.DataFrame) -> LayerSum:
+        """Fit on :func:`~estimator.layerwise.data.layer_frame` rows; CV residuals set ``q``."""
+        ops = sorted(o for o, g in frame.groupby("op_type") if len(g) >= MIN_ROWS)
+        if not ops:
+            raise FailedPrecondition(f"layer-sum needs {MIN_ROWS} rows of one operator type")
+        held: list[pd.DataFrame] = []
+        frame = frame.assign(fold=fold_ids(frame, self.folds))
+        for op in ops:
+            part = frame[frame["op_type"] == op].reset_index(drop=True)
+            predicted = np.full(len(part), np.nan)
+            for fold in sorted(set(part["fold"])):
+                test = (part["fold"] == fold).to_numpy()
+                model = _fit_op(part[~test], self.rounds, self.seed)
+                predicted[test] = model.predict(part[test].to_dict("records"))
+            model = _fit_op(part, self.rounds, self.seed)
+            residual = np.log(part["energy_fp_j"].to_numpy(float)) - np.log(predicted)
+            model.q_log = conformal_quantile(residual)
+            self.ops_[op] = model
+            held.append(part.assign(predicted_j=predicted))
+        self.held_out_ = pd.concat(held, ignore_index=True)
+        energy = frame["energy_fp_j"].to_numpy(float)
+        self.overhead_j_ = float(np.percentile(energy, 1))
+        pools = frame[frame["op_type"] == "MaxPool"]
+        copies = pools[pools["kernel"] == 1]
+        source = copies if len(copies) else (pools if len(pools) else frame)
+        self.j_per_byte_ = float(np.median(source["energy_fp_j"] / source["bytes_moved"]))
+        power = frame["power_w"].to_numpy(float)
+        self.power_w_ = (float(power.min()), float(np.median(power)), float(power.max()))
+        self.max_flops_fp_ = float(frame["flops_fp"].max())
+        self.max_params_ = int(frame["params"].max())
+        return self
+
+    # -- serving ----------------------------------------------------------------------------
+
+    def predict_nodes(self, nodes: tuple[NodeRecord, ...], batch_size: int) -> LayerAnswer:
+        """Energy of one forward pass of the graph whose nodes are ``nodes`` on a batch."""
+        if not self.ops_:
+            raise FailedPrecondition("layer-sum is not fitted")
+        warnings: list[str] = []
+        by_op: dict[str, float] = {}
+        q_weighted = 0.0
+        fallback: dict[str, int] = {}
+        outside: dict[str, set[str]] = {}
+        total_flops = 0
+        for node in nodes:
+            if node.op_type in FREE_OPS:
+                continue
+            total_flops += node.flops * batch_size
+            features = node_features(node, batch_size)
+            op = MODEL_OPS.get(node.op_type)
+            model = self.ops_.get(op) if op else None
+            if model is None:
+                energy = self.j_per_byte_ * features["bytes_moved"]
+                fallback[node.op_type] = fallback.get(node.op_type, 0) + 1
+                q = max(m.q_log for m in self.ops_.values())
+            else:
+                energy = float(model.predict([features])[0]) - self.overhead_j_
+                energy = max(energy, 0.0)
+                q = model.q_log
+                for column in RANGE_COLUMNS:
+                    if not model.low[column] <= features[column] <= model.high[column]:
+                        outside.setdefault(node.op_type, set()).add(column)
+            by_op[node.op_type] = by_op.get(node.op_type, 0.0) + energy
+            q_weighted += q * energy
+        total = sum(by_op.values())
+        q_log = q_weighted / total if total > 0 else max(m.q_log for m in self.ops_.values())
+        total += self.overhead_j_
+        widen = 0
+        if fallback:
+            listed = ", ".join(f"{op} x{n}" for op, n in sorted(fallback.items()))
+            warnings.append(
+                f"layer-sum: no measurements of {listed}; costed at {self.j_per_byte_:.3g} J per "
+                f"byte moved (kernel-1 MaxPool's median), an assumption"
+            )
+            share = sum(by_op[o] for o in fallback) / total
+            widen += share > 0.05
+        if outside:
+            found = "; ".join(f"{op}: {', '.join(sorted(c))}" for op, c in sorted(outside.items()))
+            warnings.append(
+                f"out of domain: node features outside the measured layers' range ({found}); "
+                f"interval widened"
+            )
+            widen += 1
+        if total_flops > self.max_flops_fp_:
+            warnings.append(
+                f"out of domain: {total_flops:.3g} FLOPs per forward pass, above the largest "
+                f"measured layer ({self.max_flops_fp_:.3g}); interval widened"
+            )
+            widen += 1
+        costed = [n for n in nodes if n.op_type not in FREE_OPS]
+        params = sum(n.weight_bytes for n in costed) // 4
+        if params > self.max_params_:
+            warnings.append(
+                f"out of domain: {params:.3g} parameters (float32), more than the largest "
+                f"measured layer ({self.max_params_:.3g}); interval widened"
+            )
+            widen += 1
+        if len(costed) > 1:
+            warnings.append(
+                f"layer-sum: the data holds single layers only; this graph's {len(costed)} "
+                f"nodes were predicted one by one and summed (no whole network was measured)"
+            )
+        q_log *= OOD_WIDEN**widen
+        duration = total / self.power_w_[1]
+        return LayerAnswer(
+            energy_j=total,
+            low_j=total * math.exp(-q_log),
+            high_j=total * math.exp(q_log),
+            duration_s=duration,
+            warnings=tuple(warnings),
+            by_op_j=by_op,
+        )
+
+    # -- files ------------------------------------------------------------------------------
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "rounds": self.rounds,
+            "folds": self.folds,
+            "seed": self.seed,
+            "overhead_j": self.overhead_j_,
+            "j_per_byte": self.j_per_byte_,
+            "power_w": list(self.power_w_),
+            "max_flops_fp": self.max_flops_fp_,
+            "max_params": self.max_params_,
+            "ops": {
+                op: {
+                    "base": [float(v) for v in m.base],
+                    "q_log": m.q_log,
+                    "low": m.low,
+                    "high": m.high,
+                    "booster": f"layer-sum.{op}.xgb.json" if m.booster is not None else None,
+                }
+                for op, m in sorted(self.ops_.items())
+            },
+        }
+
+    def to_files(self) -> dict[str, bytes]:
+        """``layer-sum.json`` plus one XGBoost JSON file per operator type (never pickle)."""
+        payload = {"predictor": NAME, "state": self.state()}
+        files = {FILE: json.dumps(payload, sort_keys=True, indent=1, allow_nan=False).encode()}
+        for op, m in self.ops_.items():
+            if m.booster is not None:
+                files[f"layer-sum.{op}.xgb.json"] = bytes(m.booster.save_raw(raw_format="json"))
+        return files
+
+    @classmethod
+    def from_files(cls, files: dict[str, bytes]) -> LayerSum:
+        try:
+            payload = json.loads(files[FILE])
+            if payload.get("predictor") != NAME:
+                raise ValueError(f"file names predictor {payload.get('predictor')!r}")
+            state = payload["state"]
+            model = cls(int(state["rounds"]), int(state["folds"]), int(state["seed"]))
+            model.overhead_j_ = float(state["overhead_j"])
+            model.j_per_byte_ = float(state["j_per_byte"])
+            model.power_w_ = tuple(float(v) for v in state["power_w"])
+            model.max_flops_fp_ = float(state["max_flops_fp"])
+            model.max_params_ = int(state["max_params"])
+            for op, s in state["ops"].items():
+                booster = None
+                if s["booster"]:
+                    booster = xgb.Booster(params={"nthread": 1})
+                    booster.load_model(bytearray(files[s["booster"]]))
+                model.ops_[op] = _OpModel(
+                    np.array(s["base"], float), booster, float(s["q_log"]), s["low"], s["high"]
+                )
+        except (KeyError, TypeError, ValueError, xgb.core.XGBoostError) as exc:
+            raise FailedPrecondition(f"layer-sum: malformed model files: {exc}") from exc
+        return model

@@ -1,0 +1,118 @@
+"""The shipped layer-sum model of xeon-gold-5120-2c on whole CNNs written here (never measured:
+the checks are consistency and physics, not accuracy), and fitting on a known law."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from collector.import_layers import build_descriptor
+from estimator.artifacts import load_current
+from estimator.layerwise import LayerSum
+from estimator.layerwise.data import layer_node
+from estimator.layerwise.evaluate import BASELINE, cv_scores
+from estimator.layerwise.features import node_features
+from joulecast.graph import profile_nodes
+from tests.estimator.layerwise.nets import alexnet_like, graph, vgg_like
+
+REPO = Path(__file__).parents[3]
+HARDWARE = "xeon-gold-5120-2c"
+
+
+@pytest.fixture(scope="module")
+def model() -> LayerSum:
+    bundle = load_current(REPO / "artifacts", HARDWARE).bundle
+    assert bundle.layer_sum is not None
+    return bundle.layer_sum
+
+
+@pytest.fixture(scope="module")
+def alexnet() -> bytes:
+    return graph(alexnet_like())
+
+
+def test_a_network_is_its_layers_summed(model: LayerSum, alexnet: bytes) -> None:
+    nodes = profile_nodes(alexnet)
+    whole = model.predict_nodes(nodes, 32)
+    alone = [model.predict_nodes((n,), 32).energy_j - model.overhead_j_ for n in nodes]
+    assert whole.energy_j == pytest.approx(model.overhead_j_ + sum(alone), rel=1e-9)
+    assert set(whole.by_op_j) >= {"Conv", "Gemm", "MaxPool", "Relu"}
+    assert whole.low_j < whole.energy_j < whole.high_j
+    assert any("single layers only" in w for w in whole.warnings)
+
+
+def test_relu_does_not_multiply_the_answer(model: LayerSum, alexnet: bytes) -> None:
+    with_relu = model.predict_nodes(profile_nodes(alexnet), 64)
+    without = model.predict_nodes(profile_nodes(graph(alexnet_like(relu=False))), 64)
+    assert 1.0 < with_relu.energy_j / without.energy_j < 1.1
+    assert with_relu.by_op_j["Relu"] < 0.05 * with_relu.energy_j
+    assert any("Relu x7" in w and "per byte" in w for w in with_relu.warnings)
+
+
+def test_energy_grows_with_batch_and_power_stays_in_the_measured_range(model: LayerSum) -> None:
+    nodes = profile_nodes(graph(vgg_like()))
+    answers = [model.predict_nodes(nodes, b) for b in (1, 8, 32, 128)]
+    energies = [a.energy_j for a in answers]
+    assert energies == sorted(energies) and energies[-1] > 20 * energies[0]
+    low, _, high = model.power_w_
+    for answer in answers:
+        assert low <= answer.energy_j / answer.duration_s <= high
+    # per sample, a larger batch is no dearer than a batch of one by more than noise
+    assert energies[-1] / 128 < 1.2 * energies[0]
+
+
+def test_out_of_domain_is_flagged_and_widens(model: LayerSum) -> None:
+    inside = model.predict_nodes(profile_nodes(graph(vgg_like((16, 32), 64, 512), image=64)), 8)
+    huge = model.predict_nodes(profile_nodes(graph(vgg_like((16, 32), 64, 512), image=64)), 4096)
+    assert not any("out of domain" in w for w in inside.warnings)
+    assert any("out of domain" in w for w in huge.warnings)
+    q_in = math.log(inside.high_j / inside.energy_j)
+    q_huge = math.log(huge.high_j / huge.energy_j)
+    assert q_huge > 1.4 * q_in
+
+
+def test_files_round_trip(model: LayerSum, alexnet: bytes) -> None:
+    again = LayerSum.from_files(model.to_files())
+    nodes = profile_nodes(alexnet)
+    assert again.predict_nodes(nodes, 16) == model.predict_nodes(nodes, 16)
+
+
+def _frame(rng: np.random.Generator) -> pd.DataFrame:
+    """Single-layer rows obeying a known law: 0.02 J + 2 nJ/FLOP + 0.1 nJ/byte, 2 % noise."""
+    rows = []
+    for n in range(120):
+        c_in, c_out, image = rng.integers(4, 64), rng.integers(4, 64), rng.integers(8, 64)
+        text = f"Conv2d(in_channels={c_in},out_channels={c_out},kernel_size=3,image_size={image})"
+        node = layer_node(profile_nodes(build_descriptor(text)))
+        batch = int(rng.integers(1, 64))
+        features = node_features(node, batch)
+        energy = 0.02 + 2e-9 * node.flops * batch + 1e-10 * features["bytes_moved"]
+        for _ in range(3):
+            rows.append(
+                {
+                    "op_type": "Conv",
+                    "config_id": f"c{n}",
+                    "batch_size": batch,
+                    "energy_fp_j": energy * (1 + 0.02 * rng.standard_normal()),
+                    "power_w": 75.0,
+                    "params": 0,
+                    "flops_fp": node.flops * batch,
+                    **features,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def test_fit_learns_a_known_law_on_grouped_folds() -> None:
+    frame = _frame(np.random.default_rng(0))
+    model = LayerSum(rounds=30, folds=5).fit(frame)
+    held = model.held_out_
+    assert held.groupby("config_id")["fold"].nunique().max() == 1  # repeats leave together
+    scores = cv_scores(held, {"Conv": model.ops_["Conv"].q_log})["Conv"]
+    assert scores["layer-sum"]["r2"] > 0.97 and scores["layer-sum"]["mape_pct"] < 10
+    assert scores[BASELINE]["rows"] == len(frame)
+    assert 0 < model.ops_["Conv"].q_log < 0.3
