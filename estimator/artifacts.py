@@ -118,6 +118,7 @@ def build_manifest(bundle: Bundle) -> tuple[dict[str, Any], dict[str, bytes]]:
         },
         "scores": bundle.scores,
         "notes": list(bundle.notes),
+        "domain": dict(bundle.domain),
         "predictors": owners,
         "files": {name: _sha256(data) for name, data in sorted(files.items())},
     }
@@ -281,5 +282,6 @@ def _from_manifest(
         scores=manifest["scores"],
         notes=tuple(manifest["notes"]),
         dataset=manifest["dataset"],
+        domain=manifest.get("domain", {}),
     )
     return Published(version, str(manifest["created_at"]), bundle, manifest)
