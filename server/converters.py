@@ -102,6 +102,8 @@ def _phase(estimate: Any) -> pb.PhasePrediction:
     )
     if estimate.duration_s is not None:
         phase.duration_s = float(estimate.duration_s)
+    if getattr(estimate, "power_w", None) is not None:
+        phase.power_w = float(estimate.power_w)
     return phase
 
 
@@ -274,6 +276,7 @@ def _phase_json(phase: pb.PhasePrediction) -> dict[str, Any] | None:
     out: dict[str, Any] = {name: getattr(phase, name) for name in _PHASE_FIELDS}
     if not phase.HasField("duration_s"):
         out["duration_s"] = None
+    out["power_w"] = phase.power_w if phase.HasField("power_w") else None
     out["predictor"] = phase.predictor
     return out
 

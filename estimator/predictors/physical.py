@@ -30,6 +30,9 @@ from scipy.optimize import nnls
 from estimator.features import ServeRow
 from estimator.predictors.base import PHASES, PhysicalPredictor, power_of
 
+MIN_TRAIN_OVER_TEST = 1.05
+"""Floor of train / test energy and duration per sample: a training step runs the forward pass
+and a backward pass (about twice its FLOPs), so 5 % more is a conservative lower bound."""
 SEQUENCE_STEPS = 32
 """An RNN with at least this many recurrent steps runs over a sequence (frames), not one
 flattened step per layer: it is kept apart as ``rnn-seq`` (its throughput differs)."""
@@ -112,7 +115,8 @@ class _PowerDurationBase(PhysicalPredictor):
         if row.phase == "train" and "test" in self.power_line_:
             test_power = self._power(features, "test")
             test_duration = self._duration(features, "test")
-            duration = max(duration, test_duration * max(1.0, test_power / power))
+            floor = MIN_TRAIN_OVER_TEST * max(1.0, test_power / power)
+            duration = max(duration, test_duration * floor)
         return power, duration
 
     def _power_state(self) -> dict[str, Any]:

@@ -80,20 +80,22 @@ class GraphProfile(_message.Message):
     def __init__(self, family: _Optional[str] = ..., family_reason: _Optional[str] = ..., params: _Optional[int] = ..., flops_forward: _Optional[int] = ..., flops_train: _Optional[int] = ..., flops_by_kind: _Optional[_Mapping[str, int]] = ..., weight_bytes: _Optional[int] = ..., activation_bytes: _Optional[int] = ..., arithmetic_intensity: _Optional[float] = ..., recurrent_steps: _Optional[int] = ..., depth: _Optional[int] = ..., node_count: _Optional[int] = ...) -> None: ...
 
 class PhasePrediction(_message.Message):
-    __slots__ = ("available", "energy_j", "energy_low_j", "energy_high_j", "duration_s", "predictor")
+    __slots__ = ("available", "energy_j", "energy_low_j", "energy_high_j", "duration_s", "predictor", "power_w")
     AVAILABLE_FIELD_NUMBER: _ClassVar[int]
     ENERGY_J_FIELD_NUMBER: _ClassVar[int]
     ENERGY_LOW_J_FIELD_NUMBER: _ClassVar[int]
     ENERGY_HIGH_J_FIELD_NUMBER: _ClassVar[int]
     DURATION_S_FIELD_NUMBER: _ClassVar[int]
     PREDICTOR_FIELD_NUMBER: _ClassVar[int]
+    POWER_W_FIELD_NUMBER: _ClassVar[int]
     available: bool
     energy_j: float
     energy_low_j: float
     energy_high_j: float
     duration_s: float
     predictor: str
-    def __init__(self, available: _Optional[bool] = ..., energy_j: _Optional[float] = ..., energy_low_j: _Optional[float] = ..., energy_high_j: _Optional[float] = ..., duration_s: _Optional[float] = ..., predictor: _Optional[str] = ...) -> None: ...
+    power_w: float
+    def __init__(self, available: _Optional[bool] = ..., energy_j: _Optional[float] = ..., energy_low_j: _Optional[float] = ..., energy_high_j: _Optional[float] = ..., duration_s: _Optional[float] = ..., predictor: _Optional[str] = ..., power_w: _Optional[float] = ...) -> None: ...
 
 class PredictEnergyResponse(_message.Message):
     __slots__ = ("profile", "train", "test", "hardware", "predictor_version", "energy_source", "energy_is_estimate", "warnings")
