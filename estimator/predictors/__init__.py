@@ -8,7 +8,13 @@ from estimator.predictors.base import (
     Predictor,
 )
 from estimator.predictors.boosted import Boosted
-from estimator.predictors.physical import PowerDuration, RooflineDuration, family_key
+from estimator.predictors.physical import (
+    EnergyPower,
+    PowerDuration,
+    RooflineDuration,
+    RooflineEnergy,
+    family_key,
+)
 from estimator.predictors.utilisation import OBSERVED_UTIL, UtilisationAware
 
 PREDICTORS: dict[str, type[Predictor]] = {
@@ -21,6 +27,8 @@ PREDICTORS: dict[str, type[Predictor]] = {
         Boosted,
         PowerDuration,
         RooflineDuration,
+        EnergyPower,
+        RooflineEnergy,
     )
 }
 """Every predictor by name, in the order the CV table lists them."""
@@ -30,6 +38,7 @@ __all__ = [
     "PREDICTORS",
     "ArtifactFormatError",
     "Boosted",
+    "EnergyPower",
     "FamilyAffine",
     "FamilyAffineParams",
     "GlobalFlops",
@@ -38,6 +47,7 @@ __all__ = [
     "PowerDuration",
     "Predictor",
     "RooflineDuration",
+    "RooflineEnergy",
     "UtilisationAware",
     "family_key",
 ]

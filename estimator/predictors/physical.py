@@ -11,6 +11,8 @@ two fits would disagree.
 - ``power-duration``: per architecture key (:func:`family_key`) and phase, a log-log line of
   duration on the phase's FLOPs with slope ≥ 0 (monotone); few points borrow the phase's pooled
   slope. Uses the family, so an unseen family falls back to the pooled line.
+- ``energy-power`` and ``roofline-energy``: the same two models fitted on energy instead of
+  duration; the duration is then energy / power (so energy = power × duration still holds).
 - ``roofline``: family-free and additive, per phase
   ``t = c0 + Σ_k c_k·FLOPs_k + c_w·weight_bytes + c_a·activation_bytes + c_s·recurrent_steps``
   with every ``c ≥ 0`` (time per FLOP of each kind, per byte moved, per sequential step, plus a
@@ -103,18 +105,28 @@ class _PowerDurationBase(PhysicalPredictor):
     def phases_(self) -> tuple[str, ...]:
         return tuple(p for p in PHASES if p in self.power_line_)
 
-    def _duration(self, features: Mapping[str, object], phase: str) -> float:
+    primary: ClassVar[str] = "duration"
+    """What the throughput model fits: ``duration`` (power × it is the energy) or ``energy``
+    (the duration is energy / power). Either way energy = power × duration exactly."""
+
+    def _target(self, y: np.ndarray, t: np.ndarray) -> np.ndarray:
+        return t if self.primary == "duration" else y
+
+    def _model(self, features: Mapping[str, object], phase: str) -> float:
+        """The fitted primary quantity per sample (s or J) of one phase."""
         raise NotImplementedError
+
+    def _parts(self, features: Mapping[str, object], phase: str) -> tuple[float, float]:
+        power = self._power(features, phase)
+        value = self._model(features, phase)
+        return power, value if self.primary == "duration" else value / power
 
     def predict_parts_row(self, row: ServeRow) -> tuple[float, float]:
         if row.phase not in self.power_line_:
             return math.nan, math.nan
-        features = row.features
-        power = self._power(features, row.phase)
-        duration = self._duration(features, row.phase)
+        power, duration = self._parts(row.features, row.phase)
         if row.phase == "train" and "test" in self.power_line_:
-            test_power = self._power(features, "test")
-            test_duration = self._duration(features, "test")
+            test_power, test_duration = self._parts(row.features, "test")
             floor = MIN_TRAIN_OVER_TEST * max(1.0, test_power / power)
             duration = max(duration, test_duration * floor)
         return power, duration
@@ -175,7 +187,7 @@ class PowerDuration(_PowerDurationBase):
         phases = frame["phase"].to_numpy()
         keys = _keys(frame)
         logx = _log_phase_flops(frame)
-        logt = np.log(t)
+        logt = np.log(self._target(y, t))
         self.line_: dict[str, dict[str, list[float]]] = {}
         self.pooled_: dict[str, list[float]] = {}
         for phase in self.phases_:
@@ -190,7 +202,7 @@ class PowerDuration(_PowerDurationBase):
                 else:
                     self.line_[phase][key] = _line(logx[m], logt[m], slope=pooled[1])
 
-    def _duration(self, features: Mapping[str, object], phase: str) -> float:
+    def _model(self, features: Mapping[str, object], phase: str) -> float:
         key = family_key(str(features["family"]), _f(features, "recurrent_steps"))
         a, b = self.line_[phase].get(key, self.pooled_[phase])
         return math.exp(a + b * math.log(max(_phase_flops(features, phase), 1.0)))
@@ -236,6 +248,7 @@ class RooflineDuration(_PowerDurationBase):
     def _fit(self, frame: pd.DataFrame, y: np.ndarray) -> None:
         power, t = power_of(frame, y)
         self._fit_power(frame, power, keyed=False)
+        t = self._target(y, t)
         design = _roofline_design(frame)
         phases = frame["phase"].to_numpy()
         self.coef_: dict[str, list[float]] = {}
@@ -245,17 +258,17 @@ class RooflineDuration(_PowerDurationBase):
             scale = np.maximum(np.abs(weighted).max(axis=0), 1e-300)
             coef, _ = nnls(weighted / scale, np.ones(int(m.sum())))
             self.coef_[phase] = (coef / scale).tolist()
-        self.floor_s_ = float(t.min()) * 1e-2
+        self.floor_ = float(t.min()) * 1e-2
 
-    def _duration(self, features: Mapping[str, object], phase: str) -> float:
-        seconds = float(_roofline_design(features, phase) @ np.asarray(self.coef_[phase]))
-        return max(seconds, self.floor_s_)
+    def _model(self, features: Mapping[str, object], phase: str) -> float:
+        value = float(_roofline_design(features, phase) @ np.asarray(self.coef_[phase]))
+        return max(value, self.floor_)
 
     def state(self) -> dict[str, Any]:
         return {
             "terms": list(ROOFLINE_TERMS),
             "coef": self.coef_,
-            "floor_s": self.floor_s_,
+            "floor": self.floor_,
             **self._power_state(),
         }
 
@@ -267,6 +280,24 @@ class RooflineDuration(_PowerDurationBase):
         model.coef_ = {p: [float(v) for v in c] for p, c in state["coef"].items()}
         if any(len(c) != len(ROOFLINE_TERMS) or min(c) < 0 for c in model.coef_.values()):
             raise ValueError("roofline coefficients must be one per term and ≥ 0")
-        model.floor_s_ = float(state["floor_s"])
+        model.floor_ = float(state["floor"])
         model._load_power(state)
         return model
+
+
+class EnergyPower(PowerDuration):
+    """Log-log *energy* per architecture key and phase (slope ≥ 0); duration = energy / power.
+
+    Where power and duration are each noisy but their product is steady (a CPU-time energy
+    estimate under a busy machine), fitting the product directly is the steadier choice."""
+
+    name: ClassVar[str] = "energy-power"
+    primary: ClassVar[str] = "energy"
+
+
+class RooflineEnergy(RooflineDuration):
+    """The additive model on energy (J per FLOP of each kind, per byte, per step; all ≥ 0);
+    duration = energy / power."""
+
+    name: ClassVar[str] = "roofline-energy"
+    primary: ClassVar[str] = "energy"

@@ -31,6 +31,7 @@ from joulecast.weightless import export_weightless
 
 SHIPPED_STORE = Path(__file__).resolve().parents[2] / "artifacts/measurements/cpu-amd-epyc.db"
 N_MELS, N_FRAMES = INPUT_SHAPE[1], INPUT_SHAPE[2]
+PHYSICAL = ["power-duration", "roofline", "energy-power", "roofline-energy"]
 
 
 class FramesLSTM(nn.Module):
@@ -150,7 +151,7 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> tuple[PredictorRegistr
     folder = tmp_path_factory.mktemp("physics")
     store = folder / "store.db"
     shutil.copyfile(SHIPPED_STORE, store)
-    bundle = fit_bundle(from_store(store), names=["power-duration", "roofline"])
+    bundle = fit_bundle(from_store(store), names=PHYSICAL)
     publish(bundle, folder)
     power = bundle.domain["power_w"]
     assert power is not None
