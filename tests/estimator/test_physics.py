@@ -210,7 +210,12 @@ def test_outside_the_data_warns_and_widens(graphs: dict[str, bytes], registry) -
         width_out = outside.train.energy_high_j / outside.train.energy_low_j
         assert width_out > width_in
     many = reg.predict(profile, batch_size=8, samples=100_000, epochs=1)
-    assert any("100000 samples is outside" in w for w in many.warnings)
+    assert any("100000 samples is above the measured" in w for w in many.warnings)
+    few = reg.predict(profile, batch_size=8, samples=2, epochs=1)
+    assert any("2 samples is below the measured" in w for w in few.warnings)
+    if few.train is not None and inside.train is not None:
+        width_few = few.train.energy_high_j / few.train.energy_low_j
+        assert width_few > inside.train.energy_high_j / inside.train.energy_low_j
 
 
 def test_unseen_architectures_profile_apart(graphs: dict[str, bytes]) -> None:
