@@ -14,7 +14,7 @@ from pathlib import Path
 
 from estimator.artifacts import Published, list_hardware, load_current
 from estimator.dataset import from_store
-from estimator.evaluation import OBSERVED_VARIANT, SELECTED_VARIANT
+from estimator.evaluation import OBSERVED_VARIANT
 from estimator.features import ServeRow, run_features, serve_rows
 from estimator.intervals import interval
 from estimator.predictors import PhysicalPredictor, Predictor, UtilisationAware, family_key
@@ -185,8 +185,7 @@ def _phase(
     phase = row.phase
     family = row.family
     name = bundle.selected[phase]
-    own = bundle.q_log[phase].get(name, math.log(2.0))
-    q = max(own, bundle.q_log[phase].get(SELECTED_VARIANT, own))
+    q = bundle.q_log[phase].get(name, math.log(2.0))
     util_model = bundle.duration_model
     if family not in bundle.families.get(phase, ()):
         name = bundle.fallback[phase]

@@ -9,6 +9,7 @@ from estimator.predictors.base import (
 )
 from estimator.predictors.boosted import Boosted
 from estimator.predictors.physical import (
+    BoostedDuration,
     EnergyPower,
     PowerDuration,
     RooflineDuration,
@@ -29,6 +30,7 @@ PREDICTORS: dict[str, type[Predictor]] = {
         RooflineDuration,
         EnergyPower,
         RooflineEnergy,
+        BoostedDuration,
     )
 }
 """Every predictor by name, in the order the CV table lists them."""
@@ -38,6 +40,7 @@ __all__ = [
     "PREDICTORS",
     "ArtifactFormatError",
     "Boosted",
+    "BoostedDuration",
     "EnergyPower",
     "FamilyAffine",
     "FamilyAffineParams",

@@ -44,7 +44,13 @@ def test_physical_energy_is_power_times_duration(frame) -> None:
     y = frame["energy_per_sample_j"].to_numpy(float)
     from estimator.predictors.base import frame_rows
 
-    for name in ("power-duration", "roofline", "energy-power", "roofline-energy"):
+    for name in (
+        "power-duration",
+        "roofline",
+        "energy-power",
+        "roofline-energy",
+        "boosted-duration",
+    ):
         model = PREDICTORS[name]().fit(frame, y)
         energy = model.predict(frame)
         parts = np.array([model.predict_parts_row(r) for r in frame_rows(frame)])
