@@ -116,6 +116,7 @@ FAMILY_CONFIGS = {
     "mlp-tiny": ModelConfig("mlp", (1,), (16,)),
     "mlp-huge": ModelConfig("mlp", (3,), (4096,)),
     "cnn-tiny": ModelConfig("cnn", (1,), (4,)),
+    "cnn-3-layer": ModelConfig("cnn", (3,), (64,)),
     "cnn-huge": ModelConfig("cnn", (4,), (256,)),
     "rnn-tiny": ModelConfig("rnn", (1,), (16,)),
     "rnn-huge": ModelConfig("rnn", (6,), (2048,)),
