@@ -125,6 +125,7 @@ def build_manifest(bundle: Bundle) -> tuple[dict[str, Any], dict[str, bytes]]:
         },
         "scores": bundle.scores,
         "notes": list(bundle.notes),
+        "domain": dict(bundle.domain),
         "predictors": owners,
         "files": {name: _sha256(data) for name, data in sorted(files.items())},
     }
@@ -344,5 +345,6 @@ def _from_manifest(
         dataset=manifest["dataset"],
         layer_sum=layer_sum,
         layer_sum_info={k: v for k, v in manifest.get("layer_sum", {}).items() if k != "files"},
+        domain=manifest.get("domain", {}),
     )
     return Published(version, str(manifest["created_at"]), bundle, manifest)

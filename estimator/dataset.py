@@ -278,3 +278,30 @@ def size_check_summary(fits: list[SizeFit]) -> dict[str, object]:
         "intercept_share_median": float(np.median(rel_intercept)),
         "fits": [asdict(f) for f in fits],
     }
+
+
+AGGREGATE_KEYS = ("config_id", "phase", "batch_size", "samples", "epochs")
+"""A configuration-phase-sample count: the repeats of one measurement."""
+
+
+def aggregate_repeats(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per :data:`AGGREGATE_KEYS` with the median of the repeats' targets.
+
+    Keeps the spread: ``repeats`` (how many) and ``energy_cv`` (std / mean of the repeats'
+    energy, 0 for one repeat). Fitting on medians stops a configuration measured more often from
+    weighing more, and a noisy repeat from pulling the fit.
+    """
+    targets = [c for c in TARGET_COLUMNS if c in frame]
+    grouped = frame.groupby(list(AGGREGATE_KEYS), sort=True, dropna=False)
+    first = grouped.first().drop(columns=targets, errors="ignore")
+    medians = grouped[targets].median()
+    energy = grouped["energy_j"]
+    spread = pd.DataFrame(
+        {
+            "repeats": energy.size(),
+            "energy_cv": (energy.std(ddof=0) / energy.mean()).fillna(0.0),
+        }
+    )
+    out = pd.concat([first, medians, spread], axis=1).reset_index()
+    out["repeat"] = 0
+    return out

@@ -84,10 +84,10 @@ def format_summary(entry: dict) -> str:
     ]
     for phase, name in entry["selected"].items():
         loco = entry["scores"].get("loco", {}).get(phase, {}).get(name, {})
-        mape = loco.get("mape_pct")
-        shown = f"{mape:.1f} %" if mape is not None else "n/a"
         lines.append(
-            f"  {phase}: {name} (LOCO MAPE {shown}); unseen family -> "
+            f"  {phase}: {name} (LOCO MAPE {_fmt(loco.get('mape_pct'), '.1f')} %, log error "
+            f"{_fmt(loco.get('log_rmse'), '.2f')}, bias {_fmt(loco.get('bias_log'), '+.2f')}, "
+            f"interval x{_fmt(loco.get('width_factor'), '.1f')}); unseen family -> "
             f"{entry['fallback_unseen_family'][phase]}"
         )
     lines.extend(f"  note: {note}" for note in entry.get("notes", []))
@@ -101,10 +101,11 @@ def _fmt(value: float | None, spec: str) -> str:
 
 
 def format_scores(scores: dict) -> str:
-    """The CV table: scheme x phase x predictor -> MAPE, median APE, R² (log), coverage."""
+    """The CV table: scheme x phase x predictor -> MAPE, median APE, R² (log), log error,
+    bias (mean log residual, > 0 predicts low), coverage and median width of the 90 % interval."""
     header = (
         f"{'scheme':6} {'phase':5} {'predictor':33} {'MAPE %':>8} {'medAPE %':>9} "
-        f"{'R2 log':>7} {'cov90':>6} {'n':>4}"
+        f"{'R2 log':>7} {'logerr':>7} {'bias':>6} {'cov90':>6} {'width':>6} {'n':>4}"
     )
     lines = [header, "-" * len(header)]
     for scheme, by_phase in scores.items():
@@ -113,6 +114,8 @@ def format_scores(scores: dict) -> str:
                 lines.append(
                     f"{scheme:6} {phase:5} {name:33} {_fmt(s['mape_pct'], '8.1f')} "
                     f"{_fmt(s['median_ape_pct'], '9.1f')} {_fmt(s['r2_log'], '7.3f')} "
-                    f"{_fmt(s['coverage_90'], '6.2f')} {s['n']:>4}"
+                    f"{_fmt(s.get('log_rmse'), '7.2f')} {_fmt(s.get('bias_log'), '+6.2f')} "
+                    f"{_fmt(s['coverage_90'], '6.2f')} {_fmt(s.get('width_factor'), '6.1f')} "
+                    f"{s['n']:>4}"
                 )
     return "\n".join(lines)

@@ -10,17 +10,15 @@ import logging
 import math
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-
-import numpy as np
 
 from estimator.artifacts import Published, list_hardware, load_current
 from estimator.dataset import from_store
 from estimator.evaluation import OBSERVED_VARIANT
 from estimator.features import ServeRow, run_features, serve_rows
 from estimator.intervals import interval
-from estimator.predictors import UtilisationAware
+from estimator.predictors import PhysicalPredictor, Predictor, UtilisationAware, family_key
 from estimator.training import Bundle, fit_bundle
 from joulecast.errors import FailedPrecondition, InvalidArgument, JoulecastError, NotFound
 from joulecast.graph import GraphProfile, NodeRecord
@@ -28,12 +26,26 @@ from joulecast.graph import GraphProfile, NodeRecord
 logger = logging.getLogger(__name__)
 
 
+MAX_INTERVAL_FACTOR = 10.0
+"""An answer whose 90 % interval is wider than this (high/low) is refused: phase null."""
+WIDEN_LOG = {
+    "batch_size": math.log(1.5),
+    "samples": math.log(1.2),
+    "flops": math.log(1.25),
+}
+"""Extra log half-width added to the interval when the request lies outside the data. Sample
+counts widen only below the data: energy is modelled per sample, and a longer run only dilutes
+the fixed start-up cost that makes a short one cost more per sample."""
+
+
 @dataclass(frozen=True)
 class PhaseEstimate:
     """Predicted energy of one phase (all samples, all epochs) in joules, with a 90 % interval.
 
-    ``duration_s`` is the predicted wall time in seconds, None where the training rows had none.
-    ``predictor`` names the predictor that answered.
+    ``energy_j`` = ``power_w`` × ``duration_s``: the average power (W) the hardware is predicted
+    to draw and the predicted wall time (s). Both are None only for a predictor version fitted
+    before joulecast predicted them (no duration in its rows). ``predictor`` names the predictor
+    that answered.
     """
 
     energy_j: float
@@ -41,11 +53,13 @@ class PhaseEstimate:
     energy_high_j: float
     duration_s: float | None
     predictor: str
+    power_w: float | None = None
 
 
 @dataclass(frozen=True)
 class EnergyPrediction:
-    """Train and test estimates of one model on one hardware (None: no data for that phase)."""
+    """Train and test estimates of one model on one hardware (None: no data for that phase, or
+    an answer too uncertain to give; a warning says which)."""
 
     train: PhaseEstimate | None
     test: PhaseEstimate | None
@@ -99,6 +113,9 @@ def estimate(
     ``nodes`` gives the graph's per-node records (:func:`joulecast.graph.profile_nodes`); it is
     called only when the hardware's bundle holds a layer-sum model, which then answers the test
     phase (the hardware's data is per layer: only a sum over nodes can predict a network).
+
+    Every answer obeys: energy = power × duration; power within the range the hardware drew in
+    the training rows; train energy and duration ≥ test's for the same samples.
     """
     check_counts(batch_size, samples, epochs, observed_gpu_util)
     bundle = published.bundle
@@ -114,6 +131,7 @@ def estimate(
     )
     rows = serve_rows(features, tuple(p for p in ("train", "test") if p in bundle.phases))
     count = float(samples) * float(epochs)
+    widen = _outside_data(bundle, rows, batch_size, samples, warnings)
     answers: dict[str, PhaseEstimate | None] = {}
     for phase in ("train", "test"):
         if phase not in bundle.phases:
@@ -125,10 +143,13 @@ def estimate(
         if phase == "test" and bundle.layer_sum is not None and nodes is not None:
             answers[phase] = _layer_sum_phase(bundle, nodes(), batch_size, count, warnings)
             continue
-        answers[phase] = _phase(bundle, rows[phase], count, observed_gpu_util, warnings)
+        answers[phase] = _phase(
+            bundle, rows[phase], count, observed_gpu_util, widen[phase], warnings
+        )
+    train, test = _tie(answers["train"], answers["test"])
     return EnergyPrediction(
-        train=answers["train"],
-        test=answers["test"],
+        train=train,
+        test=test,
         hardware=bundle.hardware,
         predictor_version=published.version,
         energy_source=bundle.energy_source,
@@ -156,7 +177,52 @@ def _layer_sum_phase(
         answer.high_j * passes,
         answer.duration_s * passes,
         bundle.layer_sum.name,
+        power_w=answer.energy_j / answer.duration_s,
     )
+
+
+def _outside_data(
+    bundle: Bundle,
+    rows: dict[str, ServeRow],
+    batch_size: int,
+    samples: int,
+    warnings: list[str],
+) -> dict[str, float]:
+    """Per phase, the extra interval half-width for a request outside the training rows."""
+    domain = bundle.domain
+    extra = {phase: 0.0 for phase in rows}
+    batch = domain.get("batch_size")
+    if batch and not batch[0] <= batch_size <= batch[1]:  # type: ignore[index]
+        warnings.append(
+            f"batch size {batch_size} is outside the measured {batch[0]}..{batch[1]}; "  # type: ignore[index]
+            "the answer ignores batch size effects (interval widened)"
+        )
+        extra = {p: v + WIDEN_LOG["batch_size"] for p, v in extra.items()}
+    counts = domain.get("samples")
+    if counts and samples < counts[0]:  # type: ignore[index]
+        warnings.append(
+            f"{samples} samples is below the measured {counts[0]}..{counts[1]}: fixed "  # type: ignore[index]
+            "start-up costs weigh more in a short run than per-sample scaling says "
+            "(interval widened)"
+        )
+        extra = {p: v + WIDEN_LOG["samples"] for p, v in extra.items()}
+    elif counts and samples > counts[1]:  # type: ignore[index]
+        warnings.append(
+            f"{samples} samples is above the measured {counts[0]}..{counts[1]}: energy is "  # type: ignore[index]
+            "scaled per sample (longer runs only dilute fixed costs; see the dataset-size "
+            "check)"
+        )
+    flops = domain.get("flops") or {}
+    for phase, row in rows.items():
+        key = family_key(row.family, float(row.features["recurrent_steps"]))  # type: ignore[arg-type]
+        span = flops.get(phase, {}).get(key)  # type: ignore[union-attr]
+        if span and not span[0] <= row.flops <= span[1]:
+            warnings.append(
+                f"{phase}: {row.flops:.3g} FLOPs per sample is outside the measured "
+                f"{span[0]:.3g}..{span[1]:.3g} of {key} (extrapolated; interval widened)"
+            )
+            extra[phase] += WIDEN_LOG["flops"]
+    return extra
 
 
 def _phase(
@@ -164,9 +230,10 @@ def _phase(
     row: ServeRow,
     count: float,
     observed_util: float | None,
+    widen: float,
     warnings: list[str],
-) -> PhaseEstimate:
-    """One phase's estimate: numpy rows and the predictors' ``predict_row`` (no pandas)."""
+) -> PhaseEstimate | None:
+    """One phase's estimate from numpy rows (no pandas); None when refused as too uncertain."""
     phase = row.phase
     family = row.family
     name = bundle.selected[phase]
@@ -195,23 +262,69 @@ def _phase(
             )
     if name == UtilisationAware.name and util_model is not None and not util_model.uses_util_:
         warnings.extend(util_model.notes)
+    q += widen
+    factor = math.exp(2 * q)
+    if factor > MAX_INTERVAL_FACTOR:
+        warnings.append(
+            f"{phase}: no answer: its 90 % interval would span a factor {factor:.0f} "
+            f"(more than {MAX_INTERVAL_FACTOR:g}); measure models like this one on "
+            f"{bundle.hardware} first"
+        )
+        return None
     predictor = bundle.predictors[name]
-    duration_per_sample: float | None = None
-    if util_model is not None and predictor is util_model:
-        per_sample, duration_per_sample = util_model.predict_row_and_duration(row)
-    else:
-        per_sample = predictor.predict_row(row)
-        if util_model is not None:
-            duration_per_sample = util_model.predict_duration_row(row)
-    if not (math.isfinite(per_sample) and per_sample > 0):
+    predictor.check_row(row)
+    power, per_sample_s = _power_duration(predictor, util_model, row)
+    if not (math.isfinite(power) and power > 0 and math.isfinite(per_sample_s)):
         raise FailedPrecondition(f"{name} produced no {phase} prediction for this graph")
-    energy = per_sample * count
+    duration = per_sample_s * count
+    energy = power * duration
     low, high = interval(energy, q)
-    duration = None
-    if duration_per_sample is not None:
-        seconds = duration_per_sample * count
-        duration = seconds if np.isfinite(seconds) else None
-    return PhaseEstimate(energy, low, high, duration, name)
+    return PhaseEstimate(energy, low, high, duration, name, power)
+
+
+def _power_duration(
+    predictor: Predictor, util_model: UtilisationAware | None, row: ServeRow
+) -> tuple[float, float]:
+    """(power W, duration per sample per epoch s) of one row.
+
+    Physical predictors give both; an older, energy-only predictor gets its duration from the
+    utilisation-aware model and its power as energy / duration.
+    """
+    if isinstance(predictor, PhysicalPredictor):
+        return predictor.predict_parts_row(row)
+    if util_model is not None:
+        per_sample, seconds = util_model.predict_row_and_duration(row)
+        if predictor is not util_model:
+            per_sample = predictor.predict_row(row)
+        return per_sample / seconds, seconds
+    raise FailedPrecondition(f"{predictor.name} predicts no duration; refit the predictor")
+
+
+def _tie(
+    train: PhaseEstimate | None, test: PhaseEstimate | None
+) -> tuple[PhaseEstimate | None, PhaseEstimate | None]:
+    """Training the samples never costs less (energy, time) than testing them: raise train's
+    duration (and so its energy) to test's where two different predictors answered."""
+    if train is None or test is None or train.duration_s is None or test.duration_s is None:
+        return train, test
+    if train.energy_j >= test.energy_j and train.duration_s >= test.duration_s:
+        return train, test
+    power = train.power_w if train.power_w is not None else test.power_w
+    assert power is not None
+    duration = max(train.duration_s, test.duration_s, test.energy_j / power)
+    energy = power * duration
+    scale = energy / train.energy_j
+    return (
+        replace(
+            train,
+            energy_j=energy,
+            energy_low_j=train.energy_low_j * scale,
+            energy_high_j=train.energy_high_j * scale,
+            duration_s=duration,
+            power_w=power,
+        ),
+        test,
+    )
 
 
 class PredictorRegistry:
@@ -315,6 +428,7 @@ def describe_published(published: Published) -> dict:
         "dataset": bundle.dataset,
         "notes": list(bundle.notes),
         **({"layer_sum": dict(bundle.layer_sum_info)} if bundle.layer_sum is not None else {}),
+        "domain": dict(bundle.domain),
     }
 
 

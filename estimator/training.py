@@ -1,9 +1,14 @@
 """Fit every predictor on one hardware's dataset, score them, choose one per phase.
 
 The result, a :class:`Bundle`, is what an artifact version stores and what the service answers
-with. Selection per phase is by leave-one-configuration-out MAPE; a family the data never saw is
-answered by the family-free predictor with the best leave-one-family-out MAPE, with that
-scheme's (wider) interval.
+with. Repeats are aggregated first (median per configuration-phase-sample count, spread kept; see
+:func:`estimator.dataset.aggregate_repeats`), and cross-validation keeps a configuration's rows
+together. Only physically consistent predictors (power × duration) may answer; among them the
+served one is the best by leave-one-configuration-out log-space error over both phases (one
+predictor answers both phases, so train ≥ test holds per answer), and that choice is itself
+scored held-out (``selected@validated``). A family the data never saw is answered by the
+family-free physical predictor with the best leave-one-family-out log error, with that scheme's
+(wider) interval.
 """
 
 from __future__ import annotations
@@ -14,11 +19,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from estimator.dataset import Dataset, dataset_size_check, size_check_summary
-from estimator.evaluation import OBSERVED_VARIANT, Evaluation, evaluate
-from estimator.predictors import PREDICTORS, Predictor, UtilisationAware
+from estimator.dataset import Dataset, aggregate_repeats, dataset_size_check, size_check_summary
+from estimator.evaluation import (
+    OBSERVED_VARIANT,
+    SELECTED_VARIANT,
+    Evaluation,
+    evaluate,
+    selection_score,
+)
+from estimator.predictors import PREDICTORS, PhysicalPredictor, Predictor, UtilisationAware
 from joulecast.errors import FailedPrecondition
 
 logger = logging.getLogger(__name__)
@@ -48,6 +60,8 @@ class Bundle:
     """Half-width per phase for the fallback on an unseen family."""
     scores: Mapping[str, object]
     notes: tuple[str, ...] = field(default=())
+    domain: Mapping[str, object] = field(default_factory=dict)
+    """What the training rows cover (see :func:`data_domain`); answers outside it warn."""
     dataset: Mapping[str, object] = field(default_factory=dict)
     held_out: pd.DataFrame | None = field(default=None, repr=False)
     """Leave-one-configuration-out predictions of every predictor (not stored in artifacts)."""
@@ -81,6 +95,9 @@ def fit_bundle(dataset: Dataset, names: list[str] | None = None) -> Bundle:
             f"({dict(configs)}; need {MIN_CONFIGS} per phase)"
         )
     frame = frame[frame["phase"].isin(phases)].reset_index(drop=True)
+    raw_rows = len(frame)
+    repeat_cv = _repeat_cv(frame)
+    frame = aggregate_repeats(frame)
     y = frame["energy_per_sample_j"].to_numpy(float)
     fitted: dict[str, Predictor] = {}
     for name in names or list(PREDICTORS):
@@ -90,7 +107,8 @@ def fit_bundle(dataset: Dataset, names: list[str] | None = None) -> Bundle:
             notes.append(f"{name} not fitted: {exc}")
     for model in fitted.values():
         notes.extend(getattr(model, "notes", ()))
-    evaluation = evaluate(frame, list(fitted))
+    candidates = [n for n, m in fitted.items() if m.physical]
+    evaluation = evaluate(frame, list(fitted), candidates)
     selected, fallback, q_log, q_unseen = _choose(evaluation, fitted, phases)
     families = {p: tuple(sorted(set(frame.loc[frame["phase"] == p, "family"]))) for p in phases}
     size = size_check_summary(dataset_size_check(dataset))
@@ -110,40 +128,103 @@ def fit_bundle(dataset: Dataset, names: list[str] | None = None) -> Bundle:
         notes=tuple(dict.fromkeys(notes)),
         dataset={
             "sha256": dataset.sha256,
-            "rows": len(frame),
+            "rows": raw_rows,
+            "aggregated_rows": len(frame),
             "configs": int(frame["config_id"].nunique()),
+            "repeat_cv_median": repeat_cv,
             "families": sorted(set(frame["family"])),
             "size_check": size,
         },
         held_out=evaluation.held_out,
+        domain=data_domain(frame, fitted),
     )
 
 
-def _mape(evaluation: Evaluation, scheme: str, phase: str, name: str) -> float:
-    s = evaluation.get(scheme, phase, name)
-    return s.mape_pct if s is not None and math.isfinite(s.mape_pct) else math.inf
+def _repeat_cv(frame: pd.DataFrame) -> float | None:
+    """Median coefficient of variation of energy over configuration-phases measured ≥ 2 times."""
+    keys = ["config_id", "phase", "batch_size", "samples", "epochs"]
+    energy = frame.groupby(keys)["energy_j"]
+    cv = (energy.std(ddof=0) / energy.mean())[energy.size() >= 2]
+    return float(cv.median()) if len(cv) else None
+
+
+def data_domain(frame: pd.DataFrame, fitted: Mapping[str, Predictor]) -> dict[str, object]:
+    """The ranges the training rows cover: batch sizes, sample counts, FLOPs per phase and
+    architecture key, and the power the hardware drew (W). JSON-ready."""
+    from estimator.predictors import family_key
+
+    keys = [
+        family_key(str(f), float(s))
+        for f, s in zip(frame["family"], frame["recurrent_steps"], strict=True)
+    ]
+    flops: dict[str, dict[str, list[float]]] = {}
+    for phase in ("train", "test"):
+        m = (frame["phase"] == phase).to_numpy()
+        column = "flops_train" if phase == "train" else "flops_forward"
+        for key in sorted({k for k, i in zip(keys, m, strict=True) if i}):
+            sel = m & (np.array(keys) == key)
+            values = frame.loc[sel, column].to_numpy(float)
+            flops.setdefault(phase, {})[key] = [float(values.min()), float(values.max())]
+    power = [
+        list(model.power_range_w_)
+        for model in fitted.values()
+        if isinstance(model, PhysicalPredictor)
+    ]
+    return {
+        "batch_size": [int(frame["batch_size"].min()), int(frame["batch_size"].max())],
+        "samples": [int(frame["samples"].min()), int(frame["samples"].max())],
+        "flops": flops,
+        "power_w": power[0] if power else None,
+    }
+
+
+def _log_error(evaluation: Evaluation, name: str) -> float:
+    """:func:`selection_score` of ``name``'s leave-one-configuration-out predictions."""
+    held = evaluation.held_out
+    if held is None:
+        return math.inf
+    rows = held[held["predictor"] == name]
+    if rows.empty:
+        return math.inf
+    return selection_score(
+        rows["measured_j"].to_numpy(float),
+        rows["predicted_j"].to_numpy(float),
+        rows["phase"].to_numpy(),
+    )
+
+
+def _lofo_log_rmse(evaluation: Evaluation, phases: tuple[str, ...], name: str) -> float:
+    values = [evaluation.get("lofo", p, name) for p in phases]
+    if any(v is None or not math.isfinite(v.log_rmse) for v in values):
+        return math.inf
+    return float(np.mean([v.log_rmse for v in values]))  # type: ignore[union-attr]
 
 
 def _choose(
     evaluation: Evaluation, fitted: Mapping[str, Predictor], phases: tuple[str, ...]
 ) -> tuple[dict[str, str], dict[str, str], dict[str, dict[str, float]], dict[str, float]]:
-    selected: dict[str, str] = {}
-    fallback: dict[str, str] = {}
+    names = list(fitted)
+    physical = [n for n in names if fitted[n].physical] or names
+    best = min(physical, key=lambda n: _log_error(evaluation, n))
+    free = [n for n in physical if fitted[n].family_free] or [
+        n for n in names if fitted[n].family_free
+    ]
+    if "lofo" in evaluation.scores:
+        unseen = min(free, key=lambda n: _lofo_log_rmse(evaluation, phases, n))
+    else:
+        unseen = min(free, key=lambda n: _log_error(evaluation, n))
+    selected = {p: best for p in phases}
+    fallback = {p: unseen for p in phases}
     q_log: dict[str, dict[str, float]] = {}
     q_unseen: dict[str, float] = {}
     for phase in phases:
-        names = list(fitted)
-        selected[phase] = min(names, key=lambda n: _mape(evaluation, "loco", phase, n))
-        free = [n for n in names if fitted[n].family_free]
-        scheme = "lofo" if "lofo" in evaluation.scores else "loco"
-        fallback[phase] = min(free, key=lambda n: _mape(evaluation, scheme, phase, n))
         q_log[phase] = {}
-        for name in [*names, OBSERVED_VARIANT]:
+        for name in [*names, OBSERVED_VARIANT, SELECTED_VARIANT]:
             s = evaluation.get("loco", phase, name)
             if s is not None and math.isfinite(s.q_log):
                 q_log[phase][name] = s.q_log
-        base = q_log[phase].get(fallback[phase], math.log(2.0))
-        lofo = evaluation.get("lofo", phase, fallback[phase])
+        base = q_log[phase].get(unseen, math.log(2.0))
+        lofo = evaluation.get("lofo", phase, unseen)
         if lofo is not None and math.isfinite(lofo.q_log):
             q_unseen[phase] = max(lofo.q_log, base * UNSEEN_WIDEN)
         else:

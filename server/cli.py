@@ -214,6 +214,10 @@ def _fmt_s(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f}"
 
 
+def _fmt_w(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3g}"
+
+
 def format_prediction(result: dict[str, Any], model: Path | str) -> str:
     """The human-readable table of one prediction."""
     lines = [
@@ -229,7 +233,7 @@ def format_prediction(result: dict[str, Any], model: Path | str) -> str:
             "ESTIMATED     the predictor learned from estimated energy (no power meter), "
             "not from measurements"
         )
-    header = f"{'phase':<6} {'energy (J)':>14} {'energy (kWh)':>14} {'interval (J)':>28} {'duration (s)':>13}  predictor"
+    header = f"{'phase':<6} {'energy (J)':>14} {'energy (kWh)':>14} {'interval (J)':>28} {'duration (s)':>13} {'power (W)':>10}  predictor"
     lines += ["", header, "-" * len(header)]
     for phase in ("train", "test"):
         est = result[phase]
@@ -239,7 +243,8 @@ def format_prediction(result: dict[str, Any], model: Path | str) -> str:
         interval = f"[{_fmt_j(est['energy_low_j'])}, {_fmt_j(est['energy_high_j'])}]"
         lines.append(
             f"{phase:<6} {_fmt_j(est['energy_j']):>14} {est['energy_j'] / J_PER_KWH:>14.3e} "
-            f"{interval:>28} {_fmt_s(est['duration_s']):>13}  {est.get('predictor', '')}"
+            f"{interval:>28} {_fmt_s(est['duration_s']):>13} {_fmt_w(est.get('power_w')):>10}  "
+            f"{est.get('predictor', '')}"
         )
     lines += _format_footprint(result)
     if result["warnings"]:

@@ -64,6 +64,7 @@ def _phase_json(phase: pb.PhasePrediction) -> dict[str, Any] | None:
     out: dict[str, Any] = {name: getattr(phase, name) for name in _PHASE_FIELDS}
     if not phase.HasField("duration_s"):
         out["duration_s"] = None
+    out["power_w"] = phase.power_w if phase.HasField("power_w") else None
     out["predictor"] = phase.predictor
     if phase.HasField("footprint"):
         footprint = phase.footprint

@@ -94,6 +94,8 @@ def _phase(estimate: Any) -> pb.PhasePrediction:
     )
     if estimate.duration_s is not None:
         phase.duration_s = float(estimate.duration_s)
+    if getattr(estimate, "power_w", None) is not None:
+        phase.power_w = float(estimate.power_w)
     return phase
 
 

@@ -1,13 +1,37 @@
 """Predictors of energy per sample per epoch (J), one class per approach, JSON-serialisable."""
 
 from estimator.predictors.affine import FamilyAffine, FamilyAffineParams, GlobalFlops
-from estimator.predictors.base import ArtifactFormatError, Predictor
+from estimator.predictors.base import (
+    ArtifactFormatError,
+    NotFittedError,
+    PhysicalPredictor,
+    Predictor,
+)
 from estimator.predictors.boosted import Boosted
+from estimator.predictors.physical import (
+    BoostedDuration,
+    EnergyPower,
+    PowerDuration,
+    RooflineDuration,
+    RooflineEnergy,
+    family_key,
+)
 from estimator.predictors.utilisation import OBSERVED_UTIL, UtilisationAware
 
 PREDICTORS: dict[str, type[Predictor]] = {
     cls.name: cls
-    for cls in (GlobalFlops, FamilyAffine, FamilyAffineParams, UtilisationAware, Boosted)
+    for cls in (
+        GlobalFlops,
+        FamilyAffine,
+        FamilyAffineParams,
+        UtilisationAware,
+        Boosted,
+        PowerDuration,
+        RooflineDuration,
+        EnergyPower,
+        RooflineEnergy,
+        BoostedDuration,
+    )
 }
 """Every predictor by name, in the order the CV table lists them."""
 
@@ -16,9 +40,17 @@ __all__ = [
     "PREDICTORS",
     "ArtifactFormatError",
     "Boosted",
+    "BoostedDuration",
+    "EnergyPower",
     "FamilyAffine",
     "FamilyAffineParams",
     "GlobalFlops",
+    "NotFittedError",
+    "PhysicalPredictor",
+    "PowerDuration",
     "Predictor",
+    "RooflineDuration",
+    "RooflineEnergy",
     "UtilisationAware",
+    "family_key",
 ]

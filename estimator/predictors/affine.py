@@ -17,7 +17,6 @@ from estimator.predictors.base import (
     PHASES,
     Predictor,
     affine_relative,
-    positive,
     positive_one,
 )
 
@@ -31,23 +30,13 @@ class GlobalFlops(Predictor):
 
     name: ClassVar[str] = "global-flops"
 
-    def fit(self, frame: pd.DataFrame, y: np.ndarray) -> Self:
-        y = np.asarray(y, float)
+    def _fit(self, frame: pd.DataFrame, y: np.ndarray) -> None:
         self.coef_: dict[str, list[float]] = {}
         for phase in PHASES:
             mask = frame["phase"].to_numpy() == phase
             if mask.any():
                 self.coef_[phase] = list(affine_relative(phase_flops(frame[mask]), y[mask]))
         self.floor_ = float(y.min()) * 1e-3
-        return self
-
-    def predict(self, frame: pd.DataFrame) -> np.ndarray:
-        x = phase_flops(frame)
-        out = np.full(len(frame), np.nan)
-        for phase, (a, b) in self.coef_.items():
-            mask = frame["phase"].to_numpy() == phase
-            out[mask] = a + b * x[mask]
-        return positive(out, self.floor_)
 
     def predict_row(self, row: ServeRow) -> float:
         coef = self.coef_.get(row.phase)
@@ -76,8 +65,7 @@ class FamilyAffine(Predictor):
     family_free: ClassVar[bool] = False
     on: ClassVar[str] = "flops"
 
-    def fit(self, frame: pd.DataFrame, y: np.ndarray) -> Self:
-        y = np.asarray(y, float)
+    def _fit(self, frame: pd.DataFrame, y: np.ndarray) -> None:
         x = _x(frame, self.on)
         phases = frame["phase"].to_numpy()
         families = frame["family"].to_numpy()
@@ -94,17 +82,6 @@ class FamilyAffine(Predictor):
                 if len(np.unique(x[mask])) >= 2:
                     self.coef_[phase][family] = list(affine_relative(x[mask], y[mask]))
         self.floor_ = float(y.min()) * 1e-3
-        return self
-
-    def predict(self, frame: pd.DataFrame) -> np.ndarray:
-        x = _x(frame, self.on)
-        out = np.full(len(frame), np.nan)
-        for i, (phase, family) in enumerate(zip(frame["phase"], frame["family"], strict=True)):
-            if phase not in self.pooled_:
-                continue
-            a, b = self.coef_[phase].get(family, self.pooled_[phase])
-            out[i] = a + b * x[i]
-        return positive(out, self.floor_)
 
     def predict_row(self, row: ServeRow) -> float:
         pooled = self.pooled_.get(row.phase)

@@ -1,13 +1,21 @@
 """What every predictor shares: the contract, a relative-error affine fit, a small ridge model.
 
-Predictors follow the scikit-learn contract: ``__init__`` stores hyperparameters only, ``fit``
-returns ``self``, learned state ends in ``_``. They take the dataset frame (see
-:mod:`estimator.dataset`) and the target energy per sample per epoch in joules, predict that
-quantity (always > 0), and serialise to JSON-compatible files (never pickle).
+Predictors follow scikit-learn's estimator contract: ``__init__`` stores hyperparameters only
+(:meth:`Predictor.get_params` / :meth:`Predictor.set_params` read and write them), ``fit``
+returns ``self``, learned state ends in ``_``, predicting before fitting raises
+:class:`NotFittedError`, and :meth:`Predictor.predict` refuses a frame that lacks a feature
+column seen in ``fit``. They take the dataset frame (see :mod:`estimator.dataset`) and the
+target energy per sample per epoch in joules, predict that quantity (always > 0), and serialise
+to JSON-compatible files (never pickle).
+
+One prediction path: subclasses implement :meth:`Predictor.predict_row` on a numpy
+:class:`~estimator.features.ServeRow`; :meth:`Predictor.predict` (a frame, for fitting-time
+code and reports) runs each row through it.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 from abc import ABC, abstractmethod
@@ -17,14 +25,21 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import nnls
 
-from estimator.features import ServeRow
-from joulecast.errors import FailedPrecondition
+from estimator.features import OBSERVED_UTIL, PROFILE_FEATURES, ServeRow, serve_rows
+from joulecast.errors import FailedPrecondition, InvalidArgument
 
 PHASES = ("train", "test")
+
+FEATURES_IN = (*PROFILE_FEATURES, "batch_size", "samples", "epochs", "phase", "family")
+"""Feature columns every predictor reads at predict time (checked by name)."""
 
 
 class ArtifactFormatError(FailedPrecondition):
     """A predictor file does not hold what its predictor expects."""
+
+
+class NotFittedError(FailedPrecondition):
+    """A predictor was asked to predict before ``fit`` (or loading) gave it learned state."""
 
 
 class Predictor(ABC):
@@ -33,17 +48,75 @@ class Predictor(ABC):
     name: ClassVar[str]
     family_free: ClassVar[bool] = True
     """True when predictions do not use the family label (usable on unseen families)."""
+    physical: ClassVar[bool] = False
+    """True when the predictor answers with power and duration (:class:`PhysicalPredictor`)."""
+
+    # -- scikit-learn's contract ----------------------------------------------------------------
+
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        signature = inspect.signature(cls.__init__)
+        return [p for p in signature.parameters if p != "self"]
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """Hyperparameters by name (the ``__init__`` arguments)."""
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def set_params(self, **params: Any) -> Self:
+        """Set hyperparameters by name; an unknown name is refused."""
+        known = self._param_names()
+        for key, value in params.items():
+            if key not in known:
+                raise InvalidArgument(f"{self.name}: unknown parameter {key!r}; known: {known}")
+            setattr(self, key, value)
+        return self
+
+    def check_is_fitted(self) -> None:
+        if not hasattr(self, "feature_names_in_"):
+            raise NotFittedError(f"{self.name} is not fitted yet: call fit() first")
+
+    def _check_features(self, columns: object) -> None:
+        self.check_is_fitted()
+        missing = [c for c in self.feature_names_in_ if c not in columns]  # type: ignore[operator]
+        if missing:
+            raise InvalidArgument(f"{self.name}: features missing at predict time: {missing}")
+
+    # -- fit and predict -----------------------------------------------------------------------
+
+    def fit(self, frame: pd.DataFrame, y: np.ndarray) -> Self:
+        """Fit on a feature frame and the energy per sample per epoch (J, > 0)."""
+        y = np.asarray(y, float)
+        if len(frame) != len(y) or len(y) == 0:
+            raise InvalidArgument(f"{self.name}: {len(frame)} rows but {len(y)} targets")
+        if not np.all(np.isfinite(y) & (y > 0)):
+            raise InvalidArgument(f"{self.name}: targets must be finite and positive")
+        missing = [c for c in FEATURES_IN if c not in frame]
+        if missing:
+            raise InvalidArgument(f"{self.name}: feature columns missing: {missing}")
+        self._fit(frame, y)
+        self.feature_names_in_ = FEATURES_IN
+        return self
 
     @abstractmethod
-    def fit(self, frame: pd.DataFrame, y: np.ndarray) -> Self: ...
+    def _fit(self, frame: pd.DataFrame, y: np.ndarray) -> None: ...
 
-    @abstractmethod
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
-        """Energy per sample per epoch in joules, > 0; NaN for a phase it was not fitted on."""
+        """Energy per sample per epoch in joules, > 0; NaN for a phase it was not fitted on.
 
+        Runs every row through :meth:`predict_row` (the serving path), so the two agree.
+        """
+        self._check_features(frame.columns)
+        return np.array([self.predict_row(row) for row in frame_rows(frame)], float)
+
+    @abstractmethod
     def predict_row(self, row: ServeRow) -> float:
-        """:meth:`predict` of one serving row, the same value; subclasses skip pandas here."""
-        return float(self.predict(row.frame())[0])
+        """Energy per sample per epoch (J) of one row; NaN for a phase not fitted."""
+
+    def check_row(self, row: ServeRow) -> None:
+        """Refuse a row (serving path) before fit or without the fitted feature names."""
+        self._check_features(row.features)
+
+    # -- files ---------------------------------------------------------------------------------
 
     @abstractmethod
     def state(self) -> dict[str, Any]:
@@ -59,7 +132,12 @@ class Predictor(ABC):
 
     def to_files(self) -> dict[str, bytes]:
         """Every file of this predictor: ``<name>.json`` plus any :meth:`blobs`."""
-        payload = {"predictor": self.name, "state": self.state()}
+        self.check_is_fitted()
+        payload = {
+            "predictor": self.name,
+            "state": self.state(),
+            "features_in": list(self.feature_names_in_),
+        }
         text = json.dumps(payload, sort_keys=True, indent=1, allow_nan=False)
         return {f"{self.name}.json": text.encode(), **self.blobs()}
 
@@ -74,9 +152,53 @@ class Predictor(ABC):
                 f"{cls.name}: file names predictor {payload.get('predictor')}"
             )
         try:
-            return cls.from_state(payload["state"], files)
+            model = cls.from_state(payload["state"], files)
+            model.feature_names_in_ = tuple(payload.get("features_in", FEATURES_IN))
         except (KeyError, TypeError, ValueError) as exc:
             raise ArtifactFormatError(f"{cls.name}: malformed state: {exc}") from exc
+        return model
+
+
+def frame_rows(frame: pd.DataFrame) -> list[ServeRow]:
+    """One :class:`ServeRow` per frame row (its own phase; the observed utilisation if given)."""
+    rows = []
+    for record in frame.to_dict("records"):
+        phase = str(record["phase"])
+        row = serve_rows(record, (phase,))[phase]
+        util = record.get(OBSERVED_UTIL)
+        if util is not None and isinstance(util, float) and math.isfinite(util):
+            row = row.with_observed_util(util)
+        rows.append(row)
+    return rows
+
+
+class PhysicalPredictor(Predictor):
+    """A predictor whose energy is average power × duration, each bounded.
+
+    :meth:`predict_parts_row` gives (power in W, duration per sample per epoch in s); energy is
+    their product. Power lies within :attr:`power_range_w_`, the range the hardware drew in the
+    training rows, and per sample a training step never costs less time or energy than a test
+    step of the same graph.
+    """
+
+    physical: ClassVar[bool] = True
+    power_range_w_: tuple[float, float]
+
+    @abstractmethod
+    def predict_parts_row(self, row: ServeRow) -> tuple[float, float]:
+        """(power W, duration per sample per epoch s) of one row; NaNs for an unfitted phase."""
+
+    def predict_row(self, row: ServeRow) -> float:
+        power, duration = self.predict_parts_row(row)
+        return power * duration
+
+
+def power_of(frame: pd.DataFrame, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(mean power W, duration per sample s) of fitting rows; refuses rows without a duration."""
+    t = frame["duration_per_sample_s"].to_numpy(float)
+    if not np.all(np.isfinite(t) & (t > 0)):
+        raise FailedPrecondition("power × duration models need a positive duration on every row")
+    return np.asarray(y, float) / t, t
 
 
 def affine_relative(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:

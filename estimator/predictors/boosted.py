@@ -17,7 +17,7 @@ import pandas as pd
 import xgboost as xgb
 
 from estimator.features import LOG_FEATURES, ServeRow, log_features, phase_flops
-from estimator.predictors.base import PHASES, Predictor, positive, positive_one
+from estimator.predictors.base import PHASES, Predictor, positive_one
 
 _MODEL_FILE = "boosted.xgb.json"
 
@@ -64,7 +64,7 @@ class Boosted(Predictor):
             out[mask] = c0 + c1 * logx[mask]
         return out
 
-    def fit(self, frame: pd.DataFrame, y: np.ndarray) -> Self:
+    def _fit(self, frame: pd.DataFrame, y: np.ndarray) -> None:
         logy = np.log(np.asarray(y, float))
         logx = np.log(np.maximum(phase_flops(frame), 1.0))
         self.line_: dict[str, list[float]] = {}
@@ -86,27 +86,9 @@ class Boosted(Predictor):
         )
         self.booster_ = xgb.train(self._params(), matrix, num_boost_round=self.n_estimators)
         self.floor_ = float(np.exp(logy.min())) * 1e-3
-        return self
-
-    def predict(self, frame: pd.DataFrame) -> np.ndarray:
-        base = self._base(frame)
-        known = ~np.isnan(base)
-        out = np.full(len(frame), np.nan)
-        if known.any():
-            matrix = xgb.DMatrix(
-                log_features(frame[known]),
-                base_margin=base[known],
-                feature_names=list(LOG_FEATURES),
-                nthread=1,
-            )
-            out[known] = np.exp(self.booster_.predict(matrix, output_margin=True))
-        return positive(out, self.floor_)
 
     def predict_row(self, row: ServeRow) -> float:
-        """:meth:`predict` of one row: ``inplace_predict`` on its numpy features, no DMatrix.
-
-        The same float32 inputs, base margin and output as the DMatrix path, so the same value.
-        """
+        """Energy per sample of one row: ``inplace_predict`` on its numpy features."""
         line = self.line_.get(row.phase)
         if line is None:
             return math.nan

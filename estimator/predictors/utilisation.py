@@ -19,7 +19,7 @@ import pandas as pd
 from scipy.optimize import nnls
 
 from estimator.features import LOG_FEATURES, OBSERVED_UTIL, ServeRow, log_features
-from estimator.predictors.base import PHASES, Predictor, Ridge, positive, positive_one
+from estimator.predictors.base import PHASES, Predictor, Ridge, positive_one
 from joulecast.errors import FailedPrecondition
 
 __all__ = ["NO_UTIL_NOTE", "OBSERVED_UTIL", "UtilisationAware"]
@@ -51,8 +51,7 @@ class UtilisationAware(Predictor):
     def notes(self) -> tuple[str, ...]:
         return () if self.uses_util_ else (NO_UTIL_NOTE,)
 
-    def fit(self, frame: pd.DataFrame, y: np.ndarray) -> Self:
-        y = np.asarray(y, float)
+    def _fit(self, frame: pd.DataFrame, y: np.ndarray) -> None:
         t = frame["duration_per_sample_s"].to_numpy(float)
         if not np.all(np.isfinite(t) & (t > 0)):
             raise FailedPrecondition("utilisation-aware needs a positive duration on every row")
@@ -75,32 +74,6 @@ class UtilisationAware(Predictor):
             self.util_ = None
             self.idle_power_w_ = self.k_w_per_pct_ = float("nan")
         self.floor_ = float(y.min()) * 1e-3
-        return self
-
-    def predict_duration(self, frame: pd.DataFrame) -> np.ndarray:
-        """Duration per sample per epoch in seconds (> 0)."""
-        return np.exp(self.duration_.predict(log_features(frame)))
-
-    def predict_util(self, frame: pd.DataFrame) -> np.ndarray:
-        """Mean GPU utilisation in percent: the caller's where given, else stage 1's."""
-        if self.util_ is None:
-            return np.full(len(frame), np.nan)
-        guess = _expit(self.util_.predict(log_features(frame)))
-        if OBSERVED_UTIL in frame:
-            observed = frame[OBSERVED_UTIL].to_numpy(float)
-            guess = np.where(np.isfinite(observed), observed, guess)
-        return guess
-
-    def predict(self, frame: pd.DataFrame) -> np.ndarray:
-        t = self.predict_duration(frame)
-        phases = frame["phase"].to_numpy()
-        known = np.isin(phases, list(self.power_))
-        if self.uses_util_:
-            power = self.idle_power_w_ + self.k_w_per_pct_ * self.predict_util(frame)
-        else:
-            power = np.array([self.power_.get(p, np.nan) for p in phases])
-        out = np.where(known, power * t, np.nan)
-        return positive(out, self.floor_)
 
     def predict_duration_row(self, row: ServeRow) -> float:
         """:meth:`predict_duration` of one serving row."""
@@ -110,7 +83,7 @@ class UtilisationAware(Predictor):
         return self.predict_row_and_duration(row)[0]
 
     def predict_row_and_duration(self, row: ServeRow) -> tuple[float, float]:
-        """(:meth:`predict`, :meth:`predict_duration`) of one serving row, one duration fit."""
+        """(energy J, duration s) per sample per epoch of one serving row, one duration fit."""
         t = np.exp(self.duration_.predict(row.log))
         if row.phase not in self.power_:
             return math.nan, float(t[0])

@@ -88,7 +88,7 @@ class GraphProfile(_message.Message):
     def __init__(self, family: _Optional[str] = ..., family_reason: _Optional[str] = ..., params: _Optional[int] = ..., flops_forward: _Optional[int] = ..., flops_train: _Optional[int] = ..., flops_by_kind: _Optional[_Mapping[str, int]] = ..., weight_bytes: _Optional[int] = ..., activation_bytes: _Optional[int] = ..., arithmetic_intensity: _Optional[float] = ..., recurrent_steps: _Optional[int] = ..., depth: _Optional[int] = ..., node_count: _Optional[int] = ...) -> None: ...
 
 class PhasePrediction(_message.Message):
-    __slots__ = ("available", "energy_j", "energy_low_j", "energy_high_j", "duration_s", "predictor", "footprint")
+    __slots__ = ("available", "energy_j", "energy_low_j", "energy_high_j", "duration_s", "predictor", "footprint", "power_w")
     AVAILABLE_FIELD_NUMBER: _ClassVar[int]
     ENERGY_J_FIELD_NUMBER: _ClassVar[int]
     ENERGY_LOW_J_FIELD_NUMBER: _ClassVar[int]
@@ -96,6 +96,7 @@ class PhasePrediction(_message.Message):
     DURATION_S_FIELD_NUMBER: _ClassVar[int]
     PREDICTOR_FIELD_NUMBER: _ClassVar[int]
     FOOTPRINT_FIELD_NUMBER: _ClassVar[int]
+    POWER_W_FIELD_NUMBER: _ClassVar[int]
     available: bool
     energy_j: float
     energy_low_j: float
@@ -103,7 +104,8 @@ class PhasePrediction(_message.Message):
     duration_s: float
     predictor: str
     footprint: PhaseFootprint
-    def __init__(self, available: _Optional[bool] = ..., energy_j: _Optional[float] = ..., energy_low_j: _Optional[float] = ..., energy_high_j: _Optional[float] = ..., duration_s: _Optional[float] = ..., predictor: _Optional[str] = ..., footprint: _Optional[_Union[PhaseFootprint, _Mapping]] = ...) -> None: ...
+    power_w: float
+    def __init__(self, available: _Optional[bool] = ..., energy_j: _Optional[float] = ..., energy_low_j: _Optional[float] = ..., energy_high_j: _Optional[float] = ..., duration_s: _Optional[float] = ..., predictor: _Optional[str] = ..., footprint: _Optional[_Union[PhaseFootprint, _Mapping]] = ..., power_w: _Optional[float] = ...) -> None: ...
 
 class PhaseFootprint(_message.Message):
     __slots__ = ("energy_kwh", "energy_low_kwh", "energy_high_kwh", "co2_g", "co2_low_g", "co2_high_g", "cost", "cost_low", "cost_high")

@@ -179,8 +179,10 @@ def test_unseen_family_and_observed_util(artifacts: Path) -> None:
     unseen = registry.predict(unseen_profile, batch_size=8, samples=100, epochs=1)
     assert any("'other'" in w and "wider interval" in w for w in unseen.warnings)
     ratio_seen = seen.train.energy_high_j / seen.train.energy_low_j
-    ratio_unseen = unseen.train.energy_high_j / unseen.train.energy_low_j
-    assert ratio_unseen > ratio_seen
+    if unseen.train is None:  # the family-free fallback's interval would exceed x10: refused
+        assert any("no answer" in w and "factor" in w for w in unseen.warnings)
+    else:
+        assert unseen.train.energy_high_j / unseen.train.energy_low_j > ratio_seen
     observed = registry.predict(
         _profile("mlp", 1e8), batch_size=8, samples=100, epochs=1, observed_gpu_util=90.0
     )

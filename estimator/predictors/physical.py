@@ -1,0 +1,407 @@
+"""Physically consistent predictors: energy = average power × duration, each bounded.
+
+Duration per sample comes from a throughput model of the graph, fitted in log space (or in
+relative error), monotone in FLOPs; power is, per phase, a log-log line on FLOPs (small models
+leave the hardware idler) with a per-architecture offset, clipped to the range of power the
+hardware drew in the training rows. Per sample, a
+training step never takes less time, nor less energy, than a test step of the same graph
+(training contains the forward pass): the training answer is raised to the test answer where the
+two fits would disagree.
+
+- ``power-duration``: per architecture key (:func:`family_key`) and phase, a log-log line of
+  duration on the phase's FLOPs with slope ≥ 0 (monotone); few points borrow the phase's pooled
+  slope. Uses the family, so an unseen family falls back to the pooled line.
+- ``energy-power`` and ``roofline-energy``: the same two models fitted on energy instead of
+  duration; the duration is then energy / power (so energy = power × duration still holds).
+- ``boosted-duration``: family-free, XGBoost on log features with monotone (increasing)
+  constraints on every FLOP input, over a per-phase log-log line.
+- ``roofline``: family-free and additive, per phase
+  ``t = c0 + Σ_k c_k·FLOPs_k + c_w·weight_bytes + c_a·activation_bytes + c_s·recurrent_steps``
+  with every ``c ≥ 0`` (time per FLOP of each kind, per byte moved, per sequential step, plus a
+  per-sample overhead), fitted for relative error. Monotone in every FLOP kind by construction.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any, ClassVar, Self
+
+import numpy as np
+import pandas as pd
+import xgboost as xgb
+from scipy.optimize import nnls
+
+from estimator.features import LOG_FEATURES, ServeRow, log_features, serve_rows
+from estimator.predictors.base import PHASES, PhysicalPredictor, power_of
+
+MIN_TRAIN_OVER_TEST = 1.05
+"""Floor of train / test energy and duration per sample: a training step runs the forward pass
+and a backward pass (about twice its FLOPs), so 5 % more is a conservative lower bound."""
+SEQUENCE_STEPS = 32
+"""An RNN with at least this many recurrent steps runs over a sequence (frames), not one
+flattened step per layer: it is kept apart as ``rnn-seq`` (its throughput differs)."""
+
+_KINDS = ("conv", "dense", "recurrent", "other")
+ROOFLINE_TERMS = (
+    "overhead",
+    *(f"flops_{k}" for k in _KINDS),
+    "weight_bytes",
+    "activation_bytes",
+    "recurrent_steps",
+)
+"""Columns of the roofline design, in order (seconds per sample per unit)."""
+
+
+def family_key(family: str, recurrent_steps: float) -> str:
+    """The architecture key that duration and power are fitted per: the family, with RNNs
+    over sequences (``recurrent_steps`` ≥ :data:`SEQUENCE_STEPS`) apart from one-step RNNs."""
+    if family == "rnn" and recurrent_steps >= SEQUENCE_STEPS:
+        return "rnn-seq"
+    return family
+
+
+def _f(features: Mapping[str, object], key: str) -> float:
+    return float(features[key])  # type: ignore[arg-type]
+
+
+def _phase_flops(features: Mapping[str, object], phase: str) -> float:
+    return _f(features, "flops_train" if phase == "train" else "flops_forward")
+
+
+class _PowerDurationBase(PhysicalPredictor):
+    """Shared: power per phase (and key), clipping, the train ≥ test tie, state plumbing."""
+
+    def _fit_power(self, frame: pd.DataFrame, power: np.ndarray, keyed: bool) -> None:
+        """Per phase, log power on log FLOPs (a line: small models leave the hardware idler),
+        plus with ``keyed`` a median offset per architecture key; clipped to the measured range."""
+        self.power_range_w_ = (float(power.min()), float(power.max()))
+        self.power_line_: dict[str, list[float]] = {}
+        self.power_offset_: dict[str, dict[str, float]] = {}
+        phases = frame["phase"].to_numpy()
+        keys = _keys(frame)
+        logx = _log_phase_flops(frame)
+        logp = np.log(power)
+        for phase in PHASES:
+            m = phases == phase
+            if not m.any():
+                continue
+            slope = float(np.polyfit(logx[m], logp[m], 1)[0]) if np.ptp(logx[m]) > 0 else 0.0
+            line = [float(np.mean(logp[m] - slope * logx[m])), slope]
+            self.power_line_[phase] = line
+            resid = logp - (line[0] + line[1] * logx)
+            self.power_offset_[phase] = (
+                {k: float(np.median(resid[m & (keys == k)])) for k in sorted(set(keys[m]))}
+                if keyed
+                else {}
+            )
+
+    def _power(self, features: Mapping[str, object], phase: str) -> float:
+        key = family_key(str(features["family"]), _f(features, "recurrent_steps"))
+        a, b = self.power_line_[phase]
+        logx = math.log(max(_phase_flops(features, phase), 1.0))
+        power = math.exp(a + b * logx + self.power_offset_[phase].get(key, 0.0))
+        lo, hi = self.power_range_w_
+        return min(max(power, lo), hi)
+
+    @property
+    def phases_(self) -> tuple[str, ...]:
+        return tuple(p for p in PHASES if p in self.power_line_)
+
+    primary: ClassVar[str] = "duration"
+    """What the throughput model fits: ``duration`` (power × it is the energy) or ``energy``
+    (the duration is energy / power). Either way energy = power × duration exactly."""
+
+    def _target(self, y: np.ndarray, t: np.ndarray) -> np.ndarray:
+        return t if self.primary == "duration" else y
+
+    def _model(self, features: Mapping[str, object], phase: str) -> float:
+        """The fitted primary quantity per sample (s or J) of one phase."""
+        raise NotImplementedError
+
+    def _parts(self, features: Mapping[str, object], phase: str) -> tuple[float, float]:
+        power = self._power(features, phase)
+        value = self._model(features, phase)
+        return power, value if self.primary == "duration" else value / power
+
+    def predict_parts_row(self, row: ServeRow) -> tuple[float, float]:
+        if row.phase not in self.power_line_:
+            return math.nan, math.nan
+        power, duration = self._parts(row.features, row.phase)
+        if row.phase == "train" and "test" in self.power_line_:
+            test_power, test_duration = self._parts(row.features, "test")
+            floor = MIN_TRAIN_OVER_TEST * max(1.0, test_power / power)
+            duration = max(duration, test_duration * floor)
+        return power, duration
+
+    def _power_state(self) -> dict[str, Any]:
+        return {
+            "power_line": self.power_line_,
+            "power_offset": self.power_offset_,
+            "power_range_w": list(self.power_range_w_),
+        }
+
+    def _load_power(self, state: dict[str, Any]) -> None:
+        self.power_line_ = {p: [float(v) for v in c] for p, c in state["power_line"].items()}
+        self.power_offset_ = {
+            p: {k: float(v) for k, v in d.items()} for p, d in state["power_offset"].items()
+        }
+        lo, hi = (float(v) for v in state["power_range_w"])
+        if not 0 < lo <= hi:
+            raise ValueError(f"bad power range {lo}..{hi} W")
+        self.power_range_w_ = (lo, hi)
+
+
+def _keys(frame: pd.DataFrame) -> np.ndarray:
+    return np.array(
+        [
+            family_key(str(f), float(s))
+            for f, s in zip(frame["family"], frame["recurrent_steps"], strict=True)
+        ]
+    )
+
+
+def _log_phase_flops(frame: pd.DataFrame) -> np.ndarray:
+    train = frame["phase"].to_numpy() == "train"
+    flops = np.where(train, frame["flops_train"].to_numpy(float), frame["flops_forward"])
+    return np.log(np.maximum(flops.astype(float), 1.0))
+
+
+def _line(x: np.ndarray, y: np.ndarray, slope: float | None = None) -> list[float]:
+    """[intercept, slope ≥ 0] of ``y ≈ a + b·x`` (least squares); ``slope`` given: intercept only."""
+    if slope is None:
+        slope = float(np.polyfit(x, y, 1)[0]) if np.ptp(x) > 0 else 0.0
+        slope = max(slope, 0.0)
+    return [float(np.mean(y - slope * x)), float(slope)]
+
+
+class PowerDuration(_PowerDurationBase):
+    """Log-log duration per architecture key and phase (slope ≥ 0) × median power of the key."""
+
+    name: ClassVar[str] = "power-duration"
+    family_free: ClassVar[bool] = False
+
+    def __init__(self, min_points: int = 3) -> None:
+        self.min_points = min_points
+
+    def _fit(self, frame: pd.DataFrame, y: np.ndarray) -> None:
+        power, t = power_of(frame, y)
+        self._fit_power(frame, power, keyed=True)
+        phases = frame["phase"].to_numpy()
+        keys = _keys(frame)
+        logx = _log_phase_flops(frame)
+        logt = np.log(self._target(y, t))
+        self.line_: dict[str, dict[str, list[float]]] = {}
+        self.pooled_: dict[str, list[float]] = {}
+        for phase in self.phases_:
+            in_phase = phases == phase
+            pooled = _line(logx[in_phase], logt[in_phase])
+            self.pooled_[phase] = pooled
+            self.line_[phase] = {}
+            for key in sorted(set(keys[in_phase])):
+                m = in_phase & (keys == key)
+                if len(np.unique(logx[m])) >= self.min_points:
+                    self.line_[phase][key] = _line(logx[m], logt[m])
+                else:
+                    self.line_[phase][key] = _line(logx[m], logt[m], slope=pooled[1])
+
+    def _model(self, features: Mapping[str, object], phase: str) -> float:
+        key = family_key(str(features["family"]), _f(features, "recurrent_steps"))
+        a, b = self.line_[phase].get(key, self.pooled_[phase])
+        return math.exp(a + b * math.log(max(_phase_flops(features, phase), 1.0)))
+
+    def state(self) -> dict[str, Any]:
+        return {"line": self.line_, "pooled": self.pooled_, **self._power_state()}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], blobs: dict[str, bytes]) -> Self:
+        model = cls()
+        model.line_ = {
+            p: {k: [float(v) for v in c] for k, c in d.items()} for p, d in state["line"].items()
+        }
+        model.pooled_ = {p: [float(v) for v in c] for p, c in state["pooled"].items()}
+        model._load_power(state)
+        return model
+
+
+def _roofline_design(frame_or_features: Any, phase: str | None = None) -> np.ndarray:
+    """Design rows of :data:`ROOFLINE_TERMS`; FLOPs by kind scaled to the phase's FLOPs."""
+    if isinstance(frame_or_features, pd.DataFrame):
+        frame = frame_or_features
+        train = frame["phase"].to_numpy() == "train"
+        forward = np.maximum(frame["flops_forward"].to_numpy(float), 1.0)
+        scale = np.where(train, frame["flops_train"].to_numpy(float) / forward, 1.0)
+        cols = [np.ones(len(frame))]
+        cols += [frame[f"flops_{k}"].to_numpy(float) * scale for k in _KINDS]
+        cols += [frame[c].to_numpy(float) for c in ROOFLINE_TERMS[5:]]
+        return np.column_stack(cols)
+    features = frame_or_features
+    forward = max(_f(features, "flops_forward"), 1.0)
+    scale = _f(features, "flops_train") / forward if phase == "train" else 1.0
+    values = [1.0, *(_f(features, f"flops_{k}") * scale for k in _KINDS)]
+    values += [_f(features, c) for c in ROOFLINE_TERMS[5:]]
+    return np.array(values)
+
+
+class RooflineDuration(_PowerDurationBase):
+    """Additive throughput model of duration (family-free) × median power of the phase."""
+
+    name: ClassVar[str] = "roofline"
+
+    def _fit(self, frame: pd.DataFrame, y: np.ndarray) -> None:
+        power, t = power_of(frame, y)
+        self._fit_power(frame, power, keyed=False)
+        t = self._target(y, t)
+        design = _roofline_design(frame)
+        phases = frame["phase"].to_numpy()
+        self.coef_: dict[str, list[float]] = {}
+        for phase in self.phases_:
+            m = phases == phase
+            weighted = design[m] / t[m, None]
+            scale = np.maximum(np.abs(weighted).max(axis=0), 1e-300)
+            coef, _ = nnls(weighted / scale, np.ones(int(m.sum())))
+            self.coef_[phase] = (coef / scale).tolist()
+        self.floor_ = float(t.min()) * 1e-2
+
+    def _model(self, features: Mapping[str, object], phase: str) -> float:
+        value = float(_roofline_design(features, phase) @ np.asarray(self.coef_[phase]))
+        return max(value, self.floor_)
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "terms": list(ROOFLINE_TERMS),
+            "coef": self.coef_,
+            "floor": self.floor_,
+            **self._power_state(),
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], blobs: dict[str, bytes]) -> Self:
+        if list(state["terms"]) != list(ROOFLINE_TERMS):
+            raise ValueError(f"roofline terms {state['terms']} differ from {ROOFLINE_TERMS}")
+        model = cls()
+        model.coef_ = {p: [float(v) for v in c] for p, c in state["coef"].items()}
+        if any(len(c) != len(ROOFLINE_TERMS) or min(c) < 0 for c in model.coef_.values()):
+            raise ValueError("roofline coefficients must be one per term and ≥ 0")
+        model.floor_ = float(state["floor"])
+        model._load_power(state)
+        return model
+
+
+class EnergyPower(PowerDuration):
+    """Log-log *energy* per architecture key and phase (slope ≥ 0); duration = energy / power.
+
+    Where power and duration are each noisy but their product is steady (a CPU-time energy
+    estimate under a busy machine), fitting the product directly is the steadier choice."""
+
+    name: ClassVar[str] = "energy-power"
+    primary: ClassVar[str] = "energy"
+
+
+class RooflineEnergy(RooflineDuration):
+    """The additive model on energy (J per FLOP of each kind, per byte, per step; all ≥ 0);
+    duration = energy / power."""
+
+    name: ClassVar[str] = "roofline-energy"
+    primary: ClassVar[str] = "energy"
+
+
+_MONOTONE_UP = (
+    "log_flops_phase",
+    "log1p_flops_conv",
+    "log1p_flops_dense",
+    "log1p_flops_recurrent",
+    "log1p_flops_other",
+)
+"""Inputs in which :class:`BoostedDuration`'s duration may only rise (XGBoost constraints)."""
+_BOOSTED_FILE = "boosted-duration.xgb.json"
+
+
+class BoostedDuration(_PowerDurationBase):
+    """Duration from XGBoost on the family-free log features, monotone increasing in every
+    FLOP input, over a per-phase log-log line in FLOPs (the base margin: trees do not
+    extrapolate, the line does) × the per-phase power line."""
+
+    name: ClassVar[str] = "boosted-duration"
+
+    def __init__(
+        self,
+        n_estimators: int = 60,
+        max_depth: int = 3,
+        learning_rate: float = 0.15,
+        min_child_weight: float = 2.0,
+        seed: int = 0,
+    ) -> None:
+        self.n_estimators = n_estimators
+        self.max_depth = max_depth
+        self.learning_rate = learning_rate
+        self.min_child_weight = min_child_weight
+        self.seed = seed
+
+    def _params(self) -> dict[str, Any]:
+        constraints = tuple(1 if f in _MONOTONE_UP else 0 for f in LOG_FEATURES)
+        return {
+            "objective": "reg:squarederror",
+            "max_depth": self.max_depth,
+            "eta": self.learning_rate,
+            "min_child_weight": self.min_child_weight,
+            "tree_method": "hist",
+            "nthread": 1,
+            "seed": self.seed,
+            "base_score": 0.0,
+            "monotone_constraints": "(" + ",".join(map(str, constraints)) + ")",
+        }
+
+    def _fit(self, frame: pd.DataFrame, y: np.ndarray) -> None:
+        power, t = power_of(frame, y)
+        self._fit_power(frame, power, keyed=False)
+        logt = np.log(self._target(y, t))
+        logx = _log_phase_flops(frame)
+        phases = frame["phase"].to_numpy()
+        self.line_ = {p: _line(logx[phases == p], logt[phases == p]) for p in self.phases_}
+        coef = np.array([self.line_[p] for p in phases])
+        base = coef[:, 0] + coef[:, 1] * logx
+        matrix = xgb.DMatrix(
+            log_features(frame),
+            label=logt,
+            base_margin=base,
+            feature_names=list(LOG_FEATURES),
+            nthread=1,
+        )
+        self.booster_ = xgb.train(self._params(), matrix, num_boost_round=self.n_estimators)
+
+    def _model(self, features: Mapping[str, object], phase: str) -> float:
+        row = serve_rows(features, (phase,))[phase]
+        a, b = self.line_[phase]
+        base = np.array([a + b * math.log(max(row.flops, 1.0))])
+        margin = self.booster_.inplace_predict(
+            row.log, predict_type="margin", base_margin=base, validate_features=False
+        )
+        return math.exp(float(margin[0]))
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "line": self.line_,
+            "features": list(LOG_FEATURES),
+            "model_file": _BOOSTED_FILE,
+            "hyperparameters": self.get_params(),
+            **self._power_state(),
+        }
+
+    def blobs(self) -> dict[str, bytes]:
+        return {_BOOSTED_FILE: bytes(self.booster_.save_raw(raw_format="json"))}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], blobs: dict[str, bytes]) -> Self:
+        if list(state["features"]) != list(LOG_FEATURES):
+            raise ValueError(f"model features {state['features']} differ from {LOG_FEATURES}")
+        model = cls(**state["hyperparameters"])
+        model.line_ = {p: [float(v) for v in c] for p, c in state["line"].items()}
+        booster = xgb.Booster(params={"nthread": 1})
+        try:
+            booster.load_model(bytearray(blobs[state["model_file"]]))
+        except xgb.core.XGBoostError as exc:
+            raise ValueError(f"XGBoost cannot read its model file: {exc}") from exc
+        model.booster_ = booster
+        model._load_power(state)
+        return model
