@@ -19,6 +19,7 @@ import onnx
 from joulecast.errors import JoulecastError
 from joulecast.graph import rules
 from joulecast.graph.errors import GraphError
+from joulecast.graph.ir import Graph, Node, read_graph
 from joulecast.graph.parse import GraphLimits, parse_model
 from joulecast.graph.shapes import FLOAT_TYPES, ShapeTable, bytes_per_element, infer, numel
 
@@ -64,7 +65,7 @@ def profile_nodes(onnx_bytes: bytes, limits: GraphLimits | None = None) -> tuple
     limits = limits or GraphLimits()
     model = parse_model(onnx_bytes, limits)
     try:
-        return _nodes(model, limits)
+        return _nodes(read_graph(model, limits), model, limits)
     except JoulecastError:
         raise
     except Exception as exc:  # a malformed graph that passed validation
@@ -81,39 +82,44 @@ def _first(values: object) -> int:
     return int(seq[0]) if seq else 0
 
 
-def _nodes(model: onnx.ModelProto, limits: GraphLimits) -> tuple[NodeRecord, ...]:
-    table = infer(model, limits)
+def _nodes(graph: Graph, model: onnx.ModelProto, limits: GraphLimits) -> tuple[NodeRecord, ...]:
+    table = infer(graph, model, limits)
     batch = max(table.batch, 1)
     weights = {n for n in table.initializers if table.elem_type(n) in FLOAT_TYPES}
+    producers: dict[str, Node] = {}
     out: list[NodeRecord] = []
-    for index, node in enumerate(model.graph.node):
+    for index, node in enumerate(graph.nodes):
         foreign = node.domain not in ("", "ai.onnx")
-        rule = None if foreign else rules.RULES.get(node.op_type)
-        result = rule(node, table) if rule is not None else None
+        rule = None if foreign else rules.RULES.get(node.op)
+        if node.op == "Softmax" and rule is not None and rules.is_sdpa_softmax(node, producers):
+            rule = None  # DeepSpeed counts sdpa as its two matmuls only (as profile_graph)
+            result: tuple[int, str] | None = (0, "other")
+        else:
+            result = rule(node, table) if rule is not None else None
         flops, kind = result if result is not None else (0, "")
-        counted = result is not None or (not foreign and node.op_type in rules.ZERO_OPS)
-        ins = [n for n in node.input if n]
+        if not foreign and node.op == "Mul":
+            silu = rules.silu_flops(node, table, producers)
+            if silu:
+                flops, kind = flops + silu, kind or "other"
+        counted = result is not None or (not foreign and node.op in rules.ZERO_OPS)
+        ins = [n for n in node.inputs if n]
         weight_bytes = sum(_bytes(n, table) for n in ins if n in weights)
         input_bytes = sum(_bytes(n, table) for n in ins if n not in table.initializers)
-        output_bytes = sum(_bytes(n, table) for n in node.output if n)
-        kernel = stride = 0
-        for attr in node.attribute:
-            if attr.name == "kernel_shape":
-                kernel = _first(onnx.helper.get_attribute_value(attr))
-            elif attr.name == "strides":
-                stride = _first(onnx.helper.get_attribute_value(attr))
-        if node.op_type == "Conv" and not kernel and len(ins) > 1:
+        output_bytes = sum(_bytes(n, table) for n in node.outputs if n)
+        kernel = _first(node.attrs.get("kernel_shape"))
+        stride = _first(node.attrs.get("strides"))
+        if node.op == "Conv" and not kernel and len(ins) > 1:
             shape = table.shape(ins[1])
             kernel = int(shape[2]) if shape is not None and len(shape) > 2 else 0
         if kernel and not stride:
             stride = 1
         activations = [n for n in ins if n not in table.initializers]
         in_shape = table.shape(activations[0]) if activations else None
-        out_shape = table.shape(node.output[0]) if node.output else None
+        out_shape = table.shape(node.outputs[0]) if node.outputs else None
         out.append(
             NodeRecord(
                 index=index,
-                op_type=f"{node.domain}::{node.op_type}" if foreign else node.op_type,
+                op_type=f"{node.domain}::{node.op}" if foreign else node.op,
                 name=node.name,
                 flops=_per_sample(flops, batch),
                 kind=kind,
@@ -127,6 +133,8 @@ def _nodes(model: onnx.ModelProto, limits: GraphLimits) -> tuple[NodeRecord, ...
                 output_shape=tuple(out_shape or ()),
             )
         )
+        for name in node.outputs:
+            producers[name] = node
     return tuple(out)
 
 
