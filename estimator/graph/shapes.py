@@ -12,7 +12,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+import numpy as np
 import onnx
+from onnx import numpy_helper
 
 from estimator.graph.errors import GraphTooLarge
 from estimator.graph.parse import GraphLimits
@@ -144,10 +146,97 @@ def _initializers_to_inputs(model: onnx.ModelProto, table: ShapeTable) -> None:
     graph.initializer.extend(keep)
 
 
+_INT_TYPES = frozenset({onnx.TensorProto.INT64, onnx.TensorProto.INT32})
+FOLD_MAX_ELEMENTS = 64
+"""Integer constants up to this size are folded (shape and index arithmetic, never weights)."""
+_FOLDABLE = frozenset({"Unsqueeze", "Squeeze", "Concat", "Identity"})
+
+
+def _small_int(t: onnx.TensorProto) -> np.ndarray | None:
+    if (
+        t.data_type not in _INT_TYPES
+        or not _has_data(t)
+        or numel(tuple(t.dims)) > FOLD_MAX_ELEMENTS
+    ):
+        return None
+    return numpy_helper.to_array(t)
+
+
+def _axes(node: onnx.NodeProto, values: list[np.ndarray]) -> list[int] | None:
+    if len(values) > 1:
+        return [int(a) for a in values[1].reshape(-1)]
+    for attr in node.attribute:
+        if attr.name == "axes":
+            return list(attr.ints)
+    return None
+
+
+def _evaluate(node: onnx.NodeProto, values: list[np.ndarray]) -> np.ndarray | None:
+    """The value of one foldable node on constant inputs; None when it cannot say."""
+    op = node.op_type
+    if op == "Identity":
+        return values[0]
+    if op == "Concat":
+        axis = next((a.i for a in node.attribute if a.name == "axis"), 0)
+        return np.concatenate(values, axis=axis)
+    axes = _axes(node, values)
+    data = values[0]
+    if op == "Squeeze":
+        return np.squeeze(data) if axes is None else np.squeeze(data, axis=tuple(axes))
+    if axes is None:
+        return None
+    rank = data.ndim + len(axes)
+    for axis in sorted(a + rank if a < 0 else a for a in axes):
+        data = np.expand_dims(data, axis)
+    return data
+
+
+def fold_small_constants(graph: onnx.GraphProto) -> int:
+    """Replace Unsqueeze/Squeeze/Concat/Identity of small integer constants by Constant nodes.
+
+    onnx's data propagation does not carry scalar constants, so an exporter's
+    ``Constant -> Unsqueeze -> Slice`` (every ``x[:, :k]`` exported without constant folding)
+    left the slice's shape, and everything after it, unknown. One node becomes one node, so
+    node counts do not change. Returns the number of nodes folded.
+    """
+    known: dict[str, np.ndarray] = {}
+    for t in graph.initializer:
+        value = _small_int(t)
+        if value is not None:
+            known[t.name] = value
+    folded = 0
+    for node in graph.node:
+        if node.domain not in ("", "ai.onnx") or len(node.output) != 1:
+            continue
+        if node.op_type == "Constant":
+            for attr in node.attribute:
+                if attr.name == "value" and attr.HasField("t"):
+                    value = _small_int(attr.t)
+                    if value is not None:
+                        known[node.output[0]] = value
+            continue
+        names = [n for n in node.input if n]
+        if node.op_type not in _FOLDABLE or not names or any(n not in known for n in names):
+            continue
+        try:
+            value = _evaluate(node, [known[n] for n in names])
+        except (ValueError, IndexError, np.exceptions.AxisError):
+            continue
+        if value is None or value.size > FOLD_MAX_ELEMENTS:
+            continue
+        out = node.output[0]
+        tensor = numpy_helper.from_array(np.asarray(value), name=out)
+        node.CopyFrom(onnx.helper.make_node("Constant", [], [out], name=node.name, value=tensor))
+        known[out] = np.asarray(value)
+        folded += 1
+    return folded
+
+
 def infer(model: onnx.ModelProto, limits: GraphLimits) -> ShapeTable:
     """Shapes of the main graph's values. ``model`` (ours, already validated) is modified."""
     table = ShapeTable()
     strip_model(model)
+    fold_small_constants(model.graph)
     _fix_inputs(model, table)
     _initializers_to_inputs(model, table)
     try:
