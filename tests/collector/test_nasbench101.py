@@ -124,3 +124,39 @@ def test_dangling_vertices_are_pruned() -> None:
 def test_bad_specs_are_refused(matrix, ops, words) -> None:
     with pytest.raises(InvalidArgument, match=words):
         nb.CellSpec.from_lists(matrix, ops)
+
+
+def _deepspeed(model: torch.nn.Module) -> tuple[int, int]:
+    import warnings
+
+    from deepspeed.profiling.flops_profiler import get_model_profile
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        flops, _macs, params = get_model_profile(
+            model, input_shape=(1, *nb.INPUT_SHAPE), print_profile=False, as_string=False
+        )
+    return int(flops), int(params)
+
+
+@pytest.mark.parametrize(
+    ("matrix", "ops"),
+    [
+        (TRUNCATING, [-1, 1, 2, 0, -2]),
+        ([[0, 1, 1, 0], [0, 0, 1, 0], [0, 0, 0, 1], [0, 0, 0, 0]], [-1, 2, 2, -2]),
+        ([[0, 1], [0, 0]], [-1, -2]),
+    ],
+    ids=["truncating", "maxpools", "input-to-output"],
+)
+def test_weightless_graph_profiles_like_deepspeed(matrix, ops) -> None:
+    from estimator.graph import profile_graph
+
+    model = nb.build(matrix, ops)
+    graph = nb.export_onnx(model)
+    profile = profile_graph(graph)
+    flops, params = _deepspeed(model)
+    assert profile.family == "cnn"
+    assert profile.params == params == nb.trainable_params(model)
+    assert profile.flops_forward == flops
+    assert profile.warnings == ()
+    assert len(graph) < 200_000  # weightless: shapes only
