@@ -18,6 +18,9 @@ from joulecast.errors import FailedPrecondition, InvalidArgument
 SOURCE_NVML_COUNTER = "nvml-energy-counter"
 SOURCE_NVML_INTEGRAL = "nvml-power-integral"
 SOURCE_RAPL = "rapl"
+SOURCE_CARBONTRACKER_NVML = "carbontracker-nvml"
+"""GPU energy from carbontracker's NVML power samples (imported EC-NAS-Bench runs; the
+derivation is in ``collector.ecnas``)."""
 ESTIMATE_PREFIX = "estimate-"
 
 
