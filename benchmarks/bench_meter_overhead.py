@@ -19,9 +19,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from collector.meters.base import TraceSample
 from collector.meters.replay import ReplayMeter
 from collector.meters.sampler import Sampler
+from joulecast.measurement import TraceSample
 
 TRACE = Path(__file__).parents[1] / "tests" / "data" / "traces" / "t4_epoch.json"
 

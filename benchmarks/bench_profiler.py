@@ -21,7 +21,7 @@ import onnx
 import torch
 
 from collector.models import INPUT_SHAPE, ModelConfig, build_model, count_params
-from estimator.graph import profile_graph
+from joulecast.graph import profile_graph
 
 
 def _configs() -> list[ModelConfig]:

@@ -42,9 +42,10 @@ def throwaway_artifacts(folder: Path) -> Path:
     import torch
 
     from collector.models import INPUT_SHAPE, ModelConfig, build_model
-    from collector.store import MeasurementStore, Row
-    from estimator.graph import profile_graph
     from estimator.service import fit_and_publish
+    from joulecast.graph import profile_graph
+    from joulecast.measurement import Row
+    from joulecast.store import MeasurementStore
     from joulecast.weightless import export_weightless
 
     configs = [ModelConfig("mlp", (1,), (h,)) for h in (32, 64, 128)]
@@ -93,7 +94,16 @@ def throwaway_artifacts(folder: Path) -> Path:
 
 def start_server(artifacts: Path) -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "joulecast.cli", "serve", "--port", "0", "--artifacts", str(artifacts)],
+        [
+            sys.executable,
+            "-m",
+            "joulecast.cli",
+            "serve",
+            "--port",
+            "0",
+            "--artifacts",
+            str(artifacts),
+        ],
         stdout=subprocess.PIPE,
         text=True,
         cwd=ROOT,
@@ -181,8 +191,8 @@ def registry_latency(artifacts: Path, graph: bytes, n: int) -> dict[str, float]:
 
     What the server spends in the estimator per cached request, without gRPC or profiling.
     """
-    from estimator.graph import profile_graph
     from estimator.service import PredictorRegistry
+    from joulecast.graph import profile_graph
 
     registry = PredictorRegistry(artifacts)
     profile = profile_graph(graph)

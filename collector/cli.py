@@ -85,7 +85,7 @@ def collect_command(args: argparse.Namespace) -> int:
     from collector.plans import load_plan
     from collector.progress import RichProgress
     from collector.runner import SweepOptions, run_sweep
-    from collector.store import MeasurementStore
+    from joulecast.store import MeasurementStore
 
     if args.repeats < 1:
         raise JoulecastError("--repeats must be at least 1")

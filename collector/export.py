@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from collector.store import ROW_COLUMNS, MeasurementStore
 from joulecast.errors import InvalidArgument
+from joulecast.measurement import ROW_COLUMNS
+from joulecast.store import MeasurementStore
 
 # The contract of the CSV (issue "collector"): these columns first, in this order.
 CONTRACT_COLUMNS = (

@@ -26,7 +26,7 @@ class Cost:
 def deepspeed_cost(model: nn.Module) -> Cost:
     """Count one forward pass of one (1, 1, 128, 64) sample on the model's current device.
 
-    DeepSpeed reports FLOPs for GRUs but almost no MACs, so FLOPs are used throughout (SPEC.md).
+    DeepSpeed reports FLOPs for GRUs but almost no MACs, so FLOPs are used throughout (docs/PAPER.md).
     """
     logging.getLogger("DeepSpeed").setLevel(logging.ERROR)
     with contextlib.redirect_stdout(io.StringIO()):

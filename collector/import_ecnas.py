@@ -22,9 +22,9 @@ from pathlib import Path
 
 from collector.ecnas import BATCH_SIZE, Run, RunError, derive, overhead_power_w, read_run
 from collector.importer import GraphCache, Problem, Record
-from collector.meters.base import SOURCE_CARBONTRACKER_NVML
 from collector.nasbench101 import CellSpec
 from joulecast.errors import InvalidArgument
+from joulecast.measurement import SOURCE_CARBONTRACKER_NVML
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ def _rebuild(item: tuple[str, CellSpec]) -> tuple[str, bytes, object]:
     import torch
 
     from collector.nasbench101 import Network, export_onnx
-    from estimator.graph import profile_graph
+    from joulecast.graph import profile_graph
 
     arch_hash, spec = item
     torch.manual_seed(0)

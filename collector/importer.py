@@ -22,17 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from collector.import_layers import build_descriptor, is_descriptor
-from collector.meters.base import (
-    ESTIMATE_PREFIX,
-    SOURCE_CARBONTRACKER_NVML,
-    SOURCE_NVML_COUNTER,
-    SOURCE_NVML_INTEGRAL,
-    SOURCE_RAPL,
-    is_estimate,
-)
-from collector.meters.codecarbon_meter import MEASURED_MODES
-from collector.store import MeasurementStore, Row
 from joulecast.errors import InvalidArgument, JoulecastError
+from joulecast.measurement import Row, check_row, is_estimate, source_problem
+from joulecast.store import MeasurementStore
 from joulecast.weightless import strip_weights_file
 
 logger = logging.getLogger(__name__)
@@ -79,40 +71,8 @@ _TEXT_OPTIONAL = (
 COLUMNS = (*REQUIRED, *_INT_OPTIONAL, *_FLOAT_OPTIONAL, *_TEXT_OPTIONAL)
 """Every column the import format knows; any other column is refused (a typo loses data)."""
 
-SOURCES_FIXED = (
-    SOURCE_NVML_COUNTER,
-    SOURCE_NVML_INTEGRAL,
-    SOURCE_RAPL,
-    SOURCE_CARBONTRACKER_NVML,
-)
-CODECARBON_MEASURED = tuple(
-    sorted({m.replace("_", "-").lower() for m in MEASURED_MODES} | {"total"})
-)
-"""``codecarbon-<mode>`` modes that are measurements (as the collector's CodeCarbon meter)."""
-_SLUG = re.compile(r"^[a-z0-9][a-z0-9.-]*$")
 _HARDWARE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 MAX_GRAPH_BYTES = 64 << 20
-
-
-def check_source(source: str) -> str | None:
-    """None when ``source`` is an allowed energy source, else why not."""
-    if source in SOURCES_FIXED:
-        return None
-    if source.startswith(ESTIMATE_PREFIX):
-        rest = source[len(ESTIMATE_PREFIX) :]
-        return None if _SLUG.match(rest) else f"estimate source {source!r} has no valid name"
-    if source.startswith("codecarbon-"):
-        mode = source[len("codecarbon-") :]
-        if mode in CODECARBON_MEASURED:
-            return None
-        return (
-            f"CodeCarbon mode {mode!r} is not a measurement (measured modes: "
-            f"{', '.join(CODECARBON_MEASURED)}); label modelled energy 'estimate-codecarbon-{mode}'"
-        )
-    return (
-        f"unknown energy source {source!r}; use one of {', '.join(SOURCES_FIXED)}, "
-        "codecarbon-<measured mode> or estimate-<name> (docs/IMPORT.md)"
-    )
 
 
 @dataclass(frozen=True)
@@ -225,7 +185,7 @@ class GraphCache:
     def add(self, ref: str, onnx_bytes: bytes, profile: object | None = None) -> None:
         """Let ``ref`` name ``onnx_bytes`` (a weightless graph built in memory, e.g. a rebuilt
         NAS-Bench-101 network); profiled here unless its ``profile`` is given."""
-        from estimator.graph import profile_graph
+        from joulecast.graph import profile_graph
 
         self._built[ref] = (
             onnx_bytes,
@@ -233,7 +193,7 @@ class GraphCache:
         )
 
     def get(self, ref: str, base_dir: Path) -> tuple[bytes, object]:
-        from estimator.graph import profile_graph
+        from joulecast.graph import profile_graph
 
         if ref in self._built:
             return self._built[ref]
@@ -332,7 +292,7 @@ def to_row(record: Record, graphs: GraphCache, store_graph: dict[str, bytes]) ->
     if not _HARDWARE.match(hardware):
         raise ValueError(f"hardware={hardware!r} must be 1-64 letters, digits, '.', '_' or '-'")
     source = str(v["energy_source"]).strip()
-    why = check_source(source)
+    why = source_problem(source)
     if why:
         raise ValueError(why)
     batch_size = _int(v, "batch_size", 1)
@@ -369,7 +329,7 @@ def to_row(record: Record, graphs: GraphCache, store_graph: dict[str, bytes]) ->
     notes = "; ".join(
         n for n in (texts["notes"], f"run_id={texts['run_id']}" if texts["run_id"] else None) if n
     )
-    return Row(
+    row = Row(
         run_key=f"import/{hardware}/{digest}",
         plan=texts["plan"] or "import",
         config_id=config_id,
@@ -413,6 +373,7 @@ def to_row(record: Record, graphs: GraphCache, store_graph: dict[str, bytes]) ->
         started_at=texts["started_at"],
         finished_at=texts["finished_at"],
     )
+    return check_row(row)
 
 
 def import_records(

@@ -1,4 +1,4 @@
-"""The four model families of the paper (SPEC.md), built from a :class:`ModelConfig`.
+"""The four model families of the paper (docs/PAPER.md), built from a :class:`ModelConfig`.
 
 Input is one mel spectrogram per sample, shape (batch, 1, 128, 64); the output is a sigmoid
 over 10 classes (multi-label, trained with binary cross-entropy).

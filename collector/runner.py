@@ -21,11 +21,12 @@ from torch.utils.data import DataLoader, Subset
 from collector.data import Clip, SpectrogramSet
 from collector.flops import Cost, deepspeed_cost
 from collector.hardware import cpu_model, software_versions
-from collector.meters.base import EnergyMeter, Measurement, is_estimate
+from collector.meters.base import EnergyMeter, Measurement
 from collector.models import INPUT_SHAPE, build_model
 from collector.plans import RunSpec
-from collector.store import MeasurementStore, Row
 from joulecast.errors import FailedPrecondition, InvalidArgument
+from joulecast.measurement import Row, is_estimate
+from joulecast.store import MeasurementStore
 
 log = logging.getLogger(__name__)
 

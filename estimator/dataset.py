@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from collector.meters.base import is_estimate
-from collector.store import MeasurementStore, Row
 from estimator.features import PROFILE_FEATURES, run_features
-from estimator.graph import GraphError, GraphProfile, profile_graph
 from joulecast.errors import FailedPrecondition, InvalidArgument, NotFound
+from joulecast.graph import GraphError, GraphProfile, profile_graph
+from joulecast.measurement import Row, is_estimate
+from joulecast.store import MeasurementStore
 
 logger = logging.getLogger(__name__)
 

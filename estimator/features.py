@@ -1,7 +1,7 @@
 """Graph profile -> feature columns: the one featurizer used at fit time and at serving time.
 
 The estimator never reads FLOPs or params from a measurement row: it re-profiles the row's stored
-weightless graph with :func:`estimator.graph.profile_graph`, the very call the server makes on an
+weightless graph with :func:`joulecast.graph.profile_graph`, the very call the server makes on an
 uploaded graph, so training and serving features cannot drift apart.
 """
 
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from estimator.graph import GraphProfile, profile_graph
+from joulecast.graph import GraphProfile, profile_graph
 
 PROFILE_FEATURES = (
     "flops_forward",
@@ -95,7 +95,7 @@ def run_features(
 
 
 def featurize(row: object, graph_bytes: bytes) -> dict[str, object]:
-    """Features of one measurement row (a ``collector.store.Row``) from its stored graph."""
+    """Features of one measurement row (a ``joulecast.store.Row``) from its stored graph."""
     profile = profile_graph(graph_bytes)
     return run_features(
         profile,

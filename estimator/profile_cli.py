@@ -11,8 +11,8 @@ import json
 import logging
 import sys
 
-from estimator.graph import profile_graph
 from joulecast.errors import JoulecastError
+from joulecast.graph import profile_graph
 from joulecast.weightless import strip_weights_file
 
 logger = logging.getLogger(__name__)

@@ -18,11 +18,11 @@ from estimator.artifacts import Published, list_hardware, load_current
 from estimator.dataset import from_store
 from estimator.evaluation import OBSERVED_VARIANT
 from estimator.features import ServeRow, run_features, serve_rows
-from estimator.graph import GraphProfile
 from estimator.intervals import interval
 from estimator.predictors import UtilisationAware
 from estimator.training import Bundle, fit_bundle
 from joulecast.errors import FailedPrecondition, InvalidArgument, JoulecastError, NotFound
+from joulecast.graph import GraphProfile
 
 logger = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from estimator.graph import GraphLimits
 from joulecast.errors import InvalidArgument
+from joulecast.graph import GraphLimits
 from server.auth import TokenCheck
 from server.core import EstimatorCore, FitFn, Registry
 from server.generated import estimator_pb2 as pb

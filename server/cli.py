@@ -185,7 +185,7 @@ def format_prediction(result: dict[str, Any], model: Path | str) -> str:
 
 
 def cmd_add_measurements(args: argparse.Namespace) -> int:
-    from collector.store import MeasurementStore
+    from joulecast.store import MeasurementStore
 
     if not args.store.is_file():
         raise InvalidArgument(f"no such measurement store: {args.store}")

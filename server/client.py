@@ -12,7 +12,6 @@ from typing import Any
 
 import grpc
 
-from collector.store import Row
 from joulecast.errors import (
     FailedPrecondition,
     InvalidArgument,
@@ -20,6 +19,7 @@ from joulecast.errors import (
     ResourceLimit,
     Unauthenticated,
 )
+from joulecast.measurement import Row
 from server import converters
 from server.auth import bearer_metadata
 from server.generated import estimator_pb2 as pb
@@ -122,7 +122,7 @@ class EstimatorClient:
         stream: bool | None = None,
         chunk_bytes: int = CHUNK_BYTES,
     ) -> dict[str, Any]:
-        """Predict for one graph; returns the JSON of DESIGN.md. ``stream`` ``None``: stream
+        """Predict for one graph; returns the JSON of docs/ARCHITECTURE.md. ``stream`` ``None``: stream
         only graphs above :data:`STREAM_THRESHOLD`."""
         options = converters.predict_options(
             batch_size, samples, epochs, hardware, observed_gpu_util

@@ -2,7 +2,7 @@
 
 Server side: requests become :class:`~server.core.PredictQuery` and
 :class:`~server.measurements.IncomingRow`; results become responses. Client side: domain
-rows become messages, and responses become the JSON of DESIGN.md.
+rows become messages, and responses become the JSON of docs/ARCHITECTURE.md.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import json
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from collector.store import ROW_COLUMNS, Row
 from joulecast.errors import InvalidArgument, ResourceLimit
+from joulecast.measurement import ROW_COLUMNS, Row
 from server.core import PredictQuery, PredictResult, RetrainResult
 from server.generated import estimator_pb2 as pb
 from server.measurements import IncomingRow, RowVerdict
@@ -234,7 +234,7 @@ def predictors_to_json(response: pb.ListPredictorsResponse) -> dict[str, Any]:
     }
 
 
-# -- client side: requests and the JSON of DESIGN.md ---------------------------------------
+# -- client side: requests and the JSON of docs/ARCHITECTURE.md ---------------------------------------
 
 
 def predict_options(
@@ -279,7 +279,7 @@ def _phase_json(phase: pb.PhasePrediction) -> dict[str, Any] | None:
 
 
 def response_to_json(response: pb.PredictEnergyResponse) -> dict[str, Any]:
-    """The client's JSON (DESIGN.md): an unavailable phase is ``null``, never a number."""
+    """The client's JSON (docs/ARCHITECTURE.md): an unavailable phase is ``null``, never a number."""
     profile = response.profile
     return {
         "family": profile.family,

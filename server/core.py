@@ -22,10 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from collector.store import MeasurementStore
-from estimator.graph import GraphLimits, GraphProfile, profile_graph
 from joulecast.errors import FailedPrecondition, InvalidArgument, JoulecastError, ResourceLimit
-from server.measurements import IncomingRow, RowVerdict, check_row, graph_sha256
+from joulecast.graph import GraphLimits, GraphProfile, profile_graph
+from joulecast.measurement import check_row
+from joulecast.store import MeasurementStore
+from server.measurements import IncomingRow, RowVerdict, graph_sha256
 
 logger = logging.getLogger(__name__)
 

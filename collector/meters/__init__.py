@@ -3,13 +3,7 @@
 Nothing here imports NVML or CodeCarbon: each meter imports its library when it is opened.
 """
 
-from collector.meters.base import (
-    EnergyMeter,
-    Measurement,
-    MeterUnavailable,
-    TraceSample,
-    is_estimate,
-)
+from collector.meters.base import EnergyMeter, Measurement, MeterUnavailable
 from collector.meters.select import KINDS, estimate_banner, open_meter
 
 __all__ = [
@@ -17,8 +11,6 @@ __all__ = [
     "EnergyMeter",
     "Measurement",
     "MeterUnavailable",
-    "TraceSample",
     "estimate_banner",
-    "is_estimate",
     "open_meter",
 ]

@@ -11,37 +11,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from joulecast.errors import FailedPrecondition, InvalidArgument
-
-# Energy sources. Measured ones are read from a hardware counter or power sensor; anything
-# starting with "estimate-" was modelled (e.g. CodeCarbon's TDP x load fallback) and must never
-# be shown or served as a measurement.
-SOURCE_NVML_COUNTER = "nvml-energy-counter"
-SOURCE_NVML_INTEGRAL = "nvml-power-integral"
-SOURCE_RAPL = "rapl"
-SOURCE_CARBONTRACKER_NVML = "carbontracker-nvml"
-"""GPU energy from carbontracker's NVML power samples (imported EC-NAS-Bench runs; the
-derivation is in ``collector.ecnas``)."""
-ESTIMATE_PREFIX = "estimate-"
-
-
-def is_estimate(source: str) -> bool:
-    """True when an energy source names an estimate rather than a measurement."""
-    return source.startswith(ESTIMATE_PREFIX)
+from joulecast.measurement import TraceSample, is_estimate
 
 
 class MeterUnavailable(FailedPrecondition):
     """A meter cannot work on this machine (no GPU, no readable RAPL files, a driver error)."""
-
-
-@dataclass(frozen=True)
-class TraceSample:
-    """One sample of the background sampler. Units in the names; ``None`` = not available."""
-
-    t_s: float
-    power_w: float | None = None
-    gpu_util_pct: float | None = None
-    mem_util_pct: float | None = None
-    mem_used_mib: float | None = None
 
 
 @dataclass(frozen=True)

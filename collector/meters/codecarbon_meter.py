@@ -28,23 +28,18 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from collector.meters.base import (
-    ESTIMATE_PREFIX,
-    EnergyMeter,
-    Measurement,
-    MeterUnavailable,
-    with_idle_baseline,
-)
+from collector.meters.base import EnergyMeter, Measurement, MeterUnavailable, with_idle_baseline
 from joulecast.errors import InvalidArgument
+from joulecast.measurement import (
+    CODECARBON_MEASURED_MODES,
+    ESTIMATE_PREFIX,
+    codecarbon_source,
+)
 
 logger = logging.getLogger(__name__)
 
 KWH_TO_J = 3.6e6
 COMPONENTS = ("cpu", "gpu", "ram", "total")
-# CodeCarbon's modes that read a power sensor or energy counter; any other mode is modelled.
-MEASURED_MODES = frozenset(
-    {"intel_rapl", "windows_emi", "intel_power_gadget", "apple_powermetrics", "pynvml", "amdsmi"}
-)
 
 
 def _hardware_mode(hardware: Any) -> str:
@@ -57,14 +52,6 @@ def _hardware_mode(hardware: Any) -> str:
     if kind == "RAM":
         return "ram-constant" if getattr(hardware, "_force_ram_power", None) else "ram-model"
     return kind.lower()
-
-
-def codecarbon_source(mode: str) -> str:
-    """Our energy source for a CodeCarbon mode: measured or ``estimate-``."""
-    slug = mode.replace("_", "-").replace(" ", "-").lower()
-    if mode in MEASURED_MODES:
-        return f"codecarbon-{slug}"
-    return f"{ESTIMATE_PREFIX}codecarbon-{slug}"
 
 
 class CodeCarbonMeter(EnergyMeter):
@@ -154,7 +141,7 @@ class CodeCarbonMeter(EnergyMeter):
     @property
     def energy_source(self) -> str:
         if self.component == "total":
-            measured = all(mode in MEASURED_MODES for mode in self.modes.values())
+            measured = all(mode in CODECARBON_MEASURED_MODES for mode in self.modes.values())
             return "codecarbon-total" if measured else f"{ESTIMATE_PREFIX}codecarbon-total"
         return codecarbon_source(self.mode)
 

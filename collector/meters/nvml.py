@@ -25,18 +25,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from collector.meters.base import (
-    SOURCE_NVML_COUNTER,
-    SOURCE_NVML_INTEGRAL,
-    EnergyMeter,
-    Measurement,
-    MeterUnavailable,
-    TraceSample,
-    with_idle_baseline,
-)
+from collector.meters.base import EnergyMeter, Measurement, MeterUnavailable, with_idle_baseline
 from collector.meters.nvml_device import NvmlDevice
 from collector.meters.sampler import DEFAULT_INTERVAL_S, Sampler, sample_for, summarize
 from joulecast.errors import InvalidArgument
+from joulecast.measurement import SOURCE_NVML_COUNTER, SOURCE_NVML_INTEGRAL, TraceSample
 
 COUNTER_UPDATE_PERIOD_S = 0.1
 

@@ -16,7 +16,8 @@ import logging
 from types import ModuleType
 from typing import Any
 
-from collector.meters.base import MeterUnavailable, TraceSample
+from collector.meters.base import MeterUnavailable
+from joulecast.measurement import TraceSample
 
 logger = logging.getLogger(__name__)
 

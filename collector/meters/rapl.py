@@ -25,16 +25,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from collector.meters.base import (
-    SOURCE_RAPL,
-    EnergyMeter,
-    Measurement,
-    MeterUnavailable,
-    TraceSample,
-    with_idle_baseline,
-)
+from collector.meters.base import EnergyMeter, Measurement, MeterUnavailable, with_idle_baseline
 from collector.meters.sampler import DEFAULT_INTERVAL_S, Sampler
 from joulecast.errors import InvalidArgument
+from joulecast.measurement import SOURCE_RAPL, TraceSample
 
 DEFAULT_ROOT = Path("/sys/class/powercap")
 _PACKAGE_ZONE = re.compile(r"^(intel|amd)-rapl:\d+$")

@@ -19,8 +19,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from collector.meters.base import TraceSample
 from joulecast.errors import InvalidArgument
+from joulecast.measurement import TraceSample
 
 logger = logging.getLogger(__name__)
 

@@ -16,9 +16,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from collector.meters.base import EnergyMeter, MeterUnavailable, is_estimate
+from collector.meters.base import EnergyMeter, MeterUnavailable
 from collector.meters.sampler import DEFAULT_INTERVAL_S
 from joulecast.errors import InvalidArgument
+from joulecast.measurement import is_estimate
 
 logger = logging.getLogger(__name__)
 

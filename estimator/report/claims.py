@@ -1,4 +1,4 @@
-"""Claims C1-C6 of the paper (SPEC.md), and the two questions it leaves open, tested with numbers.
+"""Claims C1-C6 of the paper (docs/PAPER.md), and the two questions it leaves open, tested with numbers.
 
 Each test returns a :class:`ClaimResult` (one row of the claims table) and detail rows (one per
 family and phase statistic). Thresholds are module constants, justified in :data:`THRESHOLDS`.

@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from collector.meters.base import is_estimate
-from collector.store import MeasurementStore
 from joulecast.errors import FailedPrecondition, InvalidArgument, NotFound
+from joulecast.measurement import is_estimate
+from joulecast.store import MeasurementStore
 
 log = logging.getLogger(__name__)
 

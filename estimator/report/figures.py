@@ -16,9 +16,9 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.lines import Line2D
 
-from collector.store import MeasurementStore
 from estimator.report import style
 from estimator.report.data import ReportData, family_key
+from joulecast.store import MeasurementStore
 
 log = logging.getLogger(__name__)
 

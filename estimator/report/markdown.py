@@ -101,7 +101,7 @@ def write(
     cv: pd.DataFrame | None,
 ) -> None:
     lines = header(data)
-    lines += ["", "## Claims of the paper (SPEC.md C1–C6) and two open questions", ""]
+    lines += ["", "## Claims of the paper (docs/PAPER.md, C1–C6) and two open questions", ""]
     lines += claims_table(claims)
     lines += ["", "Details per claim (the numbers behind each verdict):", ""]
     lines += [f"- **{c.claim}**: {_cell(c.details) or '—'}" for c in claims]

@@ -1,4 +1,4 @@
-"""The four families: output shapes and parameter counts by hand, from SPEC.md's definitions."""
+"""The four families: output shapes and parameter counts by hand, from the definitions in docs/PAPER.md."""
 
 import pytest
 import torch

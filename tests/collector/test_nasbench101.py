@@ -149,7 +149,7 @@ def _deepspeed(model: torch.nn.Module) -> tuple[int, int]:
     ids=["truncating", "maxpools", "input-to-output"],
 )
 def test_weightless_graph_profiles_like_deepspeed(matrix, ops) -> None:
-    from estimator.graph import profile_graph
+    from joulecast.graph import profile_graph
 
     model = nb.build(matrix, ops)
     graph = nb.export_onnx(model)

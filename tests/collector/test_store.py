@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from collector.meters.base import TraceSample
-from collector.store import MeasurementStore, Row
+from joulecast.errors import InvalidArgument
+from joulecast.measurement import Row, TraceSample
+from joulecast.store import MeasurementStore
 
 
 def a_row(key: str = "paper/mlp-n1-h512/s8/b8/e1/train/r0@cpu-x/cpu", **kw: object) -> Row:
@@ -58,7 +59,7 @@ def test_a_batch_is_written_whole_or_not_at_all(tmp_path: Path) -> None:
         with pytest.raises(sqlite3.IntegrityError):
             store.put_rows([(a_row("k2"), ()), (a_row("k1"), ())])  # k1 is a duplicate
         assert store.all_keys() == {"k1"}
-        with pytest.raises(sqlite3.IntegrityError):
+        with pytest.raises(InvalidArgument, match="phase"):
             store.put_rows([(a_row("k3"), ()), (replace(a_row("k4"), phase="nope"), ())])
         assert store.all_keys() == {"k1"}
 

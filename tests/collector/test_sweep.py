@@ -19,8 +19,8 @@ from collector.meters.replay import ReplayMeter
 from collector.models import build_model
 from collector.plans import load_plan
 from collector.runner import SweepOptions, run_sweep
-from collector.store import MeasurementStore
 from joulecast.errors import FailedPrecondition
+from joulecast.store import MeasurementStore
 
 TRACES = Path(__file__).parents[1] / "data" / "traces"
 REPO = Path(__file__).parents[2]

@@ -12,7 +12,7 @@ import pandas as pd
 
 from estimator.dataset import Dataset, from_frame
 from estimator.features import run_features
-from estimator.graph import GraphProfile
+from joulecast.graph import GraphProfile
 
 SLOPE_J_PER_FLOP = {"mlp": 4e-9, "rnn": 6e-9, "cnn": 3e-10, "crnn": 1e-9}
 """Ground-truth training slope b_f (test slope is 0.6 of it)."""

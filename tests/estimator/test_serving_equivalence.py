@@ -24,11 +24,11 @@ from estimator.artifacts import publish
 from estimator.dataset import from_frame
 from estimator.evaluation import OBSERVED_VARIANT
 from estimator.features import LOG_FEATURES, OBSERVED_UTIL, log_features, run_features, serve_rows
-from estimator.graph import GraphProfile
 from estimator.intervals import interval
 from estimator.predictors import UtilisationAware
 from estimator.service import PhaseEstimate, PredictorRegistry
 from estimator.training import Bundle, fit_bundle, phase_row
+from joulecast.graph import GraphProfile
 
 RTOL = 1e-9
 FAMILIES = ("mlp", "cnn", "rnn", "crnn")

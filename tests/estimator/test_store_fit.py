@@ -12,12 +12,13 @@ import torch
 from estimator_groundtruth import true_energy_per_sample
 
 from collector.models import ModelConfig, build_model
-from collector.store import MeasurementStore, Row
 from estimator.dataset import dataset_size_check, from_store
 from estimator.fit_cli import register
-from estimator.graph import profile_graph
 from estimator.service import PredictorRegistry, fit_and_publish
 from joulecast.errors import InvalidArgument, NotFound
+from joulecast.graph import profile_graph
+from joulecast.measurement import Row
+from joulecast.store import MeasurementStore
 from joulecast.weightless import export_weightless
 
 CONFIGS = [
@@ -145,7 +146,7 @@ def test_cli_fit_and_list(store_path: Path, tmp_path: Path, capsys: pytest.Captu
 def test_fit_writes_held_out_predictions_for_the_report(store_path: Path, tmp_path: Path) -> None:
     import pandas as pd
 
-    from collector.store import MeasurementStore
+    from joulecast.store import MeasurementStore
 
     csv_path = tmp_path / "cv.csv"
     result = fit_and_publish(store_path, "cpu-small", tmp_path / "a", held_out_csv=csv_path)

@@ -19,7 +19,7 @@ import onnx.external_data_helper
 import pytest
 from hardening_harness import HARDWARE, ROOT, TOKEN, OpenRecorder, ServerProcess, server_fixtures
 
-from collector.store import MeasurementStore
+from joulecast.store import MeasurementStore
 
 # Fixtures reused as they are (pytest finds them by name in this module).
 start_server = server_fixtures.start_server

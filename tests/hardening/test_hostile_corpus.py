@@ -177,7 +177,7 @@ def test_stream_protocol_abuse(corpus_server) -> None:
 def test_hostile_measurement_rows(corpus_server, make_rows) -> None:
     """Hostile rows are rejected one by one with a reason; too many rows in one call are
     RESOURCE_EXHAUSTED; nothing of a refused row reaches the store."""
-    from collector.store import MeasurementStore
+    from joulecast.store import MeasurementStore
 
     stub, _, base = corpus_server
     auth = bearer_metadata(TOKEN)
@@ -226,7 +226,7 @@ def test_an_abandoned_measurement_stream_writes_nothing(corpus_server, make_rows
     """A client whose request generator fails half-way sees the call fail; none of the rows it
     had sent may be committed (gRPC can end such a stream like a finished one: see
     ``server.servicer._whole_stream``)."""
-    from collector.store import MeasurementStore
+    from joulecast.store import MeasurementStore
 
     stub, _, base = corpus_server
     templates = make_rows("cpu-test", tag="abandon")

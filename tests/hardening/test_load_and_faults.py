@@ -16,9 +16,9 @@ import grpc
 import pytest
 from hardening_harness import HARDWARE, SERVING, TOKEN, health_status
 
-from collector.store import MeasurementStore
 from estimator.artifacts import current_version, load_current, predictors_root
 from estimator.service import PredictorRegistry
+from joulecast.store import MeasurementStore
 from server import converters
 from server.auth import bearer_metadata
 from server.generated import estimator_pb2 as pb

@@ -13,9 +13,9 @@ import grpc
 import pytest
 from hardening_harness import ROOT
 
-from collector.store import MeasurementStore
 from estimator.artifacts import MANIFEST, current_version, predictors_root
 from estimator.service import PredictorRegistry, fit_and_publish
+from joulecast.store import MeasurementStore
 from server.generated import estimator_pb2 as pb
 
 PACKAGES = ("collector", "estimator", "server", "joulecast")

@@ -16,9 +16,9 @@ import torch
 from torch import nn
 
 from collector.models import INPUT_SHAPE, ModelConfig, build_model
-from collector.store import Row
-from estimator.graph import profile_graph
 from joulecast.errors import FailedPrecondition
+from joulecast.graph import profile_graph
+from joulecast.measurement import Row
 from joulecast.weightless import export_weightless
 from server.app import RunningServer, serve
 from server.generated import estimator_pb2_grpc as pb_grpc

@@ -13,7 +13,7 @@ from pathlib import Path
 import onnx
 import pytest
 
-from collector.store import MeasurementStore
+from joulecast.store import MeasurementStore
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "examples" / "sample_crnn.onnx"

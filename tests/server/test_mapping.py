@@ -5,8 +5,6 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from collector.store import Row
-from estimator.graph import ExternalDataRefused, GraphTooLarge
 from joulecast.errors import (
     FailedPrecondition,
     InvalidArgument,
@@ -15,6 +13,8 @@ from joulecast.errors import (
     ResourceLimit,
     Unauthenticated,
 )
+from joulecast.graph import ExternalDataRefused, GraphTooLarge
+from joulecast.measurement import Row
 from server import converters
 from server.auth import TokenCheck, bearer_metadata
 from server.errors import status_of

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import grpc
 
-from collector.store import MeasurementStore
 from estimator.service import PredictorRegistry
+from joulecast.store import MeasurementStore
 from server import converters
 from server.auth import bearer_metadata
 from server.generated import estimator_pb2 as pb
@@ -156,3 +156,39 @@ def test_add_retrain_predict_new_version(
     assert [(p.hardware, p.version) for p in listed.predictors] == [("cpu-test", second.version)]
     assert listed.default_hardware == "cpu-test"
     assert Path(artifacts).is_dir()
+
+
+def test_implausible_or_unknown_rows_are_refused_and_nothing_of_them_is_stored(
+    start_server, make_rows, tmp_path
+) -> None:
+    """The one row check (joulecast.measurement.check_row) guards AddMeasurements: an unknown
+    energy source, a non-finite, zero, negative or physically absurd energy, a poison epoch
+    count, or a mislabelled estimate is refused with the field named, and never stored."""
+    db = tmp_path / "m.db"
+    served = start_server(db_path=db)
+    (good, graph), *_ = make_rows("hw")
+    cases = {
+        "banana": ({"energy_source": "banana"}, "energy_source"),
+        "nan-energy": ({"energy_j": float("nan")}, "energy_j"),
+        "negative-energy": ({"energy_j": -5.0}, "energy_j"),
+        "zero-energy": ({"energy_j": 0.0}, "energy_j"),
+        "huge-energy": ({"energy_j": 1e300}, "energy_j / duration_s"),
+        "tiny-energy": ({"energy_j": 1e-300}, "energy_j / duration_s"),
+        "poison-epochs": ({"epochs": 10**12}, "epochs"),
+        "estimate-as-measured": (
+            {"energy_source": "estimate-codecarbon-cpu-load", "energy_is_estimate": False},
+            "energy_is_estimate",
+        ),
+        "cpu-load-as-measured": ({"energy_source": "codecarbon-cpu-load"}, "not a measurement"),
+    }
+    sent = [
+        (dataclasses.replace(good, run_key=key, **change), graph)
+        for key, (change, _) in cases.items()
+    ]
+    reply = served.stub.AddMeasurements(iter(messages(sent)), metadata=AUTH, timeout=30)
+    assert reply.accepted == 0 and reply.rejected == len(cases)
+    for result in reply.results:
+        needle = cases[result.run_key][1]
+        assert not result.accepted and needle in result.reason, (result.run_key, result.reason)
+    with MeasurementStore(db) as store:
+        assert store.count() == 0

@@ -11,11 +11,10 @@ import onnx
 import pytest
 
 from collector import ecnas
-from collector.importer import check_source
-from collector.meters.base import is_estimate
-from collector.store import MeasurementStore
-from estimator.graph import profile_graph
 from joulecast.cli import main
+from joulecast.graph import profile_graph
+from joulecast.measurement import is_estimate, source_problem
+from joulecast.store import MeasurementStore
 from joulecast.weightless import is_weightless
 
 BENCH = Path(__file__).parent.parent.parent / "data" / "ecnas" / "bench"
@@ -90,7 +89,7 @@ def test_malformed_runs_say_what_is_wrong(edit, words) -> None:
 
 
 def test_carbontracker_nvml_is_a_measured_source() -> None:
-    assert check_source("carbontracker-nvml") is None
+    assert source_problem("carbontracker-nvml") is None
     assert not is_estimate("carbontracker-nvml")
 
 

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from collector.importer import import_records
-from collector.store import MeasurementStore
-from estimator.graph import profile_graph
+from joulecast.graph import profile_graph
+from joulecast.store import MeasurementStore
 from joulecast.weightless import export_weightless, is_weightless
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -12,10 +12,11 @@ import pytest
 import torch
 
 from collector import import_cli
-from collector.importer import BadImport, check_source
-from collector.store import MeasurementStore
-from estimator.graph import profile_graph
+from collector.importer import BadImport
 from joulecast.errors import InvalidArgument
+from joulecast.graph import profile_graph
+from joulecast.measurement import source_problem as check_source
+from joulecast.store import MeasurementStore
 from joulecast.weightless import is_weightless
 
 HEADER = (

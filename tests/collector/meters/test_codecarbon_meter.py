@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from collector.meters.base import SOURCE_NVML_COUNTER
-from collector.meters.codecarbon_meter import CodeCarbonMeter, codecarbon_source
+from collector.meters.codecarbon_meter import CodeCarbonMeter
 from collector.meters.companion import WithCodeCarbon
 from collector.meters.replay import ReplayMeter
+from joulecast.measurement import SOURCE_NVML_COUNTER, codecarbon_source
 
 STEADY = Path(__file__).parents[2] / "data" / "traces" / "t4_steady.json"
 NO_RAPL = not Path("/sys/class/powercap/intel-rapl").exists()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from collector.meters.base import SOURCE_NVML_COUNTER, SOURCE_NVML_INTEGRAL
 from collector.meters.nvml import NvmlMeter
+from joulecast.measurement import SOURCE_NVML_COUNTER, SOURCE_NVML_INTEGRAL
 
 
 @pytest.mark.gpu

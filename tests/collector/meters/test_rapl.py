@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from collector.meters.base import SOURCE_RAPL, MeterUnavailable
+from collector.meters.base import MeterUnavailable
 from collector.meters.rapl import RaplMeter, counter_delta_uj, find_package_zones
+from joulecast.measurement import SOURCE_RAPL
 
 MAX_UJ = 262_143_328_850
 

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from collector.meters.base import SOURCE_NVML_COUNTER, SOURCE_NVML_INTEGRAL, MeterUnavailable
+from collector.meters.base import MeterUnavailable
 from collector.meters.nvml import NvmlMeter
 from collector.meters.replay import ManualClock, ReplayMeter, ReplayNvml, Trace
 from collector.meters.sampler import summarize
+from joulecast.measurement import SOURCE_NVML_COUNTER, SOURCE_NVML_INTEGRAL
 
 TRACES = Path(__file__).parents[2] / "data" / "traces"
 STEADY = TRACES / "t4_steady.json"

@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from collector.meters.base import TraceSample
 from collector.meters.sampler import Sampler, integrate_power_j, summarize
 from joulecast.errors import InvalidArgument
+from joulecast.measurement import TraceSample
 
 
 def test_trapezoid_integral() -> None:

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from collector.meters.base import TraceSample
-from collector.store import MeasurementStore, Row
+from joulecast.measurement import Row, TraceSample
+from joulecast.store import MeasurementStore
 
 SAMPLES = 1578
 IDLE_W = 15.0

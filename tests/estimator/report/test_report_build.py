@@ -9,12 +9,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from collector.store import MeasurementStore, Row
 from estimator.report import build_report
 from estimator.report.cli import register
 from estimator.report.data import load
 from estimator.report.figures import utilisation
 from joulecast.errors import FailedPrecondition, InvalidArgument, JoulecastError, NotFound
+from joulecast.measurement import Row
+from joulecast.store import MeasurementStore
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from collector.models import INPUT_SHAPE, ModelConfig, build_model
-from estimator.graph import profile_graph
+from joulecast.graph import profile_graph
 from joulecast.weightless import export_weightless, strip_weights
 
 X = torch.zeros(1, *INPUT_SHAPE)

@@ -14,5 +14,5 @@ class ExternalDataRefused(GraphError):
 
 
 class GraphTooLarge(ResourceLimit):
-    """The graph exceeds a limit of :class:`~estimator.graph.parse.GraphLimits`
+    """The graph exceeds a limit of :class:`~joulecast.graph.parse.GraphLimits`
     (bytes, node count, subgraph nesting, a declared dimension or a tensor's size)."""

@@ -15,14 +15,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper
 
-from estimator.graph import (
+from joulecast.errors import JoulecastError
+from joulecast.graph import (
     ExternalDataRefused,
     GraphError,
     GraphLimits,
     GraphTooLarge,
     profile_graph,
 )
-from joulecast.errors import JoulecastError
 
 
 @pytest.fixture

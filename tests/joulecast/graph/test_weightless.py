@@ -15,8 +15,8 @@ from torch import nn
 
 from collector.models import INPUT_SHAPE, ModelConfig, build_model
 from estimator import profile_cli
-from estimator.graph import profile_graph
 from joulecast.errors import InvalidArgument
+from joulecast.graph import profile_graph
 from joulecast.weightless import (
     WEIGHTLESS_KEY,
     export_weightless,

@@ -11,13 +11,13 @@ from collections import Counter
 
 import onnx
 
-from estimator.graph import rules
-from estimator.graph.errors import GraphError
-from estimator.graph.family import classify, longest_chain, node_parents
-from estimator.graph.parse import GraphLimits, parse_model
-from estimator.graph.record import FLOP_KINDS, GraphProfile
-from estimator.graph.shapes import FLOAT_TYPES, ShapeTable, bytes_per_element, infer, numel
 from joulecast.errors import JoulecastError
+from joulecast.graph import rules
+from joulecast.graph.errors import GraphError
+from joulecast.graph.family import classify, longest_chain, node_parents
+from joulecast.graph.parse import GraphLimits, parse_model
+from joulecast.graph.record import FLOP_KINDS, GraphProfile
+from joulecast.graph.shapes import FLOAT_TYPES, ShapeTable, bytes_per_element, infer, numel
 
 logger = logging.getLogger(__name__)
 
@@ -112,9 +112,9 @@ def profile_graph(onnx_bytes: bytes, limits: GraphLimits | None = None) -> Graph
 
     FLOPs follow DeepSpeed's flops profiler (RULES.md) and are per sample: a dynamic batch is
     set to 1, a fixed batch N divides FLOPs and activation bytes by N. Raises
-    :class:`~estimator.graph.errors.GraphError` (malformed input),
-    :class:`~estimator.graph.errors.ExternalDataRefused` or
-    :class:`~estimator.graph.errors.GraphTooLarge`.
+    :class:`~joulecast.graph.errors.GraphError` (malformed input),
+    :class:`~joulecast.graph.errors.ExternalDataRefused` or
+    :class:`~joulecast.graph.errors.GraphTooLarge`.
     """
     limits = limits or GraphLimits()
     model = parse_model(onnx_bytes, limits)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import onnx
 
-from estimator.graph.errors import ExternalDataRefused, GraphError, GraphTooLarge
+from joulecast.graph.errors import ExternalDataRefused, GraphError, GraphTooLarge
 
 logger = logging.getLogger(__name__)
 

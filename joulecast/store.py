@@ -11,11 +11,11 @@ import json
 import sqlite3
 import zlib
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, fields
 from pathlib import Path
 
-from collector.meters.base import TraceSample
 from joulecast.errors import InvalidArgument
+from joulecast.measurement import ROW_COLUMNS, Row, TraceSample, check_row
 
 SCHEMA_VERSION = 1
 
@@ -72,62 +72,6 @@ CREATE TABLE IF NOT EXISTS measurements (
 );
 CREATE INDEX IF NOT EXISTS measurements_hardware ON measurements(hardware, phase);
 """
-
-
-@dataclass(frozen=True)
-class Row:
-    """One stored measurement (or failure) of one phase of one run.
-
-    Energy in joules, durations in seconds, power in watts, utilisation in percent.
-    ``energy_is_estimate`` is true whenever ``energy_source`` starts with ``estimate-``.
-    ``trace`` is not a column of this record: it is stored compressed beside the row.
-    """
-
-    run_key: str
-    plan: str
-    config_id: str
-    family: str
-    variant: str
-    num_layers: str
-    hidden_size: str
-    phase: str
-    repeat: int
-    samples: int
-    batch_size: int
-    epochs: int
-    status: str
-    hardware: str
-    device: str
-    error: str | None = None
-    flops_forward: int | None = None
-    flops_train: int | None = None
-    params: int | None = None
-    duration_s: float | None = None
-    energy_j: float | None = None
-    energy_source: str | None = None
-    energy_is_estimate: bool | None = None
-    energy_dynamic_j: float | None = None
-    idle_power_w: float | None = None
-    power_mean_w: float | None = None
-    gpu_util_mean: float | None = None
-    mem_util_mean: float | None = None
-    mem_used_mean_mib: float | None = None
-    short_window: bool | None = None
-    codecarbon_energy_j: float | None = None
-    codecarbon_mode: str | None = None
-    meter: str | None = None
-    notes: str | None = None
-    device_name: str | None = None
-    driver: str | None = None
-    cpu_model: str | None = None
-    software: str | None = None
-    data: str | None = None
-    graph_sha256: str | None = None
-    started_at: str | None = None
-    finished_at: str | None = None
-
-
-ROW_COLUMNS = tuple(f.name for f in fields(Row))
 
 
 def encode_trace(trace: tuple[TraceSample, ...]) -> bytes | None:
@@ -207,7 +151,9 @@ class MeasurementStore:
         replace_failed: bool = True,
     ) -> None:
         """Insert rows atomically (all or none). A failed row with the same key is replaced;
-        an ``ok`` row with the same key is never overwritten (raises)."""
+        an ``ok`` row with the same key is never overwritten (raises). Every row passes
+        :func:`joulecast.measurement.check_row` first (InvalidArgument names the bad one)."""
+        rows = [(check_row(row, require_graph=False), trace) for row, trace in rows]
         cols = (*ROW_COLUMNS, "trace")
         sql = f"INSERT INTO measurements({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
         self._db.execute("BEGIN IMMEDIATE")

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from collector.models import INPUT_SHAPE, ModelConfig, build_model
-from estimator.graph import profile_graph
+from joulecast.graph import profile_graph
 from joulecast.weightless import export_weightless
 
 

@@ -16,8 +16,8 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from estimator.graph.errors import GraphTooLarge
-from estimator.graph.parse import GraphLimits
+from joulecast.graph.errors import GraphTooLarge
+from joulecast.graph.parse import GraphLimits
 from joulecast.weightless import strip_model
 
 logger = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import onnx
 
-from estimator.graph.shapes import Shape, ShapeTable, numel
+from joulecast.graph.shapes import Shape, ShapeTable, numel
 
 Rule = Callable[[onnx.NodeProto, ShapeTable], "tuple[int, str] | None"]
 
