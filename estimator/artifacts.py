@@ -107,6 +107,7 @@ def build_manifest(bundle: Bundle) -> tuple[dict[str, Any], dict[str, bytes]]:
         "library_versions": _library_versions(),
         "dataset": bundle.dataset,
         "phases": list(bundle.phases),
+        "domain": dict(bundle.domain),
         "families": {p: list(f) for p, f in bundle.families.items()},
         "selected": dict(bundle.selected),
         "fallback_unseen_family": dict(bundle.fallback),
@@ -281,5 +282,6 @@ def _from_manifest(
         scores=manifest["scores"],
         notes=tuple(manifest["notes"]),
         dataset=manifest["dataset"],
+        domain=manifest.get("domain", {}),
     )
     return Published(version, str(manifest["created_at"]), bundle, manifest)

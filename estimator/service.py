@@ -16,6 +16,8 @@ import numpy as np
 
 from estimator.artifacts import Published, list_hardware, load_current
 from estimator.dataset import from_store
+from estimator.domain import WIDEN as DOMAIN_WIDEN
+from estimator.domain import outside
 from estimator.evaluation import OBSERVED_VARIANT
 from estimator.features import ServeRow, run_features, serve_rows
 from estimator.intervals import interval
@@ -86,6 +88,11 @@ def estimate(
         profile, phase="train", batch_size=batch_size, samples=samples, epochs=epochs
     )
     rows = serve_rows(features, tuple(p for p in ("train", "test") if p in bundle.phases))
+    extrapolations = outside(bundle.domain, features)
+    warnings.extend(
+        f"out of the measured domain of {bundle.hardware}: {why}; the interval is widened"
+        for why in extrapolations
+    )
     count = float(samples) * float(epochs)
     answers: dict[str, PhaseEstimate | None] = {}
     for phase in ("train", "test"):
@@ -95,7 +102,14 @@ def estimate(
             )
             answers[phase] = None
             continue
-        answers[phase] = _phase(bundle, rows[phase], count, observed_gpu_util, warnings)
+        answers[phase] = _phase(
+            bundle,
+            rows[phase],
+            count,
+            observed_gpu_util,
+            warnings,
+            DOMAIN_WIDEN ** len(extrapolations),
+        )
     return EnergyPrediction(
         train=answers["train"],
         test=answers["test"],
@@ -113,6 +127,7 @@ def _phase(
     count: float,
     observed_util: float | None,
     warnings: list[str],
+    widen: float = 1.0,
 ) -> PhaseEstimate:
     """One phase's estimate: numpy rows and the predictors' ``predict_row`` (no pandas)."""
     phase = row.phase
@@ -154,7 +169,7 @@ def _phase(
     if not (math.isfinite(per_sample) and per_sample > 0):
         raise FailedPrecondition(f"{name} produced no {phase} prediction for this graph")
     energy = per_sample * count
-    low, high = interval(energy, q)
+    low, high = interval(energy, q * widen)
     duration = None
     if duration_per_sample is not None:
         seconds = duration_per_sample * count
@@ -256,6 +271,7 @@ def describe_published(published: Published) -> dict:
         "fallback_unseen_family": dict(bundle.fallback),
         "scores": bundle.scores,
         "dataset": bundle.dataset,
+        "domain": dict(bundle.domain),
         "notes": list(bundle.notes),
     }
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from estimator.dataset import Dataset, dataset_size_check, size_check_summary
+from estimator.domain import describe as describe_domain
 from estimator.evaluation import OBSERVED_VARIANT, Evaluation, evaluate
 from estimator.predictors import PREDICTORS, Predictor, UtilisationAware
 from joulecast.errors import FailedPrecondition
@@ -49,6 +50,8 @@ class Bundle:
     notes: tuple[str, ...] = field(default=())
     dataset: Mapping[str, object] = field(default_factory=dict)
     held_out: pd.DataFrame | None = field(default=None, repr=False)
+    domain: Mapping[str, object] = field(default_factory=dict)
+    """Batch sizes and input shapes of the training rows (:mod:`estimator.domain`)."""
     """Leave-one-configuration-out predictions of every predictor (not stored in artifacts)."""
 
     @property
@@ -110,6 +113,7 @@ def fit_bundle(dataset: Dataset, names: list[str] | None = None) -> Bundle:
             "size_check": size,
         },
         held_out=evaluation.held_out,
+        domain=describe_domain(frame),
     )
 
 

@@ -218,7 +218,14 @@ def _profile(model: onnx.ModelProto, limits: GraphLimits) -> GraphProfile:
         depth=depth,
         node_count=len(graph.node),
         warnings=tuple(warnings),
+        input_shape=_sample_shape(table),
     )
+
+
+def _sample_shape(table: ShapeTable) -> tuple[int, ...]:
+    """One sample's shape of the first graph input (its batch axis dropped)."""
+    shape = table.shape(table.inputs[0]) if table.inputs else None
+    return tuple(shape[1:]) if shape else ()
 
 
 def _per_sample(value: int, batch: int) -> int:

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 from estimator_groundtruth import FLOPS_RANGE, ground_truth_dataset, make_profile
 
+from estimator import domain
 from estimator.artifacts import publish
 from estimator.dataset import from_frame
 from estimator.evaluation import OBSERVED_VARIANT
@@ -56,6 +57,7 @@ def _reference_phase(
         row[OBSERVED_UTIL] = float(observed_util)
     per_sample = float(bundle.predictors[name].predict(row)[0])
     energy = per_sample * count
+    q *= domain.WIDEN ** len(domain.outside(bundle.domain, features))  # out-of-domain requests
     low, high = interval(energy, q)
     duration = None
     if util_model is not None:
