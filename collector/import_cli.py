@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING
 from joulecast.errors import InvalidArgument
 
 if TYPE_CHECKING:
-    from collector.importer import Record
+    from collector.importer import ImportResult, Record
 
-FORMATS = ("auto", "joulecast", "codecarbon")
+FORMATS = ("auto", "joulecast", "codecarbon", "ecnas")
 ENERGY_CHOICES = ("cpu_energy", "energy_consumed", "gpu_energy", "ram_energy")
 """``sorted(collector.import_codecarbon.ENERGY_COLUMNS)``, spelled out so that ``register``
 imports nothing heavy (the importer pulls in onnx); a test keeps the two equal."""
@@ -21,11 +21,12 @@ imports nothing heavy (the importer pulls in onnx); a test keeps the two equal."
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "import",
-        help="import measurements made elsewhere (joulecast CSV/JSONL or CodeCarbon emissions.csv)",
+        help="import measurements made elsewhere (joulecast CSV/JSONL, CodeCarbon emissions.csv, "
+        "an EC-NAS-Bench folder)",
         description="Validate every row, then import them all in one transaction. Importing the "
         "same rows twice adds nothing. Format: docs/IMPORT.md.",
     )
-    p.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    p.add_argument("files", nargs="+", type=Path, metavar="FILE", help="import file(s) or folder")
     p.add_argument("--db", required=True, type=Path, help="measurement store (SQLite)")
     p.add_argument("--format", choices=FORMATS, default="auto")
     p.add_argument("--skip-bad", action="store_true", help="import the good rows when some are bad")
@@ -39,7 +40,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="T",
         help="graph path or descriptor template, e.g. 'graphs/{project_name}.onnx'",
     )
-    cc.add_argument("--hardware", help="hardware name of every row")
+    cc.add_argument(
+        "--hardware", help="hardware name of every row (EC-NAS-Bench: default quadro-rtx6000)"
+    )
     cc.add_argument("--phase", choices=("train", "test"), help="phase of every row")
     cc.add_argument(
         "--energy",
@@ -55,6 +58,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="FIELD=TEMPLATE",
         help="import field from a template over the row's columns and project_name key:value "
         "pairs, e.g. samples={forward_passes}*{batch_size} (repeatable)",
+    )
+    ecnas = p.add_argument_group("EC-NAS-Bench folder (graphs/, train_model_results/)")
+    ecnas.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        metavar="N",
+        help="processes rebuilding the NAS-Bench-101 graphs (default 1; ~1 s a graph each)",
     )
     p.set_defaults(func=import_command)
 
@@ -77,15 +88,28 @@ def templates_from(args: argparse.Namespace) -> dict[str, str]:
     return templates
 
 
+def _kind(args: argparse.Namespace, file: Path) -> str:
+    if args.format != "auto":
+        return args.format
+    from collector.import_codecarbon import looks_like_codecarbon
+    from collector.import_ecnas import looks_like_ecnas
+
+    if file.is_dir():
+        if looks_like_ecnas(file):
+            return "ecnas"
+        raise InvalidArgument(f"{file} is a folder but not an EC-NAS-Bench folder")
+    return "codecarbon" if looks_like_codecarbon(file) else "joulecast"
+
+
 def _records(args: argparse.Namespace) -> list[Record]:
-    from collector.import_codecarbon import looks_like_codecarbon, read_codecarbon
+    from collector.import_codecarbon import read_codecarbon
     from collector.importer import read_records
 
     records: list[Record] = []
     for file in args.files:
-        kind = args.format
-        if kind == "auto":
-            kind = "codecarbon" if looks_like_codecarbon(file) else "joulecast"
+        kind = _kind(args, file)
+        if kind == "ecnas":
+            raise InvalidArgument(f"{file}: an EC-NAS-Bench folder is imported on its own")
         if kind == "codecarbon":
             records.extend(
                 read_codecarbon(file, templates_from(args), energy=args.energy, source=args.source)
@@ -95,15 +119,90 @@ def _records(args: argparse.Namespace) -> list[Record]:
     return records
 
 
+def _import_ecnas(args: argparse.Namespace) -> tuple[ImportResult, dict[str, object]]:
+    from collector.import_ecnas import HARDWARE, read_ecnas
+    from collector.importer import import_records
+
+    if len(args.files) != 1:
+        raise InvalidArgument("import one EC-NAS-Bench folder at a time")
+    if args.jobs < 1:
+        raise InvalidArgument(f"--jobs must be at least 1, got {args.jobs}")
+    with _bar("rebuilding NAS-Bench-101 graphs", quiet=args.json) as progress:
+        read = read_ecnas(
+            args.files[0], hardware=args.hardware or HARDWARE, jobs=args.jobs, progress=progress
+        )
+    result = import_records(
+        read.records,
+        args.db,
+        skip_bad=args.skip_bad,
+        dry_run=args.dry_run,
+        graphs=read.graphs,
+        dropped=read.dropped,
+    )
+    facts = {
+        "runs": read.runs,
+        "architectures": read.architectures,
+        "overhead_gpu_power_w_pooled": read.overhead_power_w,
+    }
+    return result, facts
+
+
+class _bar:
+    """A progress bar on stderr for long rebuilds (nothing with ``quiet``)."""
+
+    def __init__(self, label: str, quiet: bool) -> None:
+        self.label, self.quiet = label, quiet
+
+    def __enter__(self):
+        if self.quiet:
+            return None
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+        self._bars = Progress(
+            self.label,
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+        )
+        self._task = self._bars.add_task(self.label, total=None)
+        self._bars.start()
+        return lambda done, total: self._bars.update(self._task, completed=done, total=total)
+
+    def __exit__(self, *exc: object) -> None:
+        if not self.quiet:
+            self._bars.stop()
+
+
 def import_command(args: argparse.Namespace) -> int:
     from collector.importer import import_records
 
-    result = import_records(_records(args), args.db, skip_bad=args.skip_bad, dry_run=args.dry_run)
+    facts: dict[str, object] = {}
+    if any(_kind(args, f) == "ecnas" for f in args.files):
+        result, facts = _import_ecnas(args)
+    else:
+        result = import_records(
+            _records(args), args.db, skip_bad=args.skip_bad, dry_run=args.dry_run
+        )
     if args.json:
-        print(json.dumps(result.to_json(), indent=2))
+        print(json.dumps({**result.to_json(), **facts}, indent=2))
         return 0
     for problem in result.problems:
         print(f"skipped {problem}")
+    for problem in result.dropped:
+        print(f"dropped {problem}")
+    if facts:
+        from collector.ecnas import OVERHEAD_GPU_POWER_W
+
+        pooled = facts["overhead_gpu_power_w_pooled"]
+        print(
+            f"EC-NAS-Bench: {facts['runs']} run(s) of {facts['architectures']} architecture(s) "
+            f"rebuilt; {len(result.dropped)} dropped as unreliable (docs/IMPORT.md); GPU power "
+            "while TensorFlow builds graphs (initial segments, pooled): "
+            + (f"{pooled:.1f} W" if isinstance(pooled, float) else "n/a")
+            + f" (the derivation uses {OVERHEAD_GPU_POWER_W:.0f} W)"
+        )
     verb = "would import" if args.dry_run else "imported"
     print(
         f"{verb} {result.imported} row(s) into {args.db} ({result.read} read, "

@@ -96,6 +96,9 @@ class ImportResult:
     duplicates: int = 0
     graphs: int = 0
     problems: list[Problem] = field(default_factory=list)
+    dropped: list[Problem] = field(default_factory=list)
+    """Records a format's reliability rule left out (e.g. EC-NAS-Bench runs whose energy
+    derivation contradicts physics): counted and listed, never imported."""
     written: bool = False
 
     def to_json(self) -> dict[str, object]:
@@ -107,6 +110,8 @@ class ImportResult:
             "distinct_graphs": self.graphs,
             "bad": len(self.problems),
             "problems": [str(p) for p in self.problems],
+            "dropped": len(self.dropped),
+            "dropped_runs": [str(p) for p in self.dropped],
             "written": self.written,
         }
 
@@ -180,14 +185,28 @@ def _read_records(path: Path) -> Iterator[Record]:
 
 
 class GraphCache:
-    """Weightless graph bytes and profile per graph reference (path or descriptor), built once."""
+    """Weightless graph bytes and profile per graph reference (path, descriptor, or a name
+    given to a graph built in memory with :meth:`add`), built once."""
 
     def __init__(self) -> None:
         self._graphs: dict[tuple[str, str], tuple[bytes, object] | str] = {}
+        self._built: dict[str, tuple[bytes, object]] = {}
+
+    def add(self, ref: str, onnx_bytes: bytes, profile: object | None = None) -> None:
+        """Let ``ref`` name ``onnx_bytes`` (a weightless graph built in memory, e.g. a rebuilt
+        NAS-Bench-101 network); profiled here unless its ``profile`` is given."""
+        from joulecast.graph import profile_graph
+
+        self._built[ref] = (
+            onnx_bytes,
+            profile if profile is not None else profile_graph(onnx_bytes),
+        )
 
     def get(self, ref: str, base_dir: Path) -> tuple[bytes, object]:
         from joulecast.graph import profile_graph
 
+        if ref in self._built:
+            return self._built[ref]
         key = (ref, str(base_dir))
         if key not in self._graphs:
             try:
@@ -207,7 +226,7 @@ class GraphCache:
         return found
 
     def __len__(self) -> int:
-        return sum(1 for v in self._graphs.values() if not isinstance(v, str))
+        return len(self._built) + sum(1 for v in self._graphs.values() if not isinstance(v, str))
 
 
 def _blank(value: object) -> bool:
@@ -373,14 +392,18 @@ def import_records(
     *,
     skip_bad: bool = False,
     dry_run: bool = False,
+    graphs: GraphCache | None = None,
+    dropped: Iterable[Problem] = (),
 ) -> ImportResult:
     """Validate every record, then write the good ones in one transaction.
 
     Raises :class:`BadImport` (nothing written) when a record is bad and ``skip_bad`` is off.
     Records already in the store (same content, hence same run key) are counted, not rewritten.
+    ``graphs`` holds graphs built in memory that records name; ``dropped`` lists what the
+    reader left out by rule (reported in the result).
     """
-    result = ImportResult()
-    graphs = GraphCache()
+    result = ImportResult(dropped=list(dropped))
+    graphs = graphs if graphs is not None else GraphCache()
     graph_bytes: dict[str, bytes] = {}
     rows: dict[str, Row] = {}
     for record in records:

@@ -114,6 +114,7 @@ def build_manifest(bundle: Bundle) -> tuple[dict[str, Any], dict[str, bytes]]:
         "library_versions": _library_versions(),
         "dataset": bundle.dataset,
         "phases": list(bundle.phases),
+        "domain": dict(bundle.domain),
         "families": {p: list(f) for p, f in bundle.families.items()},
         "selected": dict(bundle.selected),
         "fallback_unseen_family": dict(bundle.fallback),
@@ -125,7 +126,6 @@ def build_manifest(bundle: Bundle) -> tuple[dict[str, Any], dict[str, bytes]]:
         },
         "scores": bundle.scores,
         "notes": list(bundle.notes),
-        "domain": dict(bundle.domain),
         "predictors": owners,
         "files": {name: _sha256(data) for name, data in sorted(files.items())},
     }

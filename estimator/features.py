@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from estimator.domain import shape_text
 from joulecast.graph import GraphProfile, profile_graph
 
 PROFILE_FEATURES = (
@@ -91,6 +92,7 @@ def run_features(
         "epochs": int(epochs),
         "phase": phase,
         "family": profile.family,
+        "input_shape": shape_text(profile.input_shape),
     }
 
 

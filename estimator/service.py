@@ -15,6 +15,8 @@ from pathlib import Path
 
 from estimator.artifacts import Published, list_hardware, load_current
 from estimator.dataset import from_store
+from estimator.domain import WIDEN as DOMAIN_WIDEN
+from estimator.domain import outside
 from estimator.evaluation import OBSERVED_VARIANT
 from estimator.features import ServeRow, run_features, serve_rows
 from estimator.intervals import interval
@@ -130,8 +132,15 @@ def estimate(
         profile, phase="train", batch_size=batch_size, samples=samples, epochs=epochs
     )
     rows = serve_rows(features, tuple(p for p in ("train", "test") if p in bundle.phases))
+    # Input shapes outside the data (batch size, samples and FLOPs: _outside_data below).
+    extrapolations = [w for w in outside(bundle.domain, features) if not w.startswith("batch")]
+    warnings.extend(
+        f"out of the measured domain of {bundle.hardware}: {why}; the interval is widened"
+        for why in extrapolations
+    )
     count = float(samples) * float(epochs)
     widen = _outside_data(bundle, rows, batch_size, samples, warnings)
+    widen = {p: v + len(extrapolations) * math.log(DOMAIN_WIDEN) for p, v in widen.items()}
     answers: dict[str, PhaseEstimate | None] = {}
     for phase in ("train", "test"):
         if phase not in bundle.phases:
@@ -426,9 +435,9 @@ def describe_published(published: Published) -> dict:
         "fallback_unseen_family": dict(bundle.fallback),
         "scores": bundle.scores,
         "dataset": bundle.dataset,
+        "domain": dict(bundle.domain),
         "notes": list(bundle.notes),
         **({"layer_sum": dict(bundle.layer_sum_info)} if bundle.layer_sum is not None else {}),
-        "domain": dict(bundle.domain),
     }
 
 

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from estimator.dataset import Dataset, aggregate_repeats, dataset_size_check, size_check_summary
+from estimator.domain import describe as describe_domain
 from estimator.evaluation import (
     OBSERVED_VARIANT,
     SELECTED_VARIANT,
@@ -61,7 +62,8 @@ class Bundle:
     scores: Mapping[str, object]
     notes: tuple[str, ...] = field(default=())
     domain: Mapping[str, object] = field(default_factory=dict)
-    """What the training rows cover (see :func:`data_domain`); answers outside it warn."""
+    """What the training rows cover (:func:`data_domain`, and input shapes from
+    :mod:`estimator.domain`); answers outside it warn and widen."""
     dataset: Mapping[str, object] = field(default_factory=dict)
     held_out: pd.DataFrame | None = field(default=None, repr=False)
     """Leave-one-configuration-out predictions of every predictor (not stored in artifacts)."""
@@ -136,7 +138,7 @@ def fit_bundle(dataset: Dataset, names: list[str] | None = None) -> Bundle:
             "size_check": size,
         },
         held_out=evaluation.held_out,
-        domain=data_domain(frame, fitted),
+        domain={**data_domain(frame, fitted), **_input_domain(frame)},
     )
 
 
@@ -235,3 +237,9 @@ def _choose(
 def phase_row(features: Mapping[str, object], phase: str) -> pd.DataFrame:
     """A one-row frame of ``features`` (see :func:`estimator.features.run_features`) for a phase."""
     return pd.DataFrame([{**features, "phase": phase}])
+
+
+def _input_domain(frame: pd.DataFrame) -> dict[str, object]:
+    """The input shapes the rows covered (see :mod:`estimator.domain`); batch sizes come from
+    :func:`data_domain`."""
+    return {k: v for k, v in describe_domain(frame).items() if k != "batch_size"}

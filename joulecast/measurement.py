@@ -27,7 +27,10 @@ SOURCE_RAPL = "rapl"
 """The CPU package energy counter (Intel/AMD RAPL through powercap)."""
 MEASURED_SOURCES = (SOURCE_NVML_COUNTER, SOURCE_NVML_INTEGRAL, SOURCE_RAPL)
 """Measured sources joulecast's own meters produce."""
-EXTERNAL_MEASURED_SOURCES: tuple[str, ...] = ()
+SOURCE_CARBONTRACKER_NVML = "carbontracker-nvml"
+"""GPU energy from carbontracker's NVML power samples (imported EC-NAS-Bench runs; the
+derivation from carbontracker's records is in ``collector.ecnas``)."""
+EXTERNAL_MEASURED_SOURCES: tuple[str, ...] = (SOURCE_CARBONTRACKER_NVML,)
 """Measured sources of other tools' meters, accepted from imports (each documented in
 docs/IMPORT.md with the meter it names)."""
 ESTIMATE_PREFIX = "estimate-"

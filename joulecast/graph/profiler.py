@@ -273,6 +273,7 @@ def _profile(graph: Graph, model: object, limits: GraphLimits) -> GraphProfile:
         depth=depth,
         node_count=len(nodes),
         warnings=_bounded(warnings),
+        input_shape=_sample_shape(table),
     )
 
 
@@ -302,6 +303,12 @@ class _Parents(Sequence[Sequence[int]]):
 
 def _no_flops(node: Node, table: ShapeTable) -> tuple[int, str]:
     return 0, "other"
+
+
+def _sample_shape(table: ShapeTable) -> tuple[int, ...]:
+    """One sample's shape of the first graph input (its batch axis dropped)."""
+    shape = table.shape(table.inputs[0]) if table.inputs else None
+    return tuple(shape[1:]) if shape else ()
 
 
 def _per_sample(value: int, batch: int) -> int:

@@ -31,6 +31,8 @@ class GraphProfile:
     depth: int
     node_count: int
     warnings: tuple[str, ...] = field(default=())
+    input_shape: tuple[int, ...] = field(default=())
+    """Shape of one sample of the graph's first input (batch axis dropped; () when unknown)."""
 
     def features(self) -> dict[str, float]:
         """The numeric features predictors use (FLOPs per sample, bytes, counts)."""
@@ -55,4 +57,5 @@ class GraphProfile:
         d = asdict(self)
         d["flops_by_kind"] = {k: int(self.flops_by_kind.get(k, 0)) for k in FLOP_KINDS}
         d["warnings"] = list(self.warnings)
+        d["input_shape"] = list(self.input_shape)
         return d

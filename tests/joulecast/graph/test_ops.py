@@ -72,6 +72,18 @@ class LayerNormGelu(nn.Module):
         return self.fc(F.gelu(self.ln(x.squeeze(1).transpose(1, 2))))
 
 
+class ChannelSlice(nn.Module):
+    """Keeps the first channels of a feature map (``x[:, :k]``), as NAS-Bench-101 cells do: the
+    legacy exporter's Constant -> Unsqueeze -> Slice bounds must not hide the next conv's shape."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = nn.Conv2d(1, 12, 3, padding=1), nn.Conv2d(8, 16, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.b(self.a(x)[:, :8])
+
+
 def _cases() -> dict[str, nn.Module]:
     return {
         "lstm": Frames(nn.LSTM(128, 64, batch_first=True)),
@@ -109,6 +121,7 @@ def _cases() -> dict[str, nn.Module]:
         "silu-avgpool-softmax": nn.Sequential(
             nn.Conv2d(1, 8, 3), nn.SiLU(), nn.AvgPool2d(2), nn.Softmax(dim=1)
         ),
+        "channel-slice": ChannelSlice(),
         "conv1d": nn.Sequential(
             nn.Flatten(1, 2), nn.Conv1d(128, 32, 5), nn.ReLU(), nn.MaxPool1d(2)
         ),
