@@ -34,7 +34,7 @@ from collector.hardware import cpu_model, software_versions
 from collector.meters.base import EnergyMeter, Measurement
 from collector.models import INPUT_SHAPE, build_model
 from collector.plans import RunSpec
-from collector.window import PROBE_S, samples_for_window
+from collector.window import MARGIN, PROBE_S, samples_for_window
 from joulecast.errors import FailedPrecondition, InvalidArgument
 from joulecast.measurement import Row, is_estimate
 from joulecast.store import MeasurementStore
@@ -364,7 +364,7 @@ def _window_batches(
             spent_s += _timed(ctx.options.clock, sync, step, batch)
             probe.extend(batch)
         per_batch_s = max(spent_s / len(probe), 1e-9)
-        n_batches, _ = samples_for_window(per_batch_s, spec.batch_size, target_s)
+        n_batches, _ = samples_for_window(per_batch_s, spec.batch_size, MARGIN * target_s)
     ctx.windows[_window_key(key)] = n_batches * spec.batch_size
     log.debug("%s: %d batches a window", key, n_batches)
     return n_batches

@@ -16,6 +16,9 @@ DEFAULT_WINDOW_S = 2.0
 """Target window length in seconds: long enough to swamp timer and scheduler noise."""
 PROBE_S = 0.25
 """Seconds of warm batches timed to estimate the cost of one batch."""
+MARGIN = 1.2
+"""Batches are chosen for ``MARGIN`` x the target: the first batches after a warm-up are still
+slower than later ones (the CPU campaign's windows came out at 0.75-1.2 x the target without it)."""
 
 
 def batches_for_window(batch_s: float, target_s: float = DEFAULT_WINDOW_S) -> int:

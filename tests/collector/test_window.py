@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from collector.campaign.repeatability import repeat_table
 from collector.data import synthetic_clips
 from collector.meters.cputime import CpuTimeMeter, cpu_seconds_of
 from collector.plans import load_plan
@@ -63,6 +64,9 @@ def test_timed_sweep_interleaves_repeats_and_records_samples(tmp_path: Path) -> 
     assert all(len(s) == 1 for s in by_phase.values())
     # the window is sized to the target: more than the plan's 16 clips for these tiny models
     assert any(row.samples > 16 for row in rows)
+    table = repeat_table([str(tmp_path / "m.db")])
+    assert len(table) == 4 and (table["repeats"] == 3).all()
+    assert (table["cv_energy"] >= 0).all() and (table["window_cpu_s"] > 0).all()
 
 
 def test_a_resumed_timed_sweep_reuses_the_chosen_windows(tmp_path: Path) -> None:
