@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test lint demo smoke proto bench clean
+.PHONY: venv test lint demo smoke proto bench clean gpu-campaign gpu-campaign-dry
 
 venv: $(STAMP)
 
@@ -27,6 +27,16 @@ lint: venv
 smoke: venv
 	$(BIN)/joulecast collect --plan smoke --device cpu --data synthetic --db runs/smoke.db --resume
 	$(BIN)/joulecast export --db runs/smoke.db --format csv --out runs/smoke.csv
+
+# The GPU campaign (issue 15): one command inside a 7-minute budget, store and identity in OUT.
+# On the device machine run it with that machine's python: PYTHONPATH=. python3 -m collector.campaign
+OUT ?= runs/gpu-campaign
+gpu-campaign:
+	PYTHONPATH=. python3 -m collector.campaign --out $(OUT)
+
+gpu-campaign-dry: venv
+	$(BIN)/python -m collector.campaign --device cpu --meter cpu-time --plans smoke \
+		--repeats 1 --out runs/gpu-campaign-dry
 
 demo: venv
 	$(BIN)/python -m joulecast.demo

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from joulecast.errors import JoulecastError
@@ -31,7 +32,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--meter",
         default="auto",
-        help="auto, nvml, rapl, codecarbon or replay (auto picks the best available)",
+        help="auto, nvml, rapl, cpu-time, codecarbon or replay (auto picks the best "
+        "available; cpu-time, the estimate where no meter exists, pins torch to one thread)",
+    )
+    p.add_argument(
+        "--core-watts",
+        type=float,
+        help="per-core active power for --meter cpu-time, W (default: TDP/cores, else 4 W)",
+    )
+    p.add_argument(
+        "--window-seconds",
+        type=float,
+        help="timed protocol: each window holds whole batches lasting at least this long "
+        "(CPU seconds on cpu); the row records the samples used",
     )
     p.add_argument("--trace", help="recorded NVML trace for --meter replay")
     p.add_argument("--with-codecarbon", action="store_true", help="run CodeCarbon alongside")
@@ -83,12 +96,14 @@ def collect_command(args: argparse.Namespace) -> int:
     from collector.hardware import default_hardware
     from collector.meters.select import estimate_banner, open_meter
     from collector.plans import load_plan
-    from collector.progress import RichProgress
+    from collector.progress import make_progress
     from collector.runner import SweepOptions, run_sweep
     from joulecast.store import MeasurementStore
 
     if args.repeats < 1:
         raise JoulecastError("--repeats must be at least 1")
+    if args.window_seconds is not None and not args.window_seconds > 0:
+        raise JoulecastError("--window-seconds must be > 0")
     if args.samples is not None and args.samples < 1:
         raise JoulecastError("--samples must be at least 1")
     plan = load_plan(args.plan, samples=args.samples, batch_size=args.batch_size)
@@ -107,7 +122,12 @@ def collect_command(args: argparse.Namespace) -> int:
         sample_interval_s=args.sample_interval,
         with_codecarbon=args.with_codecarbon,
         trace=args.trace,
+        core_watts=args.core_watts,
     )
+    if meter.name == "cpu-time":
+        from collector.meters.cputime import pin_torch_threads
+
+        pin_torch_threads()  # a spinning worker thread would count as work
     banner = estimate_banner(meter)  # names the meter and why, once
     print(
         f"NOTE: {banner}" if banner else f"meter: {meter.name} ({meter.chosen_reason})",
@@ -130,8 +150,10 @@ def collect_command(args: argparse.Namespace) -> int:
         idle_s=idle_s,
         seed=args.seed,
         data_label=data_label,
+        window_s=args.window_seconds,
+        clock=_window_clock(args.device),
     )
-    with meter, MeasurementStore(args.db) as store, RichProgress() as progress:
+    with meter, MeasurementStore(args.db) as store, make_progress() as progress:
         try:
             summary = run_sweep(plan.runs, clips, store, meter, options, progress)
         except KeyboardInterrupt:
@@ -152,3 +174,10 @@ def collect_command(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return 0 if summary.failed == 0 else 3
+
+
+def _window_clock(device: str) -> Callable[[], float]:
+    """The clock that sizes timed windows: CPU seconds on cpu, wall seconds on a GPU."""
+    import time
+
+    return time.perf_counter if device.startswith("cuda") else time.process_time

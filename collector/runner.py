@@ -1,8 +1,16 @@
 """The sweep runner: for each run of a plan, train one epoch and test one pass under a meter.
 
-Per configuration: build the model, count its cost with DeepSpeed, store its weightless ONNX
-graph, measure the idle baseline, then for each phase and repeat: one warm-up step outside the
-window, then the measured window (device synchronised at both edges), then one atomic row.
+Per configuration: build the model, count its cost (DeepSpeed, or the project's graph profiler
+when DeepSpeed is absent), store its weightless ONNX graph, measure the idle baseline, then for
+each phase: one warm-up step outside the window, then the measured window (device synchronised
+at both edges), then one atomic row. Repeats are interleaved: repeat 0 of every configuration,
+then repeat 1 of every configuration, ..., so that slow drifts of the machine's load show up as
+spread between repeats rather than as a bias of one configuration.
+
+The timed protocol (``window_s``): instead of the plan's samples, a window holds the whole
+number of batches that makes it last ``window_s`` seconds (timed on warm batches before the
+first repeat, reused by the later ones; batches cycle through the plan's clips), and the row
+records the samples actually used, so that energy per sample is what is measured.
 """
 
 from __future__ import annotations
@@ -10,20 +18,23 @@ from __future__ import annotations
 import datetime as dt
 import gc
 import logging
+import re
+import time
 import traceback
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Subset
 
 from collector.data import Clip, SpectrogramSet
-from collector.flops import Cost, deepspeed_cost
+from collector.flops import Cost, model_cost
 from collector.hardware import cpu_model, software_versions
 from collector.meters.base import EnergyMeter, Measurement
 from collector.models import INPUT_SHAPE, build_model
 from collector.plans import RunSpec
+from collector.window import MARGIN, PROBE_S, samples_for_window
 from joulecast.errors import FailedPrecondition, InvalidArgument
 from joulecast.measurement import Row, is_estimate
 from joulecast.store import MeasurementStore
@@ -47,6 +58,12 @@ class SweepOptions:
     lr: float = 1e-3
     data_label: str = "synthetic"
     store_graphs: bool = True
+    window_s: float | None = None
+    """Timed protocol: each window lasts at least this many seconds (None: the plan's samples)."""
+    clock: Callable[[], float] = time.process_time
+    """The clock that times probe batches for the timed protocol (this process's CPU seconds)."""
+    stop_at: float | None = None
+    """``time.monotonic()`` after which no new configuration starts (a campaign's deadline)."""
 
 
 @dataclass
@@ -56,6 +73,8 @@ class SweepSummary:
     failed: int = 0
     failures: list[str] = field(default_factory=list)
     estimated: bool = False
+    stopped: bool = False
+    """True when the deadline (``stop_at``) cut the sweep: rerun with resume to finish it."""
 
 
 class Progress:
@@ -125,60 +144,84 @@ def run_sweep(
         raise InvalidArgument(f"{max_samples} samples asked, the data set has {len(clips)} clips")
     dataset = SpectrogramSet(clips[:max_samples], options.features)
     costs: dict[str, tuple[Cost, str | None]] = {}
-    for spec in todo:
-        _run_one(spec, dataset, store, meter, options, device, done, costs, summary, progress)
+    windows = _stored_windows(store) if options.window_s else {}
+    for repeat in range(options.repeats):  # interleaved: repeat r of every run, then r + 1
+        for spec in todo:
+            if options.stop_at is not None and time.monotonic() >= options.stop_at:
+                summary.stopped = True
+                return summary
+            context = _Context(store, meter, options, device, done, costs, windows)
+            _run_one(spec, repeat, dataset, context, summary, progress)
     return summary
+
+
+@dataclass
+class _Context:
+    """What every run of one sweep shares."""
+
+    store: MeasurementStore
+    meter: EnergyMeter
+    options: SweepOptions
+    device: torch.device
+    done: set[str]
+    costs: dict[str, tuple[Cost, str | None]]
+    windows: dict[str, int]
+    """Samples per window already chosen, by run key without its repeat (timed protocol)."""
+
+
+_REPEAT = re.compile(r"/r\d+@")
+
+
+def _window_key(run_key: str) -> str:
+    return _REPEAT.sub("@", run_key)
+
+
+def _stored_windows(store: MeasurementStore) -> dict[str, int]:
+    """Samples of the windows a resumed sweep already chose (its later repeats reuse them)."""
+    return {_window_key(row.run_key): row.samples for row in store.rows()}
 
 
 def _run_one(
     spec: RunSpec,
+    repeat: int,
     dataset: SpectrogramSet,
-    store: MeasurementStore,
-    meter: EnergyMeter,
-    options: SweepOptions,
-    device: torch.device,
-    done: set[str],
-    costs: dict[str, tuple[Cost, str | None]],
+    ctx: _Context,
     summary: SweepSummary,
     progress: Progress,
 ) -> None:
-    config = spec.config
+    config, options = spec.config, ctx.options
     label = f"{config.config_id} s{spec.samples} b{spec.batch_size}"
-    pending = [
-        (phase, r)
-        for r in range(options.repeats)
-        for phase in PHASES
-        if row_key(spec, phase, r, options) not in done
-    ]
+    pending = [p for p in PHASES if row_key(spec, p, repeat, options) not in ctx.done]
+    if not pending:
+        return
     cost: Cost | None = None
     graph_sha: str | None = None
     model: nn.Module | None = None
     try:
         torch.manual_seed(options.seed)
         model = build_model(config)
-        if config.config_id not in costs:
-            cost = deepspeed_cost(model)
-            sha = store.put_graph(_weightless(model)) if options.store_graphs else None
-            costs[config.config_id] = (cost, sha)
-        cost, graph_sha = costs[config.config_id]
-        model.to(device)
+        if config.config_id not in ctx.costs:
+            sha = None
+            if options.store_graphs or _needs_graph_cost():
+                onnx = _weightless(model)
+                sha = ctx.store.put_graph(onnx) if options.store_graphs else None
+            else:
+                onnx = None
+            ctx.costs[config.config_id] = (model_cost(model, onnx), sha)
+        cost, graph_sha = ctx.costs[config.config_id]
+        model.to(ctx.device)
         if options.idle_s > 0:
-            meter.calibrate_idle(options.idle_s)  # later windows carry idle and dynamic energy
+            ctx.meter.calibrate_idle(options.idle_s)  # later windows carry idle and dynamic energy
         subset = Subset(dataset, range(spec.samples))
-        for phase, repeat in pending:
-            measurement = _measure_phase(
-                phase,
-                model,
-                subset,
-                spec,
-                meter,
-                options,
-                device,
-                progress,
-                f"{label} {phase} r{repeat}",
+        for phase in list(pending):
+            key = row_key(spec, phase, repeat, options)
+            measurement, samples = _measure_phase(
+                phase, model, subset, spec, ctx, progress, f"{label} {phase} r{repeat}", key
             )
-            row = _row(spec, phase, repeat, options, meter, cost, graph_sha, measurement)
-            store.put_row(row, measurement.trace)
+            row = _row(spec, phase, repeat, options, ctx.meter, cost, graph_sha, measurement)
+            if samples != row.samples:
+                row = replace(row, samples=samples)
+            ctx.store.put_row(row, measurement.trace)
             summary.measured += 1
             summary.estimated |= measurement.is_estimate
             progress.row_done(f"{label} {phase}", ok=True)
@@ -189,16 +232,24 @@ def _run_one(
         reason = _reason(exc)
         log.warning("%s failed: %s", label, reason)
         log.debug("%s", traceback.format_exc())
-        for phase, repeat in pending:
-            store.put_row(_failed_row(spec, phase, repeat, options, meter, cost, graph_sha, reason))
+        for phase in pending:
+            ctx.store.put_row(
+                _failed_row(spec, phase, repeat, options, ctx.meter, cost, graph_sha, reason)
+            )
             summary.failed += 1
             progress.row_done(f"{label} {phase}", ok=False)
-        summary.failures.append(f"{label}: {reason}")
+        summary.failures.append(f"{label} r{repeat}: {reason}")
     finally:
         del model
         gc.collect()
-        if device.type == "cuda":
+        if ctx.device.type == "cuda":
             torch.cuda.empty_cache()
+
+
+def _needs_graph_cost() -> bool:
+    from collector.flops import deepspeed_available
+
+    return not deepspeed_available()
 
 
 def _weightless(model: nn.Module) -> bytes:
@@ -219,45 +270,104 @@ def _loader(subset: Subset, batch_size: int, shuffle: bool, seed: int) -> DataLo
     return DataLoader(subset, batch_size=batch_size, shuffle=shuffle, generator=generator)
 
 
+def _cycle(loader: DataLoader) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """The loader's batches, epoch after epoch, without end (the timed protocol's supply)."""
+    while True:
+        yield from loader
+
+
 def _measure_phase(
     phase: str,
     model: nn.Module,
     subset: Subset,
     spec: RunSpec,
-    meter: EnergyMeter,
-    options: SweepOptions,
-    device: torch.device,
+    ctx: _Context,
     progress: Progress,
     label: str,
-) -> Measurement:
+    key: str,
+) -> tuple[Measurement, int]:
+    """Warm up, then measure one window of ``phase``. Returns it and the samples it held."""
+    options, device, meter = ctx.options, ctx.device, ctx.meter
     loss_fn = nn.BCELoss()
     sync = _sync_fn(device)
     loader = _loader(subset, spec.batch_size, shuffle=phase == "train", seed=options.seed)
-    if phase == "train":
-        optimizer = torch.optim.Adam(model.parameters(), lr=options.lr)
-        model.train()
-        x, y = next(iter(loader))  # warm-up step, outside the window
-        _train_step(model, optimizer, loss_fn, x.to(device), y.to(device))
-        progress.phase_started(label, len(loader) * spec.epochs)
+    training = phase == "train"
+    optimizer = torch.optim.Adam(model.parameters(), lr=options.lr) if training else None
+    model.train(training)
+
+    def step(x: torch.Tensor, y: torch.Tensor) -> None:
+        if optimizer is not None:
+            _train_step(model, optimizer, loss_fn, x.to(device), y.to(device))
+        else:
+            loss_fn(model(x.to(device)), y.to(device)).item()
+
+    with torch.set_grad_enabled(training):
+        batches = _cycle(loader)
+        warm_s = _timed(options.clock, sync, step, [next(batches)])  # warm-up, outside the window
+        if options.window_s:
+            n_batches = _window_batches(ctx, key, spec, warm_s, step, batches, sync)
+        else:
+            n_batches = len(loader) * spec.epochs
+        progress.phase_started(label, n_batches)
         meter.begin_window(label, sync=sync)
-        for _ in range(spec.epochs):
-            for x, y in loader:
-                _train_step(model, optimizer, loss_fn, x.to(device), y.to(device))
-                progress.batch_done()
+        for _ in range(n_batches):
+            step(*next(batches))
+            progress.batch_done()
         measurement = meter.end_window(label, sync=sync)
-        del optimizer
-        return measurement
-    model.eval()
-    with torch.no_grad():
-        x, y = next(iter(loader))  # warm-up pass, outside the window
-        loss_fn(model(x.to(device)), y.to(device))
-        progress.phase_started(label, len(loader) * spec.epochs)
-        meter.begin_window(label, sync=sync)
-        for _ in range(spec.epochs):
-            for x, y in loader:
-                loss_fn(model(x.to(device)), y.to(device)).item()
-                progress.batch_done()
-        return meter.end_window(label, sync=sync)
+    samples = n_batches * spec.batch_size if options.window_s else spec.samples
+    return measurement, samples
+
+
+def _timed(
+    clock: Callable[[], float],
+    sync: Callable[[], None] | None,
+    step: Callable[[torch.Tensor, torch.Tensor], None],
+    batches: Sequence[tuple[torch.Tensor, torch.Tensor]],
+) -> float:
+    """Seconds (on ``clock``) that ``step`` takes over ``batches``."""
+    if sync is not None:
+        sync()
+    start = clock()
+    for x, y in batches:
+        step(x, y)
+    if sync is not None:
+        sync()
+    return clock() - start
+
+
+def _window_batches(
+    ctx: _Context,
+    key: str,
+    spec: RunSpec,
+    warm_s: float,
+    step: Callable[[torch.Tensor, torch.Tensor], None],
+    batches: Iterator[tuple[torch.Tensor, torch.Tensor]],
+    sync: Callable[[], None] | None,
+) -> int:
+    """Batches of a window lasting ``window_s``: chosen once per run and phase, then reused.
+
+    A warm-up batch that alone lasts 3 x the target makes a one-batch window (no probe: the
+    largest models take many seconds a batch, and a first step is at most about twice slower
+    than the next); otherwise warm batches are timed for ``PROBE_S``.
+    """
+    target_s = float(ctx.options.window_s or 0)
+    chosen = ctx.windows.get(_window_key(key))
+    if chosen is not None:
+        return max(1, chosen // spec.batch_size)
+    if warm_s >= 3 * target_s:
+        n_batches = 1
+    else:
+        probe: list[tuple[torch.Tensor, torch.Tensor]] = []
+        spent_s = 0.0
+        while spent_s < PROBE_S:
+            batch = [next(batches)]
+            spent_s += _timed(ctx.options.clock, sync, step, batch)
+            probe.extend(batch)
+        per_batch_s = max(spent_s / len(probe), 1e-9)
+        n_batches, _ = samples_for_window(per_batch_s, spec.batch_size, MARGIN * target_s)
+    ctx.windows[_window_key(key)] = n_batches * spec.batch_size
+    log.debug("%s: %d batches a window", key, n_batches)
+    return n_batches
 
 
 def _train_step(

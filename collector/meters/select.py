@@ -1,8 +1,10 @@
-"""Choosing a meter: ``--meter auto|nvml|rapl|codecarbon|replay``.
+"""Choosing a meter: ``--meter auto|nvml|rapl|cpu-time|codecarbon|replay``.
 
 ``auto`` takes the best meter the machine has: NVML on a cuda device (energy counter, else power
-integral), RAPL on cpu when its counters are readable, and CodeCarbon otherwise, which on a
-machine without power sensors *estimates* energy (source ``estimate-...``). The chosen meter
+integral), RAPL on cpu when its counters are readable; otherwise on cpu the process's CPU time x
+per-core power (``cpu-time``, an estimate, repeatable because it counts only this process's
+work), and on cuda CodeCarbon, which without power sensors *estimates* energy too (source
+``estimate-...``). The chosen meter
 carries ``chosen_reason`` (one line saying which and why) and ``estimated`` (True when its
 windows will be estimates); ``estimate_banner(meter)`` is the line the CLI prints once.
 
@@ -23,7 +25,7 @@ from joulecast.measurement import is_estimate
 
 logger = logging.getLogger(__name__)
 
-KINDS = ("auto", "nvml", "rapl", "codecarbon", "replay")
+KINDS = ("auto", "nvml", "rapl", "cpu-time", "codecarbon", "replay")
 DEFAULT_COUNTRY = "FRA"
 
 
@@ -45,6 +47,17 @@ def _open_rapl(rapl_root: str | Path | None, sample_interval_s: float) -> Energy
 
     meter = RaplMeter(root=rapl_root or DEFAULT_ROOT, sample_interval_s=sample_interval_s)
     meter.chosen_reason = f"rapl: CPU package counters ({len(meter.zones)} package(s))"
+    return meter
+
+
+def _open_cputime(core_watts: float | None) -> EnergyMeter:
+    from collector.meters.cputime import CpuTimeMeter
+
+    meter = CpuTimeMeter(core_power_w=core_watts)
+    meter.chosen_reason = (
+        f"cpu-time: this process's CPU seconds x {meter.core_power_w:g} W per core "
+        f"({meter.origin}; source {meter.energy_source})"
+    )
     return meter
 
 
@@ -89,6 +102,7 @@ def open_meter(
     trace: str | Path | None = None,
     replay_speed: float = 1.0,
     rapl_root: str | Path | None = None,
+    core_watts: float | None = None,
 ) -> EnergyMeter:
     """Open the meter ``kind`` for ``device`` (``cpu``, ``cuda``, ``cuda:N``).
 
@@ -103,6 +117,8 @@ def open_meter(
         trace: the trace file for ``replay``.
         replay_speed: trace seconds per wall second for ``replay``.
         rapl_root: powercap folder for ``rapl`` (tests).
+        core_watts: per-core active power in watts for ``cpu-time`` (default: from the CPU's
+            TDP in CodeCarbon's table, else 4 W).
 
     Raises:
         InvalidArgument: unknown kind or missing trace.
@@ -123,12 +139,16 @@ def open_meter(
         meter = _open_nvml(gpu_index, sample_interval_s)
     elif kind == "rapl":
         meter = _open_rapl(rapl_root, sample_interval_s)
+    elif kind == "cpu-time":
+        meter = _open_cputime(core_watts)
     elif kind == "codecarbon":
         meter = _open_codecarbon(device, gpu_index, country_iso_code)
     elif kind == "replay":
         meter = _open_replay(trace, replay_speed, sample_interval_s)
     else:
-        meter = _auto(device, on_cuda, gpu_index, sample_interval_s, country_iso_code, rapl_root)
+        meter = _auto(
+            device, on_cuda, gpu_index, sample_interval_s, country_iso_code, rapl_root, core_watts
+        )
     meter.estimated = is_estimate(_source_of(meter))
 
     if with_codecarbon and meter.name != "codecarbon":
@@ -156,6 +176,7 @@ def _auto(
     sample_interval_s: float,
     country_iso_code: str,
     rapl_root: str | Path | None,
+    core_watts: float | None = None,
 ) -> EnergyMeter:
     tried: list[str] = []
     if on_cuda:
@@ -168,7 +189,10 @@ def _auto(
             return _open_rapl(rapl_root, sample_interval_s)
         except MeterUnavailable as err:
             tried.append(f"rapl: {err}")
-    meter = _open_codecarbon(device, gpu_index, country_iso_code, None if not on_cuda else "total")
+        meter = _open_cputime(core_watts)
+        meter.chosen_reason = f"{meter.chosen_reason}; no power meter ({'; '.join(tried)})"
+        return meter
+    meter = _open_codecarbon(device, gpu_index, country_iso_code, "total")
     meter.chosen_reason = f"{meter.chosen_reason}; no power meter ({'; '.join(tried)})"
     return meter
 

@@ -9,12 +9,18 @@ energy: an estimate such as TDP x load follows duration, not the power drawn.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 
 from estimator.report.data import ReportData
+from estimator.report.noise import (
+    INCONCLUSIVE,
+    ReplicateNoise,
+    drop_inverted,
+    replicate_noise,
+)
 from estimator.report.stats import affine, fmt, pearson, separation_auc, spearman
 
 HOLDS = "holds"
@@ -110,12 +116,22 @@ _ESTIMATE_REASON = (
 
 
 def evaluate(data: ReportData) -> tuple[list[ClaimResult], list[Detail]]:
-    """Test every claim and question on ``data``; returns the table rows and their details."""
+    """Test every claim and question on ``data``; returns the table rows and their details.
+
+    Configurations whose test cost more than training per sample are discarded first (and
+    counted); every verdict's reason ends with the replicate noise it was judged against.
+    """
+    noise = replicate_noise(data.runs)
+    data, dropped = drop_inverted(data)
+    suffix = f" [{noise.describe()}"
+    if dropped:
+        suffix += f"; {dropped} configuration(s) discarded: test cost more than training"
+    suffix += "]"
     results: list[ClaimResult] = []
     details: list[Detail] = []
     for test in (c1, c2, c3, c4, c5, c6, q1, q2):
-        result, more = test(data)
-        results.append(result)
+        result, more = test(data) if test is not q1 else q1(data, noise)
+        results.append(replace(result, reason=result.reason + suffix))
         details.extend(more)
     return results, details
 
@@ -434,6 +450,8 @@ def dataset_size_table(data: ReportData) -> pd.DataFrame:
         y = sub["energy_j"].to_numpy(float)
         slope, intercept = np.polyfit(x, y, 1)
         fit = affine(x, y)
+        residual = y - (slope * x + intercept)
+        residual_cv = float(np.sqrt(np.mean(residual**2)) / np.mean(y)) if np.mean(y) > 0 else 0
         top = slope * x.max() + intercept
         rows.append(
             {
@@ -445,12 +463,13 @@ def dataset_size_table(data: ReportData) -> pd.DataFrame:
                 "intercept_j": float(intercept),
                 "r2": fit.r2 if sizes >= 3 else math.nan,
                 "intercept_share": float(intercept / top) if top > 0 else math.nan,
+                "residual_cv": residual_cv,
             }
         )
     return pd.DataFrame(rows)
 
 
-def q1(data: ReportData) -> tuple[ClaimResult, list[Detail]]:
+def q1(data: ReportData, noise: ReplicateNoise | None = None) -> tuple[ClaimResult, list[Detail]]:
     stat = "R² of energy vs samples per configuration and phase (min shown); intercept share"
     table = dataset_size_table(data)
     if table.empty:
@@ -478,6 +497,13 @@ def q1(data: ReportData) -> tuple[ClaimResult, list[Detail]]:
         reason = f"{len(bad)} of {len(judged)} fits below R² {LINEAR_R2}: " + ", ".join(
             f"{r.config_id}/{r.phase} ({fmt(r.r2, 3)})" for r in bad.head(5).itertuples()
         )
+        if noise is not None and all(noise.swamps(d) for d in bad["residual_cv"]):
+            verdict = INCONCLUSIVE
+            reason += (
+                f"; every departure from a line (largest residual "
+                f"{fmt(100 * float(bad['residual_cv'].max()), 1)} % of the mean) is within "
+                "the replicate noise"
+            )
     reason += _estimate_note(data)
     return ClaimResult("Q1", STATEMENTS["Q1"], stat, worst, text, verdict, reason), details
 

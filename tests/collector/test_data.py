@@ -92,3 +92,16 @@ def test_synthetic_set_is_deterministic_and_paper_sized() -> None:
     np.testing.assert_array_equal(a[7].load(), b[7].load())
     with pytest.raises(InvalidArgument, match="2000 samples asked"):
         select_clips(a, 2000)
+
+
+def test_numpy_mel_features_equal_librosas() -> None:
+    """The device machine has no librosa: its numpy features must be the same numbers."""
+    pytest.importorskip("librosa")
+    from collector.data import _SAMPLES_FOR_FRAMES, N_FRAMES, _mel_numpy, fit_to_clip
+
+    audio = synthetic_clips(3)[2].load()
+    want = mel_features(audio)
+    clip = fit_to_clip(audio)[:_SAMPLES_FOR_FRAMES]
+    got = _mel_numpy(clip)[:, :N_FRAMES][None].astype(np.float32)
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-3 * float(want.max()))

@@ -25,10 +25,11 @@ def _nvml_present() -> bool:
 
 
 @pytest.mark.skipif(not NO_RAPL, reason="this machine has RAPL")
-def test_auto_on_cpu_without_rapl_is_the_codecarbon_estimate() -> None:
+def test_auto_on_cpu_without_rapl_is_the_cpu_time_estimate() -> None:
     with open_meter("auto", device="cpu") as meter:
-        assert meter.name == "codecarbon"
+        assert meter.name == "cpu-time"
         assert meter.estimated
+        assert meter.energy_source == "estimate-cpu-time"
         assert "no power meter" in meter.chosen_reason
         banner = estimate_banner(meter)
     assert banner is not None and banner.startswith("energy is ESTIMATED")
@@ -48,6 +49,19 @@ def test_replay_with_codecarbon_alongside() -> None:
         m = meter.end_window("w")
     assert m.energy_source == "nvml-energy-counter"
     assert m.codecarbon_mode is not None
+
+
+def test_cpu_time_with_codecarbon_alongside_keeps_both_readings() -> None:
+    with open_meter("cpu-time", device="cpu", with_codecarbon=True, core_watts=5.0) as meter:
+        assert meter.name == "cpu-time" and meter.estimated
+        meter.begin_window("w")
+        total = sum(i * i for i in range(300_000))
+        m = meter.end_window("w")
+    assert total > 0
+    assert m.energy_source == "estimate-cpu-time"
+    assert m.codecarbon_energy_j is not None and m.codecarbon_mode is not None
+    assert any(note.startswith("cpu_s=") for note in m.notes)
+    assert any(note.startswith("codecarbon ") for note in m.notes)
 
 
 def test_idle_is_measured_at_opening() -> None:
@@ -72,7 +86,7 @@ def test_explicit_nvml_without_gpu_fails_clearly() -> None:
 
 
 def test_bad_arguments() -> None:
-    assert KINDS == ("auto", "nvml", "rapl", "codecarbon", "replay")
+    assert KINDS == ("auto", "nvml", "rapl", "cpu-time", "codecarbon", "replay")
     with pytest.raises(InvalidArgument, match="unknown meter"):
         open_meter("powermeter")
     with pytest.raises(InvalidArgument, match="trace"):

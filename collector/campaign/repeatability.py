@@ -1,0 +1,68 @@
+"""``python -m collector.campaign.repeatability DB [DB ...]``: how repeatable a campaign is.
+
+Prints, per configuration-phase, the coefficient of variation between repeats of energy per
+sample (the meter's), of wall time per sample and of CodeCarbon's energy per sample when it ran
+alongside, the window's CPU seconds (cpu-time meter) and wall seconds; then the medians over
+configuration-phases measured at least twice (the issue-13 target is a median CV <= 5 %).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import sys
+
+import pandas as pd
+
+
+def repeat_table(paths: list[str]) -> pd.DataFrame:
+    """One row per configuration-phase: repeats, CVs (fractions), median window seconds."""
+    frames = []
+    for path in paths:
+        with sqlite3.connect(path) as db:
+            frames.append(pd.read_sql("SELECT * FROM measurements WHERE status = 'ok'", db))
+    rows = pd.concat(frames, ignore_index=True)
+    rows["cpu_s"] = rows["notes"].str.extract(r"(?:^|; )cpu_s=([0-9.eE+-]+)")[0].astype(float)
+    rows["energy_per_sample"] = rows["energy_j"] / rows["samples"]
+    rows["wall_per_sample"] = rows["duration_s"] / rows["samples"]
+    rows["codecarbon_per_sample"] = rows["codecarbon_energy_j"] / rows["samples"]
+    grouped = rows.groupby(["config_id", "variant", "phase", "batch_size"])
+
+    def cv(column: str) -> pd.Series:
+        return grouped[column].std() / grouped[column].mean()
+
+    return pd.DataFrame(
+        {
+            "repeats": grouped.size(),
+            "samples": grouped["samples"].median(),
+            "cv_energy": cv("energy_per_sample"),
+            "cv_wall": cv("wall_per_sample"),
+            "cv_codecarbon": cv("codecarbon_per_sample"),
+            "window_cpu_s": grouped["cpu_s"].median(),
+            "window_wall_s": grouped["duration_s"].median(),
+        }
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    paths = argv if argv is not None else sys.argv[1:]
+    if not paths:
+        print(__doc__, file=sys.stderr)
+        return 2
+    table = repeat_table(paths)
+    with pd.option_context("display.width", 160, "display.max_rows", 500):
+        print(table.round(3))
+    repeated = table[table["repeats"] >= 2]
+    print(f"{len(table)} configuration-phases, {len(repeated)} measured at least twice")
+    if not repeated.empty:
+        for column in ("cv_energy", "cv_wall", "cv_codecarbon"):
+            print(f"median {column}: {100 * repeated[column].median():.1f} %")
+    print(
+        f"window CPU s: median {table['window_cpu_s'].median():.2f}, "
+        f"min {table['window_cpu_s'].min():.2f}; wall s: median "
+        f"{table['window_wall_s'].median():.1f}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

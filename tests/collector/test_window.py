@@ -1,0 +1,83 @@
+"""The timed protocol: windows of whole batches lasting the target, interleaved repeats."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from collector.campaign.repeatability import repeat_table
+from collector.data import synthetic_clips
+from collector.meters.cputime import CpuTimeMeter, cpu_seconds_of
+from collector.plans import load_plan
+from collector.runner import SweepOptions, run_sweep
+from collector.window import batches_for_window, samples_for_window
+from joulecast.errors import InvalidArgument
+from joulecast.store import MeasurementStore
+
+
+def test_windows_hold_whole_batches_reaching_the_target() -> None:
+    assert batches_for_window(0.1, 2.0) == 20
+    assert batches_for_window(0.3, 2.0) == 7  # 6 batches = 1.8 s < 2 s
+    assert batches_for_window(5.0, 2.0) == 1
+    assert samples_for_window(0.25, 8, 2.0) == (8, 64)
+    for batch_s in (0.001, 0.037, 0.4, 1.9):
+        batches, samples = samples_for_window(batch_s, 4)
+        assert batches * batch_s >= 2.0 - 1e-9 and (batches - 1) * batch_s < 2.0
+        assert samples == 4 * batches
+    with pytest.raises(InvalidArgument):
+        batches_for_window(0.0)
+    with pytest.raises(InvalidArgument):
+        samples_for_window(0.1, 0)
+
+
+def _plan(tmp_path: Path) -> Path:
+    path = tmp_path / "p.json"
+    runs = [
+        {"family": "mlp", "layers": [1], "hidden": [32]},
+        {"family": "cnn", "layers": [1], "hidden": [4]},
+    ]
+    path.write_text(json.dumps({"name": "p", "defaults": {"samples": 16}, "runs": runs}))
+    return path
+
+
+def test_timed_sweep_interleaves_repeats_and_records_samples(tmp_path: Path) -> None:
+    plan = load_plan(str(_plan(tmp_path)))
+    options = SweepOptions(repeats=3, window_s=0.15, store_graphs=False)
+    with CpuTimeMeter(core_power_w=5.0) as meter, MeasurementStore(tmp_path / "m.db") as store:
+        summary = run_sweep(plan.runs, synthetic_clips(16), store, meter, options)
+        rows = store.rows()
+    assert summary.measured == 12 and summary.failed == 0
+    # repeat 0 of every configuration before any repeat 1: not back to back
+    order = [(r.repeat, r.config_id) for r in rows]
+    assert [rep for rep, _ in order] == [0] * 4 + [1] * 4 + [2] * 4
+    for row in rows:
+        cpu_s = cpu_seconds_of(row.notes)
+        assert cpu_s is not None and row.energy_j == pytest.approx(5.0 * cpu_s, rel=1e-5)
+        assert row.samples % row.batch_size == 0 and row.samples >= row.batch_size
+        assert row.energy_is_estimate and row.energy_source == "estimate-cpu-time"
+    # every repeat of one configuration-phase holds the same samples, chosen once
+    by_phase: dict[tuple[str, str], set[int]] = {}
+    for row in rows:
+        by_phase.setdefault((row.config_id, row.phase), set()).add(row.samples)
+    assert all(len(s) == 1 for s in by_phase.values())
+    # the window is sized to the target: more than the plan's 16 clips for these tiny models
+    assert any(row.samples > 16 for row in rows)
+    table = repeat_table([str(tmp_path / "m.db")])
+    assert len(table) == 4 and (table["repeats"] == 3).all()
+    assert (table["cv_energy"] >= 0).all() and (table["window_cpu_s"] > 0).all()
+
+
+def test_a_resumed_timed_sweep_reuses_the_chosen_windows(tmp_path: Path) -> None:
+    plan = load_plan(str(_plan(tmp_path)))
+    first = SweepOptions(repeats=1, window_s=0.1, store_graphs=False)
+    with CpuTimeMeter(core_power_w=5.0) as meter, MeasurementStore(tmp_path / "m.db") as store:
+        run_sweep(plan.runs, synthetic_clips(16), store, meter, first)
+        again = SweepOptions(repeats=2, window_s=0.1, store_graphs=False, resume=True)
+        summary = run_sweep(plan.runs, synthetic_clips(16), store, meter, again)
+        rows = store.rows()
+    assert summary.skipped == 4 and summary.measured == 4
+    assert len({r.run_key for r in rows}) == len(rows) == 8
+    for config_id, phase in {(r.config_id, r.phase) for r in rows}:
+        assert len({r.samples for r in rows if (r.config_id, r.phase) == (config_id, phase)}) == 1
