@@ -5,7 +5,10 @@ infinite CV error or answers nothing. :func:`check_published` asks the version, 
 public path the server uses (:func:`estimator.service.estimate`), about a canary set of graphs
 of every family and several run sizes, and lists every reason not to serve it: a selected
 predictor without a finite CV score, an answer that is missing, not finite or not positive, or a
-training pass that costs less than testing the same samples. An empty list means it may serve.
+training pass that costs less than testing the same samples. A phase the service refuses on
+purpose (its interval would be wider than ``MAX_INTERVAL_FACTOR``: the canaries lie partly
+outside any one hardware's data) is not a fault, but a version must answer some canary in every
+phase it claims. An empty list means it may serve.
 """
 
 from __future__ import annotations
@@ -97,6 +100,7 @@ def check_published(published: Published) -> list[str]:
         name = bundle.selected[phase]
         if not _finite_score(bundle.scores, phase, name):
             reasons.append(f"{phase}: the selected predictor {name} has no finite CV score")
+    answered = dict.fromkeys(bundle.phases, 0)
     for profile in CANARIES:
         for batch_size, samples, epochs in RUNS:
             what = f"{profile.family} {profile.flops_forward:.2e} FLOPs, {samples}x{epochs}"
@@ -110,8 +114,13 @@ def check_published(published: Published) -> list[str]:
             phases = {"train": answer.train, "test": answer.test}
             for phase, est in phases.items():
                 if phase in bundle.phases and est is None:
-                    reasons.append(f"{what}: no {phase} prediction")
-                elif est is not None and not (math.isfinite(est.energy_j) and est.energy_j > 0):
+                    if not _refused(answer.warnings, phase):
+                        reasons.append(f"{what}: no {phase} prediction")
+                elif est is not None:
+                    answered[phase] = answered.get(phase, 0) + 1
+                if est is None:
+                    continue
+                if not (math.isfinite(est.energy_j) and est.energy_j > 0):
                     reasons.append(f"{what}: {phase} energy {est.energy_j!r} J")
             train, test = phases["train"], phases["test"]
             if train is not None and test is not None and train.energy_j < test.energy_j:
@@ -120,7 +129,20 @@ def check_published(published: Published) -> list[str]:
                     f"{what}: training ({train.energy_j:.3g} J) costs less than testing the "
                     f"same samples ({test.energy_j:.3g} J)"
                 )
+    reasons.extend(
+        f"{phase}: no canary graph got an answer (every one refused as too uncertain)"
+        for phase, n in answered.items()
+        if n == 0
+    )
     return reasons
+
+
+def _refused(warnings: tuple[str, ...], phase: str) -> bool:
+    """True when the service refused ``phase`` on purpose, saying why in a warning."""
+    from estimator.service import MAX_INTERVAL_FACTOR
+
+    marker = f"(more than {MAX_INTERVAL_FACTOR:g})"
+    return any(w.startswith(f"{phase}:") and marker in w for w in warnings)
 
 
 def require_servable(published: Published) -> None:

@@ -3,6 +3,7 @@ warns and widens its interval for other batch sizes, inputs and families."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -11,7 +12,7 @@ import torch
 
 from collector import nasbench101 as nb
 from estimator import domain
-from estimator.service import PredictorRegistry, fit_and_publish
+from estimator.service import WIDEN_LOG, PredictorRegistry, fit_and_publish
 from joulecast.cli import main
 from joulecast.graph import profile_graph
 from joulecast.weightless import export_weightless
@@ -67,6 +68,10 @@ def test_in_domain_answers_measured_train_energy_without_domain_warnings(registr
 
 
 def _width(answer) -> float:
+    """The train interval's high/low; infinite when refused as too wide (a warning says so)."""
+    if answer.train is None:
+        assert any(w.startswith("train: no answer") for w in answer.warnings)
+        return math.inf
     return answer.train.energy_high_j / answer.train.energy_low_j
 
 
@@ -78,7 +83,8 @@ def test_other_batch_and_input_are_warned_and_widened(registry) -> None:
     assert any("batch size 64 is outside" in w for w in batch.warnings)
     assert any("input 3x64x64 is not a measured input shape" in w for w in both.warnings)
     assert _width(base) < _width(batch) < _width(both)
-    assert _width(batch) == pytest.approx(_width(base) ** domain.WIDEN)
+    # each dimension outside the data adds its log half-width: high/low grows by exp(2·extra)
+    assert _width(batch) == pytest.approx(_width(base) * math.exp(2 * WIDEN_LOG["batch_size"]))
 
 
 def test_another_family_is_warned_and_widened(registry) -> None:
@@ -86,4 +92,6 @@ def test_another_family_is_warned_and_widened(registry) -> None:
     answer = _predict(registry, _profile(mlp, nb.INPUT_SHAPE), 256)
     base = _predict(registry, _profile(nb.build(*CELL), nb.INPUT_SHAPE), 256)
     assert any("family 'mlp' is not in the train data" in w for w in answer.warnings)
-    assert _width(answer) > _width(base)
+    bundle = registry._get("quadro-rtx6000").bundle
+    in_data = math.exp(2 * bundle.q_log["train"][bundle.selected["train"]])
+    assert _width(answer) > in_data and base.train is not None
