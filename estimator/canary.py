@@ -114,7 +114,7 @@ def check_published(published: Published) -> list[str]:
             phases = {"train": answer.train, "test": answer.test}
             for phase, est in phases.items():
                 if phase in bundle.phases and est is None:
-                    if not _refused(answer.warnings, phase):
+                    if phase not in answer.refused:
                         reasons.append(f"{what}: no {phase} prediction")
                 elif est is not None:
                     answered[phase] = answered.get(phase, 0) + 1
@@ -135,14 +135,6 @@ def check_published(published: Published) -> list[str]:
         if n == 0
     )
     return reasons
-
-
-def _refused(warnings: tuple[str, ...], phase: str) -> bool:
-    """True when the service refused ``phase`` on purpose, saying why in a warning."""
-    from estimator.service import MAX_INTERVAL_FACTOR
-
-    marker = f"(more than {MAX_INTERVAL_FACTOR:g})"
-    return any(w.startswith(f"{phase}:") and marker in w for w in warnings)
 
 
 def require_servable(published: Published) -> None:

@@ -47,12 +47,17 @@ def describe(frame: pd.DataFrame) -> dict[str, object]:
     return domain
 
 
-def outside(domain: Mapping[str, object], features: Mapping[str, object]) -> list[str]:
-    """One sentence per dimension of ``features`` (a run_features mapping) outside ``domain``."""
+def outside(
+    domain: Mapping[str, object], features: Mapping[str, object], *, batch_size: bool = True
+) -> list[str]:
+    """One sentence per dimension of ``features`` (a run_features mapping) outside ``domain``.
+
+    ``batch_size=False`` leaves the batch size to a caller that checks it with other ranges.
+    """
     found: list[str] = []
     batch = int(features["batch_size"])  # type: ignore[arg-type]
     low, high = domain.get("batch_size", (batch, batch))  # type: ignore[misc]
-    if not low <= batch <= high:
+    if batch_size and not low <= batch <= high:
         seen = f"{low}" if low == high else f"{low}-{high}"
         found.append(f"batch size {batch} is outside the measured batch sizes ({seen})")
     shape = str(features.get("input_shape", ""))

@@ -70,6 +70,9 @@ class EnergyPrediction:
     energy_source: str
     energy_is_estimate: bool
     warnings: tuple[str, ...]
+    refused: tuple[str, ...] = ()
+    """Phases the hardware has data for but that were not answered: their 90 % interval would
+    be wider than :data:`MAX_INTERVAL_FACTOR` (a warning says why)."""
 
 
 MAX_BATCH = 1 << 20
@@ -133,7 +136,7 @@ def estimate(
     )
     rows = serve_rows(features, tuple(p for p in ("train", "test") if p in bundle.phases))
     # Input shapes outside the data (batch size, samples and FLOPs: _outside_data below).
-    extrapolations = [w for w in outside(bundle.domain, features) if not w.startswith("batch")]
+    extrapolations = outside(bundle.domain, features, batch_size=False)
     warnings.extend(
         f"out of the measured domain of {bundle.hardware}: {why}; the interval is widened"
         for why in extrapolations
@@ -164,6 +167,7 @@ def estimate(
         energy_source=bundle.energy_source,
         energy_is_estimate=bundle.energy_is_estimate,
         warnings=tuple(dict.fromkeys(warnings)),
+        refused=tuple(p for p in bundle.phases if p in answers and answers[p] is None),
     )
 
 
