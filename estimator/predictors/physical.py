@@ -16,9 +16,10 @@ two fits would disagree.
 - ``boosted-duration``: family-free, XGBoost on log features with monotone (increasing)
   constraints on every FLOP input, over a per-phase log-log line.
 - ``roofline``: family-free and additive, per phase
-  ``t = c0 + Σ_k c_k·FLOPs_k + c_w·weight_bytes + c_a·activation_bytes + c_s·recurrent_steps``
-  with every ``c ≥ 0`` (time per FLOP of each kind, per byte moved, per sequential step, plus a
-  per-sample overhead), fitted for relative error. Monotone in every FLOP kind by construction.
+  ``t = c0 + (c_b + c_w·weight_bytes) / batch + Σ_k c_k·FLOPs_k + c_a·activation_bytes
+  + c_s·recurrent_steps`` with every ``c ≥ 0`` (time per FLOP of each kind, per byte moved, per
+  sequential step, per batch step, plus a per-sample overhead), fitted for relative error.
+  Monotone in every FLOP kind by construction; per sample, never cheaper at a larger batch.
 """
 
 from __future__ import annotations
@@ -45,12 +46,19 @@ flattened step per layer: it is kept apart as ``rnn-seq`` (its throughput differ
 _KINDS = ("conv", "dense", "recurrent", "other")
 ROOFLINE_TERMS = (
     "overhead",
+    "batches_per_sample",
     *(f"flops_{k}" for k in _KINDS),
-    "weight_bytes",
+    "weight_bytes_per_sample",
     "activation_bytes",
     "recurrent_steps",
 )
-"""Columns of the roofline design, in order (seconds per sample per unit)."""
+"""Columns of the roofline design, in order (seconds per sample per unit).
+
+Per-batch costs are spread over the batch: a fixed cost per step (``batches_per_sample``, i.e.
+1 / batch size: kernel launches, the optimiser's bookkeeping) and the weights, read (and in
+training updated) once per batch (``weight_bytes_per_sample`` = weight bytes / batch size).
+With these two terms the model answers batch sizes from the physics of a step instead of
+ignoring them; FLOPs and activations are per sample whatever the batch."""
 
 
 def family_key(family: str, recurrent_steps: float) -> str:
@@ -231,15 +239,19 @@ def _roofline_design(frame_or_features: Any, phase: str | None = None) -> np.nda
         train = frame["phase"].to_numpy() == "train"
         forward = np.maximum(frame["flops_forward"].to_numpy(float), 1.0)
         scale = np.where(train, frame["flops_train"].to_numpy(float) / forward, 1.0)
-        cols = [np.ones(len(frame))]
+        batch = np.maximum(frame["batch_size"].to_numpy(float), 1.0)
+        cols = [np.ones(len(frame)), 1.0 / batch]
         cols += [frame[f"flops_{k}"].to_numpy(float) * scale for k in _KINDS]
-        cols += [frame[c].to_numpy(float) for c in ROOFLINE_TERMS[5:]]
+        cols += [frame["weight_bytes"].to_numpy(float) / batch]
+        cols += [frame[c].to_numpy(float) for c in ROOFLINE_TERMS[7:]]
         return np.column_stack(cols)
     features = frame_or_features
     forward = max(_f(features, "flops_forward"), 1.0)
     scale = _f(features, "flops_train") / forward if phase == "train" else 1.0
-    values = [1.0, *(_f(features, f"flops_{k}") * scale for k in _KINDS)]
-    values += [_f(features, c) for c in ROOFLINE_TERMS[5:]]
+    batch = max(_f(features, "batch_size"), 1.0)
+    values = [1.0, 1.0 / batch, *(_f(features, f"flops_{k}") * scale for k in _KINDS)]
+    values += [_f(features, "weight_bytes") / batch]
+    values += [_f(features, c) for c in ROOFLINE_TERMS[7:]]
     return np.array(values)
 
 

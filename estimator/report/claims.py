@@ -21,7 +21,7 @@ from estimator.report.noise import (
     drop_inverted,
     replicate_noise,
 )
-from estimator.report.stats import affine, fmt, pearson, separation_auc, spearman
+from estimator.report.stats import affine, affine_log, fmt, pearson, separation_auc, spearman
 
 HOLDS = "holds"
 FAILS = "does not hold"
@@ -29,7 +29,7 @@ UNTESTABLE = "not testable here"
 
 MIN_CONFIGS = 4  # configurations per family (and phase) below which a statistic is not computed
 RISE_P = 0.05  # C1: one-sided Spearman p-value for "rises"
-AFFINE_R2 = 0.9  # C2, C3: "near-affine" = an affine fit explains >= 90 % of the variance
+AFFINE_R2 = 0.9  # C2, C3: "near-affine" = an affine fit explains >= 90 % of the log-space variance
 STEEP_RATIO = 2.0  # C3: MLP/RNN slope (J per FLOP) at least twice the CNN's = "two trends"
 SIMILAR_POWER_RATIO = 1.25  # C4: CNN/CRNN median train/test power within a factor 1.25
 STRONG_RHO = 0.7  # C5: "strong" correlation
@@ -205,7 +205,10 @@ def _missing_note(ref: pd.DataFrame) -> str:
 
 
 def c2(data: ReportData) -> tuple[ClaimResult, list[Detail]]:
-    stat = "R² of affine fits at test, per family: vs FLOPs (min shown) and vs params"
+    stat = (
+        "R² in log space of affine fits (relative error) at test, per family: vs FLOPs "
+        "(min shown) and vs params"
+    )
     ref = data.reference
     fams = _families(ref, "test")
     dense = [f for f in fams if f in GROUP_DENSE]
@@ -217,8 +220,8 @@ def c2(data: ReportData) -> tuple[ClaimResult, list[Detail]]:
     r2_params: dict[str, float] = {}
     for fam in fams:
         sub = _sub(ref, fam, "test")
-        fit_f = affine(sub["flops_total"], sub["energy_j"])
-        fit_p = affine(sub["params"], sub["energy_j"])
+        fit_f = affine_log(sub["flops_total"], sub["energy_j"])
+        fit_p = affine_log(sub["params"], sub["energy_j"])
         r2_flops[fam], r2_params[fam] = fit_f.r2, fit_p.r2
         details.append(Detail("C2", fam, "test", "r2_vs_flops", fit_f.r2, fit_f.n))
         details.append(Detail("C2", fam, "test", "r2_vs_params", fit_p.r2, fit_p.n))
@@ -247,7 +250,10 @@ def c2(data: ReportData) -> tuple[ClaimResult, list[Detail]]:
 
 
 def c3(data: ReportData) -> tuple[ClaimResult, list[Detail]]:
-    stat = "training slope J/TFLOP per family; min(MLP,RNN) / CNN shown"
+    stat = (
+        "training slope J/TFLOP per family (affine fit for relative error, R² in log space); "
+        "min(MLP,RNN) / CNN shown"
+    )
     ref = data.reference
     fams = _families(ref, "train")
     dense = [f for f in fams if f in GROUP_DENSE]
@@ -258,11 +264,11 @@ def c3(data: ReportData) -> tuple[ClaimResult, list[Detail]]:
     r2: dict[str, float] = {}
     for fam in fams:
         sub = _sub(ref, fam, "train")
-        fit = affine(sub["flops_total"] / 1e12, sub["energy_j"])
+        fit = affine_log(sub["flops_total"] / 1e12, sub["energy_j"])
         slope[fam], r2[fam] = fit.slope, fit.r2
         details.append(Detail("C3", fam, "train", "slope_j_per_tflop", fit.slope, fit.n))
         details.append(Detail("C3", fam, "train", "r2_vs_flops", fit.r2, fit.n))
-        params_fit = affine(sub["params"], sub["energy_j"])
+        params_fit = affine_log(sub["params"], sub["energy_j"])
         details.append(Detail("C3", fam, "train", "r2_vs_params", params_fit.r2, params_fit.n))
     ratio = min(slope[f] for f in dense) / slope["cnn"] if slope["cnn"] > 0 else math.nan
     problems: list[str] = []
@@ -525,10 +531,10 @@ def _split_statistics(frame: pd.DataFrame, with_power: bool) -> dict[str, float]
     test = _sub(frame, None, "test")
     out = {"log10_train_j_per_tflop": math.nan, "test_r2_vs_params": math.nan}
     if len(train) >= MIN_CONFIGS:
-        slope = affine(train["flops_total"] / 1e12, train["energy_j"]).slope
+        slope = affine_log(train["flops_total"] / 1e12, train["energy_j"]).slope
         out["log10_train_j_per_tflop"] = math.log10(slope) if slope > 0 else math.nan
     if len(test) >= MIN_CONFIGS:
-        out["test_r2_vs_params"] = affine(test["params"], test["energy_j"]).r2
+        out["test_r2_vs_params"] = affine_log(test["params"], test["energy_j"]).r2
     if with_power:
         out["power_auc"] = (
             separation_auc(train["power_avg_w"], test["power_avg_w"])

@@ -65,6 +65,30 @@ def affine(x: object, y: object) -> AffineFit:
     return AffineFit(float(slope), float(intercept), r2, n)
 
 
+def affine_log(x: object, y: object) -> AffineFit:
+    """energy = slope x x + intercept fitted for relative error, ``r2`` in log space.
+
+    An ordinary affine fit's R² is decided by the largest configurations (a 100 kJ model's
+    residual outweighs every 10 J one); weighting each point by 1/y² fits relative error, and
+    R² of log(y) against log(fit) judges every configuration alike. Points with y <= 0 are
+    dropped (no log); a fit that goes non-positive at a point scores that point as missed badly.
+    """
+    xa, ya = _clean(x, y)
+    keep = ya > 0
+    xa, ya = xa[keep], ya[keep]
+    n = int(xa.size)
+    if n < 3 or np.ptp(xa) == 0:
+        return AffineFit(math.nan, math.nan, math.nan, n)
+    design = np.column_stack([xa, np.ones(n)]) / ya[:, None]
+    (slope, intercept), *_ = np.linalg.lstsq(design, np.ones(n), rcond=None)
+    fitted = np.maximum(slope * xa + intercept, ya.min() * 1e-3)
+    logy = np.log(ya)
+    total = float(np.sum((logy - logy.mean()) ** 2))
+    residual = float(np.sum((logy - np.log(fitted)) ** 2))
+    r2 = 1.0 - residual / total if total > 0 else math.nan
+    return AffineFit(float(slope), float(intercept), r2, n)
+
+
 def separation_auc(high: object, low: object) -> float:
     """P(a value of ``high`` exceeds a value of ``low``), ties counting half (Mann-Whitney AUC).
 

@@ -110,3 +110,23 @@ def test_runs_of_different_sizes_are_rescaled_to_one_workload(
     assert set(data.reference["samples"]) == {1000}
     claims = {r.claim: r for r in evaluate(data)[0]}
     assert claims["C1"].verdict == HOLDS, claims["C1"].reason
+
+
+def test_affine_log_judges_small_configurations_alike() -> None:
+    """A linear-space R² is decided by the largest point; the log-space one sees the small ones.
+
+    Nine small configurations scattered ±60 % around a line plus one huge one on it: the linear
+    R² is near 1, the log-space R² falls below the near-affine bar.
+    """
+    import numpy as np
+
+    from estimator.report.stats import affine_log
+
+    x = np.array([1, 2, 3, 4, 5, 6, 7, 8, 9, 1000.0])
+    wobble = np.array([1.6, 0.4, 1.6, 0.4, 1.6, 0.4, 1.6, 0.4, 1.6, 1.0])
+    y = 2.0 * x * wobble
+    assert affine(x, y).r2 > 0.99
+    assert affine_log(x, y).r2 < 0.9  # below the near-affine bar (AFFINE_R2)
+    clean = affine_log(x, 2.0 * x + 1.0)
+    assert clean.r2 == pytest.approx(1.0)
+    assert clean.slope == pytest.approx(2.0) and clean.intercept == pytest.approx(1.0)
