@@ -119,6 +119,7 @@ def test_affine_log_judges_small_configurations_alike() -> None:
     R² is near 1, the log-space R² falls below the near-affine bar.
     """
     import numpy as np
+    import pytest
 
     from estimator.report.stats import affine_log
 
