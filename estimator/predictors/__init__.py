@@ -12,6 +12,7 @@ from estimator.predictors.physical import (
     BoostedDuration,
     EnergyPower,
     PowerDuration,
+    RooflineBoosted,
     RooflineDuration,
     RooflineEnergy,
     family_key,
@@ -31,6 +32,7 @@ PREDICTORS: dict[str, type[Predictor]] = {
         EnergyPower,
         RooflineEnergy,
         BoostedDuration,
+        RooflineBoosted,
     )
 }
 """Every predictor by name, in the order the CV table lists them."""
@@ -49,6 +51,7 @@ __all__ = [
     "PhysicalPredictor",
     "PowerDuration",
     "Predictor",
+    "RooflineBoosted",
     "RooflineDuration",
     "RooflineEnergy",
     "UtilisationAware",

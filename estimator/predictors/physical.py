@@ -19,7 +19,7 @@ two fits would disagree.
   ``t = c0 + (c_b + c_w·weight_bytes) / batch + Σ_k c_k·FLOPs_k + c_a·activation_bytes
   + c_s·recurrent_steps`` with every ``c ≥ 0`` (time per FLOP of each kind, per byte moved, per
   sequential step, per batch step, plus a per-sample overhead), fitted for relative error.
-  Monotone in every FLOP kind by construction; per sample, never cheaper at a larger batch.
+  Monotone in every FLOP kind by construction; per sample, never dearer at a larger batch.
 """
 
 from __future__ import annotations
@@ -255,6 +255,14 @@ def _roofline_design(frame_or_features: Any, phase: str | None = None) -> np.nda
     return np.array(values)
 
 
+def _relative_nnls(design: np.ndarray, target: np.ndarray) -> list[float]:
+    """Coefficients ``c ≥ 0`` of ``target ≈ design @ c`` minimising the relative error."""
+    weighted = design / target[:, None]
+    scale = np.maximum(np.abs(weighted).max(axis=0), 1e-300)
+    coef, _ = nnls(weighted / scale, np.ones(len(target)))
+    return (coef / scale).tolist()
+
+
 class RooflineDuration(_PowerDurationBase):
     """Additive throughput model of duration (family-free) × median power of the phase."""
 
@@ -266,13 +274,7 @@ class RooflineDuration(_PowerDurationBase):
         t = self._target(y, t)
         design = _roofline_design(frame)
         phases = frame["phase"].to_numpy()
-        self.coef_: dict[str, list[float]] = {}
-        for phase in self.phases_:
-            m = phases == phase
-            weighted = design[m] / t[m, None]
-            scale = np.maximum(np.abs(weighted).max(axis=0), 1e-300)
-            coef, _ = nnls(weighted / scale, np.ones(int(m.sum())))
-            self.coef_[phase] = (coef / scale).tolist()
+        self.coef_ = {p: _relative_nnls(design[phases == p], t[phases == p]) for p in self.phases_}
         self.floor_ = float(t.min()) * 1e-2
 
     def _model(self, features: Mapping[str, object], phase: str) -> float:
@@ -416,4 +418,128 @@ class BoostedDuration(_PowerDurationBase):
             raise ValueError(f"XGBoost cannot read its model file: {exc}") from exc
         model.booster_ = booster
         model._load_power(state)
+        return model
+
+
+MAX_CORRECTION = math.log(2.0)
+"""Bound of :class:`RooflineBoosted`'s correction in log space: the trees may move the roofline's
+answer by at most a factor 2 either way, so the physics (additive, monotone costs) stays the
+backbone and a tree that never saw such a graph cannot run away with the answer."""
+_ROOFLINE_BOOSTED_FILE = "roofline-boosted.xgb.json"
+MIN_CORRECTION_ROWS = 8
+"""Held-out residuals below which :class:`RooflineBoosted` learns no correction."""
+
+
+class RooflineBoosted(RooflineEnergy):
+    """The roofline's energy × a bounded correction learnt from its held-out errors.
+
+    A single cost per FLOP of each kind cannot know that a 1→1024-channel convolution runs far
+    below the CPU's peak while a 512→512 one runs near it: such efficiencies show up as
+    residuals that depend on the graph's shape. The correction is fitted on *leave-one-
+    configuration-out* residuals of the roofline (each configuration's residual comes from a
+    roofline that never saw it: in-fit residuals would teach the trees the roofline's own
+    overfit), by XGBoost on the log features, increasing in every FLOP input (so the product
+    stays monotone in FLOPs), and clipped to ±:data:`MAX_CORRECTION`.
+    """
+
+    name: ClassVar[str] = "roofline-boosted"
+
+    def __init__(
+        self,
+        n_estimators: int = 100,
+        max_depth: int = 3,
+        learning_rate: float = 0.1,
+        min_child_weight: float = 3.0,
+        reg_lambda: float = 5.0,
+        seed: int = 0,
+    ) -> None:
+        self.n_estimators = n_estimators
+        self.max_depth = max_depth
+        self.learning_rate = learning_rate
+        self.min_child_weight = min_child_weight
+        self.reg_lambda = reg_lambda
+        self.seed = seed
+
+    def _params(self) -> dict[str, Any]:
+        constraints = tuple(1 if f in _MONOTONE_UP else 0 for f in LOG_FEATURES)
+        return {
+            "objective": "reg:squarederror",
+            "max_depth": self.max_depth,
+            "eta": self.learning_rate,
+            "min_child_weight": self.min_child_weight,
+            "lambda": self.reg_lambda,
+            "tree_method": "exact",
+            "nthread": 1,
+            "seed": self.seed,
+            "base_score": 0.0,
+            "monotone_constraints": "(" + ",".join(map(str, constraints)) + ")",
+        }
+
+    def _fit(self, frame: pd.DataFrame, y: np.ndarray) -> None:
+        super()._fit(frame, y)
+        design = _roofline_design(frame)
+        phases = frame["phase"].to_numpy()
+        groups = frame["config_id"].to_numpy()
+        held_out = np.full(len(frame), np.nan)
+        for phase in self.phases_:
+            m = phases == phase
+            for group in np.unique(groups[m]):
+                out = m & (groups == group)
+                rest = m & ~out
+                if rest.sum() < len(ROOFLINE_TERMS):
+                    continue
+                coef = np.asarray(_relative_nnls(design[rest], y[rest]))
+                held_out[out] = np.maximum(design[out] @ coef, self.floor_)
+        known = np.isfinite(held_out)
+        self.booster_: xgb.Booster | None = None
+        if known.sum() < MIN_CORRECTION_ROWS:
+            self.notes = [
+                f"{self.name}: {int(known.sum())} held-out residual(s), "
+                f"{MIN_CORRECTION_ROWS} needed: no correction, the roofline answers alone"
+            ]
+            return
+        residual = np.clip(np.log(y[known] / held_out[known]), -MAX_CORRECTION, MAX_CORRECTION)
+        matrix = xgb.DMatrix(
+            log_features(frame)[known], label=residual, feature_names=list(LOG_FEATURES), nthread=1
+        )
+        self.booster_ = xgb.train(self._params(), matrix, num_boost_round=self.n_estimators)
+
+    def _model(self, features: Mapping[str, object], phase: str) -> float:
+        if self.booster_ is None:
+            return super()._model(features, phase)
+        row = serve_rows(features, (phase,))[phase]
+        margin = float(self.booster_.inplace_predict(row.log, validate_features=False)[0])
+        correction = math.exp(min(max(margin, -MAX_CORRECTION), MAX_CORRECTION))
+        return max(super()._model(features, phase) * correction, self.floor_)
+
+    def state(self) -> dict[str, Any]:
+        return {
+            **super().state(),
+            "features": list(LOG_FEATURES),
+            "model_file": _ROOFLINE_BOOSTED_FILE if self.booster_ is not None else None,
+            "hyperparameters": self.get_params(),
+        }
+
+    def blobs(self) -> dict[str, bytes]:
+        if self.booster_ is None:
+            return {}
+        return {_ROOFLINE_BOOSTED_FILE: bytes(self.booster_.save_raw(raw_format="json"))}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], blobs: dict[str, bytes]) -> Self:
+        if list(state["features"]) != list(LOG_FEATURES):
+            raise ValueError(f"model features {state['features']} differ from {LOG_FEATURES}")
+        base = RooflineEnergy.from_state(state, blobs)
+        model = cls(**state["hyperparameters"])
+        model.coef_, model.floor_ = base.coef_, base.floor_
+        model._load_power(state)
+        model.booster_ = None
+        if state["model_file"] is None:
+            return model
+        booster = xgb.Booster(params={"nthread": 1})
+        try:
+            booster.load_model(bytearray(blobs[state["model_file"]]))
+        except (KeyError, xgb.core.XGBoostError) as exc:
+            raise ValueError(f"XGBoost cannot read its model file: {exc}") from exc
+        model.booster_ = booster
         return model

@@ -50,6 +50,7 @@ def test_physical_energy_is_power_times_duration(frame) -> None:
         "energy-power",
         "roofline-energy",
         "boosted-duration",
+        "roofline-boosted",
     ):
         model = PREDICTORS[name]().fit(frame, y)
         energy = model.predict(frame)
@@ -57,3 +58,40 @@ def test_physical_energy_is_power_times_duration(frame) -> None:
         np.testing.assert_allclose(energy, parts[:, 0] * parts[:, 1], rtol=1e-12)
         lo, hi = model.power_range_w_
         assert np.all((parts[:, 0] >= lo) & (parts[:, 0] <= hi))
+
+
+def test_roofline_boosted_is_a_bounded_correction_of_the_roofline(frame) -> None:
+    """The trees move the roofline's energy by at most MAX_CORRECTION either way, and the
+    published state (JSON + the booster's file) reloads to the same answers."""
+    import math
+
+    from estimator.predictors.physical import MAX_CORRECTION, RooflineBoosted, RooflineEnergy
+
+    y = frame["energy_per_sample_j"].to_numpy(float)
+    boosted = RooflineBoosted().fit(frame, y)
+    plain = RooflineEnergy().fit(frame, y)
+    assert boosted.booster_ is not None
+    ratio = boosted.predict(frame) / plain.predict(frame)
+    bound = math.exp(MAX_CORRECTION) * (1 + 1e-9)
+    assert np.all((ratio <= bound) & (ratio >= 1 / bound))
+    assert np.ptp(ratio) > 0.01  # it does correct something
+    again = RooflineBoosted.from_state(boosted.state(), boosted.blobs())
+    again.feature_names_in_ = boosted.feature_names_in_
+    np.testing.assert_allclose(again.predict(frame), boosted.predict(frame), rtol=1e-12)
+
+
+def test_roofline_boosted_without_enough_residuals_is_the_roofline(frame) -> None:
+    from estimator.predictors.physical import RooflineBoosted, RooflineEnergy
+
+    small = frame[frame["config_id"].isin(sorted(set(frame["config_id"]))[:6])]
+    y = small["energy_per_sample_j"].to_numpy(float)
+    boosted = RooflineBoosted().fit(small, y)  # 5 configurations left per fold < 10 terms
+    assert boosted.booster_ is None
+    assert any("no correction" in n for n in boosted.notes)
+    np.testing.assert_allclose(
+        boosted.predict(small), RooflineEnergy().fit(small, y).predict(small), rtol=1e-12
+    )
+    assert boosted.blobs() == {}
+    again = RooflineBoosted.from_state(boosted.state(), {})
+    again.feature_names_in_ = boosted.feature_names_in_
+    np.testing.assert_allclose(again.predict(small), boosted.predict(small), rtol=1e-12)

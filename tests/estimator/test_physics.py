@@ -31,7 +31,14 @@ from joulecast.weightless import export_weightless
 
 SHIPPED_STORE = Path(__file__).resolve().parents[2] / "artifacts/measurements/cpu-amd-epyc.db"
 N_MELS, N_FRAMES = INPUT_SHAPE[1], INPUT_SHAPE[2]
-PHYSICAL = ["power-duration", "roofline", "energy-power", "roofline-energy", "boosted-duration"]
+PHYSICAL = [
+    "power-duration",
+    "roofline",
+    "energy-power",
+    "roofline-energy",
+    "boosted-duration",
+    "roofline-boosted",
+]
 
 
 class FramesLSTM(nn.Module):
