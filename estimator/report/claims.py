@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from estimator.report.data import ReportData
+from estimator.report.data import ReportData, rescaled_reference
 from estimator.report.noise import (
     INCONCLUSIVE,
     ReplicateNoise,
@@ -517,6 +517,8 @@ def q1(data: ReportData, noise: ReplicateNoise | None = None) -> tuple[ClaimResu
 def frames_rows(data: ReportData) -> pd.DataFrame:
     """Frames-as-sequence RNN configurations at the reference workload."""
     cfg = data.configs
+    if data.rescaled:
+        return rescaled_reference(cfg[cfg["variant"] == "frames"], data.reference_batch_size)
     return cfg[
         (cfg["variant"] == "frames")
         & (cfg["samples"] == data.reference_samples)

@@ -68,8 +68,8 @@ class ReportData:
     rescaled: bool = False
     """True when no workload was shared by most configurations (imported data, where every run
     has its own sample count and batch): ``reference`` then holds every configuration with its
-    energy and duration rescaled to ``reference_samples`` samples and one epoch, batch as measured
-    (``reference_batch_size`` = 0)."""
+    energy and duration rescaled to ``reference_samples`` samples and one epoch, at the batch
+    size most configurations share (``reference_batch_size``; 0: batch as measured)."""
 
 
 def choose_hardware(store: MeasurementStore, hardware: str | None) -> str:
@@ -133,8 +133,8 @@ def load(db_path: str | Path, hardware: str | None = None) -> tuple[ReportData, 
     ].reset_index(drop=True)
     rescaled = len(reference) < MIN_REFERENCE_SHARE * len(basis)
     if rescaled:
-        samples, batch, epochs = RESCALED_SAMPLES, 0, 1
-        reference = rescale(basis, RESCALED_SAMPLES)
+        samples, batch, epochs = RESCALED_SAMPLES, common_batch(basis), 1
+        reference = rescaled_reference(basis, batch)
     data = ReportData(
         hardware=name,
         runs=frame.reset_index(drop=True),
@@ -157,6 +157,31 @@ def load(db_path: str | Path, hardware: str | None = None) -> tuple[ReportData, 
 MIN_REFERENCE_SHARE = 0.5
 """The most frequent workload must cover this share of configurations, else rows are rescaled."""
 RESCALED_SAMPLES = 1000
+
+
+def common_batch(configs: pd.DataFrame) -> int:
+    """The batch size most configurations ran at, or 0 (batch as measured) when none is shared
+    by :data:`MIN_REFERENCE_SHARE` of them (imported data with a batch per run)."""
+    per_config = configs.groupby("config_id")["batch_size"].agg(lambda b: set(b))
+    counts = Counter(b for batches in per_config for b in batches)
+    if not counts:
+        return 0
+    batch, n = max(counts.items(), key=lambda kv: (kv[1], kv[0]))
+    return int(batch) if n >= MIN_REFERENCE_SHARE * len(per_config) else 0
+
+
+def rescaled_reference(configs: pd.DataFrame, batch: int) -> pd.DataFrame:
+    """One row per configuration and phase, rescaled to :data:`RESCALED_SAMPLES` samples.
+
+    With ``batch`` > 0 only that batch size is kept: a batch-size sweep of one architecture is
+    not several architectures, and per-sample cost depends on the batch. A configuration
+    measured at several sample counts (a dataset-size sweep beside a timed window) keeps its
+    longest measurement.
+    """
+    rows = configs[configs["batch_size"] == batch] if batch else configs
+    keys = ["config_id", "variant", "phase"] + ([] if batch else ["batch_size"])
+    longest = rows.sort_values("samples", ascending=False, kind="stable")
+    return rescale(longest.drop_duplicates(keys), RESCALED_SAMPLES)
 
 
 def rescale(configs: pd.DataFrame, samples: int) -> pd.DataFrame:

@@ -61,7 +61,12 @@ def _present(frame: pd.DataFrame) -> list[str]:
 
 def _workload(data: ReportData) -> str:
     if data.rescaled:
-        return f"rescaled to {data.reference_samples} samples, batch as measured"
+        batch = (
+            f"batch {data.reference_batch_size}"
+            if data.reference_batch_size
+            else "batch as measured"
+        )
+        return f"rescaled to {data.reference_samples} samples, {batch}"
     return (
         f"{data.reference_samples} samples, batch {data.reference_batch_size}, "
         f"{data.reference_epochs} epoch(s)"

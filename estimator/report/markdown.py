@@ -37,8 +37,13 @@ def header(data: ReportData) -> list[str]:
             f"after averaging repeats; no workload is shared by most configurations, so figures "
             f"and claims C1–C6 use every configuration with its energy and duration rescaled to "
             f"{data.reference_samples} samples and 1 epoch (energy per sample × "
-            f"{data.reference_samples}; batch as measured) ({len(data.reference)} "
-            "configuration-phases)."
+            f"{data.reference_samples}; "
+            + (
+                f"batch {data.reference_batch_size}, each configuration's longest measurement"
+                if data.reference_batch_size
+                else "batch as measured"
+            )
+            + f") ({len(data.reference)} configuration-phases)."
             if data.rescaled
             else f"after averaging repeats; figures and claims C1–C6 use the paper variant at the "
             f"most frequent workload: {data.reference_samples} samples, batch "

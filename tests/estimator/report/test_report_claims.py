@@ -7,6 +7,8 @@ import math
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from estimator.report.claims import FAILS, HOLDS, UNTESTABLE, ClaimResult, evaluate
 from estimator.report.data import load
 from estimator.report.stats import affine, separation_auc, spearman
@@ -119,7 +121,6 @@ def test_affine_log_judges_small_configurations_alike() -> None:
     R² is near 1, the log-space R² falls below the near-affine bar.
     """
     import numpy as np
-    import pytest
 
     from estimator.report.stats import affine_log
 
@@ -131,3 +132,35 @@ def test_affine_log_judges_small_configurations_alike() -> None:
     clean = affine_log(x, 2.0 * x + 1.0)
     assert clean.r2 == pytest.approx(1.0)
     assert clean.slope == pytest.approx(2.0) and clean.intercept == pytest.approx(1.0)
+
+
+def test_rescaled_reference_keeps_one_row_per_configuration_at_the_common_batch() -> None:
+    """A batch-size sweep and a dataset-size sweep beside timed windows are not extra
+    architectures: the reference holds each configuration-phase once, at the batch most
+    configurations share, from its longest measurement, rescaled to 1000 samples."""
+    import pandas as pd
+
+    from estimator.report.data import RESCALED_SAMPLES, common_batch, rescaled_reference
+
+    rows = []
+    for config, window in (("cnn-a", 40), ("mlp-b", 3000), ("rnn-c", 600)):
+        rows.append((config, 8, window, 2.0 * window))
+    rows += [("cnn-a", b, 64, 1.0 * 64 * (1 + b)) for b in (1, 4, 16, 32)]  # batch sweep
+    rows += [("mlp-b", 8, n, 2.5 * n) for n in (8, 16, 32, 64)]  # dataset-size sweep
+    configs = pd.DataFrame(
+        [
+            {"config_id": c, "variant": "paper", "phase": "test", "batch_size": b,
+             "samples": n, "epochs": 1, "energy_j": e, "duration_s": e / 4}
+            for c, b, n, e in rows
+        ]
+    )  # fmt: skip
+    assert common_batch(configs) == 8
+    reference = rescaled_reference(configs, 8)
+    assert sorted(reference["config_id"]) == ["cnn-a", "mlp-b", "rnn-c"]
+    assert set(reference["batch_size"]) == {8}
+    assert set(reference["samples"]) == {RESCALED_SAMPLES}
+    # the window (2 J per sample), not the 8-64 clip sweep (2.5 J per sample)
+    assert reference.set_index("config_id").loc["mlp-b", "energy_j"] == pytest.approx(2000.0)
+    imported = configs.assign(batch_size=range(len(configs)))  # a batch per run
+    assert common_batch(imported) == 0
+    assert len(rescaled_reference(imported, 0)) == len(imported)
