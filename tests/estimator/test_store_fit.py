@@ -105,9 +105,9 @@ def test_dataset_from_store_featurizes_graphs(store_path: Path) -> None:
 
 def test_fit_and_publish_then_serve(store_path: Path, tmp_path: Path) -> None:
     result = fit_and_publish(store_path, "cpu-small", tmp_path)
-    assert set(result) >= {"hardware", "version", "scores", "selected"}
-    assert result["dataset"]["size_check"]["checked"] == 2
-    assert set(result["scores"]) == {"loco", "lofo"}
+    assert set(result.as_dict()) >= {"hardware", "version", "scores", "selected"}
+    assert result.dataset["size_check"]["checked"] == 2
+    assert set(result.scores) == {"loco", "lofo"}
     registry = PredictorRegistry(tmp_path)
     graph = export_weightless(
         build_model(ModelConfig("cnn", (1,), (24,))), torch.zeros(1, 1, 128, 64)
@@ -116,7 +116,7 @@ def test_fit_and_publish_then_serve(store_path: Path, tmp_path: Path) -> None:
     assert pred.energy_is_estimate and pred.energy_source == SOURCE
     assert any("ESTIMATED" in w for w in pred.warnings)
     assert pred.train.energy_j > pred.test.energy_j > 0
-    assert pred.predictor_version == result["version"]
+    assert pred.predictor_version == result.version
 
 
 def test_cli_fit_and_list(store_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -161,7 +161,7 @@ def test_fit_writes_held_out_predictions_for_the_report(store_path: Path, tmp_pa
     }
     with MeasurementStore(store_path) as store:
         rows = store.rows(hardware="cpu-small")
-    selected = held[held["predictor"] == result["selected"]["test"]]
+    selected = held[held["predictor"] == result.selected["test"]]
     test = selected[selected["phase"] == "test"]
     assert len(test) == sum(r.phase == "test" for r in rows)
     assert sorted(test["measured_j"].round(6)) == sorted(

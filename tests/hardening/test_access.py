@@ -199,8 +199,8 @@ def test_tls_with_a_generated_certificate(start_server, family_graphs, tmp_path:
 
     with EstimatorClient(address, root_cert=ca.read_bytes(), token=TOKEN, timeout_s=30) as client:
         result = client.predict(graph, batch_size=8, samples=100, epochs=1)
-        assert result["family"] == "mlp"
-        assert client.list_predictors()["default_hardware"] == "cpu-test"
+        assert result.family == "mlp"
+        assert client.list_predictors().default_hardware == "cpu-test"
 
     credentials = grpc.ssl_channel_credentials(root_certificates=ca.read_bytes())
     with grpc.secure_channel(f"127.0.0.1:{served.port}", credentials) as channel:
