@@ -25,6 +25,7 @@ from server.client_results import (
 from server.generated import estimator_pb2 as pb
 from server.measurements import RowVerdict
 
+_PREDICTOR_FIELDS = ("hardware", "version", "selected", "energy_source", "energy_is_estimate")
 _FOOTPRINT_FIELDS = tuple(f.name for f in pb.PhaseFootprint.DESCRIPTOR.fields)
 
 
@@ -158,11 +159,7 @@ def predictors_from_response(response: pb.ListPredictorsResponse) -> PredictorsR
         default_hardware=response.default_hardware or None,
         predictors=tuple(
             PredictorReply(
-                hardware=p.hardware,
-                version=p.version,
-                selected=p.selected,
-                energy_source=p.energy_source,
-                energy_is_estimate=p.energy_is_estimate,
+                **{f: getattr(p, f) for f in _PREDICTOR_FIELDS},
                 details=json.loads(p.details_json),
             )
             for p in response.predictors

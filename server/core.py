@@ -16,7 +16,7 @@ import logging
 import sqlite3
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -102,30 +102,6 @@ class PredictResult:
     price_per_kwh: float | None = None
     footprints: tuple[tuple[str, PhaseFootprint], ...] = ()
     """``(phase, footprint)`` of each available phase, when a region or a price was given."""
-
-
-@dataclass(frozen=True)
-class PredictorInfo:
-    """One served predictor, as ListPredictors reports it, with the registry's full
-    description (its JSON form) kept for details."""
-
-    hardware: str
-    version: str
-    selected: str
-    energy_source: str
-    energy_is_estimate: bool
-    details: Mapping[str, Any]
-
-    @classmethod
-    def from_description(cls, described: PredictorDescription) -> PredictorInfo:
-        return cls(
-            hardware=described.hardware,
-            version=described.version,
-            selected=described.selected_text(),
-            energy_source=described.energy_source,
-            energy_is_estimate=described.energy_is_estimate,
-            details=described.as_dict(),
-        )
 
 
 @dataclass(frozen=True)
@@ -246,9 +222,9 @@ class EstimatorCore:
             footprints=footprints,
         )
 
-    def describe(self) -> tuple[list[PredictorInfo], str | None]:
+    def describe(self) -> tuple[list[PredictorDescription], str | None]:
         """The predictors served and the default hardware."""
-        described = [PredictorInfo.from_description(d) for d in self._registry.describe()]
+        described = self._registry.describe()
         try:
             default = self._registry.default_hardware
         except FailedPrecondition:  # nothing published yet

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from estimator_groundtruth import true_energy_per_sample
+from testkit import a_row, config_fields
 
 from collector.models import ModelConfig, build_model
 from estimator.dataset import dataset_size_check, from_store
@@ -42,22 +43,13 @@ SOURCE = "estimate-codecarbon-cpu-load"
 def _row(cfg: ModelConfig, sha: str, flops: int, phase: str, samples: int, noise: float) -> Row:
     per_sample = true_energy_per_sample(cfg.family, flops if phase == "test" else 3 * flops, phase)
     energy = per_sample * samples * noise
-    return Row(
-        run_key=f"cpu-small/{cfg.config_id}/{phase}/{samples}",
+    return a_row(
+        f"cpu-small/{cfg.config_id}/{phase}/{samples}",
         plan="test",
-        config_id=cfg.config_id,
-        family=cfg.family,
-        variant="paper",
-        num_layers=cfg.num_layers_text,
-        hidden_size=cfg.hidden_size_text,
+        **config_fields(cfg),
         phase=phase,
-        repeat=0,
         samples=samples,
-        batch_size=8,
-        epochs=1,
-        status="ok",
         hardware="cpu-small",
-        device="cpu",
         flops_forward=flops,
         flops_train=3 * flops,
         energy_j=energy,

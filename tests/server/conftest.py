@@ -13,6 +13,7 @@ from typing import Any
 import grpc
 import pytest
 import torch
+from testkit import a_row, config_fields
 from torch import nn
 
 from collector.models import INPUT_SHAPE, ModelConfig, build_model
@@ -204,22 +205,14 @@ def measured_rows(
                 energy = scale * 2e-9 * flops * samples * (1.0 + 0.01 * len(config.config_id) % 3)
                 rows.append(
                     (
-                        Row(
-                            run_key=f"{tag}/{hardware}/{config.config_id}/{phase}/0",
+                        a_row(
+                            f"{tag}/{hardware}/{config.config_id}/{phase}/0",
                             plan="server-test",
-                            config_id=config.config_id,
-                            family=config.family,
+                            **config_fields(config),
                             variant="",
-                            num_layers=config.num_layers_text,
-                            hidden_size=config.hidden_size_text,
                             phase=phase,
-                            repeat=0,
                             samples=samples,
-                            batch_size=8,
-                            epochs=1,
-                            status="ok",
                             hardware=hardware,
-                            device="cpu",
                             duration_s=energy / 40 + 0.01,
                             energy_j=energy,
                             energy_source="rapl",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import grpc
 import pytest
+from testkit import a_row
 
 from joulecast.errors import (
     FailedPrecondition,
@@ -14,7 +15,6 @@ from joulecast.errors import (
     Unauthenticated,
 )
 from joulecast.graph import ExternalDataRefused, GraphTooLarge
-from joulecast.measurement import Row
 from server import client_convert, converters
 from server.auth import TokenCheck, bearer_metadata
 from server.errors import status_of
@@ -58,22 +58,14 @@ def test_token_check() -> None:
 
 
 def test_row_round_trip() -> None:
-    row = Row(
-        run_key="k",
+    row = a_row(
+        "k",
         plan="p",
         config_id="mlp-n1-h64",
-        family="mlp",
         variant="",
-        num_layers="1",
         hidden_size="64",
-        phase="train",
-        repeat=0,
         samples=16,
-        batch_size=8,
-        epochs=1,
-        status="ok",
         hardware="hw",
-        device="cpu",
         energy_j=0.0,
         duration_s=1.5,
         energy_source="rapl",
