@@ -11,14 +11,7 @@ from pathlib import Path
 
 import grpc
 
-from joulecast.errors import (
-    FailedPrecondition,
-    InvalidArgument,
-    JoulecastError,
-    NotFound,
-    ResourceLimit,
-    Unauthenticated,
-)
+from joulecast import errors
 from joulecast.measurement import Row
 from server import client_convert
 from server.auth import bearer_metadata
@@ -40,7 +33,7 @@ DEFAULT_SERVER = "localhost:50051"
 CONNECT_TIMEOUT_S = 2.0
 
 
-class RemoteError(JoulecastError):
+class RemoteError(errors.JoulecastError):
     """A call failed; ``code`` is the gRPC status name (``INVALID_ARGUMENT``...)."""
 
     def __init__(self, message: str, code: str) -> None:
@@ -48,23 +41,23 @@ class RemoteError(JoulecastError):
         self.code = code
 
 
-class RemoteInvalidArgument(RemoteError, InvalidArgument):
+class RemoteInvalidArgument(RemoteError, errors.InvalidArgument):
     pass
 
 
-class RemoteResourceLimit(RemoteError, ResourceLimit):
+class RemoteResourceLimit(RemoteError, errors.ResourceLimit):
     pass
 
 
-class RemoteFailedPrecondition(RemoteError, FailedPrecondition):
+class RemoteFailedPrecondition(RemoteError, errors.FailedPrecondition):
     pass
 
 
-class RemoteUnauthenticated(RemoteError, Unauthenticated):
+class RemoteUnauthenticated(RemoteError, errors.Unauthenticated):
     pass
 
 
-class RemoteNotFound(RemoteError, NotFound):
+class RemoteNotFound(RemoteError, errors.NotFound):
     pass
 
 
@@ -240,4 +233,4 @@ def read_root_cert(path: str | Path | None) -> bytes | None:
     try:
         return Path(path).read_bytes()
     except OSError as exc:
-        raise InvalidArgument(f"cannot read {path}: {exc.strerror}") from exc
+        raise errors.InvalidArgument(f"cannot read {path}: {exc.strerror}") from exc

@@ -70,3 +70,22 @@ def shipped_server() -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def export_graph(model: Any, x: Any, exporter: str) -> bytes:
+    """The weightless ONNX graph of ``model`` on input ``x``: ``legacy`` (TorchScript) or the
+    dynamo exporter with a dynamic batch dimension."""
+    import warnings
+
+    import torch
+
+    from joulecast.weightless import export_weightless, strip_weights
+
+    if exporter == "legacy":
+        return export_weightless(model, x)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(
+            model, (x,), dynamo=True, dynamic_shapes=({0: torch.export.Dim("batch")},)
+        )
+    return strip_weights(program.model_proto)

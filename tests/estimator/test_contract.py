@@ -57,3 +57,21 @@ def test_physical_energy_is_power_times_duration(frame) -> None:
         np.testing.assert_allclose(energy, parts[:, 0] * parts[:, 1], rtol=1e-12)
         lo, hi = model.power_range_w_
         assert np.all((parts[:, 0] >= lo) & (parts[:, 0] <= hi))
+
+
+def test_serving_row_is_checked_against_the_fitted_feature_names(frame) -> None:
+    """The serving path (numpy rows) refuses what ``predict`` refuses: before fit, and a row
+    without a feature seen in fit."""
+    import dataclasses
+
+    from estimator.predictors.base import frame_rows
+
+    row = frame_rows(frame)[0]
+    model = PREDICTORS["boosted"]()
+    with pytest.raises(NotFittedError, match="not fitted"):
+        model.check_row(row)
+    model.fit(frame, frame["energy_per_sample_j"].to_numpy(float))
+    model.check_row(row)
+    features = {k: v for k, v in row.features.items() if k != "flops_conv"}
+    with pytest.raises(InvalidArgument, match="flops_conv"):
+        model.check_row(dataclasses.replace(row, features=features))

@@ -136,15 +136,12 @@ def _certificates_openssl(directory: Path) -> tuple[Path, Path, Path]:
     cert, key, csr = directory / "server.pem", directory / "server.key", directory / "server.csr"
     ext = directory / "san.ext"
     ext.write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    new_key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
     for args in (
         [
             "req",
             "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
+            *new_key,
             "-keyout",
             ca_key,
             "-out",
@@ -156,11 +153,7 @@ def _certificates_openssl(directory: Path) -> tuple[Path, Path, Path]:
         ],
         [
             "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
+            *new_key,
             "-keyout",
             key,
             "-out",
