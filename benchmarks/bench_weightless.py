@@ -37,14 +37,7 @@ VGG16 = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512
 DENSE = ((512 * 7 * 7, 4096), (4096, 4096), (4096, 1000))
 CHUNK_BYTES = 16 * 1024 * 1024
 
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while value > 0x7F:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
+from joulecast.protowire import encode_varint as _varint  # noqa: E402 (after sys.path)
 
 
 def _field(number: int, body: bytes) -> bytes:

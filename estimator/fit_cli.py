@@ -6,9 +6,13 @@ import argparse
 import json
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from joulecast.errors import NotFound
 from joulecast.store import check_store_file
+
+if TYPE_CHECKING:
+    from estimator.description import PredictorDescription
 
 DEFAULT_ARTIFACTS = Path("artifacts")
 
@@ -50,11 +54,11 @@ def run_fit(args: argparse.Namespace) -> int:
 
     result = fit_and_publish(args.db, args.hardware, args.out, held_out_csv=args.cv_out)
     if args.json:
-        print(json.dumps(result, indent=1, default=str))
+        print(json.dumps(result.as_dict(), indent=1, default=str))
     else:
         print(format_summary(result))
         print()
-        print(format_scores(result["scores"]))
+        print(format_scores(result.scores))
     return 0
 
 
@@ -66,7 +70,7 @@ def run_predictors(args: argparse.Namespace) -> int:
         raise NotFound(f"no published predictors under {args.artifacts}/predictors")
     described = PredictorRegistry(args.artifacts).describe()
     if args.json:
-        print(json.dumps(described, indent=1, default=str))
+        print(json.dumps([d.as_dict() for d in described], indent=1, default=str))
         return 0
     for entry in described:
         print(format_summary(entry))
@@ -74,23 +78,23 @@ def run_predictors(args: argparse.Namespace) -> int:
     return 0
 
 
-def format_summary(entry: dict) -> str:
-    estimate = " (ESTIMATED energy)" if entry["energy_is_estimate"] else ""
+def format_summary(entry: PredictorDescription) -> str:
+    estimate = " (ESTIMATED energy)" if entry.energy_is_estimate else ""
     lines = [
-        f"hardware {entry['hardware']}  version {entry['version']}  "
-        f"energy source {entry['energy_source']}{estimate}",
-        f"  data: {entry['dataset'].get('rows')} rows, {entry['dataset'].get('configs')} "
-        f"configurations, families {', '.join(entry['dataset'].get('families', []))}",
+        f"hardware {entry.hardware}  version {entry.version}  "
+        f"energy source {entry.energy_source}{estimate}",
+        f"  data: {entry.dataset.get('rows')} rows, {entry.dataset.get('configs')} "
+        f"configurations, families {', '.join(entry.dataset.get('families', []))}",
     ]
-    for phase, name in entry["selected"].items():
-        loco = entry["scores"].get("loco", {}).get(phase, {}).get(name, {})
+    for phase, name in entry.selected.items():
+        loco = entry.scores.get("loco", {}).get(phase, {}).get(name, {})
         lines.append(
             f"  {phase}: {name} (LOCO MAPE {_fmt(loco.get('mape_pct'), '.1f')} %, log error "
             f"{_fmt(loco.get('log_rmse'), '.2f')}, bias {_fmt(loco.get('bias_log'), '+.2f')}, "
             f"interval x{_fmt(loco.get('width_factor'), '.1f')}); unseen family -> "
-            f"{entry['fallback_unseen_family'][phase]}"
+            f"{entry.fallback_unseen_family[phase]}"
         )
-    lines.extend(f"  note: {note}" for note in entry.get("notes", []))
+    lines.extend(f"  note: {note}" for note in entry.notes)
     return "\n".join(lines)
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from estimator.artifacts import Published, list_hardware, load_current
 from estimator.dataset import from_store
+from estimator.description import PredictorDescription, describe_published
 from estimator.domain import WIDEN as DOMAIN_WIDEN
 from estimator.domain import outside
 from estimator.evaluation import OBSERVED_VARIANT
@@ -418,31 +419,11 @@ class PredictorRegistry:
         logger.info("predictor of %s now at version %s", hardware, published.version)
         return published.version
 
-    def describe(self) -> list[dict]:
+    def describe(self) -> list[PredictorDescription]:
         """One entry per loaded hardware: version, energy source, selection, CV scores."""
         with self._lock:
             loaded = dict(self._loaded)
         return [describe_published(loaded[h]) for h in sorted(loaded)]
-
-
-def describe_published(published: Published) -> dict:
-    bundle = published.bundle
-    return {
-        "hardware": bundle.hardware,
-        "version": published.version,
-        "created_at": published.created_at,
-        "energy_source": bundle.energy_source,
-        "energy_is_estimate": bundle.energy_is_estimate,
-        "phases": list(bundle.phases),
-        "families": {p: list(f) for p, f in bundle.families.items()},
-        "selected": dict(bundle.selected),
-        "fallback_unseen_family": dict(bundle.fallback),
-        "scores": bundle.scores,
-        "dataset": bundle.dataset,
-        "domain": dict(bundle.domain),
-        "notes": list(bundle.notes),
-        **({"layer_sum": dict(bundle.layer_sum_info)} if bundle.layer_sum is not None else {}),
-    }
 
 
 def fit_and_publish(
@@ -450,7 +431,7 @@ def fit_and_publish(
     hardware: str | None,
     artifacts_dir: Path,
     held_out_csv: Path | None = None,
-) -> dict:
+) -> PredictorDescription:
     """Fit on one hardware's rows of a measurement store and publish a new version.
 
     ``hardware`` None means the only hardware in the store (an error lists them otherwise).

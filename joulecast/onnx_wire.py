@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import mmap
 import os
-from collections.abc import Iterator
 from contextlib import suppress
 from pathlib import Path
 
 from joulecast.errors import InvalidArgument
+from joulecast.protowire import Malformed, encode_varint, fields, varint, varints
 
 WEIGHTLESS_KEY = "joulecast.weightless"
 KEEP_ELEMENTS = 64
@@ -52,80 +52,25 @@ _CHILDREN: dict[str, dict[int, str]] = {
 }
 
 
-class _Malformed(Exception):
-    """The bytes are not a well-formed protobuf message."""
-
-
-def _varint(buf: memoryview, pos: int, end: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        if pos >= end or shift > 63:
-            raise _Malformed("truncated or overlong varint")
-        byte = buf[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return value, pos
-        shift += 7
-
-
-def _encode_varint(value: int) -> bytes:
-    out = bytearray()
-    while value > 0x7F:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
 def _signed64(value: int) -> int:
     return value - (1 << 64) if value >= 1 << 63 else value
-
-
-def _fields(buf: memoryview, start: int, end: int) -> Iterator[tuple[int, int, int, int, int]]:
-    """``(field, wire_type, tag_start, payload_start, field_end)`` of each field in a message."""
-    pos = start
-    while pos < end:
-        tag_start = pos
-        key, pos = _varint(buf, pos, end)
-        field, wire = key >> 3, key & 7
-        if field == 0:
-            raise _Malformed("field number 0")
-        payload = pos
-        if wire == 0:
-            _, pos = _varint(buf, pos, end)
-        elif wire == 1:
-            pos += 8
-        elif wire == 2:
-            length, payload = _varint(buf, pos, end)
-            pos = payload + length
-        elif wire == 5:
-            pos += 4
-        else:
-            raise _Malformed(f"wire type {wire} (groups and unknown types are not ONNX)")
-        if pos > end:
-            raise _Malformed(f"field {field} runs past the end of its message")
-        yield field, wire, tag_start, payload, pos
 
 
 def _tensor(buf: memoryview, start: int, end: int, keep_elements: int, parameter: bool) -> bytes:
     dims: list[int] = []
     data_type = 0
     external = False
-    for field, wire, _tag, payload, stop in _fields(buf, start, end):
+    for field, wire, _tag, payload, stop in fields(buf, start, end):
         if field == _T_DIMS and wire == 0:
-            dims.append(_signed64(_varint(buf, payload, stop)[0]))
+            dims.append(_signed64(varint(buf, payload, stop)[0]))
         elif field == _T_DIMS and wire == 2:  # packed
-            pos = payload
-            while pos < stop:
-                value, pos = _varint(buf, pos, stop)
-                dims.append(_signed64(value))
+            dims.extend(_signed64(value) for value in varints(buf, payload, stop))
         elif field == _T_DATA_TYPE and wire == 0:
-            data_type = _varint(buf, payload, stop)[0]
+            data_type = varint(buf, payload, stop)[0]
         elif field == _T_EXTERNAL:
             external = True
         elif field == _T_LOCATION and wire == 0:
-            external = external or _varint(buf, payload, stop)[0] == 1  # EXTERNAL
+            external = external or varint(buf, payload, stop)[0] == 1  # EXTERNAL
     numel = 1
     for d in dims:
         numel *= d
@@ -134,7 +79,7 @@ def _tensor(buf: memoryview, start: int, end: int, keep_elements: int, parameter
         return bytes(buf[start:end])
     out: list[bytes] = []
     located = False
-    for field, _wire, tag, _payload, stop in _fields(buf, start, end):
+    for field, _wire, tag, _payload, stop in fields(buf, start, end):
         if field in _T_DATA or field in (_T_EXTERNAL, _T_LOCATION):
             continue
         if field > _T_LOCATION and not located:
@@ -149,13 +94,13 @@ def _tensor(buf: memoryview, start: int, end: int, keep_elements: int, parameter
 def _entry(key: str, value: str) -> bytes:
     """A serialised StringStringEntryProto as a ModelProto.metadata_props field."""
     k, v = key.encode(), value.encode()
-    body = b"\x0a" + _encode_varint(len(k)) + k + b"\x12" + _encode_varint(len(v)) + v
-    return bytes([_MODEL_METADATA << 3 | 2]) + _encode_varint(len(body)) + body
+    body = b"\x0a" + encode_varint(len(k)) + k + b"\x12" + encode_varint(len(v)) + v
+    return bytes([_MODEL_METADATA << 3 | 2]) + encode_varint(len(body)) + body
 
 
 def _entry_key(buf: memoryview, start: int, end: int) -> bytes | None:
     key = None
-    for field, wire, _tag, payload, stop in _fields(buf, start, end):
+    for field, wire, _tag, payload, stop in fields(buf, start, end):
         if field == 1 and wire == 2:
             key = bytes(buf[payload:stop])
     return key
@@ -165,14 +110,14 @@ def _message(
     buf: memoryview, start: int, end: int, kind: str, keep_elements: int, depth: int
 ) -> bytes:
     if depth > MAX_NESTING:
-        raise _Malformed(f"messages nested deeper than {MAX_NESTING} levels")
+        raise Malformed(f"messages nested deeper than {MAX_NESTING} levels")
     if kind in ("tensor", "parameter"):
         return _tensor(buf, start, end, keep_elements, parameter=kind == "parameter")
     children = _CHILDREN[kind]
     out: list[bytes] = []
     marked = kind != "model"
     has_graph = False
-    for field, wire, tag, payload, stop in _fields(buf, start, end):
+    for field, wire, tag, payload, stop in fields(buf, start, end):
         if kind == "model":
             has_graph = has_graph or (field == _MODEL_GRAPH and wire == 2)
             if field > _MODEL_METADATA and not marked:
@@ -191,28 +136,32 @@ def _message(
             out.append(bytes(buf[tag:stop]))
             continue
         body = _message(buf, payload, stop, child, keep_elements, depth + 1)
-        header_end = payload - len(_encode_varint(stop - payload))
+        header_end = payload - len(encode_varint(stop - payload))
         out.append(bytes(buf[tag:header_end]))
-        out.append(_encode_varint(len(body)))
+        out.append(encode_varint(len(body)))
         out.append(body)
     if not marked:
         out.append(_entry(WEIGHTLESS_KEY, "1"))
     if kind == "model" and not has_graph:
-        raise _Malformed("no graph")
+        raise Malformed("no graph")
     return b"".join(out)
+
+
+def _strip_view(view: memoryview, keep_elements: int, not_onnx: str) -> bytes:
+    """Strip the model in ``view``, then release it; ``not_onnx`` starts the error message."""
+    try:
+        return _message(view, 0, len(view), "model", keep_elements, 0)
+    except Malformed as exc:
+        raise InvalidArgument(f"{not_onnx}: {exc}") from None
+    finally:
+        view.release()
 
 
 def strip_serialized(
     data: bytes | bytearray | memoryview, keep_elements: int = KEEP_ELEMENTS
 ) -> bytes:
     """The weightless serialisation of serialised ONNX ``data`` (see the module docstring)."""
-    view = memoryview(data).cast("B")
-    try:
-        return _message(view, 0, len(view), "model", keep_elements, 0)
-    except _Malformed as exc:
-        raise InvalidArgument(f"not an ONNX model: {exc}") from None
-    finally:
-        view.release()
+    return _strip_view(memoryview(data).cast("B"), keep_elements, "not an ONNX model")
 
 
 def strip_file(path: str | os.PathLike[str], keep_elements: int = KEEP_ELEMENTS) -> bytes:
@@ -235,13 +184,7 @@ def strip_file(path: str | os.PathLike[str], keep_elements: int = KEEP_ELEMENTS)
     try:
         with suppress(AttributeError):  # not on every platform
             mapped.madvise(mmap.MADV_RANDOM)  # no read-ahead into the weights
-        view = memoryview(mapped)
-        try:
-            return _message(view, 0, len(view), "model", keep_elements, 0)
-        except _Malformed as exc:
-            raise InvalidArgument(f"{path} is not an ONNX model: {exc}") from None
-        finally:
-            view.release()
+        return _strip_view(memoryview(mapped), keep_elements, f"{path} is not an ONNX model")
     finally:
         with suppress(BufferError):  # a slice still alive in a traceback: GC closes it
             mapped.close()

@@ -8,6 +8,7 @@ server.cli`` runs them alone. gRPC and the estimator are imported inside the com
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import signal
@@ -16,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from joulecast.errors import InvalidArgument
+from server.client_results import MeasurementsReply, PredictionReply
+from server.measurements import RowVerdict
 from server.settings import DEFAULT_ARTIFACTS, ServerSettings, read_token
 
 logger = logging.getLogger(__name__)
@@ -198,11 +201,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
             region=args.region,
             price_per_kwh=args.price_per_kwh,
         )
-    result["uploaded_bytes"] = len(graph)
     if args.json:
-        print(json.dumps(result, indent=2))
+        print(json.dumps({**result.as_dict(), "uploaded_bytes": len(graph)}, indent=2))
     else:
-        print(format_prediction(result, args.model))
+        print(format_prediction(result, args.model, uploaded_bytes=len(graph)))
     return 0
 
 
@@ -218,17 +220,19 @@ def _fmt_w(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3g}"
 
 
-def format_prediction(result: dict[str, Any], model: Path | str) -> str:
+def format_prediction(
+    result: PredictionReply, model: Path | str, *, uploaded_bytes: int = 0
+) -> str:
     """The human-readable table of one prediction."""
     lines = [
-        f"model         {model}  ({result.get('uploaded_bytes', 0):,} bytes uploaded)",
-        f"family        {result['family']}  ({result.get('family_reason', '')})",
-        f"params        {result['params']:,}",
-        f"FLOPs/sample  forward {result['flops_forward']:.3e}   train {result['flops_train']:.3e}",
-        f"hardware      {result['hardware']}   predictor version {result['predictor_version']}",
-        f"energy source {result['energy_source']}",
+        f"model         {model}  ({uploaded_bytes:,} bytes uploaded)",
+        f"family        {result.family}  ({result.family_reason})",
+        f"params        {result.params:,}",
+        f"FLOPs/sample  forward {result.flops_forward:.3e}   train {result.flops_train:.3e}",
+        f"hardware      {result.hardware}   predictor version {result.predictor_version}",
+        f"energy source {result.energy_source}",
     ]
-    if result.get("energy_is_estimate"):
+    if result.energy_is_estimate:
         lines.append(
             "ESTIMATED     the predictor learned from estimated energy (no power meter), "
             "not from measurements"
@@ -236,19 +240,19 @@ def format_prediction(result: dict[str, Any], model: Path | str) -> str:
     header = f"{'phase':<6} {'energy (J)':>14} {'energy (kWh)':>14} {'interval (J)':>28} {'duration (s)':>13} {'power (W)':>10}  predictor"
     lines += ["", header, "-" * len(header)]
     for phase in ("train", "test"):
-        est = result[phase]
+        est = result.phase(phase)
         if est is None:
             lines.append(f"{phase:<6} {'unavailable: no predictor covers this phase':>14}")
             continue
-        interval = f"[{_fmt_j(est['energy_low_j'])}, {_fmt_j(est['energy_high_j'])}]"
+        interval = f"[{_fmt_j(est.energy_low_j)}, {_fmt_j(est.energy_high_j)}]"
         lines.append(
-            f"{phase:<6} {_fmt_j(est['energy_j']):>14} {est['energy_j'] / J_PER_KWH:>14.3e} "
-            f"{interval:>28} {_fmt_s(est['duration_s']):>13} {_fmt_w(est.get('power_w')):>10}  "
-            f"{est.get('predictor', '')}"
+            f"{phase:<6} {_fmt_j(est.energy_j):>14} {est.energy_j / J_PER_KWH:>14.3e} "
+            f"{interval:>28} {_fmt_s(est.duration_s):>13} {_fmt_w(est.power_w):>10}  "
+            f"{est.predictor}"
         )
     lines += _format_footprint(result)
-    if result["warnings"]:
-        lines += ["", "warnings:"] + [f"  - {w}" for w in result["warnings"]]
+    if result.warnings:
+        lines += ["", "warnings:"] + [f"  - {w}" for w in result.warnings]
     return "\n".join(lines)
 
 
@@ -256,37 +260,38 @@ def _fmt_g(value: float) -> str:
     return f"{value:,.1f}" if value >= 10 else f"{value:.3g}"
 
 
-def _format_footprint(result: dict[str, Any]) -> list[str]:
+def _format_footprint(result: PredictionReply) -> list[str]:
     """Carbon and cost rows, when the prediction carries them (``--region``/``--price-per-kwh``)."""
-    grid = result.get("grid")
-    price = result.get("price_per_kwh")
+    grid = result.grid
+    price = result.price_per_kwh
     if grid is None and price is None:
         return []
     lines = [""]
     if grid is not None:
         lines.append(
-            f"grid          {grid['region']} ({grid['region_name']}): "
-            f"{grid['co2_g_per_kwh']:.1f} gCO2eq/kWh, mix of {grid['year']} ({grid['source']})"
+            f"grid          {grid.region} ({grid.region_name}): "
+            f"{grid.co2_g_per_kwh:.1f} gCO2eq/kWh, mix of {grid.year} ({grid.source})"
         )
     if price is not None:
         lines.append(f"price         {price:g} per kWh")
-    if result.get("energy_is_estimate"):
+    if result.energy_is_estimate:
         lines.append("ESTIMATED     carbon and cost come from estimated energy: estimates too")
     header = f"{'phase':<6} {'kWh':>11} {'gCO2eq':>12} {'interval (gCO2eq)':>26} {'cost':>11} {'interval (cost)':>24}"
     lines += ["", header, "-" * len(header)]
     for phase in ("train", "test"):
-        est = result[phase]
-        if est is None or "energy_kwh" not in est:
+        est = result.phase(phase)
+        if est is None or est.footprint is None:
             continue
+        fp = est.footprint
         co2 = cost = co2_int = cost_int = "-"
-        if "co2_g" in est:
-            co2 = _fmt_g(est["co2_g"])
-            co2_int = f"[{_fmt_g(est['co2_low_g'])}, {_fmt_g(est['co2_high_g'])}]"
-        if "cost" in est:
-            cost = f"{est['cost']:.4g}"
-            cost_int = f"[{est['cost_low']:.4g}, {est['cost_high']:.4g}]"
+        if fp.co2_g is not None:
+            co2 = _fmt_g(fp.co2_g)
+            co2_int = f"[{_fmt_g(fp.co2_low_g)}, {_fmt_g(fp.co2_high_g)}]"
+        if fp.cost is not None:
+            cost = f"{fp.cost:.4g}"
+            cost_int = f"[{fp.cost_low:.4g}, {fp.cost_high:.4g}]"
         lines.append(
-            f"{phase:<6} {est['energy_kwh']:>11.3e} {co2:>12} {co2_int:>26} {cost:>11} {cost_int:>24}"
+            f"{phase:<6} {fp.energy_kwh:>11.3e} {co2:>12} {co2_int:>26} {cost:>11} {cost_int:>24}"
         )
     return lines
 
@@ -303,54 +308,51 @@ def cmd_add_measurements(args: argparse.Namespace) -> int:
         graphs = {
             sha: store.get_graph(sha) for sha in {r.graph_sha256 for r in rows if r.graph_sha256}
         }
-    totals: dict[str, Any] = {"accepted": 0, "rejected": 0, "results": []}
+    accepted = rejected = 0
+    results: list[RowVerdict] = []
     with _client(args) as client:
         for start in range(0, len(rows), ROWS_PER_CALL):
             batch = rows[start : start + ROWS_PER_CALL]
             reply = client.add_measurements(
                 (r, graphs.get(r.graph_sha256) if r.graph_sha256 else None) for r in batch
             )
-            totals["accepted"] += reply["accepted"]
-            totals["rejected"] += reply["rejected"]
-            for item in reply["results"]:
-                item["index"] += start
-                totals["results"].append(item)
+            accepted += reply.accepted
+            rejected += reply.rejected
+            results += [dataclasses.replace(v, index=v.index + start) for v in reply.results]
     if args.json:
-        print(json.dumps(totals, indent=2))
+        print(json.dumps(MeasurementsReply(accepted, rejected, tuple(results)).as_dict(), indent=2))
     else:
-        print(f"{totals['accepted']} rows accepted, {totals['rejected']} rejected (of {len(rows)})")
-        for item in totals["results"]:
-            if not item["accepted"]:
-                print(f"  rejected {item['run_key']}: {item['reason']}")
-    return 0 if totals["rejected"] == 0 else 1
+        print(f"{accepted} rows accepted, {rejected} rejected (of {len(rows)})")
+        for item in results:
+            if not item.accepted:
+                print(f"  rejected {item.run_key}: {item.reason}")
+    return 0 if rejected == 0 else 1
 
 
 def cmd_retrain(args: argparse.Namespace) -> int:
     with _client(args) as client:
         result = client.retrain(args.hardware, timeout_s=None)
     if args.json:
-        print(json.dumps(result, indent=2))
+        print(json.dumps(result.as_dict(), indent=2))
     else:
-        print(
-            f"{result['hardware']}: version {result['version']} now serves ({result['selected']})"
-        )
-        print(json.dumps(result["scores"], indent=2))
+        print(f"{result.hardware}: version {result.version} now serves ({result.selected})")
+        print(json.dumps(result.scores, indent=2))
     return 0
 
 
 def cmd_delete_measurements(args: argparse.Namespace) -> int:
     with _client(args) as client:
         result = client.delete_measurements(args.run_keys)
-        print(f"{result['deleted']} rows deleted")
-        for key in result["missing"]:
+        print(f"{result.deleted} rows deleted")
+        for key in result.missing:
             print(f"  not stored: {key}")
         if args.retrain:
             retrained = client.retrain(args.retrain, timeout_s=None)
-            print(f"{retrained['hardware']}: version {retrained['version']} now serves")
-    return 0 if not result["missing"] else 1
+            print(f"{retrained.hardware}: version {retrained.version} now serves")
+    return 0 if not result.missing else 1
 
 
 def cmd_predictors(args: argparse.Namespace) -> int:
     with _client(args) as client:
-        print(json.dumps(client.list_predictors(), indent=2))
+        print(json.dumps(client.list_predictors().as_dict(), indent=2))
     return 0

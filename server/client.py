@@ -1,6 +1,6 @@
 """A small client of the EnergyEstimator service (used by the CLI and the benchmark).
 
-It speaks domain objects and plain dicts; gRPC errors come back as :class:`RemoteError`
+It speaks domain objects and the records of :mod:`server.client_results`; gRPC errors come back as :class:`RemoteError`
 subclasses of the project's errors, carrying the server's message.
 """
 
@@ -8,21 +8,20 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
 
 import grpc
 
-from joulecast.errors import (
-    FailedPrecondition,
-    InvalidArgument,
-    JoulecastError,
-    NotFound,
-    ResourceLimit,
-    Unauthenticated,
-)
+from joulecast import errors
 from joulecast.measurement import Row
 from server import client_convert
 from server.auth import bearer_metadata
+from server.client_results import (
+    DeleteReply,
+    MeasurementsReply,
+    PredictionReply,
+    PredictorsReply,
+    RetrainReply,
+)
 from server.generated import estimator_pb2 as pb
 from server.generated import estimator_pb2_grpc as pb_grpc
 
@@ -34,7 +33,7 @@ DEFAULT_SERVER = "localhost:50051"
 CONNECT_TIMEOUT_S = 2.0
 
 
-class RemoteError(JoulecastError):
+class RemoteError(errors.JoulecastError):
     """A call failed; ``code`` is the gRPC status name (``INVALID_ARGUMENT``...)."""
 
     def __init__(self, message: str, code: str) -> None:
@@ -42,23 +41,23 @@ class RemoteError(JoulecastError):
         self.code = code
 
 
-class RemoteInvalidArgument(RemoteError, InvalidArgument):
+class RemoteInvalidArgument(RemoteError, errors.InvalidArgument):
     pass
 
 
-class RemoteResourceLimit(RemoteError, ResourceLimit):
+class RemoteResourceLimit(RemoteError, errors.ResourceLimit):
     pass
 
 
-class RemoteFailedPrecondition(RemoteError, FailedPrecondition):
+class RemoteFailedPrecondition(RemoteError, errors.FailedPrecondition):
     pass
 
 
-class RemoteUnauthenticated(RemoteError, Unauthenticated):
+class RemoteUnauthenticated(RemoteError, errors.Unauthenticated):
     pass
 
 
-class RemoteNotFound(RemoteError, NotFound):
+class RemoteNotFound(RemoteError, errors.NotFound):
     pass
 
 
@@ -149,9 +148,9 @@ class EstimatorClient:
         chunk_bytes: int = CHUNK_BYTES,
         region: str | None = None,
         price_per_kwh: float | None = None,
-    ) -> dict[str, Any]:
-        """Predict for one graph; returns the JSON of docs/ARCHITECTURE.md. ``stream`` ``None``: stream
-        only graphs above :data:`STREAM_THRESHOLD`."""
+    ) -> PredictionReply:
+        """Predict for one graph (its ``as_dict()`` is the JSON of docs/ARCHITECTURE.md).
+        ``stream`` ``None``: stream only graphs above :data:`STREAM_THRESHOLD`."""
         options = client_convert.predict_options(
             batch_size, samples, epochs, hardware, observed_gpu_util, region, price_per_kwh
         )
@@ -170,9 +169,9 @@ class EstimatorClient:
                 )
         except grpc.RpcError as exc:
             raise self._error(exc) from None
-        return client_convert.response_to_json(response)
+        return client_convert.prediction_from_response(response)
 
-    def add_measurements(self, rows: Iterable[tuple[Row, bytes | None]]) -> dict[str, Any]:
+    def add_measurements(self, rows: Iterable[tuple[Row, bytes | None]]) -> MeasurementsReply:
         """Send ``(row, graph)`` pairs in one call; each graph is sent once per call (later
         rows name it by hash). Returns accepted/rejected counts and per-row results."""
 
@@ -192,9 +191,9 @@ class EstimatorClient:
             )
         except grpc.RpcError as exc:
             raise self._error(exc) from None
-        return client_convert.verdicts_to_json(response)
+        return client_convert.measurements_from_response(response)
 
-    def retrain(self, hardware: str, timeout_s: float | None = None) -> dict[str, Any]:
+    def retrain(self, hardware: str, timeout_s: float | None = None) -> RetrainReply:
         self._connect()
         try:
             response = self._stub.Retrain(
@@ -202,10 +201,10 @@ class EstimatorClient:
             )
         except grpc.RpcError as exc:
             raise self._error(exc) from None
-        return client_convert.retrain_to_json(response)
+        return client_convert.retrain_from_response(response)
 
-    def delete_measurements(self, run_keys: list[str]) -> dict[str, Any]:
-        """Delete stored rows by run key; returns ``{"deleted": n, "missing": [keys]}``."""
+    def delete_measurements(self, run_keys: list[str]) -> DeleteReply:
+        """Delete stored rows by run key: how many went, and the keys not stored."""
         self._connect()
         try:
             response = self._stub.DeleteMeasurements(
@@ -215,9 +214,9 @@ class EstimatorClient:
             )
         except grpc.RpcError as exc:
             raise self._error(exc) from None
-        return {"deleted": response.deleted, "missing": list(response.missing)}
+        return client_convert.deleted_from_response(response)
 
-    def list_predictors(self) -> dict[str, Any]:
+    def list_predictors(self) -> PredictorsReply:
         self._connect()
         try:
             response = self._stub.ListPredictors(
@@ -225,7 +224,7 @@ class EstimatorClient:
             )
         except grpc.RpcError as exc:
             raise self._error(exc) from None
-        return client_convert.predictors_to_json(response)
+        return client_convert.predictors_from_response(response)
 
 
 def read_root_cert(path: str | Path | None) -> bytes | None:
@@ -234,4 +233,4 @@ def read_root_cert(path: str | Path | None) -> bytes | None:
     try:
         return Path(path).read_bytes()
     except OSError as exc:
-        raise InvalidArgument(f"cannot read {path}: {exc.strerror}") from exc
+        raise errors.InvalidArgument(f"cannot read {path}: {exc.strerror}") from exc

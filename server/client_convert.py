@@ -1,5 +1,6 @@
-"""Client side of protobuf <-> domain objects: requests from options and rows, and responses
-to the JSON of docs/ARCHITECTURE.md. The server's conversions are in :mod:`server.converters`.
+"""Client side of protobuf <-> domain objects: requests from options and rows, responses to
+the records of :mod:`server.client_results`. The server's conversions are in
+:mod:`server.converters`.
 """
 
 from __future__ import annotations
@@ -9,11 +10,22 @@ import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from joulecast.carbon import GridIntensity, PhaseFootprint
 from joulecast.errors import InvalidArgument
 from joulecast.measurement import Row
+from server.client_results import (
+    DeleteReply,
+    MeasurementsReply,
+    PhaseReply,
+    PredictionReply,
+    PredictorReply,
+    PredictorsReply,
+    RetrainReply,
+)
 from server.generated import estimator_pb2 as pb
+from server.measurements import RowVerdict
 
-_PHASE_FIELDS = ("energy_j", "energy_low_j", "energy_high_j", "duration_s")
+_PREDICTOR_FIELDS = ("hardware", "version", "selected", "energy_source", "energy_is_estimate")
 _FOOTPRINT_FIELDS = tuple(f.name for f in pb.PhaseFootprint.DESCRIPTOR.fields)
 
 
@@ -58,52 +70,56 @@ def predict_chunks(
         yield pb.PredictEnergyChunk(data=onnx_model[start : start + chunk_bytes])
 
 
-def _phase_json(phase: pb.PhasePrediction) -> dict[str, Any] | None:
+def _phase(phase: pb.PhasePrediction) -> PhaseReply | None:
     if not phase.available:
         return None
-    out: dict[str, Any] = {name: getattr(phase, name) for name in _PHASE_FIELDS}
-    if not phase.HasField("duration_s"):
-        out["duration_s"] = None
-    out["power_w"] = phase.power_w if phase.HasField("power_w") else None
-    out["predictor"] = phase.predictor
+    footprint = None
     if phase.HasField("footprint"):
-        footprint = phase.footprint
-        for name in _FOOTPRINT_FIELDS:
-            if name.startswith("energy_") or footprint.HasField(name):
-                out[name] = getattr(footprint, name)
-    return out
+        message = phase.footprint
+        footprint = PhaseFootprint(
+            **{
+                name: getattr(message, name)
+                for name in _FOOTPRINT_FIELDS
+                if name.startswith("energy_") or message.HasField(name)
+            }
+        )
+    return PhaseReply(
+        energy_j=phase.energy_j,
+        energy_low_j=phase.energy_low_j,
+        energy_high_j=phase.energy_high_j,
+        duration_s=phase.duration_s if phase.HasField("duration_s") else None,
+        power_w=phase.power_w if phase.HasField("power_w") else None,
+        predictor=phase.predictor,
+        footprint=footprint,
+    )
 
 
-def response_to_json(response: pb.PredictEnergyResponse) -> dict[str, Any]:
-    """The client's JSON (docs/ARCHITECTURE.md): an unavailable phase is ``null``, never a number."""
+def prediction_from_response(response: pb.PredictEnergyResponse) -> PredictionReply:
+    """An unavailable phase is ``None``, never a number; ``grid`` and ``price_per_kwh`` only
+    when the request asked."""
     profile = response.profile
-    return {
-        "family": profile.family,
-        "family_reason": profile.family_reason,
-        "params": profile.params,
-        "flops_forward": profile.flops_forward,
-        "flops_train": profile.flops_train,
-        "flops_by_kind": dict(sorted(profile.flops_by_kind.items())),
-        "train": _phase_json(response.train),
-        "test": _phase_json(response.test),
-        "hardware": response.hardware,
-        "predictor_version": response.predictor_version,
-        "energy_source": response.energy_source,
-        "energy_is_estimate": response.energy_is_estimate,
-        "warnings": list(response.warnings),
-        **_grid_json(response),
-    }
-
-
-def _grid_json(response: pb.PredictEnergyResponse) -> dict[str, Any]:
-    """``grid`` (the intensity used) and ``price_per_kwh``, only when the request asked."""
-    out: dict[str, Any] = {}
+    grid = None
     if response.HasField("grid"):
-        grid = response.grid
-        out["grid"] = {f.name: getattr(grid, f.name) for f in pb.GridIntensity.DESCRIPTOR.fields}
-    if response.HasField("price_per_kwh"):
-        out["price_per_kwh"] = response.price_per_kwh
-    return out
+        grid = GridIntensity(
+            **{f.name: getattr(response.grid, f.name) for f in pb.GridIntensity.DESCRIPTOR.fields}
+        )
+    return PredictionReply(
+        family=profile.family,
+        family_reason=profile.family_reason,
+        params=profile.params,
+        flops_forward=profile.flops_forward,
+        flops_train=profile.flops_train,
+        flops_by_kind=dict(sorted(profile.flops_by_kind.items())),
+        train=_phase(response.train),
+        test=_phase(response.test),
+        hardware=response.hardware,
+        predictor_version=response.predictor_version,
+        energy_source=response.energy_source,
+        energy_is_estimate=response.energy_is_estimate,
+        warnings=tuple(response.warnings),
+        grid=grid,
+        price_per_kwh=response.price_per_kwh if response.HasField("price_per_kwh") else None,
+    )
 
 
 def message_from_row(row: Row, graph: bytes | None) -> pb.MeasurementRow:
@@ -114,28 +130,38 @@ def message_from_row(row: Row, graph: bytes | None) -> pb.MeasurementRow:
     return pb.MeasurementRow(**values)
 
 
-def verdicts_to_json(response: pb.AddMeasurementsResponse) -> dict[str, Any]:
-    return {
-        "accepted": response.accepted,
-        "rejected": response.rejected,
-        "results": [
-            {"index": r.index, "run_key": r.run_key, "accepted": r.accepted, "reason": r.reason}
+def measurements_from_response(response: pb.AddMeasurementsResponse) -> MeasurementsReply:
+    return MeasurementsReply(
+        accepted=response.accepted,
+        rejected=response.rejected,
+        results=tuple(
+            RowVerdict(index=r.index, run_key=r.run_key, accepted=r.accepted, reason=r.reason)
             for r in response.results
-        ],
-    }
+        ),
+    )
 
 
-def retrain_to_json(response: pb.RetrainResponse) -> dict[str, Any]:
-    return {
-        "hardware": response.hardware,
-        "version": response.version,
-        "selected": response.selected,
-        "scores": json.loads(response.scores_json) if response.scores_json else None,
-    }
+def retrain_from_response(response: pb.RetrainResponse) -> RetrainReply:
+    return RetrainReply(
+        hardware=response.hardware,
+        version=response.version,
+        selected=response.selected,
+        scores=json.loads(response.scores_json) if response.scores_json else None,
+    )
 
 
-def predictors_to_json(response: pb.ListPredictorsResponse) -> dict[str, Any]:
-    return {
-        "default_hardware": response.default_hardware or None,
-        "predictors": [json.loads(p.details_json) for p in response.predictors],
-    }
+def deleted_from_response(response: pb.DeleteMeasurementsResponse) -> DeleteReply:
+    return DeleteReply(deleted=response.deleted, missing=tuple(response.missing))
+
+
+def predictors_from_response(response: pb.ListPredictorsResponse) -> PredictorsReply:
+    return PredictorsReply(
+        default_hardware=response.default_hardware or None,
+        predictors=tuple(
+            PredictorReply(
+                **{f: getattr(p, f) for f in _PREDICTOR_FIELDS},
+                details=json.loads(p.details_json),
+            )
+            for p in response.predictors
+        ),
+    )

@@ -9,20 +9,24 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from joulecast.carbon import PhaseFootprint
 from joulecast.errors import InvalidArgument, ResourceLimit
 from joulecast.measurement import ROW_COLUMNS, Row
-from server.core import PredictorInfo, PredictQuery, PredictResult, RetrainResult
+from server.core import PredictQuery, PredictResult, RetrainResult
 from server.generated import estimator_pb2 as pb
 from server.measurements import IncomingRow, RowVerdict
+
+if TYPE_CHECKING:
+    from estimator.description import PredictorDescription
 
 _OPTION_FIELDS = ("batch_size", "samples", "epochs", "hardware")
 _PROFILE_FIELDS = tuple(
     f.name for f in pb.GraphProfile.DESCRIPTOR.fields if f.name != "flops_by_kind"
 )
 """The scalar fields of a GraphProfile message, each an attribute of the domain profile."""
+_PREDICTOR_FIELDS = ("hardware", "version", "energy_source", "energy_is_estimate")
 _ROW_OPTIONAL = frozenset(
     f.name for f in pb.MeasurementRow.DESCRIPTOR.fields if f.has_presence and f.name in ROW_COLUMNS
 )
@@ -178,19 +182,16 @@ def response_from_retrain(result: RetrainResult) -> pb.RetrainResponse:
 
 
 def response_from_predictors(
-    described: list[PredictorInfo], default_hardware: str | None
+    described: list[PredictorDescription], default_hardware: str | None
 ) -> pb.ListPredictorsResponse:
     return pb.ListPredictorsResponse(
         predictors=[
             pb.PredictorInfo(
-                hardware=info.hardware,
-                version=info.version,
-                selected=info.selected,
-                energy_source=info.energy_source,
-                energy_is_estimate=info.energy_is_estimate,
-                details_json=_json(info.details),
+                **{k: getattr(d, k) for k in _PREDICTOR_FIELDS},
+                selected=d.selected_text(),
+                details_json=_json(d.as_dict()),
             )
-            for info in described
+            for d in described
         ],
         default_hardware=default_hardware or "",
     )

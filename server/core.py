@@ -16,10 +16,10 @@ import logging
 import sqlite3
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from joulecast.carbon import (
     GridIntensity,
@@ -33,6 +33,9 @@ from joulecast.graph import GraphLimits, GraphProfile, profile_graph, profile_no
 from joulecast.measurement import check_row
 from joulecast.store import MeasurementStore
 from server.measurements import IncomingRow, RowVerdict, graph_sha256
+
+if TYPE_CHECKING:
+    from estimator.description import PredictorDescription
 
 logger = logging.getLogger(__name__)
 
@@ -55,10 +58,10 @@ class Registry(Protocol):
 
     def reload(self, hardware: str) -> str: ...
 
-    def describe(self) -> list[dict[str, Any]]: ...
+    def describe(self) -> list[PredictorDescription]: ...
 
 
-FitFn = Callable[[Path, str, Path], Mapping[str, Any]]
+FitFn = Callable[[Path, str, Path], "PredictorDescription"]
 
 
 @dataclass(frozen=True)
@@ -99,32 +102,6 @@ class PredictResult:
     price_per_kwh: float | None = None
     footprints: tuple[tuple[str, PhaseFootprint], ...] = ()
     """``(phase, footprint)`` of each available phase, when a region or a price was given."""
-
-
-@dataclass(frozen=True)
-class PredictorInfo:
-    """One served predictor, as ListPredictors reports it: read once from the registry's
-    description (named keys, no guessing), with the full description kept for details."""
-
-    hardware: str
-    version: str
-    selected: str
-    energy_source: str
-    energy_is_estimate: bool
-    details: Mapping[str, Any]
-
-    @classmethod
-    def from_description(cls, described: Mapping[str, Any]) -> PredictorInfo:
-        """From :func:`estimator.service.describe_published` (``hardware`` and ``version``
-        required; ``selected`` a per-phase mapping or a name)."""
-        return cls(
-            hardware=str(described["hardware"]),
-            version=str(described["version"]),
-            selected=_selected(described.get("selected")),
-            energy_source=str(described.get("energy_source") or ""),
-            energy_is_estimate=bool(described.get("energy_is_estimate", False)),
-            details=dict(described),
-        )
 
 
 @dataclass(frozen=True)
@@ -245,9 +222,9 @@ class EstimatorCore:
             footprints=footprints,
         )
 
-    def describe(self) -> tuple[list[PredictorInfo], str | None]:
+    def describe(self) -> tuple[list[PredictorDescription], str | None]:
         """The predictors served and the default hardware."""
-        described = [PredictorInfo.from_description(d) for d in self._registry.describe()]
+        described = self._registry.describe()
         try:
             default = self._registry.default_hardware
         except FailedPrecondition:  # nothing published yet
@@ -378,14 +355,14 @@ class EstimatorCore:
         try:
             fit = self._fit or _default_fit()
             logger.info("retraining %s from %s", hardware, self._db_path)
-            result = dict(fit(self._db_path, hardware, self._artifacts_dir))
+            described = fit(self._db_path, hardware, self._artifacts_dir)
             version = self._registry.reload(hardware)
             logger.info("retrained %s: version %s now serves", hardware, version)
             return RetrainResult(
-                hardware=str(result.get("hardware", hardware)),
-                version=str(version or result.get("version", "")),
-                selected=_selected(result.get("selected")),
-                scores=result.get("scores"),
+                hardware=described.hardware,
+                version=version or described.version,
+                selected=described.selected_text(),
+                scores=described.scores,
             )
         finally:
             self._retrain_lock.release()
@@ -395,10 +372,3 @@ def _default_fit() -> FitFn:
     from estimator.service import fit_and_publish
 
     return fit_and_publish
-
-
-def _selected(value: Any) -> str:
-    """``{"train": "boosted", "test": "affine"}`` -> ``"train=boosted, test=affine"``."""
-    if isinstance(value, Mapping):
-        return ", ".join(f"{k}={v}" for k, v in value.items())
-    return "" if value is None else str(value)

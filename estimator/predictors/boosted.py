@@ -14,47 +14,17 @@ from typing import Any, ClassVar, Self
 
 import numpy as np
 import pandas as pd
-import xgboost as xgb
 
-from estimator.features import LOG_FEATURES, ServeRow, log_features, phase_flops
+from estimator.features import ServeRow, phase_flops
 from estimator.predictors.base import PHASES, Predictor, positive_one
+from estimator.predictors.trees import TreeModel
 
-_MODEL_FILE = "boosted.xgb.json"
 
-
-class Boosted(Predictor):
+class Boosted(TreeModel, Predictor):
     """Gradient-boosted trees (XGBoost) on log features, over a log-log FLOPs baseline."""
 
     name: ClassVar[str] = "boosted"
-
-    def __init__(
-        self,
-        n_estimators: int = 60,
-        max_depth: int = 3,
-        learning_rate: float = 0.15,
-        min_child_weight: float = 2.0,
-        reg_lambda: float = 1.0,
-        seed: int = 0,
-    ) -> None:
-        self.n_estimators = n_estimators
-        self.max_depth = max_depth
-        self.learning_rate = learning_rate
-        self.min_child_weight = min_child_weight
-        self.reg_lambda = reg_lambda
-        self.seed = seed
-
-    def _params(self) -> dict[str, Any]:
-        return {
-            "objective": "reg:squarederror",
-            "max_depth": self.max_depth,
-            "eta": self.learning_rate,
-            "min_child_weight": self.min_child_weight,
-            "lambda": self.reg_lambda,
-            "tree_method": "hist",
-            "nthread": 1,
-            "seed": self.seed,
-            "base_score": 0.0,
-        }
+    model_file: ClassVar[str] = "boosted.xgb.json"
 
     def _base(self, frame: pd.DataFrame) -> np.ndarray:
         logx = np.log(np.maximum(phase_flops(frame), 1.0))
@@ -77,14 +47,7 @@ class Boosted(Predictor):
             else:
                 c1, c0 = 0.0, float(logy[mask].mean())
             self.line_[phase] = [float(c0), float(c1)]
-        matrix = xgb.DMatrix(
-            log_features(frame),
-            label=logy,
-            base_margin=self._base(frame),
-            feature_names=list(LOG_FEATURES),
-            nthread=1,
-        )
-        self.booster_ = xgb.train(self._params(), matrix, num_boost_round=self.n_estimators)
+        self._train(frame, logy, self._base(frame))
         self.floor_ = float(np.exp(logy.min())) * 1e-3
 
     def predict_row(self, row: ServeRow) -> float:
@@ -93,42 +56,15 @@ class Boosted(Predictor):
         if line is None:
             return math.nan
         logx = np.log(np.maximum(np.array([row.flops]), 1.0))
-        base = line[0] + line[1] * logx
-        margin = self.booster_.inplace_predict(
-            row.log, predict_type="margin", base_margin=base, validate_features=False
-        )
+        margin = self._margin(row, line[0] + line[1] * logx)
         return positive_one(float(np.exp(margin)[0]), self.floor_)
 
     def state(self) -> dict[str, Any]:
-        return {
-            "line": self.line_,
-            "floor": self.floor_,
-            "features": list(LOG_FEATURES),
-            "model_file": _MODEL_FILE,
-            "hyperparameters": {
-                "n_estimators": self.n_estimators,
-                "max_depth": self.max_depth,
-                "learning_rate": self.learning_rate,
-                "min_child_weight": self.min_child_weight,
-                "reg_lambda": self.reg_lambda,
-                "seed": self.seed,
-            },
-        }
-
-    def blobs(self) -> dict[str, bytes]:
-        return {_MODEL_FILE: bytes(self.booster_.save_raw(raw_format="json"))}
+        return {"line": self.line_, "floor": self.floor_, **self._tree_state()}
 
     @classmethod
     def from_state(cls, state: dict[str, Any], blobs: dict[str, bytes]) -> Self:
-        if list(state["features"]) != list(LOG_FEATURES):
-            raise ValueError(f"model features {state['features']} differ from {LOG_FEATURES}")
         model = cls(**state["hyperparameters"])
-        model.line_ = {p: [float(v) for v in c] for p, c in state["line"].items()}
+        model._load_trees(state, blobs)
         model.floor_ = float(state["floor"])
-        booster = xgb.Booster(params={"nthread": 1})
-        try:
-            booster.load_model(bytearray(blobs[state["model_file"]]))
-        except xgb.core.XGBoostError as exc:
-            raise ValueError(f"XGBoost cannot read its model file: {exc}") from exc
-        model.booster_ = booster
         return model

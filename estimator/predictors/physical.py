@@ -30,11 +30,11 @@ from typing import Any, ClassVar, Self
 
 import numpy as np
 import pandas as pd
-import xgboost as xgb
 from scipy.optimize import nnls
 
-from estimator.features import LOG_FEATURES, ServeRow, log_features, serve_rows
+from estimator.features import LOG_FEATURES, ServeRow, serve_rows
 from estimator.predictors.base import PHASES, PhysicalPredictor, power_of
+from estimator.predictors.trees import TreeModel
 
 MIN_TRAIN_OVER_TEST = 1.05
 """Floor of train / test energy and duration per sample: a training step runs the forward pass
@@ -328,41 +328,20 @@ _MONOTONE_UP = (
     "log1p_flops_other",
 )
 """Inputs in which :class:`BoostedDuration`'s duration may only rise (XGBoost constraints)."""
-_BOOSTED_FILE = "boosted-duration.xgb.json"
 
 
-class BoostedDuration(_PowerDurationBase):
+class BoostedDuration(TreeModel, _PowerDurationBase):
     """Duration from XGBoost on the family-free log features, monotone increasing in every
     FLOP input, over a per-phase log-log line in FLOPs (the base margin: trees do not
     extrapolate, the line does) × the per-phase power line."""
 
     name: ClassVar[str] = "boosted-duration"
-
-    def __init__(
-        self,
-        n_estimators: int = 60,
-        max_depth: int = 3,
-        learning_rate: float = 0.15,
-        min_child_weight: float = 2.0,
-        seed: int = 0,
-    ) -> None:
-        self.n_estimators = n_estimators
-        self.max_depth = max_depth
-        self.learning_rate = learning_rate
-        self.min_child_weight = min_child_weight
-        self.seed = seed
+    model_file: ClassVar[str] = "boosted-duration.xgb.json"
 
     def _params(self) -> dict[str, Any]:
         constraints = tuple(1 if f in _MONOTONE_UP else 0 for f in LOG_FEATURES)
         return {
-            "objective": "reg:squarederror",
-            "max_depth": self.max_depth,
-            "eta": self.learning_rate,
-            "min_child_weight": self.min_child_weight,
-            "tree_method": "hist",
-            "nthread": 1,
-            "seed": self.seed,
-            "base_score": 0.0,
+            **super()._params(),
             "monotone_constraints": "(" + ",".join(map(str, constraints)) + ")",
         }
 
@@ -374,49 +353,21 @@ class BoostedDuration(_PowerDurationBase):
         phases = frame["phase"].to_numpy()
         self.line_ = {p: _line(logx[phases == p], logt[phases == p]) for p in self.phases_}
         coef = np.array([self.line_[p] for p in phases])
-        base = coef[:, 0] + coef[:, 1] * logx
-        matrix = xgb.DMatrix(
-            log_features(frame),
-            label=logt,
-            base_margin=base,
-            feature_names=list(LOG_FEATURES),
-            nthread=1,
-        )
-        self.booster_ = xgb.train(self._params(), matrix, num_boost_round=self.n_estimators)
+        self._train(frame, logt, coef[:, 0] + coef[:, 1] * logx)
 
     def _model(self, features: Mapping[str, object], phase: str) -> float:
         row = serve_rows(features, (phase,))[phase]
         a, b = self.line_[phase]
-        base = np.array([a + b * math.log(max(row.flops, 1.0))])
-        margin = self.booster_.inplace_predict(
-            row.log, predict_type="margin", base_margin=base, validate_features=False
-        )
+        margin = self._margin(row, np.array([a + b * math.log(max(row.flops, 1.0))]))
         return math.exp(float(margin[0]))
 
     def state(self) -> dict[str, Any]:
-        return {
-            "line": self.line_,
-            "features": list(LOG_FEATURES),
-            "model_file": _BOOSTED_FILE,
-            "hyperparameters": self.get_params(),
-            **self._power_state(),
-        }
-
-    def blobs(self) -> dict[str, bytes]:
-        return {_BOOSTED_FILE: bytes(self.booster_.save_raw(raw_format="json"))}
+        return {"line": self.line_, **self._tree_state(), **self._power_state()}
 
     @classmethod
     def from_state(cls, state: dict[str, Any], blobs: dict[str, bytes]) -> Self:
-        if list(state["features"]) != list(LOG_FEATURES):
-            raise ValueError(f"model features {state['features']} differ from {LOG_FEATURES}")
         model = cls(**state["hyperparameters"])
-        model.line_ = {p: [float(v) for v in c] for p, c in state["line"].items()}
-        booster = xgb.Booster(params={"nthread": 1})
-        try:
-            booster.load_model(bytearray(blobs[state["model_file"]]))
-        except xgb.core.XGBoostError as exc:
-            raise ValueError(f"XGBoost cannot read its model file: {exc}") from exc
-        model.booster_ = booster
+        model._load_trees(state, blobs)
         model._load_power(state)
         return model
 
@@ -425,12 +376,11 @@ MAX_CORRECTION = math.log(2.0)
 """Bound of :class:`RooflineBoosted`'s correction in log space: the trees may move the roofline's
 answer by at most a factor 2 either way, so the physics (additive, monotone costs) stays the
 backbone and a tree that never saw such a graph cannot run away with the answer."""
-_ROOFLINE_BOOSTED_FILE = "roofline-boosted.xgb.json"
 MIN_CORRECTION_ROWS = 8
 """Held-out residuals below which :class:`RooflineBoosted` learns no correction."""
 
 
-class RooflineBoosted(RooflineEnergy):
+class RooflineBoosted(TreeModel, RooflineEnergy):
     """The roofline's energy × a bounded correction learnt from its held-out errors.
 
     A single cost per FLOP of each kind cannot know that a 1→1024-channel convolution runs far
@@ -443,6 +393,7 @@ class RooflineBoosted(RooflineEnergy):
     """
 
     name: ClassVar[str] = "roofline-boosted"
+    model_file: ClassVar[str] = "roofline-boosted.xgb.json"
 
     def __init__(
         self,
@@ -453,25 +404,12 @@ class RooflineBoosted(RooflineEnergy):
         reg_lambda: float = 5.0,
         seed: int = 0,
     ) -> None:
-        self.n_estimators = n_estimators
-        self.max_depth = max_depth
-        self.learning_rate = learning_rate
-        self.min_child_weight = min_child_weight
-        self.reg_lambda = reg_lambda
-        self.seed = seed
+        super().__init__(n_estimators, max_depth, learning_rate, min_child_weight, reg_lambda, seed)
 
     def _params(self) -> dict[str, Any]:
         constraints = tuple(1 if f in _MONOTONE_UP else 0 for f in LOG_FEATURES)
         return {
-            "objective": "reg:squarederror",
-            "max_depth": self.max_depth,
-            "eta": self.learning_rate,
-            "min_child_weight": self.min_child_weight,
-            "lambda": self.reg_lambda,
-            "tree_method": "exact",
-            "nthread": 1,
-            "seed": self.seed,
-            "base_score": 0.0,
+            **super()._params(),
             "monotone_constraints": "(" + ",".join(map(str, constraints)) + ")",
         }
 
@@ -491,7 +429,7 @@ class RooflineBoosted(RooflineEnergy):
                 coef = np.asarray(_relative_nnls(design[rest], y[rest]))
                 held_out[out] = np.maximum(design[out] @ coef, self.floor_)
         known = np.isfinite(held_out)
-        self.booster_: xgb.Booster | None = None
+        self.booster_: Any = None
         if known.sum() < MIN_CORRECTION_ROWS:
             self.notes = [
                 f"{self.name}: {int(known.sum())} held-out residual(s), "
@@ -499,47 +437,34 @@ class RooflineBoosted(RooflineEnergy):
             ]
             return
         residual = np.clip(np.log(y[known] / held_out[known]), -MAX_CORRECTION, MAX_CORRECTION)
-        matrix = xgb.DMatrix(
-            log_features(frame)[known], label=residual, feature_names=list(LOG_FEATURES), nthread=1
-        )
-        self.booster_ = xgb.train(self._params(), matrix, num_boost_round=self.n_estimators)
+        self._train(frame[known], residual, np.zeros(int(known.sum())))
 
     def _model(self, features: Mapping[str, object], phase: str) -> float:
         if self.booster_ is None:
             return super()._model(features, phase)
         row = serve_rows(features, (phase,))[phase]
-        margin = float(self.booster_.inplace_predict(row.log, validate_features=False)[0])
+        margin = float(self._margin(row, np.zeros(1))[0])
         correction = math.exp(min(max(margin, -MAX_CORRECTION), MAX_CORRECTION))
         return max(super()._model(features, phase) * correction, self.floor_)
 
     def state(self) -> dict[str, Any]:
-        return {
-            **super().state(),
-            "features": list(LOG_FEATURES),
-            "model_file": _ROOFLINE_BOOSTED_FILE if self.booster_ is not None else None,
-            "hyperparameters": self.get_params(),
-        }
+        trees = {**self._tree_state(), "line": {}}
+        if self.booster_ is None:
+            trees["model_file"] = None
+        return {**super().state(), **trees}
 
     def blobs(self) -> dict[str, bytes]:
-        if self.booster_ is None:
-            return {}
-        return {_ROOFLINE_BOOSTED_FILE: bytes(self.booster_.save_raw(raw_format="json"))}
+        return {} if self.booster_ is None else super().blobs()
 
     @classmethod
     def from_state(cls, state: dict[str, Any], blobs: dict[str, bytes]) -> Self:
-        if list(state["features"]) != list(LOG_FEATURES):
-            raise ValueError(f"model features {state['features']} differ from {LOG_FEATURES}")
         base = RooflineEnergy.from_state(state, blobs)
         model = cls(**state["hyperparameters"])
         model.coef_, model.floor_ = base.coef_, base.floor_
         model._load_power(state)
         model.booster_ = None
-        if state["model_file"] is None:
-            return model
-        booster = xgb.Booster(params={"nthread": 1})
-        try:
-            booster.load_model(bytearray(blobs[state["model_file"]]))
-        except (KeyError, xgb.core.XGBoostError) as exc:
-            raise ValueError(f"XGBoost cannot read its model file: {exc}") from exc
-        model.booster_ = booster
+        if state["model_file"] is not None:
+            model._load_trees(state, blobs)
+        elif list(state["features"]) != list(LOG_FEATURES):
+            raise ValueError(f"model features {state['features']} differ from {LOG_FEATURES}")
         return model

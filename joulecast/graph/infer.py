@@ -325,12 +325,22 @@ def _pool_like(node: Node, x: Shape, kernel: Shape, ceil_mode: bool) -> Shape:
     return tuple(out)
 
 
-def _conv(env: Env, node: Node) -> None:
+def _conv_operands(env: Env, node: Node) -> tuple[Shape, Shape, int] | None:
+    """(input shape, weight shape, element type) of a Conv-like node; None, with the output
+    left unknown, when a shape is unknown or the ranks differ."""
     x, w = _in(env, node, 0), _in(env, node, 1)
     etype = _type(env, node)
     if x is None or w is None or len(x) < 3 or len(w) != len(x):
         _out(env, node, None, etype)
+        return None
+    return x, w, etype
+
+
+def _conv(env: Env, node: Node) -> None:
+    operands = _conv_operands(env, node)
+    if operands is None:
         return
+    x, w, etype = operands
     group = node.attrs.get("group", 1)
     if not isinstance(group, int) or group < 1:
         raise GraphError(f"{node.label}: group must be a positive integer, got {group}")
@@ -346,11 +356,10 @@ def _conv(env: Env, node: Node) -> None:
 
 
 def _conv_transpose(env: Env, node: Node) -> None:
-    x, w = _in(env, node, 0), _in(env, node, 1)
-    etype = _type(env, node)
-    if x is None or w is None or len(x) < 3 or len(w) != len(x):
-        _out(env, node, None, etype)
+    operands = _conv_operands(env, node)
+    if operands is None:
         return
+    x, w, etype = operands
     group = node.attrs.get("group", 1)
     if not isinstance(group, int) or group < 1 or x[1] % group or w[0] != x[1]:
         raise GraphError(

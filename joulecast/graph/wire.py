@@ -11,7 +11,10 @@ and the caller parses the original bytes, which then reports the problem.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from joulecast.graph.ir import _FLOAT_PARAMS, VALUE_ELEMENTS
+from joulecast.protowire import Malformed, encode_varint, fields, tag_of, varint, varints
 
 MIN_BYTES = 1 << 20
 """Below this size the scan costs more than it saves."""
@@ -26,87 +29,24 @@ _GRAPH_FIELD, _INITIALIZER_FIELD = 7, 5
 _DATA_FIELDS = frozenset({4, 5, 6, 7, 9, 10, 11})
 
 
-class _Malformed(Exception):
-    pass
-
-
-def _varint(buf: memoryview, pos: int, end: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        if pos >= end or shift > 63:
-            raise _Malformed
-        b = buf[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        if b < 0x80:
-            return result, pos
-        shift += 7
-
-
-def _encode_varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
-
-def _skip(buf: memoryview, pos: int, end: int, wire_type: int) -> int:
-    if pos - 1 > end:
-        raise _Malformed
-    if wire_type == 0:
-        return _varint(buf, pos, end)[1]
-    if wire_type == 1:
-        pos += 8
-    elif wire_type == 2:
-        n, pos = _varint(buf, pos, end)
-        pos += n
-    elif wire_type == 5:
-        pos += 4
-    else:
-        raise _Malformed  # groups are not used by ONNX
-    if pos > end:
-        raise _Malformed
-    return pos
-
-
 def _strip_tensor(buf: memoryview, start: int, end: int) -> bytes | None:
     """The tensor without its data fields, or None to keep it as it is."""
     dims: list[int] = []
     data_type = 0
     data_bytes = 0
     keep: list[tuple[int, int]] = []
-    pos = start
-    fields = 0
-    while pos < end:
-        field_start = pos
-        key, pos = _varint(buf, pos, end)
-        field, wire_type = key >> 3, key & 7
-        fields += 1
-        if field == 0 or fields > _MAX_TENSOR_FIELDS:
-            raise _Malformed
+    for field, wire_type, tag, payload, stop in fields(buf, start, end, _MAX_TENSOR_FIELDS):
         if field == 1 and wire_type == 0:
-            d, pos = _varint(buf, pos, end)
-            dims.append(d)
+            dims.append(varint(buf, payload, stop)[0])
         elif field == 1 and wire_type == 2:
-            n, pos = _varint(buf, pos, end)
-            stop = pos + n
-            while pos < stop:
-                d, pos = _varint(buf, pos, stop)
-                dims.append(d)
+            dims.extend(varints(buf, payload, stop))
         elif field == 2 and wire_type == 0:
-            data_type, pos = _varint(buf, pos, end)
-        else:
-            pos = _skip(buf, pos, end, wire_type)
+            data_type = varint(buf, payload, stop)[0]
         if field in _DATA_FIELDS:
-            data_bytes += pos - field_start
+            data_bytes += stop - tag
         else:
-            keep.append((field_start, pos))
-    if pos != end or data_bytes < _MIN_DATA:
+            keep.append((tag, stop))
+    if data_bytes < _MIN_DATA:
         return None
     numel = 1
     for d in dims:
@@ -116,38 +56,49 @@ def _strip_tensor(buf: memoryview, start: int, end: int) -> bytes | None:
     return b"".join(buf[a:b] for a, b in keep)
 
 
-def _strip_graph(buf: memoryview, start: int, end: int) -> bytes | None:
+def _rebuild(
+    buf: memoryview,
+    start: int,
+    end: int,
+    limit: int,
+    target: int,
+    strip: Callable[[int, int], bytes | None],
+) -> bytes | None:
+    """The message in ``buf[start:end]`` with each length-delimited field ``target`` replaced
+    by ``strip(payload_start, field_end)`` where that is not None; None when nothing changed."""
     pieces: list[bytes | memoryview] = []
     changed = False
-    pos = start
-    seen = seen_bytes = fields = 0
-    while pos < end:
-        field_start = pos
-        key, pos = _varint(buf, pos, end)
-        field, wire_type = key >> 3, key & 7
-        fields += 1
-        if field == 0 or fields > _MAX_FIELDS:
-            raise _Malformed
-        if field == _INITIALIZER_FIELD and wire_type == 2:
-            n, body = _varint(buf, pos, end)
-            pos = body + n
-            if pos > end:
-                raise _Malformed
-            seen += 1
-            seen_bytes += n
-            if seen == _SAMPLE and seen_bytes < _SAMPLE * _MIN_AVERAGE:
-                return None  # many small weights: parsing them is cheaper than this scan
-            stripped = _strip_tensor(buf, body, pos)
+    for field, wire_type, tag, payload, stop in fields(buf, start, end, limit):
+        if field == target and wire_type == 2:
+            stripped = strip(payload, stop)
             if stripped is not None:
-                pieces.append(_encode_varint(key) + _encode_varint(len(stripped)) + stripped)
+                pieces.append(encode_varint(tag_of(field, 2)) + encode_varint(len(stripped)))
+                pieces.append(stripped)
                 changed = True
                 continue
-        else:
-            pos = _skip(buf, pos, end, wire_type)
-        pieces.append(buf[field_start:pos])
-    if pos != end:
-        raise _Malformed
+        pieces.append(buf[tag:stop])
     return b"".join(pieces) if changed else None
+
+
+class _FewLargeWeights(Exception):
+    """Many small initializers: parsing them is cheaper than this scan."""
+
+
+def _strip_graph(buf: memoryview, start: int, end: int) -> bytes | None:
+    seen = seen_bytes = 0
+
+    def initializer(body: int, stop: int) -> bytes | None:
+        nonlocal seen, seen_bytes
+        seen += 1
+        seen_bytes += stop - body
+        if seen == _SAMPLE and seen_bytes < _SAMPLE * _MIN_AVERAGE:
+            raise _FewLargeWeights
+        return _strip_tensor(buf, body, stop)
+
+    try:
+        return _rebuild(buf, start, end, _MAX_FIELDS, _INITIALIZER_FIELD, initializer)
+    except _FewLargeWeights:
+        return None
 
 
 def strip_data(data: bytes) -> bytes | None:
@@ -156,31 +107,14 @@ def strip_data(data: bytes) -> bytes | None:
     if len(data) < MIN_BYTES:
         return None
     buf = memoryview(data)
-    end = len(buf)
-    pieces: list[bytes | memoryview] = []
-    changed = False
-    pos = fields = 0
     try:
-        while pos < end:
-            field_start = pos
-            key, pos = _varint(buf, pos, end)
-            field, wire_type = key >> 3, key & 7
-            fields += 1
-            if field == 0 or fields > _MAX_MODEL_FIELDS:
-                raise _Malformed
-            if field == _GRAPH_FIELD and wire_type == 2:
-                n, body = _varint(buf, pos, end)
-                pos = body + n
-                if pos > end:
-                    raise _Malformed
-                graph = _strip_graph(buf, body, pos)
-                if graph is not None:
-                    pieces.append(_encode_varint(key) + _encode_varint(len(graph)) + graph)
-                    changed = True
-                    continue
-            else:
-                pos = _skip(buf, pos, end, wire_type)
-            pieces.append(buf[field_start:pos])
-    except _Malformed:
+        return _rebuild(
+            buf,
+            0,
+            len(buf),
+            _MAX_MODEL_FIELDS,
+            _GRAPH_FIELD,
+            lambda body, stop: _strip_graph(buf, body, stop),
+        )
+    except Malformed:
         return None
-    return b"".join(pieces) if changed else None

@@ -5,36 +5,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from testkit import a_row
 
 from joulecast.errors import InvalidArgument
-from joulecast.measurement import Row, TraceSample
+from joulecast.measurement import TraceSample
 from joulecast.store import MeasurementStore
-
-
-def a_row(key: str = "paper/mlp-n1-h512/s8/b8/e1/train/r0@cpu-x/cpu", **kw: object) -> Row:
-    base = dict(
-        run_key=key,
-        plan="paper",
-        config_id="mlp-n1-h512",
-        family="mlp",
-        variant="paper",
-        num_layers="1",
-        hidden_size="512",
-        phase="train",
-        repeat=0,
-        samples=8,
-        batch_size=8,
-        epochs=1,
-        status="ok",
-        hardware="cpu-x",
-        device="cpu",
-        energy_j=12.5,
-        duration_s=1.0,
-        energy_source="estimate-codecarbon-cpu-constant",
-        energy_is_estimate=True,
-    )
-    base.update(kw)
-    return Row(**base)  # type: ignore[arg-type]
 
 
 def test_rows_round_trip_with_trace_and_graph(tmp_path: Path) -> None:

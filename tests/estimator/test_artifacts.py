@@ -132,7 +132,7 @@ def test_registry_predicts_and_reloads(tmp_path: Path, bundle: Bundle) -> None:
     assert half.train.energy_j == pytest.approx(result.train.energy_j / 2)
     assert result.energy_source == "nvml-energy-counter" and not result.energy_is_estimate
     described = registry.describe()
-    assert described[0]["version"] == result.predictor_version
+    assert described[0].version == result.predictor_version
 
     other = fit_bundle(ground_truth_dataset(configs_per_family=3, repeats=1, seed=9))
     errors: list[BaseException] = []

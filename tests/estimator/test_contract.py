@@ -95,3 +95,21 @@ def test_roofline_boosted_without_enough_residuals_is_the_roofline(frame) -> Non
     again = RooflineBoosted.from_state(boosted.state(), {})
     again.feature_names_in_ = boosted.feature_names_in_
     np.testing.assert_allclose(again.predict(small), boosted.predict(small), rtol=1e-12)
+
+
+def test_serving_row_is_checked_against_the_fitted_feature_names(frame) -> None:
+    """The serving path (numpy rows) refuses what ``predict`` refuses: before fit, and a row
+    without a feature seen in fit."""
+    import dataclasses
+
+    from estimator.predictors.base import frame_rows
+
+    row = frame_rows(frame)[0]
+    model = PREDICTORS["boosted"]()
+    with pytest.raises(NotFittedError, match="not fitted"):
+        model.check_row(row)
+    model.fit(frame, frame["energy_per_sample_j"].to_numpy(float))
+    model.check_row(row)
+    features = {k: v for k, v in row.features.items() if k != "flops_conv"}
+    with pytest.raises(InvalidArgument, match="flops_conv"):
+        model.check_row(dataclasses.replace(row, features=features))

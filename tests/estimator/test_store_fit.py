@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from estimator_groundtruth import true_energy_per_sample
+from testkit import a_row, config_fields
 
 from collector.models import ModelConfig, build_model
 from estimator.dataset import dataset_size_check, from_store
@@ -42,22 +43,13 @@ SOURCE = "estimate-codecarbon-cpu-load"
 def _row(cfg: ModelConfig, sha: str, flops: int, phase: str, samples: int, noise: float) -> Row:
     per_sample = true_energy_per_sample(cfg.family, flops if phase == "test" else 3 * flops, phase)
     energy = per_sample * samples * noise
-    return Row(
-        run_key=f"cpu-small/{cfg.config_id}/{phase}/{samples}",
+    return a_row(
+        f"cpu-small/{cfg.config_id}/{phase}/{samples}",
         plan="test",
-        config_id=cfg.config_id,
-        family=cfg.family,
-        variant="paper",
-        num_layers=cfg.num_layers_text,
-        hidden_size=cfg.hidden_size_text,
+        **config_fields(cfg),
         phase=phase,
-        repeat=0,
         samples=samples,
-        batch_size=8,
-        epochs=1,
-        status="ok",
         hardware="cpu-small",
-        device="cpu",
         flops_forward=flops,
         flops_train=3 * flops,
         energy_j=energy,
@@ -105,9 +97,9 @@ def test_dataset_from_store_featurizes_graphs(store_path: Path) -> None:
 
 def test_fit_and_publish_then_serve(store_path: Path, tmp_path: Path) -> None:
     result = fit_and_publish(store_path, "cpu-small", tmp_path)
-    assert set(result) >= {"hardware", "version", "scores", "selected"}
-    assert result["dataset"]["size_check"]["checked"] == 2
-    assert set(result["scores"]) == {"loco", "lofo"}
+    assert set(result.as_dict()) >= {"hardware", "version", "scores", "selected"}
+    assert result.dataset["size_check"]["checked"] == 2
+    assert set(result.scores) == {"loco", "lofo"}
     registry = PredictorRegistry(tmp_path)
     graph = export_weightless(
         build_model(ModelConfig("cnn", (1,), (24,))), torch.zeros(1, 1, 128, 64)
@@ -116,7 +108,7 @@ def test_fit_and_publish_then_serve(store_path: Path, tmp_path: Path) -> None:
     assert pred.energy_is_estimate and pred.energy_source == SOURCE
     assert any("ESTIMATED" in w for w in pred.warnings)
     assert pred.train.energy_j > pred.test.energy_j > 0
-    assert pred.predictor_version == result["version"]
+    assert pred.predictor_version == result.version
 
 
 def test_cli_fit_and_list(store_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -161,7 +153,7 @@ def test_fit_writes_held_out_predictions_for_the_report(store_path: Path, tmp_pa
     }
     with MeasurementStore(store_path) as store:
         rows = store.rows(hardware="cpu-small")
-    selected = held[held["predictor"] == result["selected"]["test"]]
+    selected = held[held["predictor"] == result.selected["test"]]
     test = selected[selected["phase"] == "test"]
     assert len(test) == sum(r.phase == "test" for r in rows)
     assert sorted(test["measured_j"].round(6)) == sorted(

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from testkit import shipped_server
 
 from collector.models import INPUT_SHAPE, ModelConfig, build_model
 
@@ -56,20 +57,8 @@ def node() -> str:
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
     """``joulecast serve`` with the shipped predictors, on a free port."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "joulecast.cli", "serve", "--port", "0"],
-        env=dict(os.environ, PYTHONPATH=str(ROOT)),
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    assert line.startswith("listening on "), line
-    try:
-        yield line.split()[-1]
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    with shipped_server() as address:
+        yield address
 
 
 def _full_export(config: ModelConfig, path: Path) -> Path:

@@ -136,15 +136,12 @@ def _certificates_openssl(directory: Path) -> tuple[Path, Path, Path]:
     cert, key, csr = directory / "server.pem", directory / "server.key", directory / "server.csr"
     ext = directory / "san.ext"
     ext.write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    new_key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
     for args in (
         [
             "req",
             "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
+            *new_key,
             "-keyout",
             ca_key,
             "-out",
@@ -156,11 +153,7 @@ def _certificates_openssl(directory: Path) -> tuple[Path, Path, Path]:
         ],
         [
             "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
+            *new_key,
             "-keyout",
             key,
             "-out",
@@ -199,8 +192,8 @@ def test_tls_with_a_generated_certificate(start_server, family_graphs, tmp_path:
 
     with EstimatorClient(address, root_cert=ca.read_bytes(), token=TOKEN, timeout_s=30) as client:
         result = client.predict(graph, batch_size=8, samples=100, epochs=1)
-        assert result["family"] == "mlp"
-        assert client.list_predictors()["default_hardware"] == "cpu-test"
+        assert result.family == "mlp"
+        assert client.list_predictors().default_hardware == "cpu-test"
 
     credentials = grpc.ssl_channel_credentials(root_certificates=ca.read_bytes())
     with grpc.secure_channel(f"127.0.0.1:{served.port}", credentials) as channel:

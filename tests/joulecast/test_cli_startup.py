@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from testkit import shipped_server
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "examples" / "sample_crnn.onnx"
@@ -58,20 +59,8 @@ def run_probe(*argv: str) -> tuple[dict, str]:
 @pytest.fixture(scope="module")
 def server_address() -> Iterator[str]:
     """A real `joulecast serve` process on a free port, serving the shipped predictors."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "joulecast.cli", "serve", "--port", "0"],
-        env=_env(),
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    assert line.startswith("listening on "), line
-    try:
-        yield line.split()[-1]
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    with shipped_server() as address:
+        yield address
 
 
 def test_help_imports_nothing_heavy() -> None:

@@ -15,7 +15,8 @@ from torch import nn
 from collector.models import INPUT_SHAPE, ModelConfig, build_model
 from joulecast.errors import InvalidArgument
 from joulecast.graph import profile_graph
-from joulecast.onnx_wire import _encode_varint, strip_file, strip_serialized
+from joulecast.onnx_wire import strip_file, strip_serialized
+from joulecast.protowire import encode_varint as _encode_varint
 from joulecast.weightless import WEIGHTLESS_KEY, is_weightless, strip_model
 
 X = torch.zeros(1, *INPUT_SHAPE)

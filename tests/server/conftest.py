@@ -13,12 +13,15 @@ from typing import Any
 import grpc
 import pytest
 import torch
+from testkit import a_row, config_fields
 from torch import nn
 
 from collector.models import INPUT_SHAPE, ModelConfig, build_model
+from estimator.description import PredictorDescription
+from estimator.service import EnergyPrediction, PhaseEstimate
 from joulecast.errors import FailedPrecondition
 from joulecast.graph import profile_graph
-from joulecast.measurement import Row
+from joulecast.measurement import Row, is_estimate
 from joulecast.weightless import export_weightless
 from server.app import RunningServer, serve
 from server.generated import estimator_pb2_grpc as pb_grpc
@@ -62,26 +65,6 @@ def family_graphs() -> dict[str, bytes]:
     return graphs
 
 
-@dataclass(frozen=True)
-class FakePhase:
-    energy_j: float
-    energy_low_j: float
-    energy_high_j: float
-    duration_s: float
-    predictor: str
-
-
-@dataclass(frozen=True)
-class FakePrediction:
-    train: FakePhase | None
-    test: FakePhase | None
-    hardware: str
-    predictor_version: str
-    energy_source: str
-    energy_is_estimate: bool
-    warnings: tuple[str, ...]
-
-
 class FakeRegistry:
     """The registry contract with a fixed formula: energy = 1e-9 J per FLOP, no test phase
     for the 'transformer' family (so that an unavailable phase is exercised)."""
@@ -104,7 +87,7 @@ class FakeRegistry:
         hardware: str | None = None,
         observed_gpu_util: float | None = None,
         nodes: Any = None,
-    ) -> FakePrediction:
+    ) -> EnergyPrediction:
         hw = hardware or self.default_hardware
         if hw not in self.versions:
             raise FailedPrecondition(
@@ -112,22 +95,41 @@ class FakeRegistry:
             )
         train_j = 1e-9 * profile.flops_train * samples * epochs
         test_j = 1e-9 * profile.flops_forward * samples
-        phase = lambda e: FakePhase(e, 0.5 * e, 2 * e, e / 100, "fake")  # noqa: E731
-        return FakePrediction(
+        phase = lambda e: PhaseEstimate(e, 0.5 * e, 2 * e, e / 100, "fake")  # noqa: E731
+        return EnergyPrediction(
             train=phase(train_j),
             test=None if profile.family == "transformer" else phase(test_j),
             hardware=hw,
             predictor_version=self.versions[hw],
             energy_source=self.source,
-            energy_is_estimate=self.source.startswith("estimate-"),
+            energy_is_estimate=is_estimate(self.source),
             warnings=("fake predictor",),
         )
 
     def reload(self, hardware: str) -> str:
         return self.versions[hardware]
 
-    def describe(self) -> list[dict[str, Any]]:
-        return [{"hardware": h, "version": v, "selected": "fake"} for h, v in self.versions.items()]
+    def describe(self) -> list[PredictorDescription]:
+        return [fake_description(h, v, self.source) for h, v in self.versions.items()]
+
+
+def fake_description(hardware: str, version: str, source: str) -> PredictorDescription:
+    """What ListPredictors reports of a fake predictor: ``fake`` answers both phases."""
+    return PredictorDescription(
+        hardware=hardware,
+        version=version,
+        created_at="",
+        energy_source=source,
+        energy_is_estimate=is_estimate(source),
+        phases=("train", "test"),
+        families={},
+        selected={"train": "fake", "test": "fake"},
+        fallback_unseen_family={},
+        scores={},
+        dataset={},
+        domain={},
+        notes=(),
+    )
 
 
 @dataclass
@@ -203,22 +205,14 @@ def measured_rows(
                 energy = scale * 2e-9 * flops * samples * (1.0 + 0.01 * len(config.config_id) % 3)
                 rows.append(
                     (
-                        Row(
-                            run_key=f"{tag}/{hardware}/{config.config_id}/{phase}/0",
+                        a_row(
+                            f"{tag}/{hardware}/{config.config_id}/{phase}/0",
                             plan="server-test",
-                            config_id=config.config_id,
-                            family=config.family,
+                            **config_fields(config),
                             variant="",
-                            num_layers=config.num_layers_text,
-                            hidden_size=config.hidden_size_text,
                             phase=phase,
-                            repeat=0,
                             samples=samples,
-                            batch_size=8,
-                            epochs=1,
-                            status="ok",
                             hardware=hardware,
-                            device="cpu",
                             duration_s=energy / 40 + 0.01,
                             energy_j=energy,
                             energy_source="rapl",

@@ -6,7 +6,6 @@ import json
 import math
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,30 +13,13 @@ import codecarbon
 import grpc
 import pytest
 
+from estimator.description import PredictorDescription
+from estimator.service import EnergyPrediction, PhaseEstimate
 from joulecast.carbon import J_PER_KWH
+from joulecast.measurement import is_estimate
 from server.cli import format_prediction
 from server.client import EstimatorClient, RemoteInvalidArgument
 from server.generated import estimator_pb2 as pb
-
-
-@dataclass(frozen=True)
-class Phase:
-    energy_j: float
-    energy_low_j: float
-    energy_high_j: float
-    duration_s: float
-    predictor: str
-
-
-@dataclass(frozen=True)
-class Prediction:
-    train: Phase
-    test: Phase
-    hardware: str
-    predictor_version: str
-    energy_source: str
-    energy_is_estimate: bool
-    warnings: tuple[str, ...] = ()
 
 
 class FixedRegistry:
@@ -48,23 +30,24 @@ class FixedRegistry:
     def __init__(self, source: str) -> None:
         self.source = source
 
-    def predict(self, profile: Any, *, samples: int, epochs: int, **_: Any) -> Prediction:
-        def phase(e: float) -> Phase:
-            return Phase(e, 0.5 * e, 2 * e, 1.0, "fixed")
+    def predict(self, profile: Any, *, samples: int, epochs: int, **_: Any) -> EnergyPrediction:
+        def phase(e: float) -> PhaseEstimate:
+            return PhaseEstimate(e, 0.5 * e, 2 * e, 1.0, "fixed")
 
-        return Prediction(
+        return EnergyPrediction(
             train=phase(1e-9 * profile.flops_train * samples * epochs),
             test=phase(1e-9 * profile.flops_forward * samples),
             hardware="cpu-test",
             predictor_version="v1",
             energy_source=self.source,
-            energy_is_estimate=self.source.startswith("estimate-"),
+            energy_is_estimate=is_estimate(self.source),
+            warnings=(),
         )
 
     def reload(self, hardware: str) -> str:
         return "v1"
 
-    def describe(self) -> list[dict[str, Any]]:
+    def describe(self) -> list[PredictorDescription]:
         return []
 
 
@@ -82,9 +65,9 @@ def mix() -> dict:
 def test_ratio_between_regions_is_the_ratio_of_intensities(start_server, mix) -> None:
     served = start_server()
     with EstimatorClient(served.address) as client:
-        fra = client.predict(SAMPLE, region="FRA")
-        deu = client.predict(SAMPLE, region="deu")  # any case
-        plain = client.predict(SAMPLE)
+        fra = client.predict(SAMPLE, region="FRA").as_dict()
+        deu = client.predict(SAMPLE, region="deu").as_dict()  # any case
+        plain = client.predict(SAMPLE).as_dict()
     expected = mix["DEU"]["carbon_intensity"] / mix["FRA"]["carbon_intensity"]
     for phase in ("train", "test"):
         assert fra[phase]["energy_j"] == plain[phase]["energy_j"]  # carbon changes no energy
@@ -112,8 +95,8 @@ def test_ratio_between_regions_is_the_ratio_of_intensities(start_server, mix) ->
 def test_price_gives_a_cost_with_or_without_region(start_server) -> None:
     served = start_server()
     with EstimatorClient(served.address) as client:
-        priced = client.predict(SAMPLE, price_per_kwh=0.25)
-        both = client.predict(SAMPLE, price_per_kwh=0.25, region="FRA", stream=True)
+        priced = client.predict(SAMPLE, price_per_kwh=0.25).as_dict()
+        both = client.predict(SAMPLE, price_per_kwh=0.25, region="FRA", stream=True).as_dict()
     for answer in (priced, both):
         train = answer["train"]
         assert math.isclose(train["cost"], train["energy_kwh"] * 0.25, rel_tol=1e-12)
@@ -127,14 +110,14 @@ def test_carbon_of_estimated_energy_says_it_is_an_estimate(start_server) -> None
     served = start_server(registry=FixedRegistry("estimate-tdp"))
     with EstimatorClient(served.address) as client:
         answer = client.predict(SAMPLE, region="FRA")
-    assert answer["energy_is_estimate"] is True
-    assert any("carbon and cost" in w and "estimate" in w for w in answer["warnings"])
+    assert answer.energy_is_estimate is True
+    assert any("carbon and cost" in w and "estimate" in w for w in answer.warnings)
     table = format_prediction(answer, "sample_crnn.onnx")
     assert "gCO2eq" in table and "ESTIMATED     carbon" in table
     served = start_server(registry=FixedRegistry("rapl"))
     with EstimatorClient(served.address) as client:
         measured = client.predict(SAMPLE, region="FRA")
-    assert not any("carbon and cost" in w for w in measured["warnings"])
+    assert not any("carbon and cost" in w for w in measured.warnings)
 
 
 @pytest.mark.parametrize(

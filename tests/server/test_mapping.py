@@ -4,17 +4,10 @@ from __future__ import annotations
 
 import grpc
 import pytest
+from testkit import a_row
 
-from joulecast.errors import (
-    FailedPrecondition,
-    InvalidArgument,
-    JoulecastError,
-    NotFound,
-    ResourceLimit,
-    Unauthenticated,
-)
+from joulecast import errors
 from joulecast.graph import ExternalDataRefused, GraphTooLarge
-from joulecast.measurement import Row
 from server import client_convert, converters
 from server.auth import TokenCheck, bearer_metadata
 from server.errors import status_of
@@ -24,14 +17,14 @@ from server.generated import estimator_pb2 as pb
 @pytest.mark.parametrize(
     ("exc", "code"),
     [
-        (InvalidArgument("x"), grpc.StatusCode.INVALID_ARGUMENT),
+        (errors.InvalidArgument("x"), grpc.StatusCode.INVALID_ARGUMENT),
         (ExternalDataRefused("x"), grpc.StatusCode.INVALID_ARGUMENT),
-        (ResourceLimit("x"), grpc.StatusCode.RESOURCE_EXHAUSTED),
+        (errors.ResourceLimit("x"), grpc.StatusCode.RESOURCE_EXHAUSTED),
         (GraphTooLarge("x"), grpc.StatusCode.RESOURCE_EXHAUSTED),
-        (NotFound("x"), grpc.StatusCode.NOT_FOUND),
-        (FailedPrecondition("x"), grpc.StatusCode.FAILED_PRECONDITION),
-        (Unauthenticated("x"), grpc.StatusCode.UNAUTHENTICATED),
-        (JoulecastError("x"), grpc.StatusCode.INTERNAL),
+        (errors.NotFound("x"), grpc.StatusCode.NOT_FOUND),
+        (errors.FailedPrecondition("x"), grpc.StatusCode.FAILED_PRECONDITION),
+        (errors.Unauthenticated("x"), grpc.StatusCode.UNAUTHENTICATED),
+        (errors.JoulecastError("x"), grpc.StatusCode.INTERNAL),
         (KeyError("x"), grpc.StatusCode.INTERNAL),
     ],
 )
@@ -49,31 +42,23 @@ def test_token_check() -> None:
         (bearer_metadata("wrong"), "invalid token"),
         (bearer_metadata("righ"), "invalid token"),
     ]:
-        with pytest.raises(Unauthenticated, match=needle) as info:
+        with pytest.raises(errors.Unauthenticated, match=needle) as info:
             check.require(metadata)
         assert "right" not in str(info.value)
-    with pytest.raises(Unauthenticated, match="no token configured"):
+    with pytest.raises(errors.Unauthenticated, match="no token configured"):
         TokenCheck(None).require(bearer_metadata("anything"))
     assert "right" not in repr(check)
 
 
 def test_row_round_trip() -> None:
-    row = Row(
-        run_key="k",
+    row = a_row(
+        "k",
         plan="p",
         config_id="mlp-n1-h64",
-        family="mlp",
         variant="",
-        num_layers="1",
         hidden_size="64",
-        phase="train",
-        repeat=0,
         samples=16,
-        batch_size=8,
-        epochs=1,
-        status="ok",
         hardware="hw",
-        device="cpu",
         energy_j=0.0,
         duration_s=1.5,
         energy_source="rapl",
@@ -99,11 +84,11 @@ def test_chunks_reassemble() -> None:
     query = converters.query_from_chunks(client_convert.predict_chunks(data, options, 100), 10_000)
     assert query.onnx_model == data and query.batch_size == 4 and query.hardware == "hw"
     assert query.observed_gpu_util is None
-    with pytest.raises(ResourceLimit):
+    with pytest.raises(errors.ResourceLimit):
         converters.query_from_chunks(client_convert.predict_chunks(data, options, 100), 1000)
     late = [
         pb.PredictEnergyChunk(options=pb.PredictOptions(**options)),
         pb.PredictEnergyChunk(options=pb.PredictOptions()),
     ]
-    with pytest.raises(InvalidArgument, match="only the first"):
+    with pytest.raises(errors.InvalidArgument, match="only the first"):
         converters.query_from_chunks(late, 1000)

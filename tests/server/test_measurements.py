@@ -119,7 +119,7 @@ def test_add_retrain_predict_new_version(
     assert reply.rejected == 0 and reply.accepted == 24
     first = served.stub.Retrain(pb.RetrainRequest(hardware="cpu-test"), metadata=AUTH, timeout=300)
     assert first.hardware == "cpu-test" and first.version and "train=" in first.selected
-    assert client_convert.retrain_to_json(first)["scores"]
+    assert client_convert.retrain_from_response(first).scores
     answer = served.stub.PredictEnergy(request, timeout=30)
     assert answer.predictor_version == first.version and answer.hardware == "cpu-test"
     assert answer.train.available and answer.train.energy_j > 0 and answer.energy_source == "rapl"

@@ -10,7 +10,7 @@ import pytest
 from collector.meters.codecarbon_meter import CodeCarbonMeter
 from collector.meters.companion import WithCodeCarbon
 from collector.meters.replay import ReplayMeter
-from joulecast.measurement import SOURCE_NVML_COUNTER, codecarbon_source
+from joulecast.measurement import ESTIMATE_PREFIX, SOURCE_NVML_COUNTER, codecarbon_source
 
 STEADY = Path(__file__).parents[2] / "data" / "traces" / "t4_steady.json"
 NO_RAPL = not Path("/sys/class/powercap/intel-rapl").exists()
@@ -42,7 +42,7 @@ def test_window_on_this_machine_is_a_positive_estimate(codecarbon: CodeCarbonMet
     codecarbon.begin_window("epoch")
     busy(0.4)
     m = codecarbon.end_window("epoch")
-    assert m.energy_source.startswith("estimate-codecarbon-")
+    assert m.energy_source.startswith(f"{ESTIMATE_PREFIX}codecarbon-")
     assert m.is_estimate
     assert m.energy_j > 0
     assert m.codecarbon_energy_j == m.energy_j

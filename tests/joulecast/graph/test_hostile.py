@@ -23,6 +23,7 @@ from joulecast.graph import (
     GraphTooLarge,
     profile_graph,
 )
+from joulecast.protowire import encode_varint as _varint
 
 
 @pytest.fixture
@@ -205,15 +206,6 @@ def _nested_if(depth: int, loop: bool = False) -> bytes:
 def test_deep_nesting_refused(loop: bool, no_file_access: list[str]) -> None:
     with pytest.raises(GraphTooLarge, match="nesting"):
         profile_graph(_nested_if(12, loop=loop))
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, n = n & 0x7F, n >> 7
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
 
 
 def _field(number: int, payload: bytes) -> bytes:

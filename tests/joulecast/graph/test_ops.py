@@ -13,11 +13,12 @@ import warnings
 import pytest
 import torch
 import torch.nn.functional as F
+from testkit import export_graph
 from torch import nn
 
 from collector.models import INPUT_SHAPE, ModelConfig, build_model
 from joulecast.graph import profile_graph
-from joulecast.weightless import export_weightless, strip_weights
+from joulecast.weightless import export_weightless
 
 X = torch.zeros(1, *INPUT_SHAPE)
 
@@ -159,14 +160,7 @@ def graphs() -> dict[tuple[str, str], tuple[nn.Module, bytes]]:
 
 
 def _export(model: nn.Module, exporter: str) -> bytes:
-    if exporter == "legacy":
-        return export_weightless(model, X)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        program = torch.onnx.export(
-            model, (X,), dynamo=True, dynamic_shapes=({0: torch.export.Dim("batch")},)
-        )
-    return strip_weights(program.model_proto)
+    return export_graph(model, X, exporter)
 
 
 def _deepspeed(model: nn.Module, batch: int = 1) -> tuple[int, int]:

@@ -12,11 +12,11 @@ import warnings
 import pytest
 import torch
 import torch.nn.functional as F
+from testkit import export_graph
 from torch import nn
 
 from collector.models import INPUT_SHAPE
 from joulecast.graph import profile_graph
-from joulecast.weightless import export_weightless, strip_weights
 
 X = torch.zeros(1, *INPUT_SHAPE)
 
@@ -126,14 +126,7 @@ def _model(name: str) -> nn.Module:
 
 
 def _export(model: nn.Module, exporter: str) -> bytes:
-    if exporter == "legacy":
-        return export_weightless(model, X)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        program = torch.onnx.export(
-            model, (X,), dynamo=True, dynamic_shapes=({0: torch.export.Dim("batch")},)
-        )
-    return strip_weights(program.model_proto)
+    return export_graph(model, X, exporter)
 
 
 class _Graphs(dict):

@@ -1,0 +1,151 @@
+"""What the client gets back from each call: frozen records, not dicts.
+
+Each record's :meth:`as_dict` is the JSON the CLI prints (``--json``; the layout of
+docs/ARCHITECTURE.md), so a script reading the CLI and a program using
+:class:`server.client.EstimatorClient` see the same fields.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from joulecast.carbon import GridIntensity, PhaseFootprint
+from server.measurements import RowVerdict
+
+
+@dataclass(frozen=True)
+class PhaseReply:
+    """One phase's answer: energy (J) with its 90 % interval, wall time (s), average power (W;
+    None from a predictor that predicts no duration), and the kWh, gCO2eq and cost when the
+    request asked for them."""
+
+    energy_j: float
+    energy_low_j: float
+    energy_high_j: float
+    duration_s: float | None
+    power_w: float | None
+    predictor: str
+    footprint: PhaseFootprint | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """Footprint fields sit beside the energy, each only when the server sent it."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        del out["footprint"]
+        if self.footprint is not None:
+            out.update(
+                (k, v) for k, v in dataclasses.asdict(self.footprint).items() if v is not None
+            )
+        return out
+
+
+@dataclass(frozen=True)
+class PredictionReply:
+    """The graph's profile and its train and test answers (None: unavailable, never a number).
+
+    ``energy_is_estimate`` is True when the predictor learned from estimated energy, not from a
+    power meter; ``grid`` and ``price_per_kwh`` only when the request named a region or price.
+    """
+
+    family: str
+    family_reason: str
+    params: int
+    flops_forward: int
+    flops_train: int
+    flops_by_kind: Mapping[str, int]
+    train: PhaseReply | None
+    test: PhaseReply | None
+    hardware: str
+    predictor_version: str
+    energy_source: str
+    energy_is_estimate: bool
+    warnings: tuple[str, ...]
+    grid: GridIntensity | None = None
+    price_per_kwh: float | None = None
+
+    def phase(self, name: str) -> PhaseReply | None:
+        """``train`` or ``test``."""
+        return {"train": self.train, "test": self.test}[name]
+
+    def as_dict(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        out["flops_by_kind"] = dict(self.flops_by_kind)
+        out["warnings"] = list(self.warnings)
+        for phase in ("train", "test"):
+            answer = out[phase]
+            out[phase] = None if answer is None else answer.as_dict()
+        if self.grid is None:
+            del out["grid"]
+        else:
+            out["grid"] = dataclasses.asdict(self.grid)
+        if self.price_per_kwh is None:
+            del out["price_per_kwh"]
+        return out
+
+
+@dataclass(frozen=True)
+class MeasurementsReply:
+    """AddMeasurements: how many rows were committed and rejected, and each row's verdict."""
+
+    accepted: int
+    rejected: int
+    results: tuple[RowVerdict, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "accepted": self.accepted,
+            "rejected": self.rejected,
+            "results": [dataclasses.asdict(r) for r in self.results],
+        }
+
+
+@dataclass(frozen=True)
+class RetrainReply:
+    """Retrain: the version now serving, its selection (``train=..., test=...``) and CV scores."""
+
+    hardware: str
+    version: str
+    selected: str
+    scores: Any
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class DeleteReply:
+    """DeleteMeasurements: how many rows went, and the run keys that were not stored."""
+
+    deleted: int
+    missing: tuple[str, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"deleted": self.deleted, "missing": list(self.missing)}
+
+
+@dataclass(frozen=True)
+class PredictorReply:
+    """One served predictor; ``details`` is the server's full description of it (JSON)."""
+
+    hardware: str
+    version: str
+    selected: str
+    energy_source: str
+    energy_is_estimate: bool
+    details: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class PredictorsReply:
+    """ListPredictors: the predictors served and the hardware answered when none is named."""
+
+    default_hardware: str | None
+    predictors: tuple[PredictorReply, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "default_hardware": self.default_hardware,
+            "predictors": [dict(p.details) for p in self.predictors],
+        }

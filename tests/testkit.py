@@ -1,0 +1,91 @@
+"""Helpers shared by tests of several packages (importable as ``testkit``: tests/ is on the path)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from joulecast.measurement import Row
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def a_row(key: str = "paper/mlp-n1-h512/s8/b8/e1/train/r0@cpu-x/cpu", **kw: Any) -> Row:
+    """A valid ``ok`` row of one small MLP run (estimated energy); ``kw`` replaces fields."""
+    base: dict[str, Any] = dict(
+        run_key=key,
+        plan="paper",
+        config_id="mlp-n1-h512",
+        family="mlp",
+        variant="paper",
+        num_layers="1",
+        hidden_size="512",
+        phase="train",
+        repeat=0,
+        samples=8,
+        batch_size=8,
+        epochs=1,
+        status="ok",
+        hardware="cpu-x",
+        device="cpu",
+        energy_j=12.5,
+        duration_s=1.0,
+        energy_source="estimate-codecarbon-cpu-constant",
+        energy_is_estimate=True,
+    )
+    base.update(kw)
+    return Row(**base)
+
+
+def config_fields(config: Any) -> dict[str, str]:
+    """The row fields that name a ``collector.models.ModelConfig``."""
+    return {
+        "config_id": config.config_id,
+        "family": config.family,
+        "num_layers": config.num_layers_text,
+        "hidden_size": config.hidden_size_text,
+    }
+
+
+@contextmanager
+def shipped_server() -> Iterator[str]:
+    """A real ``joulecast serve`` process on a free port, serving the shipped predictors;
+    yields its address."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "joulecast.cli", "serve", "--port", "0"],
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert line.startswith("listening on "), line
+    try:
+        yield line.split()[-1]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def export_graph(model: Any, x: Any, exporter: str) -> bytes:
+    """The weightless ONNX graph of ``model`` on input ``x``: ``legacy`` (TorchScript) or the
+    dynamo exporter with a dynamic batch dimension."""
+    import warnings
+
+    import torch
+
+    from joulecast.weightless import export_weightless, strip_weights
+
+    if exporter == "legacy":
+        return export_weightless(model, x)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(
+            model, (x,), dynamo=True, dynamic_shapes=({0: torch.export.Dim("batch")},)
+        )
+    return strip_weights(program.model_proto)
