@@ -25,7 +25,7 @@ threads that have exited, such as CodeCarbon's timers) minus the main thread's
 also its own ``/proc/self/task/<tid>/stat`` and the nanosecond run time of its ``schedstat``,
 read just before the window closes. ``stat`` counts clock ticks (10 ms), so small totals are
 coarse: the ``schedstat`` figure is the precise one. Per sample = the sampler thread's CPU over
-the samples in its traces; share of a core = CPU seconds over the blocks' wall seconds.
+the samples the thread took; share of a core = CPU seconds over the blocks' wall seconds.
 """
 
 from __future__ import annotations
@@ -128,6 +128,7 @@ class Arm:
     sampler_stat_s: float = 0.0
     sampler_sched_s: float = 0.0
     samples: int = 0
+    thread_samples: int = 0
     sampler_threads: int = 0
 
 
@@ -158,7 +159,9 @@ def run_arm(arm: Arm, steps: Callable[[int], None], n_steps: int, pairs: int, se
                     arm.sampler_threads += len(threads)
                     arm.sampler_stat_s += sum(stat_s)
                     arm.sampler_sched_s += sum(sched_s)
+                    # The window's first and last samples are taken by the main thread.
                     arm.samples += len(measurement.trace)
+                    arm.thread_samples += max(0, len(measurement.trace) - 2)
                 else:
                     walls[on] = time.perf_counter() - started
                 helper_s = _stat_s("/proc/self/stat") - _stat_s(main_stat) - helper0
@@ -243,21 +246,25 @@ def main() -> None:
         ratio, t_ci, boot_ci = interval(arm.ratios, args.seed)
         sd = statistics.stdev(arm.ratios) if len(arm.ratios) > 1 else float("nan")
         share = arm.on_helper_cpu_s / arm.on_wall_s
-        per_sample = arm.sampler_sched_s / arm.samples if arm.samples else None
+        per_sample = arm.sampler_sched_s / arm.thread_samples if arm.thread_samples else None
         print(
             f"{arm.name:<22}{_pct(ratio):>10}{f'[{_pct(t_ci[0])}, {_pct(t_ci[1])}]':>22}"
             f"{f'[{_pct(boot_ci[0])}, {_pct(boot_ci[1])}]':>22}{100 * sd:>8.1f}%"
             f"{100 * share:>12.2f}%{100 * arm.off_helper_cpu_s / arm.on_wall_s:>7.2f}%"
             f"{arm.samples:>9}"
             + (f"{1e6 * per_sample:>11.0f}" if per_sample else f"{'-':>11}")
-            + (f"{1e6 * arm.sampler_stat_s / arm.samples:>10.0f}" if arm.samples else f"{'-':>10}")
+            + (
+                f"{1e6 * arm.sampler_stat_s / arm.thread_samples:>10.0f}"
+                if arm.thread_samples
+                else f"{'-':>10}"
+            )
         )
         if arm.samples:
             print(
                 f"{'':<22}sampler thread: {1e3 * arm.sampler_sched_s:.1f} ms CPU (schedstat), "
                 f"{1e3 * arm.sampler_stat_s:.0f} ms (stat ticks) in {arm.on_wall_s:.1f} s = "
                 f"{100 * arm.sampler_sched_s / arm.on_wall_s:.3f} % of a core; "
-                f"{arm.samples} samples"
+                f"{arm.samples} samples, {arm.thread_samples} of them by the thread"
             )
     print(
         "slowdown: geometric mean of wall(on)/wall(off) per pair - 1 (window edges included); "
