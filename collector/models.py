@@ -1,7 +1,9 @@
-"""The four model families of the paper (docs/PAPER.md), built from a :class:`ModelConfig`.
+"""The four model families of the paper (docs/PAPER.md) and a transformer family (issue 19),
+built from a :class:`ModelConfig`.
 
 Input is one mel spectrogram per sample, shape (batch, 1, 128, 64); the output is a sigmoid
-over 10 classes (multi-label, trained with binary cross-entropy).
+over 10 classes (multi-label, trained with binary cross-entropy). The transformer models live in
+:mod:`collector.transformers`.
 """
 
 from __future__ import annotations
@@ -17,32 +19,41 @@ N_MELS = 128
 N_FRAMES = 64
 N_CLASSES = 10
 INPUT_SHAPE = (1, N_MELS, N_FRAMES)
-FAMILIES = ("mlp", "cnn", "rnn", "crnn")
+FAMILIES = ("mlp", "cnn", "rnn", "crnn", "transformer")
 RNN_INPUTS = ("flat", "frames")
+BLOCKS = ("patch", "conformer")
+"""Transformer variants: ``patch`` (an AST/PaSST-like encoder over 8x8 patches) or ``conformer``
+(conformer blocks over the 64 frames); see :mod:`collector.transformers`."""
 
 
 @dataclass(frozen=True)
 class ModelConfig:
     """One architecture of a sweep.
 
-    ``layers`` and ``hidden`` hold one number for MLP/CNN/RNN and two (conv, rnn) for CRNN.
+    ``layers`` and ``hidden`` hold one number for MLP/CNN/RNN and two (conv, rnn) for CRNN;
+    a transformer has ``layers=(depth,)`` and ``hidden=(width, heads)``.
     ``rnn_input`` is ``flat`` (the authors' length-1 sequence of 8192 features) or ``frames``
     (64 steps of 128 mel features); it only matters for the RNN family.
+    ``block`` is the transformer variant (:data:`BLOCKS`, ``patch`` when left empty); it is empty
+    for the other families. Transformer rows are stored with variant ``paper`` (the paper's input
+    and protocol): the block shows in the ``config_id``.
     """
 
     family: str
     layers: tuple[int, ...]
     hidden: tuple[int, ...]
     rnn_input: str = "flat"
+    block: str = ""
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:
             raise InvalidArgument(f"unknown family {self.family!r}; expected one of {FAMILIES}")
-        want = 2 if self.family == "crnn" else 1
-        if len(self.layers) != want or len(self.hidden) != want:
+        want_layers = 2 if self.family == "crnn" else 1
+        want_hidden = 1 if self.family in ("mlp", "cnn", "rnn") else 2
+        if len(self.layers) != want_layers or len(self.hidden) != want_hidden:
             raise InvalidArgument(
-                f"{self.family} needs {want} layer count(s) and hidden size(s), "
-                f"got layers={self.layers} hidden={self.hidden}"
+                f"{self.family} needs {want_layers} layer count(s) and {want_hidden} hidden "
+                f"size(s), got layers={self.layers} hidden={self.hidden}"
             )
         if any(v < 1 for v in (*self.layers, *self.hidden)):
             raise InvalidArgument(f"layers and hidden sizes must be >= 1: {self}")
@@ -50,17 +61,34 @@ class ModelConfig:
             raise InvalidArgument(f"rnn_input must be one of {RNN_INPUTS}, got {self.rnn_input!r}")
         if self.rnn_input != "flat" and self.family != "rnn":
             raise InvalidArgument("rnn_input='frames' applies to the rnn family only")
+        if self.family == "transformer":
+            self._check_transformer()
+        elif self.block:
+            raise InvalidArgument(f"block={self.block!r} applies to the transformer family only")
         if self.family in ("cnn", "crnn"):
             pools = self.layers[0]
             if N_FRAMES >> pools < 1:
                 raise InvalidArgument(f"{pools} pooling layers leave no frames of {N_FRAMES}")
 
+    def _check_transformer(self) -> None:
+        if not self.block:
+            object.__setattr__(self, "block", "patch")  # the default variant, normalised
+        if self.block not in BLOCKS:
+            raise InvalidArgument(f"block must be one of {BLOCKS}, got {self.block!r}")
+        width, heads = self.hidden
+        if width % heads:
+            raise InvalidArgument(f"width {width} is not a multiple of {heads} heads")
+
     @property
     def config_id(self) -> str:
-        """Stable identifier, e.g. ``cnn-n2-h384``, ``crnn-n1,2-h512,256``, ``rnn-frames-n1-h128``."""
+        """Stable identifier, e.g. ``cnn-n2-h384``, ``crnn-n1,2-h512,256``, ``rnn-frames-n1-h128``,
+        ``transformer-n4-h192,4`` (depth 4, width 192, 4 heads; patch encoder) and
+        ``transformer-conformer-n2-h144,4``."""
         layers = ",".join(map(str, self.layers))
         hidden = ",".join(map(str, self.hidden))
         variant = "-frames" if self.rnn_input == "frames" else ""
+        if self.block == "conformer":
+            variant = "-conformer"
         return f"{self.family}{variant}-n{layers}-h{hidden}"
 
     @property
@@ -151,6 +179,11 @@ def build_model(config: ModelConfig) -> nn.Module:
         return CNN(config.layers[0], config.hidden[0])
     if config.family == "rnn":
         return RNN(config.layers[0], config.hidden[0], config.rnn_input)
+    if config.family == "transformer":
+        from collector.transformers import Conformer, PatchTransformer
+
+        kind = Conformer if config.block == "conformer" else PatchTransformer
+        return kind(config.layers[0], config.hidden[0], config.hidden[1])
     return CRNN(config.layers[0], config.layers[1], config.hidden[0], config.hidden[1])
 
 

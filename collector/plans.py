@@ -1,8 +1,9 @@
 """Sweep plans: data files under ``collector/plans/`` (or any JSON path) expanded into runs.
 
 A plan file holds ``defaults`` (samples, batch_size, epochs) and ``runs``; a run names a model
-(``family``, ``layers``, ``hidden``, optional ``rnn_input``) and may override ``samples`` or
-``batch_size`` with a number or a list (a list expands into one run per value).
+(``family``, ``layers``, ``hidden``, optional ``rnn_input``; optional ``block`` for a
+transformer) and may override ``samples`` or ``batch_size`` with a number or a list (a list
+expands into one run per value).
 """
 
 from __future__ import annotations
@@ -93,6 +94,7 @@ def _parse(data: dict, samples: int | None, batch_size: int | None) -> Plan:
                 layers=tuple(run["layers"]),
                 hidden=tuple(run["hidden"]),
                 rnn_input=run.get("rnn_input", "flat"),
+                block=run.get("block", ""),
             )
         except (KeyError, TypeError) as exc:
             raise InvalidArgument(f"plan {name!r} run {i} is missing {exc}") from exc

@@ -38,6 +38,9 @@ _FLOPS_LABEL = {
     "train": "FLOPs per sample (train = 3 × forward)",
 }
 _COLUMNS = (("all families", None), ("MLP / RNN", ("mlp", "rnn")), ("CNN / CRNN", ("cnn", "crnn")))
+_TRANSFORMER_COLUMN = ("Transformer", ("transformer",))
+"""A fourth column of figures 1 and 2, drawn only when transformer rows are measured."""
+_ORDER = ("mlp", "rnn", "cnn", "crnn", "transformer")
 
 
 def _family_handles(families: list[str], marker: str = "o") -> list[Line2D]:
@@ -55,7 +58,7 @@ def _phase_handles() -> list[Line2D]:
 
 
 def _present(frame: pd.DataFrame) -> list[str]:
-    order = [f for f in ("mlp", "rnn", "cnn", "crnn") if f in set(frame["family"])]
+    order = [f for f in _ORDER if f in set(frame["family"])]
     return order + sorted(set(frame["family"]) - set(order))
 
 
@@ -79,15 +82,18 @@ def _energy_label(data: ReportData) -> str:
 
 def energy_grid(data: ReportData, phase: str, path: Path) -> FigureFile:
     """Figure 1 (test) or 2 (train): energy vs FLOPs (top) and vs params (bottom); columns all,
-    MLP/RNN, CNN/CRNN."""
+    MLP/RNN, CNN/CRNN, and Transformer when there are transformer rows."""
     number = "1" if phase == "test" else "2"
     name = f"fig{number}_{phase}_energy"
     title = f"Fig. {number}: {phase} energy vs FLOPs and parameters"
     frame = data.reference[data.reference["phase"] == phase]
     if frame.empty:
         return FigureFile(name, title, None, f"no {phase} rows at the reference workload")
-    fig, axes = style.new_figure(2, 3, 15.0, 8.5)
-    for col, (heading, fams) in enumerate(_COLUMNS):
+    columns = _COLUMNS
+    if "transformer" in set(frame["family"]):
+        columns = (*_COLUMNS, _TRANSFORMER_COLUMN)
+    fig, axes = style.new_figure(2, len(columns), 5.0 * len(columns), 8.5)
+    for col, (heading, fams) in enumerate(columns):
         sub = frame if fams is None else frame[frame["family"].isin(fams)]
         for row, (xcol, xlabel) in enumerate(
             (("flops_phase", _FLOPS_LABEL[phase]), ("params", "trainable parameters"))

@@ -14,21 +14,24 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-FAMILIES = ("mlp", "rnn", "cnn", "crnn")
+FAMILIES = ("mlp", "rnn", "cnn", "crnn", "transformer")
 FAMILY_LABELS = {
     "mlp": "MLP",
     "rnn": "RNN",
     "cnn": "CNN",
     "crnn": "CRNN",
     "rnn-frames": "RNN (64 frames)",
+    "transformer": "Transformer",
 }
-# The paper's colours: MLP blue, RNN green, CNN red, CRNN purple.
+# The paper's colours: MLP blue, RNN green, CNN red, CRNN purple; beyond the paper, the frames RNN
+# orange and the transformers (patch encoders and conformers, issue 19) cyan.
 FAMILY_COLOURS = {
     "mlp": "#1f77b4",
     "rnn": "#2ca02c",
     "cnn": "#d62728",
     "crnn": "#9467bd",
     "rnn-frames": "#ff7f0e",
+    "transformer": "#17becf",
     "other": "#7f7f7f",
 }
 PHASE_MARKERS = {"train": "o", "test": "^"}

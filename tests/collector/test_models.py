@@ -103,6 +103,6 @@ def test_samples_override_and_bad_plans() -> None:
     with pytest.raises(Exception, match="unknown plan 'nope'"):
         load_plan("nope")
     with pytest.raises(InvalidArgument):
-        ModelConfig("transformer", (1,), (1,))
+        ModelConfig("perceiver", (1,), (1,))
     with pytest.raises(InvalidArgument):
         ModelConfig("cnn", (1, 2), (1, 2))

@@ -52,6 +52,7 @@ def _make(
     frames: str | None = "dense",
     sizes: str | None = "linear",
     traces: bool = True,
+    transformers: bool = False,
 ) -> Path:
     rng = np.random.default_rng(7)
     store = MeasurementStore(path)
@@ -133,6 +134,13 @@ def _make(
                 params = f / 2 if like_dense else [1e6, 0.2e6, 3e6, 0.5e6, 0.8e6][i]
                 power = _power("rnn-frames" if like_dense else "cnn", phase, i, False)
                 add("rnn", "frames", i + 10, f, params, phase, e, power)
+    if transformers:  # issue 19's family: paper variant, its own slope between CNN and MLP
+        for phase_index, phase in enumerate(("test", "train")):
+            mult = 3 if phase == "train" else 1
+            for i, f in enumerate([18e6, 80e6, 250e6, 900e6]):
+                e = 5.0 + SLOPE["crnn"][phase_index] * f * mult * SAMPLES
+                power = _power("transformer", phase, i, False)
+                add("transformer", "paper", i + 20, f, f / 20, phase, e, power)
     store.put_rows(entries)
     store.close()
     return path
