@@ -13,7 +13,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,ray]'
 	touch $(STAMP)
 
 test: venv
@@ -50,6 +50,7 @@ bench: venv
 	$(BIN)/python benchmarks/bench_server.py
 	$(BIN)/python benchmarks/bench_cli.py
 	$(BIN)/python benchmarks/bench_weightless.py --compare
+	$(BIN)/python benchmarks/bench_executor.py
 
 clean:
 	rm -rf $(VENV) runs
