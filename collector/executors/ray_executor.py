@@ -68,6 +68,7 @@ def import_ray() -> ModuleType:
     """The ``ray`` module, or FailedPrecondition saying what to install."""
     try:
         import ray
+        import ray.exceptions
     except ImportError as exc:
         raise FailedPrecondition(INSTALL_HINT) from exc
     return ray
@@ -168,6 +169,7 @@ def measure_task(task: Task, dataset: SpectrogramSet) -> TaskResult:
     began = time.perf_counter()
     options = task.options
     on_cuda = options.device.startswith("cuda")
+    hardware = sweep_hardware(options.device, task.meter.kind, task.meter.trace, task.hardware)
     meter = open_meter(
         kind=task.meter.kind,
         device=options.device,
@@ -177,7 +179,6 @@ def measure_task(task: Task, dataset: SpectrogramSet) -> TaskResult:
         trace=task.meter.trace,
         core_watts=task.meter.core_watts,
     )
-    hardware = sweep_hardware(options.device, task.meter.kind, task.meter.trace, task.hardware)
     sink = CollectedRows()
     summary = SweepSummary()
     with meter:
