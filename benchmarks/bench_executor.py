@@ -10,7 +10,9 @@ Prints, per configuration-phase:
   min-max). A Ray task rebuilds the model, opens its meter and exports the weightless graph
   itself, which the serial sweep does once per configuration: that counts as overhead here;
 - Ray's own share: round trip - the seconds the task spent in its worker (submission,
-  scheduling, shipping the rows and the graph back).
+  scheduling, shipping the rows and the graph back);
+- the ratio of the rows' estimated energy, Ray over serial (the cpu-time meter counts the
+  worker process's CPU seconds, Ray's own threads included).
 
     PYTHONPATH=. python benchmarks/bench_executor.py [--plan smoke] [--samples 8]
 
@@ -73,6 +75,7 @@ def main() -> int:
         began = time.perf_counter()
         with CpuTimeMeter() as meter, MeasurementStore(Path(tmp) / "serial.db") as store:
             run_sweep(plan.runs, clips, store, meter, options, stamps)
+            serial_j = {r.run_key: r.energy_j for r in store.rows()}
         serial_wall_s = time.perf_counter() - began
         edges = [stamps.started, *stamps.rows]
         serial_s = [b - a for a, b in itertools.pairwise(edges)]
@@ -98,6 +101,7 @@ def main() -> int:
                     hardware="bench",
                     max_in_flight=1,
                 )
+                ray_j = {r.run_key: r.energy_j for r in store.rows()}
             ray_wall_s = time.perf_counter() - began
         finally:
             ray.shutdown()
@@ -117,6 +121,12 @@ def main() -> int:
     print(f"ray     per configuration-phase: {_spread(round_trip)}")
     print(f"overhead (ray - serial)        : {_spread(overhead)}")
     print(f"ray's own (round trip - worker): {_spread(own)}")
+    ratios = [ray_j[k] / serial_j[k] for k in serial_j if serial_j[k] > 0 and k in ray_j]
+    print(
+        f"estimated energy ray / serial (cpu-time: the worker process's CPU seconds, Ray's "
+        f"threads included): median {statistics.median(ratios):.3f}, "
+        f"min {min(ratios):.3f}, max {max(ratios):.3f}"
+    )
     print(
         f"totals: serial {serial_wall_s:.1f} s, ray {ray_wall_s:.1f} s "
         f"(+ {init_s:.1f} s to start the local Ray instance)"
