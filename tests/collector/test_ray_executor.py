@@ -69,6 +69,8 @@ def _keys(db: Path) -> list[tuple[str, int]]:
         ).fetchall()
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
 def test_smoke_plan_on_ray_equals_serial_through_a_killed_driver(
     cluster: str, tmp_path: Path
 ) -> None:
