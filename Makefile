@@ -50,6 +50,7 @@ bench: venv
 	$(BIN)/python benchmarks/bench_server.py
 	$(BIN)/python benchmarks/bench_cli.py
 	$(BIN)/python benchmarks/bench_weightless.py --compare
+	-$(BIN)/python benchmarks/bench_executor.py  # needs the ray extra
 
 clean:
 	rm -rf $(VENV) runs

@@ -5,10 +5,18 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from collector.executors import EXECUTORS
 from joulecast.errors import JoulecastError
+
+if TYPE_CHECKING:
+    from collector.data import Clip
+    from collector.plans import RunSpec
+    from collector.runner import SweepOptions, SweepSummary
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +65,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--hardware", help="hardware id of the rows (default: derived from device)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--executor",
+        choices=EXECUTORS,
+        default="serial",
+        help="serial: measure in this process (default); ray: one task per configuration-phase "
+        "on a Ray cluster's workers, rows written here (pip install 'joulecast[ray]')",
+    )
+    p.add_argument(
+        "--ray-address",
+        help="with --executor ray: an existing cluster (host:6379 or ray://host:10001); "
+        "default: a local Ray instance on this machine",
+    )
     p.set_defaults(func=collect_command)
 
     e = sub.add_parser("export", help="export the measurement store as CSV or Parquet")
@@ -93,13 +113,15 @@ def export_command(args: argparse.Namespace) -> int:
 
 def collect_command(args: argparse.Namespace) -> int:
     from collector.data import desed_clips, synthetic_clips
-    from collector.hardware import default_hardware
-    from collector.meters.select import estimate_banner, open_meter
     from collector.plans import load_plan
-    from collector.progress import make_progress
-    from collector.runner import SweepOptions, run_sweep
-    from joulecast.store import MeasurementStore
+    from collector.runner import SweepOptions
 
+    if args.ray_address and args.executor != "ray":
+        raise JoulecastError("--ray-address needs --executor ray")
+    if args.executor == "ray":
+        from collector.executors.ray_executor import import_ray
+
+        import_ray()  # before any work: one line saying what to install
     if args.repeats < 1:
         raise JoulecastError("--repeats must be at least 1")
     if args.window_seconds is not None and not args.window_seconds > 0:
@@ -113,9 +135,51 @@ def collect_command(args: argparse.Namespace) -> int:
     else:
         clips = desed_clips(args.data)
         data_label = f"desed:{Path(args.data).resolve()}"
-    hardware = args.hardware or default_hardware(args.device)
-    if args.meter == "replay" and not args.hardware:
-        hardware = f"replay-{Path(args.trace or 'trace').stem}"
+    options = SweepOptions(
+        device=args.device,
+        repeats=args.repeats,
+        resume=args.resume,
+        features=args.features,
+        seed=args.seed,
+        data_label=data_label,
+        window_s=args.window_seconds,
+        clock=_window_clock(args.device),
+    )
+    run = _collect_on_ray if args.executor == "ray" else _collect_here
+    try:
+        summary = run(args, plan.runs, clips, options)
+    except KeyboardInterrupt:
+        print(f"interrupted: finished rows are in {args.db}; rerun with --resume", file=sys.stderr)
+        return 130
+    hardware = ", ".join(sorted(summary.hardware)) or "no hardware (nothing measured)"
+    print(
+        f"plan {plan.name} on {hardware}: {summary.measured} rows measured, "
+        f"{summary.skipped} already done, {summary.failed} failed -> {args.db}"
+    )
+    for failure in summary.failures:
+        print(f"  failed: {failure}", file=sys.stderr)
+    if summary.estimated:
+        print(
+            "NOTE: energy in these rows is ESTIMATED (no power meter on this machine); "
+            "it is labelled estimate-* in the store and never shown as measured.",
+            file=sys.stderr,
+        )
+    if summary.stopped:
+        print("stopped before the end: rerun with --resume to finish", file=sys.stderr)
+    return 0 if summary.failed == 0 else 3
+
+
+def _collect_here(
+    args: argparse.Namespace, runs: Sequence[RunSpec], clips: Sequence[Clip], base: SweepOptions
+) -> SweepSummary:
+    """The serial executor: the meter opened here, every run measured in this process."""
+    from collector.hardware import sweep_hardware
+    from collector.meters.select import default_idle_s, estimate_banner, open_meter
+    from collector.progress import make_progress
+    from collector.runner import run_sweep
+    from joulecast.store import MeasurementStore
+
+    hardware = sweep_hardware(args.device, args.meter, args.trace, args.hardware)
     meter = open_meter(
         kind=args.meter,
         device=args.device,
@@ -133,47 +197,57 @@ def collect_command(args: argparse.Namespace) -> int:
         f"NOTE: {banner}" if banner else f"meter: {meter.name} ({meter.chosen_reason})",
         file=sys.stderr,
     )
-    if meter.name == "replay":
+    _replay_note(args)
+    idle_s = args.idle_seconds if args.idle_seconds is not None else default_idle_s(meter.name)
+    options = replace(base, hardware=hardware, idle_s=idle_s)
+    with meter, MeasurementStore(args.db) as store, make_progress() as progress:
+        summary = run_sweep(runs, clips, store, meter, options, progress)
+    summary.hardware.add(hardware)
+    return summary
+
+
+def _collect_on_ray(
+    args: argparse.Namespace, runs: Sequence[RunSpec], clips: Sequence[Clip], base: SweepOptions
+) -> SweepSummary:
+    """The Ray executor: each worker opens its own meter and names its own hardware."""
+    from collector.executors.ray_executor import MeterSpec, run_ray
+    from collector.progress import make_progress
+    from joulecast.store import MeasurementStore
+
+    meter = MeterSpec(
+        kind=args.meter,
+        sample_interval_s=args.sample_interval,
+        with_codecarbon=args.with_codecarbon,
+        trace=str(Path(args.trace).resolve()) if args.trace else None,
+        core_watts=args.core_watts,
+    )
+    print(f"meter: {args.meter}, opened by each Ray worker", file=sys.stderr)
+    _replay_note(args)
+
+    def say(line: str) -> None:
+        print(line, file=sys.stderr)
+
+    with MeasurementStore(args.db) as store, make_progress() as progress:
+        return run_ray(
+            runs,
+            clips,
+            store,
+            meter,
+            base,
+            progress,
+            address=args.ray_address,
+            hardware=args.hardware,
+            idle_s=args.idle_seconds,
+            say=say,
+        )
+
+
+def _replay_note(args: argparse.Namespace) -> None:
+    if args.meter == "replay":
         print(
             "NOTE: replay meter: energies come from a recorded trace, not from this machine",
             file=sys.stderr,
         )
-    idle_s = args.idle_seconds
-    if idle_s is None:
-        idle_s = 2.0 if meter.name in ("nvml", "rapl") else 0.0
-    options = SweepOptions(
-        device=args.device,
-        hardware=hardware,
-        repeats=args.repeats,
-        resume=args.resume,
-        features=args.features,
-        idle_s=idle_s,
-        seed=args.seed,
-        data_label=data_label,
-        window_s=args.window_seconds,
-        clock=_window_clock(args.device),
-    )
-    with meter, MeasurementStore(args.db) as store, make_progress() as progress:
-        try:
-            summary = run_sweep(plan.runs, clips, store, meter, options, progress)
-        except KeyboardInterrupt:
-            print(
-                f"interrupted: finished rows are in {args.db}; rerun with --resume", file=sys.stderr
-            )
-            return 130
-    print(
-        f"plan {plan.name} on {hardware}: {summary.measured} rows measured, "
-        f"{summary.skipped} already done, {summary.failed} failed -> {args.db}"
-    )
-    for failure in summary.failures:
-        print(f"  failed: {failure}", file=sys.stderr)
-    if summary.estimated:
-        print(
-            "NOTE: energy in these rows is ESTIMATED (no power meter on this machine); "
-            "it is labelled estimate-* in the store and never shown as measured.",
-            file=sys.stderr,
-        )
-    return 0 if summary.failed == 0 else 3
 
 
 def _window_clock(device: str) -> Callable[[], float]:

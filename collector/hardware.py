@@ -48,6 +48,19 @@ def default_hardware(device: str) -> str:
     return "cpu-" + slug(cpu_model())
 
 
+def sweep_hardware(
+    device: str, meter_kind: str, trace: str | None = None, explicit: str | None = None
+) -> str:
+    """The hardware id of a sweep's rows: ``explicit`` when given, the recorded trace's name for
+    the replay meter, else :func:`default_hardware` of this machine (each Ray worker asks its
+    own, so a mixed cluster's rows carry each one's hardware)."""
+    if explicit:
+        return explicit
+    if meter_kind == "replay":
+        return f"replay-{Path(trace or 'trace').stem}"
+    return default_hardware(device)
+
+
 @cache
 def software_versions() -> str:
     """JSON of the versions that shape a measurement."""

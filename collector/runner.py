@@ -3,14 +3,19 @@
 Per configuration: build the model, count its cost (DeepSpeed, or the project's graph profiler
 when DeepSpeed is absent), store its weightless ONNX graph, measure the idle baseline, then for
 each phase: one warm-up step outside the window, then the measured window (device synchronised
-at both edges), then one atomic row. Repeats are interleaved: repeat 0 of every configuration,
-then repeat 1 of every configuration, ..., so that slow drifts of the machine's load show up as
-spread between repeats rather than as a bias of one configuration.
+at both edges), then one atomic row. The serial executor interleaves repeats (repeat 0 of every
+configuration, then repeat 1, ...), so that slow drifts of the machine's load show up as spread
+between repeats rather than as a bias of one configuration.
 
 The timed protocol (``window_s``): instead of the plan's samples, a window holds the whole
 number of batches that makes it last ``window_s`` seconds (timed on warm batches before the
 first repeat, reused by the later ones; batches cycle through the plan's clips), and the row
 records the samples actually used, so that energy per sample is what is measured.
+
+Executors (``collector/executors/``) decide where and in which order runs are measured: the
+serial one in this process, the Ray one on a cluster's workers. Both measure a run through
+:func:`measure_run`, which writes through a :class:`RowSink` (the store itself, or a worker's
+collector whose rows the driver writes), so a row means the same thing whatever ran it.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Protocol
 
 import torch
 from torch import nn
@@ -36,7 +42,7 @@ from collector.models import INPUT_SHAPE, build_model
 from collector.plans import RunSpec
 from collector.window import MARGIN, PROBE_S, samples_for_window
 from joulecast.errors import FailedPrecondition, InvalidArgument
-from joulecast.measurement import Row, is_estimate
+from joulecast.measurement import Row, TraceSample, is_estimate
 from joulecast.store import MeasurementStore
 
 log = logging.getLogger(__name__)
@@ -75,6 +81,8 @@ class SweepSummary:
     estimated: bool = False
     stopped: bool = False
     """True when the deadline (``stop_at``) cut the sweep: rerun with resume to finish it."""
+    hardware: set[str] = field(default_factory=set)
+    """Hardware ids of the rows measured (a cluster of mixed machines has several)."""
 
 
 class Progress:
@@ -117,49 +125,49 @@ def run_sweep(
     options: SweepOptions,
     progress: Progress | None = None,
 ) -> SweepSummary:
-    """Measure every (run, phase, repeat) not already stored. Returns what happened.
+    """Measure every (run, phase, repeat) not already stored, in this process. Returns what
+    happened.
 
     Without ``resume``, a store that already holds rows of this sweep is refused (no silent
     mixing); with it, finished rows are skipped and failed ones are tried again.
     """
-    progress = progress or Progress()
-    device = torch.device(options.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise FailedPrecondition("--device cuda asked, but torch sees no CUDA device")
-    keys = plan_keys(runs, options)
-    existing = store.all_keys() & set(keys)
+    from collector.executors.serial import run_serial
+
+    return run_serial(runs, clips, store, meter, options, progress)
+
+
+def refuse_without_resume(store: MeasurementStore, existing: int, options: SweepOptions) -> None:
+    """FailedPrecondition when the store already holds ``existing`` rows of this sweep and the
+    caller did not ask to resume (no silent mixing of two sweeps)."""
     if existing and not options.resume:
         raise FailedPrecondition(
-            f"{store.path} already holds {len(existing)} rows of this sweep; "
+            f"{store.path} already holds {existing} rows of this sweep; "
             "pass --resume to continue it"
         )
-    done = store.done_keys()
-    summary = SweepSummary(skipped=len(done & set(keys)))
-    todo = [spec for spec in runs if any(k not in done for k in plan_keys([spec], options))]
-    progress.sweep_started(len(keys) - summary.skipped)
-    if not todo:
-        return summary
+
+
+def sweep_dataset(todo: Sequence[RunSpec], clips: Sequence[Clip], features: str) -> SpectrogramSet:
+    """The clips the runs still to measure need (each run uses the first ``samples``)."""
     max_samples = max(spec.samples for spec in todo)
     if max_samples > len(clips):
         raise InvalidArgument(f"{max_samples} samples asked, the data set has {len(clips)} clips")
-    dataset = SpectrogramSet(clips[:max_samples], options.features)
-    costs: dict[str, tuple[Cost, str | None]] = {}
-    windows = _stored_windows(store) if options.window_s else {}
-    for repeat in range(options.repeats):  # interleaved: repeat r of every run, then r + 1
-        for spec in todo:
-            if options.stop_at is not None and time.monotonic() >= options.stop_at:
-                summary.stopped = True
-                return summary
-            context = _Context(store, meter, options, device, done, costs, windows)
-            _run_one(spec, repeat, dataset, context, summary, progress)
-    return summary
+    return SpectrogramSet(clips[:max_samples], features)
+
+
+class RowSink(Protocol):
+    """Where :func:`measure_run` puts graphs and rows: a :class:`MeasurementStore`, or a
+    worker's collector that hands them to the driver (the only writer of the store)."""
+
+    def put_graph(self, onnx_bytes: bytes) -> str: ...
+
+    def put_row(self, row: Row, trace: tuple[TraceSample, ...] = ()) -> None: ...
 
 
 @dataclass
-class _Context:
+class RunContext:
     """What every run of one sweep shares."""
 
-    store: MeasurementStore
+    sink: RowSink
     meter: EnergyMeter
     options: SweepOptions
     device: torch.device
@@ -172,26 +180,30 @@ class _Context:
 _REPEAT = re.compile(r"/r\d+@")
 
 
-def _window_key(run_key: str) -> str:
+def window_key(run_key: str) -> str:
     return _REPEAT.sub("@", run_key)
 
 
-def _stored_windows(store: MeasurementStore) -> dict[str, int]:
+def stored_windows(store: MeasurementStore) -> dict[str, int]:
     """Samples of the windows a resumed sweep already chose (its later repeats reuse them)."""
-    return {_window_key(row.run_key): row.samples for row in store.rows()}
+    return {window_key(row.run_key): row.samples for row in store.rows()}
 
 
-def _run_one(
+def measure_run(
     spec: RunSpec,
     repeat: int,
     dataset: SpectrogramSet,
-    ctx: _Context,
+    ctx: RunContext,
     summary: SweepSummary,
     progress: Progress,
+    phases: Sequence[str] = PHASES,
 ) -> None:
+    """Measure repeat ``repeat`` of ``spec``'s ``phases`` not yet done: a fresh seeded model,
+    its cost and graph, the idle baseline, then one window and one row per phase. A failure
+    makes a failed row of every phase left (the reason in ``summary.failures``)."""
     config, options = spec.config, ctx.options
     label = f"{config.config_id} s{spec.samples} b{spec.batch_size}"
-    pending = [p for p in PHASES if row_key(spec, p, repeat, options) not in ctx.done]
+    pending = [p for p in phases if row_key(spec, p, repeat, options) not in ctx.done]
     if not pending:
         return
     cost: Cost | None = None
@@ -204,7 +216,7 @@ def _run_one(
             sha = None
             if options.store_graphs or _needs_graph_cost():
                 onnx = _weightless(model)
-                sha = ctx.store.put_graph(onnx) if options.store_graphs else None
+                sha = ctx.sink.put_graph(onnx) if options.store_graphs else None
             else:
                 onnx = None
             ctx.costs[config.config_id] = (model_cost(model, onnx), sha)
@@ -221,7 +233,7 @@ def _run_one(
             row = _row(spec, phase, repeat, options, ctx.meter, cost, graph_sha, measurement)
             if samples != row.samples:
                 row = replace(row, samples=samples)
-            ctx.store.put_row(row, measurement.trace)
+            ctx.sink.put_row(row, measurement.trace)
             summary.measured += 1
             summary.estimated |= measurement.is_estimate
             progress.row_done(f"{label} {phase}", ok=True)
@@ -229,16 +241,17 @@ def _run_one(
     except KeyboardInterrupt:
         raise
     except Exception as exc:
-        reason = _reason(exc)
+        reason = failure_reason(exc)
         log.warning("%s failed: %s", label, reason)
         log.debug("%s", traceback.format_exc())
         for phase in pending:
-            ctx.store.put_row(
+            ctx.sink.put_row(
                 _failed_row(spec, phase, repeat, options, ctx.meter, cost, graph_sha, reason)
             )
             summary.failed += 1
             progress.row_done(f"{label} {phase}", ok=False)
-        summary.failures.append(f"{label} r{repeat}: {reason}")
+        what = label if tuple(phases) == PHASES else f"{label} {'+'.join(phases)}"
+        summary.failures.append(f"{what} r{repeat}: {reason}")
     finally:
         del model
         gc.collect()
@@ -258,7 +271,8 @@ def _weightless(model: nn.Module) -> bytes:
     return export_weightless(model, torch.zeros(1, *INPUT_SHAPE))
 
 
-def _reason(exc: BaseException) -> str:
+def failure_reason(exc: BaseException) -> str:
+    """One line (at most 500 characters) saying why a run failed; out of memory named so."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     if isinstance(exc, torch.OutOfMemoryError) or "out of memory" in text.lower():
         return f"out of memory: {text}"
@@ -281,7 +295,7 @@ def _measure_phase(
     model: nn.Module,
     subset: Subset,
     spec: RunSpec,
-    ctx: _Context,
+    ctx: RunContext,
     progress: Progress,
     label: str,
     key: str,
@@ -336,7 +350,7 @@ def _timed(
 
 
 def _window_batches(
-    ctx: _Context,
+    ctx: RunContext,
     key: str,
     spec: RunSpec,
     warm_s: float,
@@ -351,7 +365,7 @@ def _window_batches(
     than the next); otherwise warm batches are timed for ``PROBE_S``.
     """
     target_s = float(ctx.options.window_s or 0)
-    chosen = ctx.windows.get(_window_key(key))
+    chosen = ctx.windows.get(window_key(key))
     if chosen is not None:
         return max(1, chosen // spec.batch_size)
     if warm_s >= 3 * target_s:
@@ -365,7 +379,7 @@ def _window_batches(
             probe.extend(batch)
         per_batch_s = max(spent_s / len(probe), 1e-9)
         n_batches, _ = samples_for_window(per_batch_s, spec.batch_size, MARGIN * target_s)
-    ctx.windows[_window_key(key)] = n_batches * spec.batch_size
+    ctx.windows[window_key(key)] = n_batches * spec.batch_size
     log.debug("%s: %d batches a window", key, n_batches)
     return n_batches
 

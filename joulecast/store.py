@@ -97,6 +97,11 @@ def decode_trace(blob: bytes | None) -> tuple[TraceSample, ...]:
     return tuple(TraceSample(**{k: v[i] for k, v in cols.items()}) for i in range(n))
 
 
+def graph_sha256(onnx_bytes: bytes) -> str:
+    """The id a graph is stored under (rows refer to it): sha256 of its bytes, hex."""
+    return hashlib.sha256(onnx_bytes).hexdigest()
+
+
 class MeasurementStore:
     """A SQLite measurement store. Open one per thread or process.
 
@@ -160,7 +165,7 @@ class MeasurementStore:
     def put_graphs(self, graphs: list[bytes]) -> list[str]:
         """Store weightless graphs (each once) in one transaction; returns their sha256s."""
         self._writable()
-        shas = [hashlib.sha256(g).hexdigest() for g in graphs]
+        shas = [graph_sha256(g) for g in graphs]
         self._db.execute("BEGIN IMMEDIATE")
         try:
             self._db.executemany(

@@ -197,6 +197,12 @@ def _auto(
     return meter
 
 
+def default_idle_s(meter_name: str) -> float:
+    """Seconds of idle baseline before each configuration when none is asked: 2 s with a power
+    meter (nvml, rapl), none with an estimate that cannot see idle power."""
+    return 2.0 if meter_name in ("nvml", "rapl") else 0.0
+
+
 def estimate_banner(meter: EnergyMeter) -> str | None:
     """The line the CLI prints once when energy is estimated; None when it is measured."""
     if not getattr(meter, "estimated", False):

@@ -1,0 +1,66 @@
+"""The serial executor: every run measured in this process, repeats interleaved.
+
+Repeat 0 of every configuration, then repeat 1 of every configuration, ..., so that slow drifts
+of the machine's load show up as spread between repeats rather than as a bias of one
+configuration. The store is written row by row, so a killed sweep resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import torch
+
+from collector.data import Clip
+from collector.flops import Cost
+from collector.meters.base import EnergyMeter
+from collector.plans import RunSpec
+from collector.runner import (
+    Progress,
+    RunContext,
+    SweepOptions,
+    SweepSummary,
+    measure_run,
+    plan_keys,
+    refuse_without_resume,
+    stored_windows,
+    sweep_dataset,
+)
+from joulecast.errors import FailedPrecondition
+from joulecast.store import MeasurementStore
+
+
+def run_serial(
+    runs: Sequence[RunSpec],
+    clips: Sequence[Clip],
+    store: MeasurementStore,
+    meter: EnergyMeter,
+    options: SweepOptions,
+    progress: Progress | None = None,
+) -> SweepSummary:
+    """Measure every (run, phase, repeat) not already stored (see :func:`run_sweep`)."""
+    progress = progress or Progress()
+    device = torch.device(options.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise FailedPrecondition("--device cuda asked, but torch sees no CUDA device")
+    keys = plan_keys(runs, options)
+    refuse_without_resume(store, len(store.all_keys() & set(keys)), options)
+    done = store.done_keys()
+    summary = SweepSummary(skipped=len(done & set(keys)))
+    todo = [spec for spec in runs if any(k not in done for k in plan_keys([spec], options))]
+    progress.sweep_started(len(keys) - summary.skipped)
+    if not todo:
+        return summary
+    dataset = sweep_dataset(todo, clips, options.features)
+    costs: dict[str, tuple[Cost, str | None]] = {}
+    windows = stored_windows(store) if options.window_s else {}
+    summary.hardware.add(options.hardware)
+    for repeat in range(options.repeats):  # interleaved: repeat r of every run, then r + 1
+        for spec in todo:
+            if options.stop_at is not None and time.monotonic() >= options.stop_at:
+                summary.stopped = True
+                return summary
+            context = RunContext(store, meter, options, device, done, costs, windows)
+            measure_run(spec, repeat, dataset, context, summary, progress)
+    return summary
