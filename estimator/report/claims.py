@@ -3,7 +3,7 @@
 Each test returns a :class:`ClaimResult` (one row of the claims table) and detail rows (one per
 family and phase statistic). Thresholds are module constants, justified in :data:`THRESHOLDS`.
 Claims on average power (C4) and on utilisation (C5, C6) are "not testable here" on estimated
-energy: an estimate such as TDP x load follows duration, not the power drawn.
+energy: an estimate (a fixed power × CPU or wall time) follows time, not the power drawn.
 """
 
 from __future__ import annotations
@@ -111,7 +111,8 @@ STATEMENTS = {
 }
 
 _ESTIMATE_REASON = (
-    "energy is an estimate (e.g. TDP × load), which follows duration, not the power drawn"
+    "energy is an estimate (a fixed power × CPU or wall time), which follows time, not the "
+    "power drawn"
 )
 
 

@@ -59,8 +59,12 @@ def header(data: ReportData) -> list[str]:
     if data.estimated:
         lines += [
             "",
-            "> **Energy here is estimated, not measured.** An estimate such as CodeCarbon's "
-            "TDP × load follows the run's duration, not the power the device drew. So the claims "
+            "> **Energy here is estimated, not measured** "
+            f"({', '.join(f'`{src}`' for src in sorted(data.sources))}; device "
+            f"{', '.join(data.devices) or 'unknown'}). An estimate is a fixed power times a time "
+            "(`estimate-cpu-time`: the process's CPU seconds × a per-core power; CodeCarbon's "
+            "fallback: TDP × load × wall time), so it follows time, not the power the device "
+            "drew. So the claims "
             "on average power (C4) and on utilisation (C5, C6) cannot be judged and read "
             '"not testable here"; C1–C3 and Q1 describe duration scaled by a constant, not energy.',
         ]
