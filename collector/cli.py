@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from collector.executors import EXECUTORS
 from joulecast.errors import JoulecastError
@@ -173,21 +173,14 @@ def _collect_here(
     args: argparse.Namespace, runs: Sequence[RunSpec], clips: Sequence[Clip], base: SweepOptions
 ) -> SweepSummary:
     """The serial executor: the meter opened here, every run measured in this process."""
+    from collector.executors.serial import run_serial
     from collector.hardware import sweep_hardware
     from collector.meters.select import default_idle_s, estimate_banner, open_meter
     from collector.progress import make_progress
-    from collector.runner import run_sweep
     from joulecast.store import MeasurementStore
 
     hardware = sweep_hardware(args.device, args.meter, args.trace, args.hardware)
-    meter = open_meter(
-        kind=args.meter,
-        device=args.device,
-        sample_interval_s=args.sample_interval,
-        with_codecarbon=args.with_codecarbon,
-        trace=args.trace,
-        core_watts=args.core_watts,
-    )
+    meter = open_meter(device=args.device, **_meter_settings(args))
     if meter.name == "cpu-time":
         from collector.meters.cputime import pin_torch_threads
 
@@ -201,7 +194,7 @@ def _collect_here(
     idle_s = args.idle_seconds if args.idle_seconds is not None else default_idle_s(meter.name)
     options = replace(base, hardware=hardware, idle_s=idle_s)
     with meter, MeasurementStore(args.db) as store, make_progress() as progress:
-        summary = run_sweep(runs, clips, store, meter, options, progress)
+        summary = run_serial(runs, clips, store, meter, options, progress)
     summary.hardware.add(hardware)
     return summary
 
@@ -214,13 +207,8 @@ def _collect_on_ray(
     from collector.progress import make_progress
     from joulecast.store import MeasurementStore
 
-    meter = MeterSpec(
-        kind=args.meter,
-        sample_interval_s=args.sample_interval,
-        with_codecarbon=args.with_codecarbon,
-        trace=str(Path(args.trace).resolve()) if args.trace else None,
-        core_watts=args.core_watts,
-    )
+    trace = str(Path(args.trace).resolve()) if args.trace else None  # a path valid on any worker
+    meter = MeterSpec(**(_meter_settings(args) | {"trace": trace}))
     print(f"meter: {args.meter}, opened by each Ray worker", file=sys.stderr)
     _replay_note(args)
 
@@ -240,6 +228,18 @@ def _collect_on_ray(
             idle_s=args.idle_seconds,
             say=say,
         )
+
+
+def _meter_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The meter options of ``collect`` (as :func:`collector.meters.select.open_meter` and the
+    Ray workers' ``MeterSpec`` take them)."""
+    return {
+        "kind": args.meter,
+        "sample_interval_s": args.sample_interval,
+        "with_codecarbon": args.with_codecarbon,
+        "trace": args.trace,
+        "core_watts": args.core_watts,
+    }
 
 
 def _replay_note(args: argparse.Namespace) -> None:

@@ -27,7 +27,7 @@ import re
 import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Protocol
 
 import torch
@@ -42,7 +42,7 @@ from collector.models import INPUT_SHAPE, build_model
 from collector.plans import RunSpec
 from collector.window import MARGIN, PROBE_S, samples_for_window
 from joulecast.errors import FailedPrecondition, InvalidArgument
-from joulecast.measurement import Row, TraceSample, is_estimate
+from joulecast.measurement import ROW_COLUMNS, Row, TraceSample
 from joulecast.store import MeasurementStore
 
 log = logging.getLogger(__name__)
@@ -115,25 +115,6 @@ def plan_keys(runs: Sequence[RunSpec], options: SweepOptions) -> list[str]:
         for r in range(options.repeats)
         for phase in PHASES
     ]
-
-
-def run_sweep(
-    runs: Sequence[RunSpec],
-    clips: Sequence[Clip],
-    store: MeasurementStore,
-    meter: EnergyMeter,
-    options: SweepOptions,
-    progress: Progress | None = None,
-) -> SweepSummary:
-    """Measure every (run, phase, repeat) not already stored, in this process. Returns what
-    happened.
-
-    Without ``resume``, a store that already holds rows of this sweep is refused (no silent
-    mixing); with it, finished rows are skipped and failed ones are tried again.
-    """
-    from collector.executors.serial import run_serial
-
-    return run_serial(runs, clips, store, meter, options, progress)
 
 
 def refuse_without_resume(store: MeasurementStore, existing: int, options: SweepOptions) -> None:
@@ -245,9 +226,7 @@ def measure_run(
         log.warning("%s failed: %s", label, reason)
         log.debug("%s", traceback.format_exc())
         for phase in pending:
-            ctx.sink.put_row(
-                _failed_row(spec, phase, repeat, options, ctx.meter, cost, graph_sha, reason)
-            )
+            ctx.sink.put_row(_row(spec, phase, repeat, options, ctx.meter, cost, graph_sha, reason))
             summary.failed += 1
             progress.row_done(f"{label} {phase}", ok=False)
         what = label if tuple(phases) == PHASES else f"{label} {'+'.join(phases)}"
@@ -426,42 +405,13 @@ def _context(
     }
 
 
+_MEASURED = tuple(
+    f.name for f in fields(Measurement) if f.name in ROW_COLUMNS and f.name != "notes"
+)
+"""Columns a window fills under its own names (its notes are joined; its trace is stored apart)."""
+
+
 def _row(
-    spec: RunSpec,
-    phase: str,
-    repeat: int,
-    options: SweepOptions,
-    meter: EnergyMeter,
-    cost: Cost,
-    graph_sha: str | None,
-    m: Measurement,
-) -> Row:
-    return Row(
-        **_context(spec, phase, repeat, options, meter),
-        status="ok",
-        flops_forward=cost.flops_forward,
-        flops_train=cost.flops_train,
-        params=cost.params,
-        duration_s=m.duration_s,
-        energy_j=m.energy_j,
-        energy_source=m.energy_source,
-        energy_is_estimate=is_estimate(m.energy_source),
-        energy_dynamic_j=m.energy_dynamic_j,
-        idle_power_w=m.idle_power_w,
-        power_mean_w=m.power_mean_w,
-        gpu_util_mean=m.gpu_util_mean,
-        mem_util_mean=m.mem_util_mean,
-        mem_used_mean_mib=m.mem_used_mean_mib,
-        short_window=m.short_window,
-        codecarbon_energy_j=m.codecarbon_energy_j,
-        codecarbon_mode=m.codecarbon_mode,
-        notes="; ".join(m.notes) or None,
-        graph_sha256=graph_sha,
-        finished_at=_now(),
-    )
-
-
-def _failed_row(
     spec: RunSpec,
     phase: str,
     repeat: int,
@@ -469,15 +419,22 @@ def _failed_row(
     meter: EnergyMeter,
     cost: Cost | None,
     graph_sha: str | None,
-    reason: str,
+    outcome: Measurement | str,
 ) -> Row:
+    """The row of one phase: ``outcome`` is its window's measurement, or why it failed."""
+    if isinstance(outcome, Measurement):
+        result: dict[str, object] = {name: getattr(outcome, name) for name in _MEASURED}
+        result |= {
+            "status": "ok",
+            "energy_is_estimate": outcome.is_estimate,
+            "notes": "; ".join(outcome.notes) or None,
+        }
+    else:
+        result = {"status": "failed", "error": outcome}
     return Row(
         **_context(spec, phase, repeat, options, meter),
-        status="failed",
-        error=reason,
-        flops_forward=cost.flops_forward if cost else None,
-        flops_train=cost.flops_train if cost else None,
-        params=cost.params if cost else None,
+        **result,
+        **(asdict(cost) if cost else {}),
         graph_sha256=graph_sha,
         finished_at=_now(),
     )

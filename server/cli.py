@@ -16,6 +16,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
+from joulecast.carbon import J_PER_KWH
 from joulecast.errors import InvalidArgument
 from server.client_results import MeasurementsReply, PredictionReply
 from server.measurements import RowVerdict
@@ -24,7 +25,6 @@ from server.settings import DEFAULT_ARTIFACTS, ServerSettings, read_token
 logger = logging.getLogger(__name__)
 
 DEFAULT_SERVER = "localhost:50051"
-J_PER_KWH = 3.6e6
 ROWS_PER_CALL = 5000
 
 

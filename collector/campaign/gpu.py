@@ -73,11 +73,12 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
 
     from collector.data import synthetic_clips
+    from collector.executors.serial import run_serial
     from collector.hardware import default_hardware, software_versions
     from collector.meters.select import estimate_banner, open_meter
     from collector.plans import load_plan
     from collector.progress import LineProgress
-    from collector.runner import SweepOptions, run_sweep
+    from collector.runner import SweepOptions
     from joulecast.store import MeasurementStore
 
     (out / "identity.txt").write_text(_identity(args.device))
@@ -107,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             began = time.monotonic()
             with LineProgress() as progress:
-                summary = run_sweep(plan.runs, clips, store, meter, options, progress)
+                summary = run_serial(plan.runs, clips, store, meter, options, progress)
             report["plans"][plan.name] = {  # type: ignore[index]
                 "measured": summary.measured,
                 "skipped": summary.skipped,

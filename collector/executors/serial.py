@@ -39,7 +39,12 @@ def run_serial(
     options: SweepOptions,
     progress: Progress | None = None,
 ) -> SweepSummary:
-    """Measure every (run, phase, repeat) not already stored (see :func:`run_sweep`)."""
+    """Measure every (run, phase, repeat) not already stored, in this process. Returns what
+    happened.
+
+    Without ``resume``, a store that already holds rows of this sweep is refused (no silent
+    mixing); with it, finished rows are skipped and failed ones are tried again.
+    """
     progress = progress or Progress()
     device = torch.device(options.device)
     if device.type == "cuda" and not torch.cuda.is_available():

@@ -21,9 +21,10 @@ from collector.executors.ray_executor import (
     plan_tasks,
     unit_key,
 )
+from collector.executors.serial import run_serial
 from collector.meters.replay import ReplayMeter
 from collector.plans import load_plan
-from collector.runner import SweepOptions, run_sweep
+from collector.runner import SweepOptions
 from joulecast.errors import FailedPrecondition
 from joulecast.store import MeasurementStore
 
@@ -46,7 +47,7 @@ def test_a_task_measured_here_gives_the_serial_rows_and_writes_nothing(tmp_path:
     plan = _plan(tmp_path)
     options = SweepOptions(hardware="t4-replay")
     with ReplayMeter(TRACE) as meter, MeasurementStore(tmp_path / "s.db") as store:
-        run_sweep(plan.runs, synthetic_clips(8), store, meter, options)
+        run_serial(plan.runs, synthetic_clips(8), store, meter, options)
         serial = {r.run_key: r for r in store.rows()}
     dataset = SpectrogramSet(synthetic_clips(8))
     spec = plan.runs[1]
@@ -74,7 +75,7 @@ def test_resume_planning_counts_a_unit_done_on_any_hardware(tmp_path: Path) -> N
     options = SweepOptions(hardware="gpu-a", repeats=2)
     meter = MeterSpec("replay", trace=str(TRACE))
     with ReplayMeter(TRACE) as replay, MeasurementStore(tmp_path / "m.db") as store:
-        run_sweep(plan.runs[:1], synthetic_clips(8), store, replay, replace(options, repeats=1))
+        run_serial(plan.runs[:1], synthetic_clips(8), store, replay, replace(options, repeats=1))
         with pytest.raises(FailedPrecondition, match="--resume"):
             plan_tasks(plan.runs, store, options, meter, None, None)
         resumed = replace(options, resume=True)

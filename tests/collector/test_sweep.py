@@ -13,12 +13,13 @@ from pathlib import Path
 import pytest
 
 from collector.data import synthetic_clips
+from collector.executors.serial import run_serial
 from collector.export import CONTRACT_COLUMNS, export_store
 from collector.flops import deepspeed_cost
 from collector.meters.replay import ReplayMeter
 from collector.models import build_model
 from collector.plans import load_plan
-from collector.runner import SweepOptions, run_sweep
+from collector.runner import SweepOptions
 from joulecast.errors import FailedPrecondition
 from joulecast.store import MeasurementStore
 
@@ -44,7 +45,7 @@ def test_sweep_through_the_replay_meter_stores_measured_rows(tmp_path: Path) -> 
     plan = load_plan(str(tiny_plan(tmp_path)))
     options = SweepOptions(device="cpu", hardware="t4-replay", data_label="synthetic", idle_s=0.1)
     with ReplayMeter(TRACES / "t4_epoch.json") as meter, MeasurementStore(tmp_path / "m.db") as s:
-        summary = run_sweep(plan.runs, synthetic_clips(16), s, meter, options)
+        summary = run_serial(plan.runs, synthetic_clips(16), s, meter, options)
         rows = s.rows()
         traces = [s.trace(r.run_key) for r in rows]
         graphs = [s.get_graph(r.graph_sha256) for r in rows if r.graph_sha256]
@@ -80,7 +81,7 @@ def test_stored_cost_equals_deepspeed_and_export_keeps_the_csv_contract(tmp_path
     plan = load_plan(str(tiny_plan(tmp_path, runs, samples=8)))
     options = SweepOptions(hardware="t4-replay")
     with ReplayMeter(TRACES / "t4_epoch.json") as meter, MeasurementStore(tmp_path / "m.db") as s:
-        run_sweep(plan.runs, synthetic_clips(8), s, meter, options)
+        run_serial(plan.runs, synthetic_clips(8), s, meter, options)
     out = tmp_path / "m.csv"
     assert export_store(tmp_path / "m.db", out) == 4
     with out.open() as f:
@@ -104,10 +105,10 @@ def test_a_second_sweep_into_the_same_store_needs_resume(tmp_path: Path) -> None
     plan = load_plan(str(tiny_plan(tmp_path, TINY_RUNS[:1], samples=8)))
     options = SweepOptions(hardware="t4-replay")
     with ReplayMeter(TRACES / "t4_epoch.json") as meter, MeasurementStore(tmp_path / "m.db") as s:
-        run_sweep(plan.runs, synthetic_clips(8), s, meter, options)
+        run_serial(plan.runs, synthetic_clips(8), s, meter, options)
         with pytest.raises(FailedPrecondition, match="--resume"):
-            run_sweep(plan.runs, synthetic_clips(8), s, meter, options)
-        again = run_sweep(
+            run_serial(plan.runs, synthetic_clips(8), s, meter, options)
+        again = run_serial(
             plan.runs, synthetic_clips(8), s, meter, SweepOptions(hardware="t4-replay", resume=True)
         )
         assert (again.measured, again.skipped) == (0, 2)
@@ -119,7 +120,7 @@ def test_a_failing_configuration_is_recorded_and_the_sweep_goes_on(tmp_path: Pat
     with ReplayMeter(TRACES / "t4_epoch.json") as meter, MeasurementStore(tmp_path / "m.db") as s:
         # 8 clips are asked but only 6 exist: the data check refuses before anything runs
         with pytest.raises(Exception, match="8 samples asked"):
-            run_sweep(plan.runs, synthetic_clips(6), s, meter, SweepOptions(hardware="h"))
+            run_serial(plan.runs, synthetic_clips(6), s, meter, SweepOptions(hardware="h"))
         assert s.count() == 0
 
         class Broken(ReplayMeter):
@@ -129,7 +130,7 @@ def test_a_failing_configuration_is_recorded_and_the_sweep_goes_on(tmp_path: Pat
                 super().begin_window(key, sync)
 
     with Broken(TRACES / "t4_epoch.json") as meter, MeasurementStore(tmp_path / "f.db") as s:
-        summary = run_sweep(plan.runs, synthetic_clips(8), s, meter, SweepOptions(hardware="h"))
+        summary = run_serial(plan.runs, synthetic_clips(8), s, meter, SweepOptions(hardware="h"))
         failed = s.rows(status="failed")
         ok = s.rows()
     assert summary.failed == 2 and summary.measured == 2

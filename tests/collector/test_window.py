@@ -9,9 +9,10 @@ import pytest
 
 from collector.campaign.repeatability import repeat_table
 from collector.data import synthetic_clips
+from collector.executors.serial import run_serial
 from collector.meters.cputime import CpuTimeMeter, cpu_seconds_of
 from collector.plans import load_plan
-from collector.runner import SweepOptions, run_sweep
+from collector.runner import SweepOptions
 from collector.window import batches_for_window, samples_for_window
 from joulecast.errors import InvalidArgument
 from joulecast.store import MeasurementStore
@@ -46,7 +47,7 @@ def test_timed_sweep_interleaves_repeats_and_records_samples(tmp_path: Path) -> 
     plan = load_plan(str(_plan(tmp_path)))
     options = SweepOptions(repeats=3, window_s=0.15, store_graphs=False)
     with CpuTimeMeter(core_power_w=5.0) as meter, MeasurementStore(tmp_path / "m.db") as store:
-        summary = run_sweep(plan.runs, synthetic_clips(16), store, meter, options)
+        summary = run_serial(plan.runs, synthetic_clips(16), store, meter, options)
         rows = store.rows()
     assert summary.measured == 12 and summary.failed == 0
     # repeat 0 of every configuration before any repeat 1: not back to back
@@ -73,9 +74,9 @@ def test_a_resumed_timed_sweep_reuses_the_chosen_windows(tmp_path: Path) -> None
     plan = load_plan(str(_plan(tmp_path)))
     first = SweepOptions(repeats=1, window_s=0.1, store_graphs=False)
     with CpuTimeMeter(core_power_w=5.0) as meter, MeasurementStore(tmp_path / "m.db") as store:
-        run_sweep(plan.runs, synthetic_clips(16), store, meter, first)
+        run_serial(plan.runs, synthetic_clips(16), store, meter, first)
         again = SweepOptions(repeats=2, window_s=0.1, store_graphs=False, resume=True)
-        summary = run_sweep(plan.runs, synthetic_clips(16), store, meter, again)
+        summary = run_serial(plan.runs, synthetic_clips(16), store, meter, again)
         rows = store.rows()
     assert summary.skipped == 4 and summary.measured == 4
     assert len({r.run_key for r in rows}) == len(rows) == 8
