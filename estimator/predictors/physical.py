@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from functools import partialmethod
 from typing import Any, ClassVar, Self
 
 import numpy as np
@@ -395,16 +396,14 @@ class RooflineBoosted(TreeModel, RooflineEnergy):
     name: ClassVar[str] = "roofline-boosted"
     model_file: ClassVar[str] = "roofline-boosted.xgb.json"
 
-    def __init__(
-        self,
-        n_estimators: int = 100,
-        max_depth: int = 3,
-        learning_rate: float = 0.1,
-        min_child_weight: float = 3.0,
-        reg_lambda: float = 5.0,
-        seed: int = 0,
-    ) -> None:
-        super().__init__(n_estimators, max_depth, learning_rate, min_child_weight, reg_lambda, seed)
+    # TreeModel's hyperparameters with other defaults: more, smaller steps, stronger L2
+    __init__ = partialmethod(
+        TreeModel.__init__,
+        n_estimators=100,
+        learning_rate=0.1,
+        min_child_weight=3.0,
+        reg_lambda=5.0,
+    )
 
     def _params(self) -> dict[str, Any]:
         constraints = tuple(1 if f in _MONOTONE_UP else 0 for f in LOG_FEATURES)
