@@ -102,26 +102,13 @@ def throwaway_artifacts(folder: Path) -> Path:
 
 
 def start_server(artifacts: Path) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "joulecast.cli",
-            "serve",
-            "--port",
-            "0",
-            "--artifacts",
-            str(artifacts),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-    )
-    line = proc.stdout.readline() if proc.stdout else ""
-    if not line.startswith("listening on "):
+    from server.spawn import start_serve
+
+    proc, address = start_serve("--artifacts", str(artifacts), cwd=ROOT)
+    if address is None:
         proc.kill()
-        raise SystemExit(f"server did not start: {line!r}")
-    return proc, line.split()[-1]
+        raise SystemExit("server did not start")
+    return proc, address
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -56,17 +54,12 @@ def config_fields(config: Any) -> dict[str, str]:
 def shipped_server() -> Iterator[str]:
     """A real ``joulecast serve`` process on a free port, serving the shipped predictors;
     yields its address."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "joulecast.cli", "serve", "--port", "0"],
-        env=dict(os.environ, PYTHONPATH=str(ROOT)),
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    assert line.startswith("listening on "), line
+    from server.spawn import start_serve
+
+    proc, address = start_serve(env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert address is not None, "joulecast serve did not say it was listening"
     try:
-        yield line.split()[-1]
+        yield address
     finally:
         proc.terminate()
         proc.wait(timeout=30)

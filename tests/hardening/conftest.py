@@ -9,9 +9,6 @@ import builtins
 import io
 import os
 import shutil
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -20,6 +17,7 @@ import pytest
 from hardening_harness import HARDWARE, ROOT, TOKEN, OpenRecorder, ServerProcess, server_fixtures
 
 from joulecast.store import MeasurementStore
+from server.spawn import start_serve
 
 # Fixtures reused as they are (pytest finds them by name in this module).
 start_server = server_fixtures.start_server
@@ -84,38 +82,22 @@ def spawn_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
         n = len(started)
         stderr_path = tmp_path / f"server-{n}.stderr"
         base_env = {k: v for k, v in os.environ.items() if k != "JOULECAST_TOKEN"}
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "joulecast.cli",
-                *(["-v"] if verbose else []),
-                "serve",
-                "--port",
-                "0",
-                "--artifacts",
-                str(artifacts),
-                "--db",
-                str(db),
-                "--token-file",
-                str(token_file),
-                *extra,
-            ],
-            stdout=subprocess.PIPE,
+        proc, address = start_serve(
+            "--artifacts",
+            str(artifacts),
+            "--db",
+            str(db),
+            "--token-file",
+            str(token_file),
+            *extra,
+            verbose=verbose,
             stderr=stderr_path.open("w"),
-            text=True,
             cwd=ROOT,
             env={**base_env, **(env or {})},
         )
-        deadline = time.monotonic() + 90
-        line = proc.stdout.readline()
-        while not line.startswith("listening on ") and time.monotonic() < deadline:
-            if proc.poll() is not None:
-                break
-            line = proc.stdout.readline()
-        server = ServerProcess(proc, line.split()[-1] if line else "", stderr_path)
+        server = ServerProcess(proc, address or "", stderr_path)
         started.append(server)
-        assert line.startswith("listening on "), (line, server.stderr())
+        assert address is not None, server.stderr()
         return server
 
     yield spawn
