@@ -131,26 +131,9 @@ def _linear(v: Mapping[str, int | bool]) -> bytes:
 def _conv2d(v: Mapping[str, int | bool]) -> bytes:
     c_in, c_out, k = int(v["in_channels"]), int(v["out_channels"]), int(v["kernel_size"])
     s, p, image, bias = int(v["stride"]), int(v["padding"]), int(v["image_size"]), bool(v["bias"])
-    out = _spatial_out(image, k, s, p, "Conv2d")
     inits = [_weight("weight", [c_out, c_in, k, k])] + ([_weight("bias", [c_out])] if bias else [])
-    node = helper.make_node(
-        "Conv",
-        ["x", "weight", *(["bias"] if bias else [])],
-        ["y"],
-        dilations=[1, 1],
-        group=1,
-        kernel_shape=[k, k],
-        pads=[p, p, p, p],
-        strides=[s, s],
-    )
-    graph = helper.make_graph(
-        [node],
-        "main_graph",
-        [_io("x", ["batch", c_in, image, image])],
-        [_io("y", ["batch", c_out, out, out])],
-        inits,
-    )
-    return _model(graph)
+    inputs = ["x", "weight", *(["bias"] if bias else [])]
+    return _square_window("Conv2d", "Conv", inputs, inits, (c_in, c_out, image, k, s, p), group=1)
 
 
 def _maxpool2d(v: Mapping[str, int | bool]) -> bytes:
@@ -163,22 +146,37 @@ def _maxpool2d(v: Mapping[str, int | bool]) -> bytes:
     s = int(v["stride"]) if int(v["stride"]) > 0 else k
     if 2 * p > k:
         raise InvalidArgument(f"MaxPool2d: padding={p} exceeds half of kernel_size={k}")
-    out = _spatial_out(image, k, s, p, "MaxPool2d")
+    return _square_window("MaxPool2d", "MaxPool", ["x"], [], (c, c, image, k, s, p), ceil_mode=0)
+
+
+def _square_window(
+    layer: str,
+    op: str,
+    inputs: list[str],
+    inits: list[TensorProto],
+    shape: tuple[int, int, int, int, int, int],
+    **attrs: int,
+) -> bytes:
+    """The model of one 2-D ``op`` over a square image with square windows; ``shape`` is
+    (channels in, channels out, image side, kernel side, stride, padding)."""
+    c_in, c_out, image, k, s, p = shape
+    out = _spatial_out(image, k, s, p, layer)
     node = helper.make_node(
-        "MaxPool",
-        ["x"],
+        op,
+        inputs,
         ["y"],
-        ceil_mode=0,
         dilations=[1, 1],
         kernel_shape=[k, k],
         pads=[p, p, p, p],
         strides=[s, s],
+        **attrs,
     )
     graph = helper.make_graph(
         [node],
         "main_graph",
-        [_io("x", ["batch", c, image, image])],
-        [_io("y", ["batch", c, out, out])],
+        [_io("x", ["batch", c_in, image, image])],
+        [_io("y", ["batch", c_out, out, out])],
+        inits,
     )
     return _model(graph)
 
