@@ -21,7 +21,15 @@ from estimator.report.noise import (
     drop_inverted,
     replicate_noise,
 )
-from estimator.report.stats import affine, affine_log, fmt, pearson, separation_auc, spearman
+from estimator.report.stats import (
+    AffineFit,
+    affine,
+    affine_log,
+    fmt,
+    pearson,
+    separation_auc,
+    spearman,
+)
 
 HOLDS = "holds"
 FAILS = "does not hold"
@@ -205,6 +213,19 @@ def _missing_note(ref: pd.DataFrame) -> str:
     )
 
 
+def _log_fits(
+    ref: pd.DataFrame, phase: str, flops_unit: float = 1.0
+) -> dict[str, tuple[AffineFit, AffineFit]]:
+    """Per family measured at ``phase``: the affine fits (relative error, R² in log space) of
+    energy vs FLOPs (in units of ``flops_unit`` FLOPs) and of energy vs params."""
+    fits = {}
+    for fam in _families(ref, phase):
+        sub = _sub(ref, fam, phase)
+        by_flops = affine_log(sub["flops_total"] / flops_unit, sub["energy_j"])
+        fits[fam] = (by_flops, affine_log(sub["params"], sub["energy_j"]))
+    return fits
+
+
 def c2(data: ReportData) -> tuple[ClaimResult, list[Detail]]:
     stat = (
         "R² in log space of affine fits (relative error) at test, per family: vs FLOPs "
@@ -219,10 +240,7 @@ def c2(data: ReportData) -> tuple[ClaimResult, list[Detail]]:
     details: list[Detail] = []
     r2_flops: dict[str, float] = {}
     r2_params: dict[str, float] = {}
-    for fam in fams:
-        sub = _sub(ref, fam, "test")
-        fit_f = affine_log(sub["flops_total"], sub["energy_j"])
-        fit_p = affine_log(sub["params"], sub["energy_j"])
+    for fam, (fit_f, fit_p) in _log_fits(ref, "test").items():
         r2_flops[fam], r2_params[fam] = fit_f.r2, fit_p.r2
         details.append(Detail("C2", fam, "test", "r2_vs_flops", fit_f.r2, fit_f.n))
         details.append(Detail("C2", fam, "test", "r2_vs_params", fit_p.r2, fit_p.n))
@@ -263,13 +281,10 @@ def c3(data: ReportData) -> tuple[ClaimResult, list[Detail]]:
     details: list[Detail] = []
     slope: dict[str, float] = {}
     r2: dict[str, float] = {}
-    for fam in fams:
-        sub = _sub(ref, fam, "train")
-        fit = affine_log(sub["flops_total"] / 1e12, sub["energy_j"])
+    for fam, (fit, params_fit) in _log_fits(ref, "train", flops_unit=1e12).items():
         slope[fam], r2[fam] = fit.slope, fit.r2
         details.append(Detail("C3", fam, "train", "slope_j_per_tflop", fit.slope, fit.n))
         details.append(Detail("C3", fam, "train", "r2_vs_flops", fit.r2, fit.n))
-        params_fit = affine_log(sub["params"], sub["energy_j"])
         details.append(Detail("C3", fam, "train", "r2_vs_params", params_fit.r2, params_fit.n))
     ratio = min(slope[f] for f in dense) / slope["cnn"] if slope["cnn"] > 0 else math.nan
     problems: list[str] = []
