@@ -233,16 +233,28 @@ def _blank(value: object) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
 
-def _int(values: Mapping[str, object], name: str, low: int, default: int | None = None) -> int:
+def _parsed(
+    values: Mapping[str, object], name: str, what: str, *, required: bool
+) -> tuple[object, float] | None:
+    """``name``'s raw value and that value as a float; None when it is blank and optional.
+    ValueError "is missing" or "is not ``what``"."""
     raw = values.get(name)
     if _blank(raw):
-        if default is None:
+        if required:
             raise ValueError(f"{name} is missing")
-        return default
+        return None
     try:
-        number = float(raw)  # type: ignore[arg-type]
+        return raw, float(raw)  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        raise ValueError(f"{name}={raw!r} is not an integer") from None
+        raise ValueError(f"{name}={raw!r} is not {what}") from None
+
+
+def _int(values: Mapping[str, object], name: str, low: int, default: int | None = None) -> int:
+    parsed = _parsed(values, name, "an integer", required=default is None)
+    if parsed is None:
+        assert default is not None  # a blank value without a default raised above
+        return default
+    raw, number = parsed
     if isinstance(raw, bool) or not math.isfinite(number) or number != int(number):
         raise ValueError(f"{name}={raw!r} is not an integer")
     if number < low:
@@ -258,15 +270,10 @@ def _float(
     required: bool,
     high: float = math.inf,
 ) -> float | None:
-    raw = values.get(name)
-    if _blank(raw):
-        if required:
-            raise ValueError(f"{name} is missing")
+    parsed = _parsed(values, name, "a number", required=required)
+    if parsed is None:
         return None
-    try:
-        number = float(raw)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise ValueError(f"{name}={raw!r} is not a number") from None
+    raw, number = parsed
     if isinstance(raw, bool) or not math.isfinite(number):
         raise ValueError(f"{name}={raw!r} is not a finite number")
     if (positive and number <= 0) or number < 0 or number > high:
