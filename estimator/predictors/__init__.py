@@ -36,9 +36,12 @@ PREDICTORS: dict[str, type[Predictor]] = {
     )
 }
 """Every predictor by name, in the order the CV table lists them."""
+PHYSICAL_PREDICTORS = tuple(n for n, c in PREDICTORS.items() if issubclass(c, PhysicalPredictor))
+"""The names of the predictors that answer as power × duration, in the same order."""
 
 __all__ = [
     "OBSERVED_UTIL",
+    "PHYSICAL_PREDICTORS",
     "PREDICTORS",
     "ArtifactFormatError",
     "Boosted",

@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 from estimator_groundtruth import ground_truth_dataset
 
-from estimator.predictors import PREDICTORS, Boosted, NotFittedError, PowerDuration
+from estimator.predictors import (
+    PHYSICAL_PREDICTORS,
+    PREDICTORS,
+    Boosted,
+    NotFittedError,
+    PowerDuration,
+)
 from joulecast.errors import InvalidArgument
 
 
@@ -44,14 +50,7 @@ def test_physical_energy_is_power_times_duration(frame) -> None:
     y = frame["energy_per_sample_j"].to_numpy(float)
     from estimator.predictors.base import frame_rows
 
-    for name in (
-        "power-duration",
-        "roofline",
-        "energy-power",
-        "roofline-energy",
-        "boosted-duration",
-        "roofline-boosted",
-    ):
+    for name in PHYSICAL_PREDICTORS:
         model = PREDICTORS[name]().fit(frame, y)
         energy = model.predict(frame)
         parts = np.array([model.predict_parts_row(r) for r in frame_rows(frame)])

@@ -23,7 +23,7 @@ from collector.models import INPUT_SHAPE, ModelConfig, build_model
 from estimator.artifacts import publish
 from estimator.dataset import from_store
 from estimator.features import run_features, serve_rows
-from estimator.predictors import PhysicalPredictor
+from estimator.predictors import PHYSICAL_PREDICTORS, PhysicalPredictor
 from estimator.service import MAX_INTERVAL_FACTOR, PredictorRegistry
 from estimator.training import fit_bundle
 from joulecast.graph import profile_graph
@@ -31,14 +31,6 @@ from joulecast.weightless import export_weightless
 
 SHIPPED_STORE = Path(__file__).resolve().parents[2] / "artifacts/measurements/cpu-amd-epyc.db"
 N_MELS, N_FRAMES = INPUT_SHAPE[1], INPUT_SHAPE[2]
-PHYSICAL = [
-    "power-duration",
-    "roofline",
-    "energy-power",
-    "roofline-energy",
-    "boosted-duration",
-    "roofline-boosted",
-]
 
 
 class FramesLSTM(nn.Module):
@@ -159,7 +151,7 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> tuple[PredictorRegistr
     folder = tmp_path_factory.mktemp("physics")
     store = folder / "store.db"
     shutil.copyfile(SHIPPED_STORE, store)
-    bundle = fit_bundle(from_store(store), names=PHYSICAL)
+    bundle = fit_bundle(from_store(store), names=list(PHYSICAL_PREDICTORS))
     publish(bundle, folder)
     power = bundle.domain["power_w"]
     assert power is not None
