@@ -293,7 +293,7 @@ def static_cases() -> list[Case]:
 def profiler_cases() -> list[Case]:
     """Graphs that make an unbounded profiler loop, allocate or overflow (issue 21)."""
     return [
-        Case("function_call_bomb_40", _function_bomb(40), EXHAUSTED, "nodes"),
+        Case("function_call_bomb_40", function_bomb(40, ("a", "b")), EXHAUSTED, "nodes"),
         Case("function_recursion", _function_recursion(), INVALID, "calls itself"),
         Case("function_nesting_past_limit", _function_nesting(12), EXHAUSTED, "nesting"),
         Case("concat_doubling_22", _concat_doubling(22), EXHAUSTED, "shape-value"),
@@ -310,17 +310,19 @@ def profiler_cases() -> list[Case]:
     ]
 
 
-def function_bomb(levels: int) -> bytes:
+def function_bomb(levels: int, names: tuple[str, str] = ("x", "y")) -> bytes:
     """Local functions F0..Fk, each F_j calling F_{j-1} twice, one node calling Fk: a tiny
-    graph whose inlined form has 2^k nodes (issue 21, case 1)."""
+    graph whose inlined form has 2^k nodes (issue 21, case 1). ``names``: the functions' input
+    and output (two corpus cases differ only by them)."""
     domain = "bomb"
+    x, y = names
     functions = [
         helper.make_function(
             domain,
             "F0",
-            ["x"],
-            ["y"],
-            [helper.make_node("Relu", ["x"], ["y"])],
+            [x],
+            [y],
+            [helper.make_node("Relu", [x], [y])],
             [helper.make_opsetid("", OPSET)],
         )
     ]
@@ -329,11 +331,11 @@ def function_bomb(levels: int) -> bytes:
             helper.make_function(
                 domain,
                 f"F{j}",
-                ["x"],
-                ["y"],
+                [x],
+                [y],
                 [
-                    helper.make_node(f"F{j - 1}", ["x"], ["t"], domain=domain),
-                    helper.make_node(f"F{j - 1}", ["t"], ["y"], domain=domain),
+                    helper.make_node(f"F{j - 1}", [x], ["t"], domain=domain),
+                    helper.make_node(f"F{j - 1}", ["t"], [y], domain=domain),
                 ],
                 [helper.make_opsetid("", OPSET), helper.make_opsetid(domain, 1)],
             )
@@ -521,39 +523,6 @@ def _future_opset() -> bytes:
     model = valid_mlp()
     model.opset_import[0].version = 10_000
     model.ir_version = 10_000
-    return model.SerializeToString()
-
-
-def _function_bomb(k: int) -> bytes:
-    """F0 = Relu; F_j calls F_{j-1} twice; the graph calls F_k once: 2^k nodes expanded."""
-    domain = "bomb"
-    functions = [
-        helper.make_function(
-            domain,
-            "F0",
-            ["a"],
-            ["b"],
-            [helper.make_node("Relu", ["a"], ["b"])],
-            [helper.make_opsetid("", OPSET)],
-        )
-    ]
-    for j in range(1, k + 1):
-        body = [
-            helper.make_node(f"F{j - 1}", ["a"], ["t"], domain=domain),
-            helper.make_node(f"F{j - 1}", ["t"], ["b"], domain=domain),
-        ]
-        functions.append(
-            helper.make_function(
-                domain,
-                f"F{j}",
-                ["a"],
-                ["b"],
-                body,
-                [helper.make_opsetid("", OPSET), helper.make_opsetid(domain, 1)],
-            )
-        )
-    model = _model([helper.make_node(f"F{k}", ["x"], ["y"], domain=domain)], domains=((domain, 1),))
-    model.functions.extend(functions)
     return model.SerializeToString()
 
 

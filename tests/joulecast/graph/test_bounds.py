@@ -36,7 +36,7 @@ def test_profiler_hostile_case(case: hostile_corpus.Case) -> None:
 
 def test_function_expansion_counts_against_the_node_limit() -> None:
     """2^k nodes once expanded: k=3 (8 nodes) passes a limit of 8, fails a limit of 7."""
-    graph = hostile_corpus._function_bomb(3)
+    graph = hostile_corpus.function_bomb(3, ("a", "b"))
     profile = profile_graph(graph, GraphLimits(max_nodes=8))
     assert profile.node_count == 1
     with pytest.raises(GraphTooLarge, match="local functions"):
