@@ -29,6 +29,7 @@ from collections.abc import Callable
 from typing import Any
 
 from collector.meters.base import EnergyMeter, Measurement, MeterUnavailable, with_idle_baseline
+from collector.meters.windows import pop_window, start_window
 from joulecast.errors import InvalidArgument
 from joulecast.measurement import (
     CODECARBON_MEASURED_MODES,
@@ -146,22 +147,18 @@ class CodeCarbonMeter(EnergyMeter):
         return codecarbon_source(self.mode)
 
     def begin_window(self, key: str, sync: Callable[[], None] | None = None) -> None:
-        if key in self._open:
-            raise InvalidArgument(f"window {key!r} is already open")
-        if self._open:
+        if self._open and key not in self._open:
             raise InvalidArgument("CodeCarbon measures one window at a time")
-        if sync is not None:
-            sync()
+        start_window(self._open, key, sync)
         self._open[key] = self._clock()
         self._tracker.start_task(key)
 
     def end_window(self, key: str, sync: Callable[[], None] | None = None) -> Measurement:
-        if key not in self._open:
-            raise InvalidArgument(f"window {key!r} was never opened")
+        started = pop_window(self._open, key)
         if sync is not None:
             sync()
         data = self._tracker.stop_task(key)
-        duration_s = self._clock() - self._open.pop(key)
+        duration_s = self._clock() - started
         if data is None:
             raise MeterUnavailable(f"CodeCarbon returned nothing for window {key!r}")
         parts_j = {

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from collector.meters.base import EnergyMeter, Measurement, with_idle_baseline
+from collector.meters.windows import pop_window, start_window
 from joulecast.errors import InvalidArgument
 
 logger = logging.getLogger(__name__)
@@ -163,19 +164,14 @@ class CpuTimeMeter(EnergyMeter):
         self._open: dict[str, tuple[float, float, float]] = {}
 
     def begin_window(self, key: str, sync: Callable[[], None] | None = None) -> None:
-        if key in self._open:
-            raise InvalidArgument(f"window {key!r} is already open")
-        if sync is not None:
-            sync()
+        start_window(self._open, key, sync)
         self._open[key] = (self._clock(), self._cpu_clock(), time.thread_time())
 
     def end_window(self, key: str, sync: Callable[[], None] | None = None) -> Measurement:
-        if key not in self._open:
-            raise InvalidArgument(f"window {key!r} was never opened")
+        wall_start, cpu_start, thread_start = pop_window(self._open, key)
         if sync is not None:
             sync()
         thread_end, cpu_end, wall_end = time.thread_time(), self._cpu_clock(), self._clock()
-        wall_start, cpu_start, thread_start = self._open.pop(key)
         duration_s = wall_end - wall_start
         cpu_s = cpu_end - cpu_start
         energy_j = cpu_s * self.core_power_w

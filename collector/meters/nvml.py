@@ -28,6 +28,7 @@ from typing import Any
 from collector.meters.base import EnergyMeter, Measurement, MeterUnavailable, with_idle_baseline
 from collector.meters.nvml_device import NvmlDevice
 from collector.meters.sampler import DEFAULT_INTERVAL_S, Sampler, sample_for, summarize
+from collector.meters.windows import pop_window, start_window
 from joulecast.errors import InvalidArgument
 from joulecast.measurement import SOURCE_NVML_COUNTER, SOURCE_NVML_INTEGRAL, TraceSample
 
@@ -83,10 +84,7 @@ class NvmlMeter(EnergyMeter):
         return SOURCE_NVML_COUNTER if self.use_counter else SOURCE_NVML_INTEGRAL
 
     def begin_window(self, key: str, sync: Callable[[], None] | None = None) -> None:
-        if key in self._windows:
-            raise InvalidArgument(f"window {key!r} is already open")
-        if sync is not None:
-            sync()
+        start_window(self._windows, key, sync)
         sampler = Sampler(self._device.probe, self.sample_interval_s, self._clock).start()
         try:
             t0 = self._clock()
@@ -97,9 +95,7 @@ class NvmlMeter(EnergyMeter):
         self._windows[key] = _Window(t0, energy0, sampler)
 
     def end_window(self, key: str, sync: Callable[[], None] | None = None) -> Measurement:
-        window = self._windows.pop(key, None)
-        if window is None:
-            raise InvalidArgument(f"window {key!r} was never opened")
+        window = pop_window(self._windows, key)
         if sync is not None:
             sync()
         energy1 = self._device.total_energy_mj() if self.use_counter else None

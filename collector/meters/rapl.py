@@ -27,6 +27,7 @@ from pathlib import Path
 
 from collector.meters.base import EnergyMeter, Measurement, MeterUnavailable, with_idle_baseline
 from collector.meters.sampler import DEFAULT_INTERVAL_S, Sampler
+from collector.meters.windows import pop_window, start_window
 from joulecast.errors import InvalidArgument
 from joulecast.measurement import SOURCE_RAPL, TraceSample
 
@@ -131,18 +132,13 @@ class RaplMeter(EnergyMeter):
         self._windows: dict[str, tuple[float, _Accumulator, Sampler]] = {}
 
     def begin_window(self, key: str, sync: Callable[[], None] | None = None) -> None:
-        if key in self._windows:
-            raise InvalidArgument(f"window {key!r} is already open")
-        if sync is not None:
-            sync()
+        start_window(self._windows, key, sync)
         accumulator = _Accumulator(self.zones)
         sampler = Sampler(accumulator.probe, self.sample_interval_s, self._clock).start()
         self._windows[key] = (self._clock(), accumulator, sampler)
 
     def end_window(self, key: str, sync: Callable[[], None] | None = None) -> Measurement:
-        if key not in self._windows:
-            raise InvalidArgument(f"window {key!r} was never opened")
-        t0, accumulator, sampler = self._windows.pop(key)
+        t0, accumulator, sampler = pop_window(self._windows, key)
         if sync is not None:
             sync()
         trace = sampler.stop()
