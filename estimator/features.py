@@ -27,12 +27,14 @@ PROFILE_FEATURES = (
     "flops_other",
     "weight_bytes",
     "activation_bytes",
+    "activation_bytes_conv",
     "arithmetic_intensity",
     "recurrent_steps",
     "depth",
     "node_count",
 )
-"""Numeric columns taken from a :class:`GraphProfile` (FLOPs per sample, bytes, counts)."""
+"""Numeric columns taken from a :class:`GraphProfile` (FLOPs per sample, bytes, counts).
+``activation_bytes_conv`` is the part of ``activation_bytes`` written by convolutions."""
 
 RUN_FEATURES = ("batch_size", "samples", "epochs", "phase", "family")
 """Columns taken from the run (``phase`` is 'train'|'test'; ``family`` from the profile)."""
@@ -74,6 +76,7 @@ def profile_features(profile: GraphProfile) -> dict[str, float]:
         "flops_other": float(kinds.get("other", 0)),
         "weight_bytes": float(profile.weight_bytes),
         "activation_bytes": float(profile.activation_bytes),
+        "activation_bytes_conv": float(profile.activation_bytes_by_kind.get("conv", 0)),
         "arithmetic_intensity": float(profile.arithmetic_intensity),
         "recurrent_steps": float(profile.recurrent_steps),
         "depth": float(profile.depth),

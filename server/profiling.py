@@ -92,6 +92,9 @@ def profile_from_json(data: dict) -> GraphProfile:
     for kind, value in data["flops_by_kind"].items():
         if not 0 <= value <= INT64_MAX:
             raise ResourceLimit(f"the graph's {kind} FLOPs ({value}) are out of range; refused")
+    for kind, value in data.get("activation_bytes_by_kind", {}).items():
+        if not 0 <= value <= INT64_MAX:
+            raise ResourceLimit(f"the graph's {kind} activation bytes ({value}) are out of range")
     data = {**data, "warnings": tuple(data.get("warnings", ()))}
     return GraphProfile(**data)
 

@@ -164,6 +164,7 @@ def _profile(graph: Graph, model: object, limits: GraphLimits) -> GraphProfile:
     kinds: list[str] = []
     weights_seen: dict[str, int] = {}
     activation_bytes = 0
+    bytes_by_kind = dict.fromkeys(FLOP_KINDS, 0)
     recurrent_steps = 0
     attention: str | None = None
     control_flow: str | None = None
@@ -248,7 +249,9 @@ def _profile(graph: Graph, model: object, limits: GraphLimits) -> GraphProfile:
             if st == DYNAMIC:
                 shape = shapes.get(out)
                 if shape is not None:
-                    activation_bytes += prod(shape) * element_bytes(types.get(out, 1), 4)
+                    size = prod(shape) * element_bytes(types.get(out, 1), 4)
+                    activation_bytes += size
+                    bytes_by_kind[kind or "other"] += size
 
     for op, n in sorted(unknown_ops.items()):
         warnings.append(f"op {op} has no FLOP rule; counted as 0 ({n} node(s))")
@@ -291,6 +294,7 @@ def _profile(graph: Graph, model: object, limits: GraphLimits) -> GraphProfile:
         flops_by_kind=per_sample,
         weight_bytes=weight_bytes,
         activation_bytes=activation_bytes,
+        activation_bytes_by_kind={k: _per_sample(v, batch) for k, v in bytes_by_kind.items()},
         arithmetic_intensity=forward / moved if moved else 0.0,
         recurrent_steps=recurrent_steps,
         depth=depth,

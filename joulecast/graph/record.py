@@ -33,6 +33,9 @@ class GraphProfile:
     warnings: tuple[str, ...] = field(default=())
     input_shape: tuple[int, ...] = field(default=())
     """Shape of one sample of the graph's first input (batch axis dropped; () when unknown)."""
+    activation_bytes_by_kind: Mapping[str, int] = field(default_factory=dict)
+    """``activation_bytes`` split by the kind of the node that writes them (:data:`FLOP_KINDS`;
+    nodes without FLOPs, e.g. reshapes, count as ``other``)."""
 
     def features(self) -> dict[str, float]:
         """The numeric features predictors use (FLOPs per sample, bytes, counts)."""
@@ -46,6 +49,7 @@ class GraphProfile:
             params=float(self.params),
             weight_bytes=float(self.weight_bytes),
             activation_bytes=float(self.activation_bytes),
+            activation_bytes_conv=float(self.activation_bytes_by_kind.get("conv", 0)),
             arithmetic_intensity=float(self.arithmetic_intensity),
             recurrent_steps=float(self.recurrent_steps),
             depth=float(self.depth),
@@ -56,6 +60,9 @@ class GraphProfile:
         """A JSON-ready dict with every field (``flops_by_kind`` a plain dict, warnings a list)."""
         d = asdict(self)
         d["flops_by_kind"] = {k: int(self.flops_by_kind.get(k, 0)) for k in FLOP_KINDS}
+        d["activation_bytes_by_kind"] = {
+            k: int(self.activation_bytes_by_kind.get(k, 0)) for k in FLOP_KINDS
+        }
         d["warnings"] = list(self.warnings)
         d["input_shape"] = list(self.input_shape)
         return d
