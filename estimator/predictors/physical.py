@@ -16,8 +16,9 @@ two fits would disagree.
 - ``boosted-duration``: family-free, XGBoost on log features with monotone (increasing)
   constraints on every FLOP input, over a per-phase log-log line.
 - ``roofline``: family-free and additive, per phase
-  ``t = c0 + (c_b + c_w·weight_bytes) / batch + Σ_k c_k·FLOPs_k + c_a·conv_activation_bytes
-  + c_r·other_activation_bytes + c_s·recurrent_steps`` with every ``c ≥ 0`` (time per FLOP of each kind, per byte moved, per
+  ``t = c0 + (c_b + c_w·weight_bytes + c_l·large_weight_bytes + c_s·recurrent_steps) / batch
+  + Σ_k c_k·FLOPs_k + c_a·conv_activation_bytes + c_r·other_activation_bytes
+  + c_g·large_activation_bytes`` with every ``c ≥ 0`` (time per FLOP of each kind, per byte moved, per
   sequential step, per batch step, plus a per-sample overhead), fitted for relative error.
   Monotone in every FLOP kind by construction; per sample, never dearer at a larger batch.
 """
@@ -49,15 +50,21 @@ ROOFLINE_TERMS = (
     "batches_per_sample",
     *(f"flops_{k}" for k in _KINDS),
     "weight_bytes_per_sample",
+    "large_weight_bytes_per_sample",
     "activation_bytes_conv",
     "activation_bytes_rest",
-    "recurrent_steps",
+    "activation_bytes_large",
+    "recurrent_steps_per_sample",
 )
 """Columns of the roofline design, in order (seconds per sample per unit).
 
 Per-batch costs are spread over the batch: a fixed cost per step (``batches_per_sample``, i.e.
-1 / batch size: kernel launches, the optimiser's bookkeeping) and the weights, read (and in
-training updated) once per batch (``weight_bytes_per_sample`` = weight bytes / batch size).
+1 / batch size: kernel launches, the optimiser's bookkeeping), the weights, read (and in
+training updated) once per batch (``weight_bytes_per_sample`` = weight bytes / batch size), the
+weights held in tensors of 32 MiB or more once more (``large_weight_bytes_per_sample``: on a CPU
+their gradients and optimiser temporaries are fresh pages every step, see
+:data:`joulecast.graph.record.LARGE_TENSOR_BYTES`), and the recurrent steps, run one after the
+other once per batch (``recurrent_steps_per_sample`` = steps / batch size).
 With these two terms the model answers batch sizes from the physics of a step instead of
 ignoring them; FLOPs and activations are per sample whatever the batch.
 
@@ -65,7 +72,9 @@ Activations are split by who writes them: a convolution's output costs per byte 
 its FLOPs say when its reduction is short (a 1 -> 1024-channel 3x3 convolution does 18 FLOPs per
 output value and runs some 30x below the CPU's peak, while a 512 -> 512 one does 9,216 and runs
 near it), and the element-wise and pooling nodes (``activation_bytes_rest``) are bound by memory
-alone. One cost per activation byte cannot tell the two apart."""
+alone. One cost per activation byte cannot tell the two apart. Activations in tensors that reach
+32 MiB at the batch size (``activation_bytes_large``) pay once more for fresh pages, as large
+weights do."""
 
 
 def family_key(family: str, recurrent_steps: float) -> str:
@@ -251,8 +260,10 @@ def _roofline_design(frame_or_features: Any, phase: str | None = None) -> np.nda
         cols += [frame[f"flops_{k}"].to_numpy(float) * scale for k in _KINDS]
         conv = frame["activation_bytes_conv"].to_numpy(float)
         rest = np.maximum(frame["activation_bytes"].to_numpy(float) - conv, 0.0)
-        cols += [frame["weight_bytes"].to_numpy(float) / batch, conv, rest]
-        cols += [frame["recurrent_steps"].to_numpy(float)]
+        cols += [frame["weight_bytes"].to_numpy(float) / batch]
+        cols += [frame["weight_bytes_large"].to_numpy(float) / batch, conv, rest]
+        cols += [frame["activation_bytes_large"].to_numpy(float)]
+        cols += [frame["recurrent_steps"].to_numpy(float) / batch]
         return np.column_stack(cols)
     features = frame_or_features
     forward = max(_f(features, "flops_forward"), 1.0)
@@ -261,8 +272,10 @@ def _roofline_design(frame_or_features: Any, phase: str | None = None) -> np.nda
     values = [1.0, 1.0 / batch, *(_f(features, f"flops_{k}") * scale for k in _KINDS)]
     conv = _f(features, "activation_bytes_conv")
     rest = max(_f(features, "activation_bytes") - conv, 0.0)
-    values += [_f(features, "weight_bytes") / batch, conv, rest]
-    values += [_f(features, "recurrent_steps")]
+    values += [_f(features, "weight_bytes") / batch]
+    values += [_f(features, "weight_bytes_large") / batch, conv, rest]
+    values += [_f(features, "activation_bytes_large")]
+    values += [_f(features, "recurrent_steps") / batch]
     return np.array(values)
 
 

@@ -19,7 +19,11 @@ def _profile(model: nn.Module) -> object:
 
 def test_conv_bytes_are_the_convolution_outputs_and_the_kinds_add_up() -> None:
     model = nn.Sequential(
-        nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(1024, 10)
+        nn.Conv2d(1, 32, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(1024, 10),
     )
     profile = _profile(model)
     by_kind = profile.activation_bytes_by_kind
