@@ -13,7 +13,6 @@ import sys
 
 import pandas as pd
 
-
 REPEAT_KEYS = ("plan", "config_id", "variant", "phase", "batch_size", "samples")
 """What makes rows repeats of one measurement: the same configuration-phase at the same batch
 size and sample count (a dataset-size sweep's 8 and 64 clips are two measurements, not two
