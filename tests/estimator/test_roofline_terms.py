@@ -40,3 +40,20 @@ def test_held_out_configurations_priced_by_conv_bytes_are_recovered() -> None:
     merged = frame.assign(activation_bytes_conv=0.0)
     blind = RooflineEnergy().fit(merged[~held], y[~held])
     assert np.abs(blind.predict(merged[held]) / y[held] - 1).max() > 5 * error.max()
+
+
+def test_batch_two_never_costs_more_per_sample_than_batch_one() -> None:
+    """Packing weights (GEMM, batch > 1) is priced, yet sharing a batch is never dearer per
+    sample than running alone, unless activations outgrow 32 MiB (not the case here)."""
+    frame, _ = _frame_priced_by_conv_bytes()
+    rng = np.random.default_rng(1)
+    frame = frame.assign(batch_size=rng.choice([1, 4, 8, 32], len(frame)), activation_bytes_large=0)
+    batch = frame["batch_size"].to_numpy(float)
+    weights = frame["weight_bytes"].to_numpy(float)
+    y = 1e-12 * phase_flops(frame) + 2e-11 * weights / batch + 6e-11 * weights * (batch > 1) / batch
+    model = RooflineEnergy().fit(frame, np.asarray(y, float))
+    assert "packed_weight_bytes_per_sample" in ROOFLINE_TERMS
+    one, two, eight = (model.predict(frame.assign(batch_size=b)) for b in (1, 2, 8))
+    assert np.all(two <= one * (1 + 1e-12)) and np.all(eight <= two * (1 + 1e-12))
+    # uncapped, batch 2 would cost (2 + 6) / 2 = 4e-11 J per weight byte against 2e-11 alone
+    assert np.any(eight < one * 0.9)
