@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import sqlite3
 import sys
+from pathlib import Path
 
 import pandas as pd
+
+from joulecast.errors import NotFound
 
 REPEAT_KEYS = ("plan", "config_id", "variant", "phase", "batch_size", "samples")
 """What makes rows repeats of one measurement: the same configuration-phase at the same batch
@@ -23,7 +26,9 @@ def repeat_table(paths: list[str]) -> pd.DataFrame:
     """One row per configuration-phase: repeats, CVs (fractions), median window seconds."""
     frames = []
     for path in paths:
-        with sqlite3.connect(path) as db:
+        if not Path(path).is_file():
+            raise NotFound(f"no measurement store at {path}")
+        with sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True) as db:
             frames.append(pd.read_sql("SELECT * FROM measurements WHERE status = 'ok'", db))
     rows = pd.concat(frames, ignore_index=True)
     rows["cpu_s"] = rows["notes"].str.extract(r"(?:^|; )cpu_s=([0-9.eE+-]+)")[0].astype(float)
@@ -52,7 +57,11 @@ def main(argv: list[str] | None = None) -> int:
     if not paths or any(p in ("-h", "--help") for p in paths):
         print(__doc__, file=sys.stderr)
         return 2
-    table = repeat_table(paths)
+    try:
+        table = repeat_table(paths)
+    except NotFound as exc:
+        print(exc, file=sys.stderr)
+        return 2
     with pd.option_context("display.width", 160, "display.max_rows", 500):
         print(table.round(3))
     repeated = table[table["repeats"] >= 2]
