@@ -16,6 +16,7 @@ import pandas as pd
 
 from estimator.domain import shape_text
 from joulecast.graph import GraphProfile, profile_graph
+from joulecast.graph.record import large_activation_bytes
 
 PROFILE_FEATURES = (
     "flops_forward",
@@ -26,13 +27,20 @@ PROFILE_FEATURES = (
     "flops_recurrent",
     "flops_other",
     "weight_bytes",
+    "weight_bytes_large",
     "activation_bytes",
+    "activation_bytes_conv",
+    "activation_bytes_large",
     "arithmetic_intensity",
     "recurrent_steps",
     "depth",
     "node_count",
 )
-"""Numeric columns taken from a :class:`GraphProfile` (FLOPs per sample, bytes, counts)."""
+"""Numeric columns taken from a :class:`GraphProfile` (FLOPs per sample, bytes, counts).
+``activation_bytes_conv`` is the part of ``activation_bytes`` written by convolutions;
+``weight_bytes_large`` the part of ``weight_bytes`` in tensors of at least 32 MiB;
+``activation_bytes_large`` the part of ``activation_bytes`` in tensors of at least 32 MiB at the
+run's batch size (so it is set by :func:`run_features`, not by :func:`profile_features`)."""
 
 RUN_FEATURES = ("batch_size", "samples", "epochs", "phase", "family")
 """Columns taken from the run (``phase`` is 'train'|'test'; ``family`` from the profile)."""
@@ -73,7 +81,9 @@ def profile_features(profile: GraphProfile) -> dict[str, float]:
         "flops_recurrent": float(kinds.get("recurrent", 0)),
         "flops_other": float(kinds.get("other", 0)),
         "weight_bytes": float(profile.weight_bytes),
+        "weight_bytes_large": float(profile.weight_bytes_large),
         "activation_bytes": float(profile.activation_bytes),
+        "activation_bytes_conv": float(profile.activation_bytes_by_kind.get("conv", 0)),
         "arithmetic_intensity": float(profile.arithmetic_intensity),
         "recurrent_steps": float(profile.recurrent_steps),
         "depth": float(profile.depth),
@@ -87,6 +97,7 @@ def run_features(
     """One feature row: profile columns plus the run's phase, family, batch size and counts."""
     return {
         **profile_features(profile),
+        "activation_bytes_large": float(large_activation_bytes(profile, batch_size)),
         "batch_size": int(batch_size),
         "samples": int(samples),
         "epochs": int(epochs),

@@ -301,16 +301,19 @@ def _power_duration(
 ) -> tuple[float, float]:
     """(power W, duration per sample per epoch s) of one row.
 
-    Physical predictors give both; an older, energy-only predictor gets its duration from the
-    utilisation-aware model and its power as energy / duration.
+    Physical predictors give both; an older, energy-only predictor gets its power from the
+    utilisation-aware model (the mean power the hardware drew in the training rows, or its line
+    on utilisation) and its duration as energy / power: dividing its energy by another model's
+    duration instead gave powers no hardware draws (a 623 W Quadro RTX 6000, a 260 W card).
     """
     if isinstance(predictor, PhysicalPredictor):
         return predictor.predict_parts_row(row)
     if util_model is not None:
         per_sample, seconds = util_model.predict_row_and_duration(row)
-        if predictor is not util_model:
-            per_sample = predictor.predict_row(row)
-        return per_sample / seconds, seconds
+        power = per_sample / seconds
+        if predictor is util_model:
+            return power, seconds
+        return power, predictor.predict_row(row) / power
     raise FailedPrecondition(f"{predictor.name} predicts no duration; refit the predictor")
 
 

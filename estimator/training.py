@@ -143,10 +143,11 @@ def fit_bundle(dataset: Dataset, names: list[str] | None = None) -> Bundle:
 
 
 def _repeat_cv(frame: pd.DataFrame) -> float | None:
-    """Median coefficient of variation of energy over configuration-phases measured ≥ 2 times."""
+    """Median coefficient of variation of energy over configuration-phases measured ≥ 2 times
+    (sample standard deviation, as ``python -m collector.campaign.repeatability`` prints it)."""
     keys = ["config_id", "phase", "batch_size", "samples", "epochs"]
     energy = frame.groupby(keys)["energy_j"]
-    cv = (energy.std(ddof=0) / energy.mean())[energy.size() >= 2]
+    cv = (energy.std(ddof=1) / energy.mean())[energy.size() >= 2]
     return float(cv.median()) if len(cv) else None
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "examples" / "sample_crnn.onnx"
+SHIPPED_HARDWARE = "cpu-amd-epyc"
 ARTIFACTS = REPO / "artifacts"
 
 
@@ -43,6 +44,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", default=str(SAMPLE), help="ONNX model to predict for")
     parser.add_argument("--artifacts", default=str(ARTIFACTS))
+    parser.add_argument(
+        "--hardware",
+        default=SHIPPED_HARDWARE,
+        help="the predictor to ask (default: the shipped CPU predictor; a demo that silently "
+        "answered from another hardware because this one failed to load would mislead)",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -55,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         address = wait_for_address(server, timeout_s=120)
-        predict = ["predict", args.model, "--server", address]
+        predict = ["predict", args.model, "--server", address, "--hardware", args.hardware]
         if args.json:
             predict.append("--json")
         return subprocess.run(_joulecast(*predict), env=env, cwd=REPO).returncode

@@ -53,6 +53,7 @@ _INT_FIELDS = (
     "flops_forward",
     "flops_train",
     "weight_bytes",
+    "weight_bytes_large",
     "activation_bytes",
     "recurrent_steps",
     "depth",
@@ -92,7 +93,16 @@ def profile_from_json(data: dict) -> GraphProfile:
     for kind, value in data["flops_by_kind"].items():
         if not 0 <= value <= INT64_MAX:
             raise ResourceLimit(f"the graph's {kind} FLOPs ({value}) are out of range; refused")
-    data = {**data, "warnings": tuple(data.get("warnings", ()))}
+    for kind, value in data.get("activation_bytes_by_kind", {}).items():
+        if not 0 <= value <= INT64_MAX:
+            raise ResourceLimit(f"the graph's {kind} activation bytes ({value}) are out of range")
+    data = {
+        **data,
+        "warnings": tuple(data.get("warnings", ())),
+        "activation_sizes": tuple(
+            (int(size), int(n)) for size, n in data.get("activation_sizes", ())
+        ),
+    }
     return GraphProfile(**data)
 
 

@@ -1,6 +1,6 @@
 """``python -m collector.campaign.repeatability DB [DB ...]``: how repeatable a campaign is.
 
-Prints, per configuration-phase, the coefficient of variation between repeats of energy per
+Prints, per configuration-phase (at one batch size and sample count), the coefficient of variation between repeats of energy per
 sample (the meter's), of wall time per sample and of CodeCarbon's energy per sample when it ran
 alongside, the window's CPU seconds (cpu-time meter) and wall seconds; then the medians over
 configuration-phases measured at least twice (the issue-13 target is a median CV <= 5 %).
@@ -10,22 +10,32 @@ from __future__ import annotations
 
 import sqlite3
 import sys
+from pathlib import Path
 
 import pandas as pd
+
+from joulecast.errors import NotFound
+
+REPEAT_KEYS = ("plan", "config_id", "variant", "phase", "batch_size", "samples")
+"""What makes rows repeats of one measurement: the same configuration-phase at the same batch
+size and sample count (a dataset-size sweep's 8 and 64 clips are two measurements, not two
+repeats)."""
 
 
 def repeat_table(paths: list[str]) -> pd.DataFrame:
     """One row per configuration-phase: repeats, CVs (fractions), median window seconds."""
     frames = []
     for path in paths:
-        with sqlite3.connect(path) as db:
+        if not Path(path).is_file():
+            raise NotFound(f"no measurement store at {path}")
+        with sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True) as db:
             frames.append(pd.read_sql("SELECT * FROM measurements WHERE status = 'ok'", db))
     rows = pd.concat(frames, ignore_index=True)
     rows["cpu_s"] = rows["notes"].str.extract(r"(?:^|; )cpu_s=([0-9.eE+-]+)")[0].astype(float)
     rows["energy_per_sample"] = rows["energy_j"] / rows["samples"]
     rows["wall_per_sample"] = rows["duration_s"] / rows["samples"]
     rows["codecarbon_per_sample"] = rows["codecarbon_energy_j"] / rows["samples"]
-    grouped = rows.groupby(["config_id", "variant", "phase", "batch_size"])
+    grouped = rows.groupby(list(REPEAT_KEYS))
 
     def cv(column: str) -> pd.Series:
         return grouped[column].std() / grouped[column].mean()
@@ -33,7 +43,6 @@ def repeat_table(paths: list[str]) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "repeats": grouped.size(),
-            "samples": grouped["samples"].median(),
             "cv_energy": cv("energy_per_sample"),
             "cv_wall": cv("wall_per_sample"),
             "cv_codecarbon": cv("codecarbon_per_sample"),
@@ -45,10 +54,14 @@ def repeat_table(paths: list[str]) -> pd.DataFrame:
 
 def main(argv: list[str] | None = None) -> int:
     paths = argv if argv is not None else sys.argv[1:]
-    if not paths:
+    if not paths or any(p in ("-h", "--help") for p in paths):
         print(__doc__, file=sys.stderr)
         return 2
-    table = repeat_table(paths)
+    try:
+        table = repeat_table(paths)
+    except NotFound as exc:
+        print(exc, file=sys.stderr)
+        return 2
     with pd.option_context("display.width", 160, "display.max_rows", 500):
         print(table.round(3))
     repeated = table[table["repeats"] >= 2]

@@ -19,7 +19,7 @@ from joulecast.graph.errors import GraphError, GraphTooLarge
 from joulecast.graph.family import classify, node_parents
 from joulecast.graph.ir import Graph, Node, read_graph
 from joulecast.graph.parse import GraphLimits, parse_model
-from joulecast.graph.record import FLOP_KINDS, GraphProfile
+from joulecast.graph.record import FLOP_KINDS, LARGE_TENSOR_BYTES, GraphProfile
 from joulecast.graph.shapes import (
     BYTES_PER_ELEMENT,
     FLOAT_TYPES,
@@ -34,6 +34,9 @@ logger = logging.getLogger(__name__)
 
 TRAIN_FACTOR = 3
 """Training FLOPs = 3 x forward (backward ~ 2 x forward), as in the paper."""
+MAX_ACTIVATION_SIZES = 64
+"""Distinct activation tensor sizes a profile keeps (the largest): smaller ones only reach
+:data:`~joulecast.graph.record.LARGE_TENSOR_BYTES` at batch sizes nobody trains with."""
 
 # Inputs of each op that hold trainable weights when they derive from initializers.
 _WEIGHT_SLOTS: dict[str, tuple[int, ...]] = {
@@ -164,6 +167,8 @@ def _profile(graph: Graph, model: object, limits: GraphLimits) -> GraphProfile:
     kinds: list[str] = []
     weights_seen: dict[str, int] = {}
     activation_bytes = 0
+    bytes_by_kind = dict.fromkeys(FLOP_KINDS, 0)
+    tensor_sizes: Counter[int] = Counter()
     recurrent_steps = 0
     attention: str | None = None
     control_flow: str | None = None
@@ -248,7 +253,10 @@ def _profile(graph: Graph, model: object, limits: GraphLimits) -> GraphProfile:
             if st == DYNAMIC:
                 shape = shapes.get(out)
                 if shape is not None:
-                    activation_bytes += prod(shape) * element_bytes(types.get(out, 1), 4)
+                    size = prod(shape) * element_bytes(types.get(out, 1), 4)
+                    activation_bytes += size
+                    bytes_by_kind[kind or "other"] += size
+                    tensor_sizes[size] += 1
 
     for op, n in sorted(unknown_ops.items()):
         warnings.append(f"op {op} has no FLOP rule; counted as 0 ({n} node(s))")
@@ -269,6 +277,7 @@ def _profile(graph: Graph, model: object, limits: GraphLimits) -> GraphProfile:
     forward = sum(per_sample.values())
     params = sum(_params_of(name, b, table) for name, b in weights_seen.items())
     weight_bytes = sum(weights_seen.values())
+    weight_bytes_large = sum(b for b in weights_seen.values() if b >= LARGE_TENSOR_BYTES)
     activation_bytes = _per_sample(activation_bytes, batch)
     for what, value in (
         ("training FLOPs", TRAIN_FACTOR * forward),
@@ -290,7 +299,13 @@ def _profile(graph: Graph, model: object, limits: GraphLimits) -> GraphProfile:
         flops_train=TRAIN_FACTOR * forward,
         flops_by_kind=per_sample,
         weight_bytes=weight_bytes,
+        weight_bytes_large=weight_bytes_large,
         activation_bytes=activation_bytes,
+        activation_bytes_by_kind={k: _per_sample(v, batch) for k, v in bytes_by_kind.items()},
+        activation_sizes=tuple(
+            (_per_sample(size, batch), n)
+            for size, n in sorted(tensor_sizes.items(), reverse=True)[:MAX_ACTIVATION_SIZES]
+        ),
         arithmetic_intensity=forward / moved if moved else 0.0,
         recurrent_steps=recurrent_steps,
         depth=depth,

@@ -82,3 +82,22 @@ def test_a_resumed_timed_sweep_reuses_the_chosen_windows(tmp_path: Path) -> None
     assert len({r.run_key for r in rows}) == len(rows) == 8
     for config_id, phase in {(r.config_id, r.phase) for r in rows}:
         assert len({r.samples for r in rows if (r.config_id, r.phase) == (config_id, phase)}) == 1
+
+
+def test_repeats_are_grouped_per_sample_count(tmp_path: Path) -> None:
+    """A dataset-size sweep's 8 and 16 clips are two measurements, each with its own repeats."""
+    path = tmp_path / "sizes.json"
+    runs = [{"family": "mlp", "layers": [1], "hidden": [32], "samples": [8, 16]}]
+    path.write_text(json.dumps({"name": "sizes", "defaults": {"samples": 16}, "runs": runs}))
+    plan = load_plan(str(path))
+    options = SweepOptions(repeats=2, store_graphs=False)
+    with CpuTimeMeter(core_power_w=5.0) as meter, MeasurementStore(tmp_path / "s.db") as store:
+        run_sweep(plan.runs, synthetic_clips(16), store, meter, options)
+    table = repeat_table([str(tmp_path / "s.db")]).reset_index()
+    assert sorted(zip(table["phase"], table["samples"], strict=True)) == [
+        ("test", 8),
+        ("test", 16),
+        ("train", 8),
+        ("train", 16),
+    ]
+    assert (table["repeats"] == 2).all()
