@@ -353,18 +353,19 @@ def read_graph(model: onnx.ModelProto, limits: GraphLimits) -> Graph:
     initializers: dict[str, Initializer] = {}
     max_dim, max_elements = limits.max_dim, limits.max_elements
     for t in graph.initializer:
-        dims = tuple(t.dims)
+        dims = tuple(t.dims[:])  # a slice is read in one call; tuple(t.dims) iterates
         if (
             t.data_location == _EXTERNAL
-            or len(t.external_data)
+            or t.external_data
             or (dims and (min(dims) < 0 or max(dims) > max_dim or prod(dims) > max_elements))
         ):
             _check_tensor(t, f"initializer of {where}", limits)  # raises with the reason
         dt = t.data_type
-        init = Initializer(t.name, dt, dims)
+        name = t.name
+        init = Initializer(name, dt, dims)
         if dt not in _FLOAT_PARAMS and prod(dims) <= VALUE_ELEMENTS:
             init.values = tensor_values(t)  # float initializers are weights: never read
-        initializers[init.name] = init
+        initializers[name] = init
     for s in graph.sparse_initializer:
         _check_sparse(s, f"sparse initializer of {where}", limits)
         v = s.values
@@ -392,7 +393,7 @@ def read_graph(model: onnx.ModelProto, limits: GraphLimits) -> Graph:
     for node in graph.node:
         op = node.op_type
         domain = node.domain
-        attrs = _attrs(node, where, limits, subgraphs) if len(node.attribute) else _NO_ATTRS
+        attrs = _attrs(node, where, limits, subgraphs) if node.attribute else _NO_ATTRS
         append(Node(op, domain, node, node.input[:], node.output[:], attrs))
         if calls:
             size = calls.get((domain, op))
