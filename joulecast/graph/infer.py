@@ -510,7 +510,7 @@ def _constant(env: Env, node: Node) -> None:
     at = node.attrs
     if "value" in at and isinstance(at["value"], onnx.TensorProto):
         t = at["value"]
-        _out(env, node, tuple(t.dims), t.data_type, tensor_values(t))
+        _out(env, node, tuple(t.dims[:]), t.data_type, tensor_values(t))
     elif "value_int" in at:
         _out(env, node, (), INT64, (at["value_int"],))
     elif "value_ints" in at:
