@@ -69,13 +69,16 @@ class WorkerGone(RuntimeError):
 
 
 def default_workers() -> int:
-    """One worker per core the server may use, at least two (so one slow graph never holds
-    every worker)."""
+    """One worker per core the server may use, plus one, at least two (so one slow graph never
+    holds every worker). The spare worker fills the gap between one worker's answer and its
+    next job, which waits for a server thread to be scheduled and take the GIL; with exactly
+    one worker per core those gaps left a core idle (on 2 cores, 8 clients ran 1.0x to 2.0x
+    the single-client rate with 2 workers, 1.95x to 2.05x with 3: benchmarks/bench_server.py)."""
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
         cores = os.cpu_count() or 1
-    return max(2, cores)
+    return max(2, cores + 1)
 
 
 def profile_from_json(data: dict) -> GraphProfile:
