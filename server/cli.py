@@ -40,7 +40,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--tls-cert", type=Path, help="PEM certificate chain (with --tls-key)")
     p.add_argument("--tls-key", type=Path, help="PEM private key (with --tls-cert)")
     p.add_argument(
-        "--profile-workers", type=int, help="profiling processes (default: one per core, >= 2)"
+        "--profile-workers",
+        type=int,
+        help="profiling processes (default: one per core plus one, >= 2)",
     )
     p.add_argument(
         "--profile-deadline-s", type=float, default=4.0, help="longest one profile may take"

@@ -85,6 +85,16 @@ def answer(data: bytes, limits: Any, memory_bytes: int) -> dict[str, Any]:
     return {"ok": out}
 
 
+def resident_bytes() -> int:
+    """This process's resident memory (bytes), sent with each answer so that the server need
+    not read ``/proc`` for it on every job; 0 when unknown."""
+    try:
+        with open("/proc/self/statm", "rb") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
 def _die_with_parent() -> None:
     """Exit when the server dies (kill -9 included), even in the middle of a long profile.
 
@@ -119,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         reply = answer(data, limits, memory_bytes)
         del data
+        reply["rss_bytes"] = resident_bytes()
         try:
             encoded = json.dumps(reply).encode()
         except (ValueError, OverflowError) as exc:

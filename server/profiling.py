@@ -70,13 +70,16 @@ class WorkerGone(RuntimeError):
 
 
 def default_workers() -> int:
-    """One worker per core the server may use, at least two (so one slow graph never holds
-    every worker)."""
+    """One worker per core the server may use, plus one, at least two (so one slow graph never
+    holds every worker). The spare worker fills the gap between one worker's answer and its
+    next job, which waits for a server thread to be scheduled and take the GIL; with exactly
+    one worker per core those gaps left a core idle (on 2 cores, 8 clients ran 1.0x to 2.0x
+    the single-client rate with 2 workers, 1.95x to 2.05x with 3: benchmarks/bench_server.py)."""
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
         cores = os.cpu_count() or 1
-    return max(2, cores)
+    return max(2, cores + 1)
 
 
 def profile_from_json(data: dict) -> GraphProfile:
@@ -136,27 +139,38 @@ class _Worker:
     def pid(self) -> int:
         return self.proc.pid
 
-    def _read_exact(self, size: int, deadline: float) -> bytes:
+    def _read_exact(self, size: int, deadline: float, up_to: int = 0) -> bytes:
+        """``size`` bytes at least (up to ``up_to`` if larger, when already written)."""
         fd = self.proc.stdout.fileno()  # type: ignore[union-attr]
         parts: list[bytes] = []
         left = size
-        while left:
+        most = max(size, up_to)
+        while left > 0:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise TimeoutError
             readable, _, _ = select.select([fd], [], [], remaining)
             if not readable:
                 raise TimeoutError
-            chunk = os.read(fd, min(left, 1 << 20))
+            chunk = os.read(fd, min(most, 1 << 20))
             if not chunk:
                 raise WorkerGone("the profiling worker exited")
             parts.append(chunk)
             left -= len(chunk)
+            most -= len(chunk)
         return b"".join(parts)
 
     def _read_frame(self, deadline: float) -> bytes:
-        (size,) = HEADER.unpack(self._read_exact(HEADER.size, deadline))
-        return self._read_exact(size, deadline)
+        """One answer: its header and, when the worker wrote them together (it does, and it
+        writes nothing else until the next job), its payload in the same read."""
+        first = self._read_exact(HEADER.size, deadline, up_to=1 << 16)
+        (size,) = HEADER.unpack_from(first)
+        payload = first[HEADER.size :]
+        if len(payload) > size:
+            raise WorkerGone("the profiling worker wrote past its answer")
+        if len(payload) == size:
+            return payload
+        return payload + self._read_exact(size - len(payload), deadline)
 
     def ask(self, data: bytes, deadline: float) -> dict:
         """Send one graph and wait for its answer until ``deadline`` (monotonic seconds)."""
@@ -305,7 +319,10 @@ class ProfilePool:
             raise ResourceLimit(
                 "profiling this graph exhausted a worker (memory or a crash); refused"
             ) from None
-        if worker.rss_bytes() > self.recycle_rss_bytes:
+        rss = reply.pop("rss_bytes", None) if isinstance(reply, dict) else None
+        if not isinstance(rss, int) or isinstance(rss, bool) or rss <= 0:
+            rss = worker.rss_bytes()
+        if rss > self.recycle_rss_bytes:
             self._retire(worker, f"resident memory above {self.recycle_rss_bytes >> 20} MiB")
         else:
             self._idle.put(worker)

@@ -51,7 +51,7 @@ class ServerSettings:
     max_connections: int = 512
     """Open client connections accepted at once (idle ones are closed after 2 minutes)."""
     profile_workers: int | None = None
-    """Profiling processes; ``None``: one per core, at least two; 0: profile in-process
+    """Profiling processes; ``None``: one per core plus one, at least two; 0: profile in-process
     (no deadline, no memory cap: for tests of the core only)."""
     profile_deadline_s: float = 4.0
     """Longest one graph's profile may take; the worker is then killed and replaced."""

@@ -37,13 +37,15 @@ VALUE_WORK_LIMIT = 1 << 20
 class Env:
     """What inference knows: shape, element type and (small) value of each name."""
 
-    __slots__ = ("limits", "opset", "shapes", "types", "values", "work")
+    __slots__ = ("limits", "max_dim", "max_elements", "opset", "shapes", "types", "values", "work")
 
     def __init__(self, limits: GraphLimits, opset: int) -> None:
         self.shapes: dict[str, Shape | None] = {}
         self.types: dict[str, int] = {}
         self.values: dict[str, tuple] = {}
         self.limits = limits
+        self.max_dim = limits.max_dim
+        self.max_elements = limits.max_elements
         self.work = 0
         self.opset = opset
 
@@ -51,20 +53,19 @@ class Env:
         if not name:
             return
         if shape is not None:
-            lim = self.limits
-            if shape and (min(shape) < 0 or max(shape) > lim.max_dim):
+            if shape and (min(shape) < 0 or max(shape) > self.max_dim):
                 for d in shape:
                     if d < 0:
                         raise GraphError(f"value {name!r} would have a negative dimension {d}")
                 raise GraphTooLarge(
                     f"value {name!r} has inferred dimension {_big(max(shape))}; the limit is "
-                    f"{lim.max_dim}"
+                    f"{self.max_dim}"
                 )
             n = prod(shape)
-            if n > lim.max_elements:
+            if n > self.max_elements:
                 raise GraphTooLarge(
                     f"value {name!r} would have {_big(n)} elements; the limit is "
-                    f"{lim.max_elements} per tensor"
+                    f"{self.max_elements} per tensor"
                 )
             if values is not None and len(values) != n:
                 values = None
@@ -165,7 +166,10 @@ def _out(env: Env, node: Node, shape: Shape | None, elem_type: int, values=None,
 
 
 def _same(env: Env, node: Node) -> None:
-    _out(env, node, _in(env, node, 0), _type(env, node))
+    if node.outputs:  # _out(env, node, _in(env, node, 0), _type(env, node)), inlined: hot
+        name = node.inputs[0] if node.inputs else ""
+        shape = env.shapes.get(name) if name else None
+        env.set(node.outputs[0], shape, env.types.get(name, FLOAT))
 
 
 def _unary_value(fn: Callable[[object], object]) -> Callable[[Env, Node], None]:
@@ -260,6 +264,11 @@ def _matmul(env: Env, node: Node) -> None:
     a, b = _in(env, node, 0), _in(env, node, 1)
     if a is None or b is None or not a or not b:
         _out(env, node, None, _type(env, node))
+        return
+    if len(a) == 2 and len(b) == 2:  # the common case, without the general broadcast
+        if a[1] != b[0]:
+            raise GraphError(f"{node.label}: inner dimensions {a} x {b} do not match")
+        _out(env, node, (a[0], b[1]), _type(env, node))
         return
     a2 = (1, *a) if len(a) == 1 else a
     b2 = (*b, 1) if len(b) == 1 else b
@@ -501,7 +510,7 @@ def _constant(env: Env, node: Node) -> None:
     at = node.attrs
     if "value" in at and isinstance(at["value"], onnx.TensorProto):
         t = at["value"]
-        _out(env, node, tuple(t.dims), t.data_type, tensor_values(t))
+        _out(env, node, tuple(t.dims[:]), t.data_type, tensor_values(t))
     elif "value_int" in at:
         _out(env, node, (), INT64, (at["value_int"],))
     elif "value_ints" in at:

@@ -107,19 +107,18 @@ class Graph:
 def tensor_values(t: onnx.TensorProto, limit: int = VALUE_ELEMENTS) -> tuple | None:
     """Row-major values of a small tensor held in the graph, or None (too big, no data,
     unsupported type)."""
-    n = 1
-    for d in t.dims:
-        n *= d
+    n = prod(t.dims[:])
     if n > limit or n < 0:
         return None
     dt = t.data_type
-    if t.raw_data:
+    raw = t.raw_data  # each read of the field copies it: read once
+    if raw:
         code = _ARRAY_CODES.get(dt)
         if code is not None and _LITTLE:
             arr = array(code)
-            if arr.itemsize * n != len(t.raw_data):
+            if arr.itemsize * n != len(raw):
                 return None
-            arr.frombytes(t.raw_data)
+            arr.frombytes(raw)
             return tuple(arr)
         try:
             dtype = onnx.helper.tensor_dtype_to_np_dtype(dt)
@@ -127,7 +126,6 @@ def tensor_values(t: onnx.TensorProto, limit: int = VALUE_ELEMENTS) -> tuple | N
             return None
         import numpy as np
 
-        raw = t.raw_data
         if dtype.itemsize * n != len(raw):
             return None
         arr = np.frombuffer(raw, dtype=dtype.newbyteorder("<"))
@@ -195,25 +193,76 @@ def _attrs(
         elif t == _AT.FLOATS:
             out[a.name] = tuple(a.floats)
         else:
-            # Anything that may hold a tensor or a graph is checked whatever its declared type.
-            at = f"attribute {a.name!r} of node {node.name or node.op_type!r} in {where}"
-            if a.HasField("t"):
-                _check_tensor(a.t, at, limits)
-                out[a.name] = a.t
-            for x in a.tensors:
-                _check_tensor(x, at, limits)
-            if a.HasField("sparse_tensor"):
-                _check_sparse(a.sparse_tensor, at, limits)
-                out.setdefault(a.name, a.sparse_tensor)
-            for s in a.sparse_tensors:
-                _check_sparse(s, at, limits)
-            if a.HasField("g"):
-                subgraphs.append(a.g)
-                out.setdefault(a.name, a.g)
-            subgraphs.extend(a.graphs)
-            if t == _AT.STRINGS:
-                out[a.name] = tuple(a.strings)
+            _attr_objects(a, node, where, limits, subgraphs, out)
     return out
+
+
+def _attr_objects(
+    a: onnx.AttributeProto,
+    node: onnx.NodeProto,
+    where: str,
+    limits: GraphLimits,
+    subgraphs: list[onnx.GraphProto],
+    out: dict[str, object],
+) -> None:
+    """An attribute that may hold tensors or graphs: every one it holds is checked, whatever its
+    declared type. The fields set are listed in one call (field-number order: t, g, tensors,
+    graphs, sparse_tensor, sparse_tensors), the checks run in that order, and ``out`` gets the
+    tensor, else the sparse tensor, else the graph."""
+    name = a.name
+    found: dict[int, object] = {}
+    for fd, value in a.ListFields():
+        number = fd.number
+        if number == _T:
+            _check_tensor_fast(value, a, node, where, limits)
+        elif number == _TENSORS:
+            for x in value:
+                _check_tensor_fast(x, a, node, where, limits)
+        elif number == _SPARSE:
+            _check_sparse(value, _attr_where(a, node, where), limits)
+        elif number == _SPARSES:
+            for x in value:
+                _check_sparse(x, _attr_where(a, node, where), limits)
+        found[number] = value
+    if _T in found:
+        out[name] = found[_T]
+    if _SPARSE in found:
+        out.setdefault(name, found[_SPARSE])
+    if _G in found:
+        subgraphs.append(found[_G])  # type: ignore[arg-type]
+        out.setdefault(name, found[_G])
+    if _GRAPHS in found:
+        subgraphs.extend(found[_GRAPHS])  # type: ignore[arg-type]
+    if a.type == _AT.STRINGS:
+        out[name] = tuple(a.strings)
+
+
+_T, _G, _TENSORS, _GRAPHS, _SPARSE, _SPARSES = (
+    onnx.AttributeProto.DESCRIPTOR.fields_by_name[n].number
+    for n in ("t", "g", "tensors", "graphs", "sparse_tensor", "sparse_tensors")
+)
+
+
+def _attr_where(a: onnx.AttributeProto, node: onnx.NodeProto, where: str) -> str:
+    return f"attribute {a.name!r} of node {node.name or node.op_type!r} in {where}"
+
+
+def _check_tensor_fast(
+    t: onnx.TensorProto,
+    a: onnx.AttributeProto,
+    node: onnx.NodeProto,
+    where: str,
+    limits: GraphLimits,
+) -> None:
+    """:func:`_check_tensor`, naming the attribute only when the tensor is refused."""
+    dims = t.dims[:]
+    if (
+        t.data_location == _EXTERNAL
+        or t.external_data
+        or (dims and (min(dims) < 0 or max(dims) > limits.max_dim))
+        or prod(dims) > limits.max_elements
+    ):
+        _check_tensor(t, _attr_where(a, node, where), limits)
 
 
 def _declared(vi: onnx.ValueInfoProto, where: str, limits: GraphLimits):
@@ -353,18 +402,19 @@ def read_graph(model: onnx.ModelProto, limits: GraphLimits) -> Graph:
     initializers: dict[str, Initializer] = {}
     max_dim, max_elements = limits.max_dim, limits.max_elements
     for t in graph.initializer:
-        dims = tuple(t.dims)
+        dims = tuple(t.dims[:])  # a slice is read in one call; tuple(t.dims) iterates
         if (
             t.data_location == _EXTERNAL
-            or len(t.external_data)
+            or t.external_data
             or (dims and (min(dims) < 0 or max(dims) > max_dim or prod(dims) > max_elements))
         ):
             _check_tensor(t, f"initializer of {where}", limits)  # raises with the reason
         dt = t.data_type
-        init = Initializer(t.name, dt, dims)
+        name = t.name
+        init = Initializer(name, dt, dims)
         if dt not in _FLOAT_PARAMS and prod(dims) <= VALUE_ELEMENTS:
             init.values = tensor_values(t)  # float initializers are weights: never read
-        initializers[init.name] = init
+        initializers[name] = init
     for s in graph.sparse_initializer:
         _check_sparse(s, f"sparse initializer of {where}", limits)
         v = s.values
@@ -392,7 +442,7 @@ def read_graph(model: onnx.ModelProto, limits: GraphLimits) -> Graph:
     for node in graph.node:
         op = node.op_type
         domain = node.domain
-        attrs = _attrs(node, where, limits, subgraphs) if len(node.attribute) else _NO_ATTRS
+        attrs = _attrs(node, where, limits, subgraphs) if node.attribute else _NO_ATTRS
         append(Node(op, domain, node, node.input[:], node.output[:], attrs))
         if calls:
             size = calls.get((domain, op))

@@ -364,21 +364,24 @@ def _count_weights(
     roots: dict[str, str],
     seen: dict[str, int],
 ) -> None:
-    slots = _WEIGHT_SLOTS[node.op]
+    op = node.op
+    ins = node.inputs
+    elementwise = op in _ELEMENTWISE
     # Elementwise ops and Gather hold a weight only when combined with an activation
     # (a bias, a scale, an embedding lookup).
-    if (node.op in _ELEMENTWISE or node.op == "Gather") and not any(
-        status.get(n, DYNAMIC) == DYNAMIC for n in node.inputs if n
+    if (elementwise or op == "Gather") and not any(
+        status.get(n, DYNAMIC) == DYNAMIC for n in ins if n
     ):
         return
-    for slot in slots:
-        name = node.inputs[slot] if len(node.inputs) > slot else ""
+    n_in = len(ins)
+    for slot in _WEIGHT_SLOTS[op]:
+        name = ins[slot] if n_in > slot else ""
         if not name or status.get(name) != PARAM:
             continue
         name = roots.get(name, name)
         if name in seen:
             continue
-        shape = table.shape(name)
-        if shape is None or (node.op in _ELEMENTWISE and numel(shape) <= 1):
+        shape = table.shapes.get(name)
+        if shape is None or (elementwise and numel(shape) <= 1):
             continue  # a scalar factor (sdpa's scale), not a bias or an affine weight
         seen[name] = numel(shape) * bytes_per_element(table.elem_type(name))

@@ -49,8 +49,9 @@ def _elements_of_input(node: Node, t: ShapeTable) -> int | None:
 
 def _per_element(factor: int) -> Rule:
     def rule(node: Node, t: ShapeTable) -> tuple[int, str] | None:
-        n = _elements_of_input(node, t)
-        return None if n is None else (factor * n, "other")
+        ins = node.inputs  # _elements_of_input, inlined: one call per node of most graphs
+        s = t.shapes.get(ins[0]) if ins and ins[0] else None
+        return None if s is None else (factor * numel(s), "other")
 
     return rule
 
@@ -73,6 +74,8 @@ def _matmul(node: Node, t: ShapeTable) -> tuple[int, str] | None:
     a, b = t.shape(_input(node, 0)), t.shape(_input(node, 1))
     if a is None or b is None or not a or not b:
         return None
+    if len(a) == 2 and len(b) == 2:  # (M, K) x (K, N): no batch to broadcast
+        return 2 * a[0] * a[1] * b[1], "dense"
     batch, m, k, n = _matmul_shape(a, b)
     return 2 * batch * m * k * n, "dense"
 

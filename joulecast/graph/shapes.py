@@ -121,9 +121,14 @@ def infer(graph: Graph, model: onnx.ModelProto, limits: GraphLimits) -> ShapeTab
         table.initializers.add(init.name)
         env.set(init.name, init.dims, init.elem_type, init.values)
     pending: list[Node] = []
-    shapes = env.shapes
+    known = env.shapes.get
     for node in graph.nodes:
-        if not infer_node(env, node) or any(o and shapes.get(o) is None for o in node.outputs):
+        if infer_node(env, node):
+            for o in node.outputs:
+                if o and known(o) is None:
+                    pending.append(node)
+                    break
+        else:
             pending.append(node)
     if pending:
         _fallback(graph, model, env, pending, table)

@@ -22,6 +22,10 @@ _MIN_DATA = 512
 """A tensor's data fields shorter than this are kept (not worth re-encoding the tensor)."""
 _SAMPLE, _MIN_AVERAGE = 32, 16 * 1024
 """After this many initializers averaging fewer bytes, the scan gives up."""
+_BYTES_PER_FIELD, _MIN_GRAPH_FIELDS = 4096, 1024
+"""The scan of a graph gives up after one field per this many bytes of the model (at least
+``_MIN_GRAPH_FIELDS``): scanning a field costs about what parsing 1.5 KB costs, so a graph of
+many small nodes (which come before the initializers) wastes at most a third of a parse."""
 _MAX_FIELDS, _MAX_MODEL_FIELDS, _MAX_TENSOR_FIELDS = 120_000, 10_000, 10_000
 """More fields than this in a graph, model or tensor: not a graph worth scanning (the parser
 decides); bounds the scan of a hostile upload to a fraction of a second."""
@@ -84,7 +88,7 @@ class _FewLargeWeights(Exception):
     """Many small initializers: parsing them is cheaper than this scan."""
 
 
-def _strip_graph(buf: memoryview, start: int, end: int) -> bytes | None:
+def _strip_graph(buf: memoryview, start: int, end: int, limit: int) -> bytes | None:
     seen = seen_bytes = 0
 
     def initializer(body: int, stop: int) -> bytes | None:
@@ -96,7 +100,7 @@ def _strip_graph(buf: memoryview, start: int, end: int) -> bytes | None:
         return _strip_tensor(buf, body, stop)
 
     try:
-        return _rebuild(buf, start, end, _MAX_FIELDS, _INITIALIZER_FIELD, initializer)
+        return _rebuild(buf, start, end, limit, _INITIALIZER_FIELD, initializer)
     except _FewLargeWeights:
         return None
 
@@ -107,6 +111,7 @@ def strip_data(data: bytes) -> bytes | None:
     if len(data) < MIN_BYTES:
         return None
     buf = memoryview(data)
+    limit = min(_MAX_FIELDS, max(_MIN_GRAPH_FIELDS, len(data) // _BYTES_PER_FIELD))
     try:
         return _rebuild(
             buf,
@@ -114,7 +119,7 @@ def strip_data(data: bytes) -> bytes | None:
             len(buf),
             _MAX_MODEL_FIELDS,
             _GRAPH_FIELD,
-            lambda body, stop: _strip_graph(buf, body, stop),
+            lambda body, stop: _strip_graph(buf, body, stop, limit),
         )
     except Malformed:
         return None
