@@ -312,7 +312,8 @@ def run_ray(
 
     Args:
         address: an existing cluster (``host:6379`` or ``ray://host:10001``); None starts a
-            local Ray instance on this machine (or uses the one this process already joined).
+            local Ray instance on this machine, on loopback only (:func:`local_ray`), or uses
+            the one this process already joined.
         hardware: the rows' hardware id; None: each worker's own.
         idle_s: idle baseline seconds; None: 2 s with a power meter, else none.
         max_in_flight: tasks submitted at once (default: twice the devices the cluster offers).
