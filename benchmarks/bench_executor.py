@@ -37,9 +37,10 @@ from collector.executors.ray_executor import (
     local_ray,
     run_ray,
 )
+from collector.executors.serial import run_serial
 from collector.meters.cputime import CpuTimeMeter, pin_torch_threads
 from collector.plans import load_plan
-from collector.runner import Progress, SweepOptions, run_sweep
+from collector.runner import Progress, SweepOptions
 from joulecast.store import MeasurementStore
 
 
@@ -80,7 +81,7 @@ def main() -> int:
         stamps = _Stamps()
         began = time.perf_counter()
         with CpuTimeMeter() as meter, MeasurementStore(Path(tmp) / "serial.db") as store:
-            run_sweep(plan.runs, clips, store, meter, options, stamps)
+            run_serial(plan.runs, clips, store, meter, options, stamps)
             serial_j = {r.run_key: r.energy_j for r in store.rows()}
         serial_wall_s = time.perf_counter() - began
         edges = [stamps.started, *stamps.rows]
