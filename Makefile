@@ -5,6 +5,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+RAY_STAMP := $(VENV)/.installed-ray
 
 .PHONY: venv test lint demo smoke proto bench clean gpu-campaign gpu-campaign-dry
 
@@ -16,7 +17,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-test: venv
+# The tests also run the Ray executor on a local Ray instance: they need the ray extra.
+$(RAY_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[dev,ray]'
+	touch $(RAY_STAMP)
+
+test: venv $(RAY_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 

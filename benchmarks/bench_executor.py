@@ -30,7 +30,13 @@ import time
 from pathlib import Path
 
 from collector.data import synthetic_clips
-from collector.executors.ray_executor import NODE_RESOURCE, MeterSpec, import_ray, run_ray
+from collector.executors.ray_executor import (
+    NODE_RESOURCE,
+    MeterSpec,
+    import_ray,
+    local_ray,
+    run_ray,
+)
 from collector.executors.serial import run_serial
 from collector.meters.cputime import CpuTimeMeter, pin_torch_threads
 from collector.plans import load_plan
@@ -82,15 +88,8 @@ def main() -> int:
         serial_s = [b - a for a, b in itertools.pairwise(edges)]
 
         init_began = time.perf_counter()
-        ray.init(
-            address="local",
-            num_cpus=1,
-            resources={NODE_RESOURCE: 1},
-            include_dashboard=False,
-            log_to_driver=False,
-        )
-        init_s = time.perf_counter() - init_began
-        try:
+        with local_ray(ray, {NODE_RESOURCE: 1}, num_cpus=1, log_to_driver=False):
+            init_s = time.perf_counter() - init_began
             began = time.perf_counter()
             with MeasurementStore(Path(tmp) / "ray.db") as store:
                 summary = run_ray(
@@ -104,8 +103,6 @@ def main() -> int:
                 )
                 ray_j = {r.run_key: r.energy_j for r in store.rows()}
             ray_wall_s = time.perf_counter() - began
-        finally:
-            ray.shutdown()
     by_label = {t.label: t for t in summary.tasks}
     labels = [
         f"{s.config.config_id} s{s.samples} b{s.batch_size} {phase}"

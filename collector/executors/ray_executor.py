@@ -21,6 +21,7 @@ Ray is an optional extra (``pip install 'joulecast[ray]'``), imported only here.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import platform
@@ -28,7 +29,7 @@ import re
 import sqlite3
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from types import ModuleType
 from typing import Any
@@ -62,6 +63,15 @@ MAX_RETRIES = 3
 """Times Ray runs a task again when its worker process or node dies."""
 INSTALL_HINT = "--executor ray needs Ray, which is not installed here: pip install 'joulecast[ray]'"
 ANY_HARDWARE = "*"
+LOOPBACK = "127.0.0.1"
+LOCAL_RAY_ENV = {
+    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+    "RAY_USAGE_STATS_ENABLED": "0",
+}
+"""Environment of a local Ray instance. On Linux Ray replaces a loopback node IP by the address
+it would reach other hosts from, and its servers then listen on every interface; in its
+single-machine mode (the first variable, what Ray does on laptops) the node IP stays 127.0.0.1
+and every server listens on loopback only. The second keeps Ray from reporting usage."""
 
 
 def import_ray() -> ModuleType:
@@ -302,7 +312,8 @@ def run_ray(
 
     Args:
         address: an existing cluster (``host:6379`` or ``ray://host:10001``); None starts a
-            local Ray instance on this machine (or uses the one this process already joined).
+            local Ray instance on this machine, on loopback only (:func:`local_ray`), or uses
+            the one this process already joined.
         hardware: the rows' hardware id; None: each worker's own.
         idle_s: idle baseline seconds; None: 2 s with a power meter, else none.
         max_in_flight: tasks submitted at once (default: twice the devices the cluster offers).
@@ -318,8 +329,8 @@ def run_ray(
     if not plan.tasks:
         return summary
     dataset = sweep_dataset([t.spec for t in plan.tasks], clips, options.features)
-    joined = _join(ray, address)
-    try:
+    with contextlib.ExitStack() as stack:
+        _join(ray, address, stack)
         resource, offered = _devices(ray, options.device, address)
         say(
             f"ray: {len(plan.tasks)} tasks ({plan.rows} rows) on {len(ray.nodes())} node(s) "
@@ -329,29 +340,62 @@ def run_ray(
         dataset_ref = ray.put(dataset)
         limit = max_in_flight or max(1, 2 * int(offered))
         _drive(ray, remote, dataset_ref, plan, store, options, limit, summary, progress)
-    finally:
-        if joined:
-            ray.shutdown()
     return summary
 
 
-def _join(ray: ModuleType, address: str | None) -> bool:
-    """Connect this process to Ray; True when it did (and must disconnect)."""
+def _join(ray: ModuleType, address: str | None, stack: contextlib.ExitStack) -> None:
+    """Connect this process to Ray unless it is already (``stack`` disconnects it)."""
     if ray.is_initialized():
-        return False
+        return
     quiet: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}
     try:
         if address:
             ray.init(address=address, **quiet)
+            stack.callback(ray.shutdown)
         else:
-            ray.init(
-                address="local", include_dashboard=False, resources={NODE_RESOURCE: 1}, **quiet
-            )
+            stack.enter_context(local_ray(ray, {NODE_RESOURCE: 1}, **quiet))
     except (ConnectionError, RuntimeError, ValueError) as exc:
         where = f"the Ray cluster at {address}" if address else "a local Ray instance"
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise FailedPrecondition(f"cannot reach {where}: {first}") from exc
-    return True
+
+
+@contextlib.contextmanager
+def local_ray(ray: ModuleType, resources: dict[str, float], **init: Any) -> Iterator[Any]:
+    """A Ray instance on this machine, on loopback only: node IP 127.0.0.1, every server
+    listening on 127.0.0.1, no dashboard, no usage report. Yields ``ray.init``'s context
+    (its ``address_info["gcs_address"]`` lets other drivers join); stops it on exit.
+    ``init`` = more keyword arguments of ``ray.init`` (e.g. ``num_cpus``)."""
+    from ray._private import ray_constants
+
+    saved_env = {name: os.environ.get(name) for name in LOCAL_RAY_ENV}
+    saved_cluster = ray_constants.ENABLE_RAY_CLUSTER
+    os.environ.update(LOCAL_RAY_ENV)  # the servers Ray starts inherit it
+    ray_constants.ENABLE_RAY_CLUSTER = False  # ray read the variable when it was imported
+    try:
+        context = ray.init(
+            address="local",
+            _node_ip_address=LOOPBACK,
+            include_dashboard=False,
+            resources=resources,
+            **init,
+        )
+        try:
+            node_ip = context.address_info["node_ip_address"]
+            if node_ip != LOOPBACK:
+                raise FailedPrecondition(
+                    f"the local Ray instance took the node IP {node_ip}, not {LOOPBACK}"
+                )
+            yield context
+        finally:
+            ray.shutdown()
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = saved_cluster
+        for name, value in saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _devices(ray: ModuleType, device: str, address: str | None) -> tuple[str, float]:

@@ -92,7 +92,7 @@ def test_repeats_are_grouped_per_sample_count(tmp_path: Path) -> None:
     plan = load_plan(str(path))
     options = SweepOptions(repeats=2, store_graphs=False)
     with CpuTimeMeter(core_power_w=5.0) as meter, MeasurementStore(tmp_path / "s.db") as store:
-        run_sweep(plan.runs, synthetic_clips(16), store, meter, options)
+        run_serial(plan.runs, synthetic_clips(16), store, meter, options)
     table = repeat_table([str(tmp_path / "s.db")]).reset_index()
     assert sorted(zip(table["phase"], table["samples"], strict=True)) == [
         ("test", 8),
