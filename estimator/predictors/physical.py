@@ -19,8 +19,9 @@ two fits would disagree.
   ``t = c0 + (c_b + c_w·weight_bytes + c_p·[batch > 1]·weight_bytes + c_l·large_weight_bytes
   + c_s·recurrent_steps) / batch
   + Σ_k c_k·FLOPs_k + c_a·conv_activation_bytes + c_r·other_activation_bytes
-  + c_g·large_activation_bytes`` with every ``c ≥ 0`` (time per FLOP of each kind, per byte moved, per
-  sequential step, per batch step, plus a per-sample overhead), fitted for relative error.
+  + c_g·large_activation_bytes`` with every ``c ≥ 0`` (time per FLOP of each kind, per byte
+  moved, per sequential step, per batch step, plus a per-sample overhead), fitted for relative
+  error.
   Monotone in every FLOP kind by construction; per sample, a larger batch is dearer only through
   activations that reach 32 MiB (fresh pages), never through the per-batch costs.
 """
@@ -62,17 +63,23 @@ ROOFLINE_TERMS = (
 )
 """Columns of the roofline design, in order (seconds per sample per unit).
 
-Per-batch costs are spread over the batch: a fixed cost per step (``batches_per_sample``, i.e.
-1 / batch size: kernel launches, the optimiser's bookkeeping), the weights, read (and in
-training updated) once per batch (``weight_bytes_per_sample`` = weight bytes / batch size) and,
-above batch 1, packed once per batch as well (``packed_weight_bytes_per_sample``: a matrix product
-over several samples, GEMM, copies its weight panels into packed blocks on every call; at batch 1
-it is a matrix-vector product, GEMV, that streams the weights once), the weights held in tensors of 32 MiB or more once more (``large_weight_bytes_per_sample``: on a CPU
-their gradients and optimiser temporaries are fresh pages every step, see
-:data:`joulecast.graph.record.LARGE_TENSOR_BYTES`), and the recurrent steps, run one after the
-other once per batch (``recurrent_steps_per_sample`` = steps / batch size).
-With these two terms the model answers batch sizes from the physics of a step instead of
-ignoring them; FLOPs and activations are per sample whatever the batch.
+Per-batch costs are spread over the batch:
+
+- a fixed cost per step (``batches_per_sample``, i.e. 1 / batch size: kernel launches, the
+  optimiser's bookkeeping);
+- the weights, read (and in training updated) once per batch (``weight_bytes_per_sample`` =
+  weight bytes / batch size);
+- above batch 1, the weights packed once per batch as well (``packed_weight_bytes_per_sample``:
+  a matrix product over several samples, GEMM, copies its weight panels into packed blocks on
+  every call; at batch 1 a matrix-vector product, GEMV, streams them once);
+- the weights held in tensors of 32 MiB or more, once more (``large_weight_bytes_per_sample``:
+  on a CPU their gradients and optimiser temporaries are fresh pages every step, see
+  :data:`joulecast.graph.record.LARGE_TENSOR_BYTES`);
+- the recurrent steps, run one after the other once per batch (``recurrent_steps_per_sample`` =
+  steps / batch size).
+
+With these terms the model answers batch sizes from the physics of a step instead of ignoring
+them; FLOPs and activations are per sample whatever the batch.
 
 Activations are split by who writes them: a convolution's output costs per byte far more than
 its FLOPs say when its reduction is short (a 1 -> 1024-channel 3x3 convolution does 18 FLOPs per
