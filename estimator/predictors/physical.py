@@ -262,36 +262,43 @@ class PowerDuration(_PowerDurationBase):
 
 
 def _roofline_design(frame_or_features: Any, phase: str | None = None) -> np.ndarray:
-    """Design rows of :data:`ROOFLINE_TERMS`; FLOPs by kind scaled to the phase's FLOPs."""
+    """Design rows of :data:`ROOFLINE_TERMS`; FLOPs by kind scaled to the phase's FLOPs.
+
+    A frame gives one row per frame row (fitting); a feature mapping and its ``phase`` one row
+    (serving). Both go through :func:`_design_columns`, element for element the same arithmetic.
+    """
     if isinstance(frame_or_features, pd.DataFrame):
         frame = frame_or_features
         train = frame["phase"].to_numpy() == "train"
         forward = np.maximum(frame["flops_forward"].to_numpy(float), 1.0)
         scale = np.where(train, frame["flops_train"].to_numpy(float) / forward, 1.0)
-        batch = np.maximum(frame["batch_size"].to_numpy(float), 1.0)
-        cols = [np.ones(len(frame)), 1.0 / batch]
-        cols += [frame[f"flops_{k}"].to_numpy(float) * scale for k in _KINDS]
-        conv = frame["activation_bytes_conv"].to_numpy(float)
-        rest = np.maximum(frame["activation_bytes"].to_numpy(float) - conv, 0.0)
-        weights = frame["weight_bytes"].to_numpy(float) / batch
-        cols += [weights, np.where(batch > 1, weights, 0.0)]
-        cols += [frame["weight_bytes_large"].to_numpy(float) / batch, conv, rest]
-        cols += [frame["activation_bytes_large"].to_numpy(float)]
-        cols += [frame["recurrent_steps"].to_numpy(float) / batch]
-        return np.column_stack(cols)
+        return np.column_stack(_design_columns(lambda c: frame[c].to_numpy(float), scale))
     features = frame_or_features
     forward = max(_f(features, "flops_forward"), 1.0)
     scale = _f(features, "flops_train") / forward if phase == "train" else 1.0
-    batch = max(_f(features, "batch_size"), 1.0)
-    values = [1.0, 1.0 / batch, *(_f(features, f"flops_{k}") * scale for k in _KINDS)]
-    conv = _f(features, "activation_bytes_conv")
-    rest = max(_f(features, "activation_bytes") - conv, 0.0)
-    weights = _f(features, "weight_bytes") / batch
-    values += [weights, weights if batch > 1 else 0.0]
-    values += [_f(features, "weight_bytes_large") / batch, conv, rest]
-    values += [_f(features, "activation_bytes_large")]
-    values += [_f(features, "recurrent_steps") / batch]
-    return np.array(values)
+    return np.array(
+        [float(v) for v in _design_columns(lambda c: np.float64(_f(features, c)), scale)]
+    )
+
+
+def _design_columns(get: Any, scale: Any) -> list[Any]:
+    """The :data:`ROOFLINE_TERMS` columns from ``get(column)`` (an array, or a float64 scalar
+    for one row) and the phase's FLOP ``scale``."""
+    batch = np.maximum(get("batch_size"), 1.0)
+    conv = get("activation_bytes_conv")
+    weights = get("weight_bytes") / batch
+    return [
+        np.ones_like(batch),
+        1.0 / batch,
+        *(get(f"flops_{k}") * scale for k in _KINDS),
+        weights,
+        np.where(batch > 1, weights, 0.0),
+        get("weight_bytes_large") / batch,
+        conv,
+        np.maximum(get("activation_bytes") - conv, 0.0),
+        get("activation_bytes_large"),
+        get("recurrent_steps") / batch,
+    ]
 
 
 def _relative_nnls(design: np.ndarray, target: np.ndarray) -> list[float]:

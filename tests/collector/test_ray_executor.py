@@ -66,16 +66,19 @@ def _keys(db: Path) -> list[tuple[str, int]]:
         ).fetchall()
 
 
-def _descendants(root: int) -> set[int]:
-    """Processes started by ``root``, at any depth (Ray's servers and workers)."""
-    parents: dict[int, int] = {}
+def _per_process(name: str) -> Iterator[tuple[int, bytes]]:
+    """``(pid, /proc/<pid>/<name>)`` of every process still there when read."""
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                stat = (entry / "stat").read_text()
+                yield int(entry.name), (entry / name).read_bytes()
             except OSError:
                 continue
-            parents[int(entry.name)] = int(stat.rpartition(")")[2].split()[1])
+
+
+def _descendants(root: int) -> set[int]:
+    """Processes started by ``root``, at any depth (Ray's servers and workers)."""
+    parents = {pid: int(stat.rpartition(b")")[2].split()[1]) for pid, stat in _per_process("stat")}
     found, frontier = set(), {root}
     while frontier:
         frontier = {pid for pid, parent in parents.items() if parent in frontier} - found
@@ -196,16 +199,7 @@ def test_smoke_plan_on_ray_equals_serial_through_a_killed_driver(
 
 def _running_task_pids() -> list[int]:
     """Ray worker processes of this machine executing ``measure_task`` right now."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                title = (entry / "cmdline").read_bytes()
-            except OSError:
-                continue
-            if title.startswith(TASK_TITLE):
-                pids.append(int(entry.name))
-    return pids
+    return [pid for pid, title in _per_process("cmdline") if title.startswith(TASK_TITLE)]
 
 
 def test_a_worker_killed_mid_task_costs_a_retry_not_a_row(cluster: str, tmp_path: Path) -> None:
