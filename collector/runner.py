@@ -208,12 +208,11 @@ def measure_run(
         subset = Subset(dataset, range(spec.samples))
         for phase in list(pending):
             key = row_key(spec, phase, repeat, options)
-            measurement, samples = _measure_phase(
+            measurement, samples, started_at = _measure_phase(
                 phase, model, subset, spec, ctx, progress, f"{label} {phase} r{repeat}", key
             )
             row = _row(spec, phase, repeat, options, ctx.meter, cost, graph_sha, measurement)
-            if samples != row.samples:
-                row = replace(row, samples=samples)
+            row = replace(row, samples=samples, started_at=started_at)
             ctx.sink.put_row(row, measurement.trace)
             summary.measured += 1
             summary.estimated |= measurement.is_estimate
@@ -278,8 +277,9 @@ def _measure_phase(
     progress: Progress,
     label: str,
     key: str,
-) -> tuple[Measurement, int]:
-    """Warm up, then measure one window of ``phase``. Returns it and the samples it held."""
+) -> tuple[Measurement, int, str]:
+    """Warm up, then measure one window of ``phase``. Returns it, the samples it held and
+    when (UTC, ISO 8601) the window began."""
     options, device, meter = ctx.options, ctx.device, ctx.meter
     loss_fn = nn.BCELoss()
     sync = _sync_fn(device)
@@ -302,13 +302,14 @@ def _measure_phase(
         else:
             n_batches = len(loader) * spec.epochs
         progress.phase_started(label, n_batches)
+        started_at = _now()
         meter.begin_window(label, sync=sync)
         for _ in range(n_batches):
             step(*next(batches))
             progress.batch_done()
         measurement = meter.end_window(label, sync=sync)
     samples = n_batches * spec.batch_size if options.window_s else spec.samples
-    return measurement, samples
+    return measurement, samples, started_at
 
 
 def _timed(

@@ -1,6 +1,7 @@
 """End-to-end sweeps: real torch models, a real SQLite store, a replayed NVML trace as meter."""
 
 import csv
+import datetime as dt
 import json
 import os
 import signal
@@ -68,6 +69,11 @@ def test_sweep_through_the_replay_meter_stores_measured_rows(tmp_path: Path) -> 
         assert row.samples == 16 and row.batch_size == 8 and row.epochs == 1
         assert row.flops_train == 3 * row.flops_forward
         assert len(trace) >= 1
+        # when the window began is kept beside when its row was written
+        assert row.started_at is not None and row.finished_at is not None
+        assert dt.datetime.fromisoformat(row.started_at) <= dt.datetime.fromisoformat(
+            row.finished_at
+        )
         # an idle baseline was measured before each configuration and subtracted
         assert row.idle_power_w is not None and row.idle_power_w > 0
         assert row.energy_dynamic_j == pytest.approx(
