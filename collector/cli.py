@@ -196,6 +196,15 @@ def _collect_here(
     with meter, MeasurementStore(args.db) as store, make_progress() as progress:
         summary = run_serial(runs, clips, store, meter, options, progress)
     summary.hardware.add(hardware)
+    crowded = getattr(meter, "crowded_windows", 0)
+    if crowded:
+        print(
+            f"NOTE: {crowded} of {summary.measured} windows ran while other work kept at least "
+            "half a core busy; their CPU-time estimates are less repeatable (each row's notes "
+            "keep others_busy_cores; python -m collector.campaign.repeatability DB splits the "
+            "spread by it)",
+            file=sys.stderr,
+        )
     return summary
 
 

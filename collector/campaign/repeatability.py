@@ -2,8 +2,12 @@
 
 Prints, per configuration-phase (at one batch size and sample count), the coefficient of variation between repeats of energy per
 sample (the meter's), of wall time per sample and of CodeCarbon's energy per sample when it ran
-alongside, the window's CPU seconds (cpu-time meter) and wall seconds; then the medians over
-configuration-phases measured at least twice (the issue-13 target is a median CV <= 5 %).
+alongside, the window's CPU seconds (cpu-time meter) and wall seconds, and the most cores other
+work kept busy during any of its windows (``others_busy_cores``, recorded by the cpu-time meter
+since 29 November 2026; empty for older rows); then the medians over configuration-phases
+measured at least twice (the issue-13 target is a median CV <= 5 %), and the same split into
+quiet (other work below 0.5 core in every window) and crowded configuration-phases where the
+figure was recorded.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from collector.meters.machine_load import BUSY_NOTE, CROWDED_CORES
 from joulecast.errors import NotFound
 
 REPEAT_KEYS = ("plan", "config_id", "variant", "phase", "batch_size", "samples")
@@ -32,6 +37,9 @@ def repeat_table(paths: list[str]) -> pd.DataFrame:
             frames.append(pd.read_sql("SELECT * FROM measurements WHERE status = 'ok'", db))
     rows = pd.concat(frames, ignore_index=True)
     rows["cpu_s"] = rows["notes"].str.extract(r"(?:^|; )cpu_s=([0-9.eE+-]+)")[0].astype(float)
+    rows["others_busy"] = (
+        rows["notes"].str.extract(rf"(?:^|; ){BUSY_NOTE}=([0-9.eE+-]+)")[0].astype(float)
+    )
     rows["energy_per_sample"] = rows["energy_j"] / rows["samples"]
     rows["wall_per_sample"] = rows["duration_s"] / rows["samples"]
     rows["codecarbon_per_sample"] = rows["codecarbon_energy_j"] / rows["samples"]
@@ -48,6 +56,7 @@ def repeat_table(paths: list[str]) -> pd.DataFrame:
             "cv_codecarbon": cv("codecarbon_per_sample"),
             "window_cpu_s": grouped["cpu_s"].median(),
             "window_wall_s": grouped["duration_s"].median(),
+            "others_busy_cores": grouped["others_busy"].max(),
         }
     )
 
@@ -69,6 +78,16 @@ def main(argv: list[str] | None = None) -> int:
     if not repeated.empty:
         for column in ("cv_energy", "cv_wall", "cv_codecarbon"):
             print(f"median {column}: {100 * repeated[column].median():.1f} %")
+        recorded = repeated[repeated["others_busy_cores"].notna()]
+        quiet = recorded["others_busy_cores"] < CROWDED_CORES
+        for label, part in (("quiet", recorded[quiet]), ("crowded", recorded[~quiet])):
+            if not part.empty:
+                print(
+                    f"median cv_energy, {label} ({len(part)} configuration-phases, other work "
+                    f"{'below' if label == 'quiet' else 'at or above'} {CROWDED_CORES:g} core "
+                    f"in {'every' if label == 'quiet' else 'some'} window): "
+                    f"{100 * part['cv_energy'].median():.1f} %"
+                )
     print(
         f"window CPU s: median {table['window_cpu_s'].median():.2f}, "
         f"min {table['window_cpu_s'].min():.2f}; wall s: median "

@@ -27,6 +27,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from collector.meters.base import EnergyMeter, Measurement, with_idle_baseline
+from collector.meters.machine_load import (
+    BUSY_NOTE,
+    CROWDED_CORES,
+    CpuTotals,
+    others_busy_cores,
+    read_cpu_totals,
+)
 from collector.meters.windows import pop_window, start_window
 from joulecast.errors import InvalidArgument
 
@@ -135,6 +142,8 @@ class CpuTimeMeter(EnergyMeter):
         origin: where that figure came from (stored in every row's notes).
         cpu_clock: the process's CPU-time clock in seconds (all threads, user + system).
         clock: monotonic wall clock in seconds.
+        machine: the machine's CPU totals now (``/proc/stat``), for the cores other work kept
+            busy during the window (:mod:`collector.meters.machine_load`).
     """
 
     name = "cpu-time"
@@ -148,6 +157,7 @@ class CpuTimeMeter(EnergyMeter):
         cpu_model: str | None = None,
         cpu_clock: Callable[[], float] = time.process_time,
         clock: Callable[[], float] = time.monotonic,
+        machine: Callable[[], CpuTotals | None] = read_cpu_totals,
     ) -> None:
         from collector.hardware import cpu_model as machine_cpu_model
 
@@ -161,20 +171,42 @@ class CpuTimeMeter(EnergyMeter):
         self.origin = origin or f"stated {core_power_w:g} W per core"
         self._cpu_clock = cpu_clock
         self._clock = clock
-        self._open: dict[str, tuple[float, float, float]] = {}
+        self._machine = machine
+        self._open: dict[str, tuple[float, float, float, CpuTotals | None]] = {}
+        self.crowded_windows = 0
+        """Windows so far during which other work kept ≥ CROWDED_CORES cores busy."""
 
     def begin_window(self, key: str, sync: Callable[[], None] | None = None) -> None:
         start_window(self._open, key, sync)
-        self._open[key] = (self._clock(), self._cpu_clock(), time.thread_time())
+        self._open[key] = (
+            self._clock(),
+            self._cpu_clock(),
+            time.thread_time(),
+            self._machine(),
+        )
 
     def end_window(self, key: str, sync: Callable[[], None] | None = None) -> Measurement:
-        wall_start, cpu_start, thread_start = pop_window(self._open, key)
+        wall_start, cpu_start, thread_start, machine_start = pop_window(self._open, key)
         if sync is not None:
             sync()
         thread_end, cpu_end, wall_end = time.thread_time(), self._cpu_clock(), self._clock()
+        machine_end = self._machine()
         duration_s = wall_end - wall_start
         cpu_s = cpu_end - cpu_start
         energy_j = cpu_s * self.core_power_w
+        others = others_busy_cores(machine_start, machine_end, cpu_s, duration_s)
+        if others is not None and others >= CROWDED_CORES:
+            if self.crowded_windows == 0:
+                logger.warning(
+                    "window %s ran while other work kept %.1f core(s) busy: CPU time per unit "
+                    "of work grows with such neighbours (shared caches, memory bandwidth); "
+                    "for repeatable estimates measure on a quiet machine (each row's notes "
+                    "keep %s)",
+                    key,
+                    others,
+                    BUSY_NOTE,
+                )
+            self.crowded_windows += 1
         measurement = Measurement(
             duration_s=duration_s,
             energy_j=energy_j,
@@ -185,6 +217,7 @@ class CpuTimeMeter(EnergyMeter):
                 f"cpu_s={cpu_s:.6f}",
                 f"main_thread_cpu_s={thread_end - thread_start:.6f}",
                 f"core_power_w={self.core_power_w:g} ({self.origin})",
+                *(() if others is None else (f"{BUSY_NOTE}={others:.2f}",)),
             ),
         )
         return with_idle_baseline(measurement, self.idle_baseline_w)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 from pathlib import Path
 
 import pytest
 
+from collector.campaign.repeatability import main as repeatability_main
 from collector.campaign.repeatability import repeat_table
 from collector.data import synthetic_clips
 from collector.executors.serial import run_serial
@@ -68,6 +71,14 @@ def test_timed_sweep_interleaves_repeats_and_records_samples(tmp_path: Path) -> 
     table = repeat_table([str(tmp_path / "m.db")])
     assert len(table) == 4 and (table["repeats"] == 3).all()
     assert (table["cv_energy"] >= 0).all() and (table["window_cpu_s"] > 0).all()
+    if Path("/proc/stat").is_file():  # the cores other work kept busy, recorded by every window
+        assert (table["others_busy_cores"] >= 0).all()
+        report = io.StringIO()
+        with contextlib.redirect_stdout(report):
+            assert repeatability_main([str(tmp_path / "m.db")]) == 0
+        split = [line for line in report.getvalue().splitlines() if ", quiet (" in line]
+        split += [line for line in report.getvalue().splitlines() if ", crowded (" in line]
+        assert split and sum(int(line.split("(")[1].split()[0]) for line in split) == 4
 
 
 def test_a_resumed_timed_sweep_reuses_the_chosen_windows(tmp_path: Path) -> None:

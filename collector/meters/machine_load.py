@@ -1,0 +1,60 @@
+"""What else the machine did during a window: the cores kept busy by other processes.
+
+The cpu-time meter counts only its own process's CPU seconds, but those seconds are not
+independent of the neighbours: on the project's 2-core VM, a memory-streaming process on the
+other core made the same work take 4 to 18 % more CPU time (shared caches and memory bandwidth),
+and repeats taken while test suites ran beside the collector spread 3x wider than those of a
+calmer campaign. So every cpu-time window records how many cores other work kept busy
+(``others_busy_cores``, from the machine's ``/proc/stat`` minus this process's own CPU time):
+a row that ran beside heavy work says so, and the repeatability tool can tell the two apart.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+PROC_STAT = Path("/proc/stat")
+BUSY_NOTE = "others_busy_cores"
+"""Name of the figure in a row's notes (mean cores busy with other work over the window)."""
+CROWDED_CORES = 0.5
+"""Other work keeping at least this many cores busy makes a window *crowded* (warned about)."""
+
+
+@dataclass(frozen=True)
+class CpuTotals:
+    """Machine-wide CPU seconds (all cores): busy (user, nice, system, irq, softirq, steal) and
+    all (busy + idle + iowait), from the first line of ``/proc/stat``."""
+
+    busy_s: float
+    total_s: float
+
+
+def read_cpu_totals(stat: Path = PROC_STAT) -> CpuTotals | None:
+    """The machine's CPU totals now, or None where ``/proc/stat`` cannot be read (not Linux)."""
+    try:
+        first = stat.read_text().splitlines()[0].split()
+    except (OSError, IndexError):
+        return None
+    if not first or first[0] != "cpu":
+        return None
+    ticks = [int(v) for v in first[1:9]]  # user nice system idle iowait irq softirq steal
+    ticks += [0] * (8 - len(ticks))
+    hz = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    idle = ticks[3] + ticks[4]
+    return CpuTotals(busy_s=(sum(ticks) - idle) / hz, total_s=sum(ticks) / hz)
+
+
+def others_busy_cores(
+    start: CpuTotals | None, end: CpuTotals | None, own_cpu_s: float, wall_s: float
+) -> float | None:
+    """Mean cores kept busy by everything but this process between ``start`` and ``end``.
+
+    ``own_cpu_s`` is this process's CPU seconds over the same span; ``/proc/stat`` counts in
+    clock ticks (10 ms), so the figure is rounded to that over the window. None when either
+    reading is missing or the span is empty.
+    """
+    if start is None or end is None or not wall_s > 0:
+        return None
+    return max(0.0, (end.busy_s - start.busy_s - own_cpu_s) / wall_s)
