@@ -125,7 +125,6 @@ def serve(
         futures.ThreadPoolExecutor(
             max_workers=settings.max_workers,
             thread_name_prefix="joulecast-rpc",
-            initializer=single_threaded_predictions,
         ),
         options=options,
         maximum_concurrent_rpcs=settings.max_workers * 8,
@@ -173,20 +172,6 @@ def serve(
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     logger.info("serving %s on %s:%d (%s)", SERVICE_NAME, settings.host, port, settings)
     return RunningServer(server, health_servicer, port, settings.grace_s, pool), port
-
-
-def single_threaded_predictions() -> None:
-    """Run in each call thread: XGBoost predicts one row per call with one thread.
-
-    XGBoost's global configuration is per thread, and a new thread starts with ``nthread`` 0
-    (every core): setting one row's base margin then woke an OpenMP team on each call, which
-    took 10 ms of two busy cores instead of 2 ms of one on this 2-core machine (boosters load
-    with ``nthread`` 1 already; the answers are bit-identical, tests/server/test_answers.py)."""
-    try:
-        import xgboost
-    except ImportError:  # pragma: no cover - xgboost is a core dependency
-        return
-    xgboost.set_config(nthread=1)
 
 
 def raise_fd_limit() -> None:

@@ -1,26 +1,19 @@
-"""The server's answer cache and its call threads, with a real fitted predictor.
+"""The server's answer cache, with a real fitted predictor.
 
 A repeated request is answered without the predictor, with the very answer the predictor gives;
-an answer of an older version is never served once a retrain (or a reload) swapped in a new
-one; and the call threads' single-threaded XGBoost gives bit-identical numbers.
+an answer of an older version is never served once a retrain (or a reload) swapped in a new one.
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-import xgboost
 
-from estimator.features import run_features, serve_rows
-from estimator.predictors import PhysicalPredictor
 from estimator.service import PredictorRegistry, fit_and_publish
 from joulecast.graph import profile_graph
 from joulecast.store import MeasurementStore
-from server.app import single_threaded_predictions
 from server.core import EstimatorCore, PredictQuery
 from server.generated import estimator_pb2 as pb
 
@@ -130,44 +123,3 @@ def test_a_retrain_or_a_reload_is_never_answered_from_the_old_cache(
     registry.reload(HARDWARE)
     assert core.predict(query).prediction is not new
     assert core.predict(query).prediction == new
-
-
-def in_thread(work: Callable[[], Any], setup: Callable[[], None] | None) -> Any:
-    box: list[Any] = []
-
-    def run() -> None:
-        if setup is not None:
-            setup()
-        box.append((xgboost.get_config()["nthread"], work()))
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    thread.join()
-    return box[0]
-
-
-def test_single_threaded_xgboost_gives_bit_identical_predictions(fitted, family_graphs) -> None:
-    """Every fitted predictor (the boosted ones included) on every family's graph, in a new
-    thread as XGBoost leaves it (``nthread`` 0: every core) and in a server call thread."""
-    artifacts, _ = fitted
-    bundle = PredictorRegistry(artifacts).serving(HARDWARE).bundle
-    boosted = [p for p in bundle.predictors.values() if hasattr(p, "booster_")]
-    assert boosted, "the fitted bundle has no XGBoost predictor to check"
-
-    def predict_all() -> list[Any]:
-        out = []
-        for graph in family_graphs.values():
-            features = run_features(
-                profile_graph(graph), phase="train", batch_size=8, samples=1578, epochs=1
-            )
-            for row in serve_rows(features).values():
-                for predictor in bundle.predictors.values():
-                    if isinstance(predictor, PhysicalPredictor):
-                        out.append(predictor.predict_parts_row(row))
-                    out.append(predictor.predict_row(row))
-        return out
-
-    default_threads, default = in_thread(predict_all, None)
-    one_thread, served = in_thread(predict_all, single_threaded_predictions)
-    assert (default_threads, one_thread) == (0, 1)
-    assert served == default and len(default) > 100
