@@ -1,13 +1,13 @@
 """Benchmark of the gRPC server on loopback (one run; quote the numbers it prints).
 
     .venv/bin/python benchmarks/bench_server.py [--artifacts DIR] [--seconds 5] [--max-requests N]
-        [--full-export]
+        [--clients 1 8 32] [--graphs small large] [--baseline DIR] [--rounds 1] [--full-export]
 
 For a small graph (the sample CRNN, stripped) and a large one (a 12-layer transformer encoder,
 weightless), at 1, 8 and 32 concurrent clients (one channel each), for ``--seconds`` each or
 until ``--max-requests`` answers were timed, whichever comes first:
 
-- cached: the same bytes every call (the server's profile cache answers);
+- cached: the same bytes and options every call (the server's answer cache answers);
 - uncached: every call's bytes differ (an unknown protobuf field with a counter is appended,
   which the parser skips; the counter runs on across runs), so every call is profiled by a
   worker process.
@@ -16,7 +16,14 @@ Each run prints req/s, latency p50/p95/p99, the server's CPU use in cores (utime
 server process and its profiling workers, from /proc, over the run) and peak resident memory
 (the server's VmHWM; the workers' largest VmRSS seen while polling every 20 ms); the server
 process's own share of that CPU (``parent_cpu_cores``) and the CPU of this benchmark's client
-threads (``clients_cpu_cores``), which share the machine's cores with the server.
+threads (``clients_cpu_cores``), which share the machine's cores with the server; and each of
+these three per answered request (``*_cpu_ms_per_req``).
+
+``--baseline DIR`` starts a second server from another checkout (``git archive main | tar -x -C
+DIR``) on the same artifacts; every run kind then runs against both, ``--rounds`` times, the
+order swapped each round, and each line names its ``code`` (``this`` or ``baseline``). The
+summary gives per code and round the uncached 8-vs-1-client ratio, the 8-client server cores,
+the cached 1-client p50 and the server process's CPU per request.
 Last, the upload of the paper's largest MLP (mlp n32 h4096, 554 M parameters): the weightless
 graph's size as exported, and with ``--full-export`` the full model exported with its weights
 to a temporary file (2.2 GB, about a minute) and its size measured on disk.
@@ -377,6 +384,18 @@ def _interleaved(
     return runs
 
 
+def ratio_bound(one: dict[str, object], eight: dict[str, object]) -> float | None:
+    """The 8-vs-1 ratio had the 8-client run had every core of the machine: each request
+    costs the server and the clients ``C`` ms of CPU (measured at 8 clients), so 8 clients
+    answer at most ``cores / C`` per second; divided by the measured 1-client rate. Computed,
+    not measured: it tells a run that lost cores to a neighbour from a server that cannot
+    use them."""
+    cpu_ms = (eight["server_cpu_ms_per_req"] or 0) + (eight["clients_cpu_ms_per_req"] or 0)  # type: ignore[operator]
+    if not cpu_ms or not one["req_per_s"]:
+        return None
+    return round((os.cpu_count() or 1) * 1000 / cpu_ms / one["req_per_s"], 2)  # type: ignore[operator]
+
+
 def _summary(runs: list[dict[str, object]], codes: list[str], graphs: list[str]) -> dict:
     """Per code and graph, one value per round: the uncached 8-client / 1-client req/s, and
     the cached 1-client p50 and server CPU per request."""
@@ -400,6 +419,13 @@ def _summary(runs: list[dict[str, object]], codes: list[str], graphs: list[str])
             ]
             out[f"uncached_server_cpu_cores_{graph}_8[{code}]"] = [
                 e["server_cpu_cores"] for e in eights
+            ]
+            out[f"uncached_all_cpu_cores_{graph}_8[{code}]"] = [
+                round(e["server_cpu_cores"] + e["clients_cpu_cores"], 2)  # type: ignore[operator]
+                for e in eights
+            ]
+            out[f"uncached_ratio_bound_{graph}_8_vs_1[{code}]"] = [
+                ratio_bound(o, e) for o, e in zip(ones, eights, strict=False)
             ]
             cached = pick(code, graph, "cached", 1)
             out[f"cached_p50_ms_{graph}_1[{code}]"] = [c["p50_ms"] for c in cached]
