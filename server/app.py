@@ -123,8 +123,7 @@ def serve(
     ]
     server = grpc.server(
         futures.ThreadPoolExecutor(
-            max_workers=settings.max_workers,
-            thread_name_prefix="joulecast-rpc",
+            max_workers=settings.max_workers, thread_name_prefix="joulecast-rpc"
         ),
         options=options,
         maximum_concurrent_rpcs=settings.max_workers * 8,
