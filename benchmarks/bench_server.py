@@ -1,13 +1,13 @@
 """Benchmark of the gRPC server on loopback (one run; quote the numbers it prints).
 
     .venv/bin/python benchmarks/bench_server.py [--artifacts DIR] [--seconds 5] [--max-requests N]
-        [--full-export]
+        [--clients 1 8 32] [--graphs small large] [--baseline DIR] [--rounds 1] [--full-export]
 
 For a small graph (the sample CRNN, stripped) and a large one (a 12-layer transformer encoder,
 weightless), at 1, 8 and 32 concurrent clients (one channel each), for ``--seconds`` each or
 until ``--max-requests`` answers were timed, whichever comes first:
 
-- cached: the same bytes every call (the server's profile cache answers);
+- cached: the same bytes and options every call (the server's answer cache answers);
 - uncached: every call's bytes differ (an unknown protobuf field with a counter is appended,
   which the parser skips; the counter runs on across runs), so every call is profiled by a
   worker process.
@@ -16,7 +16,14 @@ Each run prints req/s, latency p50/p95/p99, the server's CPU use in cores (utime
 server process and its profiling workers, from /proc, over the run) and peak resident memory
 (the server's VmHWM; the workers' largest VmRSS seen while polling every 20 ms); the server
 process's own share of that CPU (``parent_cpu_cores``) and the CPU of this benchmark's client
-threads (``clients_cpu_cores``), which share the machine's cores with the server.
+threads (``clients_cpu_cores``), which share the machine's cores with the server; and each of
+these three per answered request (``*_cpu_ms_per_req``).
+
+``--baseline DIR`` starts a second server from another checkout (``git archive main | tar -x -C
+DIR``) on the same artifacts; every run kind then runs against both, ``--rounds`` times, the
+order swapped each round, and each line names its ``code`` (``this`` or ``baseline``). The
+summary gives per code and round the uncached 8-vs-1-client ratio, the 8-client server cores,
+the cached 1-client p50 and the server process's CPU per request.
 Last, the upload of the paper's largest MLP (mlp n32 h4096, 554 M parameters): the weightless
 graph's size as exported, and with ``--full-export`` the full model exported with its weights
 to a temporary file (2.2 GB, about a minute) and its size measured on disk.
@@ -109,10 +116,12 @@ def throwaway_artifacts(folder: Path) -> Path:
     return artifacts
 
 
-def start_server(artifacts: Path) -> tuple[subprocess.Popen[str], str]:
+def start_server(artifacts: Path, root: Path = ROOT) -> tuple[subprocess.Popen[str], str]:
+    """``joulecast serve`` of the checkout at ``root`` (this one, or ``--baseline``)."""
     from server.spawn import start_serve
 
-    proc, address = start_serve("--artifacts", str(artifacts), cwd=ROOT)
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    proc, address = start_serve("--artifacts", str(artifacts), cwd=root, env=env)
     if address is None:
         proc.kill()
         raise SystemExit("server did not start")
@@ -165,6 +174,12 @@ def _status_kib(pid: int, key: str) -> int:
     except OSError:
         pass
     return 0
+
+
+def per_request(cpu_s: float, times: list[float]) -> float | None:
+    """CPU milliseconds per answered request (``/proc`` counts in 10 ms ticks: quote it for
+    runs of a few hundred requests or more)."""
+    return round(1000 * cpu_s / len(times), 3) if times else None
 
 
 def load(
@@ -235,10 +250,19 @@ def load(
         "server_cpu_cores": round((cpu_after - cpu_before) / elapsed, 2),
         "parent_cpu_cores": round(parent_s / elapsed, 2),
         "clients_cpu_cores": round(clients_s / elapsed, 2),
+        "server_cpu_ms_per_req": per_request(cpu_after - cpu_before, times),
+        "parent_cpu_ms_per_req": per_request(parent_s, times),
+        "clients_cpu_ms_per_req": per_request(clients_s, times),
         "server_peak_rss_mib": _status_kib(server_pid, "VmHWM") // 1024,
         "worker_peak_rss_mib": worker_peak_kib // 1024,
         "errors": sum(errors),
     }
+
+
+GRAPH_TEXT = {
+    "small": f"{SAMPLE.name} stripped",
+    "large": "transformer encoder 12x256, weightless",
+}
 
 
 def encoder_graph() -> bytes:
@@ -264,28 +288,35 @@ def encoder_graph() -> bytes:
     return export_weightless(Encoder().eval(), torch.zeros(1, 1, 128, 64))
 
 
-def registry_latency(artifacts: Path, graph: bytes, n: int) -> dict[str, float]:
+def registry_latency(artifacts: Path, graph: bytes, n: int) -> dict[str, object]:
     """In-process ``PredictorRegistry.predict`` on the sample's (already computed) profile.
 
-    What the server spends in the estimator per cached request, without gRPC or profiling.
-    """
+    What the server spends in the estimator on a request its answer cache does not hold,
+    without gRPC or profiling. Measured in a thread of its own, as the server's call threads
+    run it: in a process's main thread XGBoost's OpenMP team made the shipped roofline-boosted
+    predictor cost 10 to 35 ms a call on this 2-core machine, against about 2 ms elsewhere."""
     from estimator.service import PredictorRegistry
     from joulecast.graph import profile_graph
 
     registry = PredictorRegistry(artifacts)
     profile = profile_graph(graph)
-    for _ in range(10):
-        registry.predict(profile, batch_size=8, samples=1578, epochs=1)
-    times = []
-    for _ in range(n):
-        start = time.perf_counter()
-        registry.predict(profile, batch_size=8, samples=1578, epochs=1)
-        times.append(time.perf_counter() - start)
-    return {
-        "n": n,
-        "p50_ms": 1000 * statistics.median(times),
-        "p95_ms": 1000 * percentile(times, 0.95),
-    }
+    out: dict[str, object] = {"n": n}
+
+    def measure() -> None:
+        for _ in range(10):
+            registry.predict(profile, batch_size=8, samples=1578, epochs=1)
+        times = []
+        for _ in range(n):
+            start = time.perf_counter()
+            registry.predict(profile, batch_size=8, samples=1578, epochs=1)
+            times.append(time.perf_counter() - start)
+        out["p50_ms"] = round(1000 * statistics.median(times), 3)
+        out["p95_ms"] = round(1000 * percentile(times, 0.95), 3)
+
+    thread = threading.Thread(target=measure)
+    thread.start()
+    thread.join()
+    return out
 
 
 def largest_mlp_upload(full_export: bool) -> dict[str, object]:
@@ -323,6 +354,88 @@ def largest_mlp_upload(full_export: bool) -> dict[str, object]:
     return out
 
 
+def _interleaved(
+    servers: dict[str, tuple[subprocess.Popen[str], str]],
+    graphs: dict[str, bytes],
+    args: argparse.Namespace,
+) -> list[dict[str, object]]:
+    """Every (graph, mode, round, clients) run once against each server, the servers' order
+    swapped from one round to the next, so that a neighbour's load falls on both alike."""
+    runs = []
+    for name, graph in graphs.items():
+        for cached in (True, False):
+            for round_ in range(args.rounds):
+                for clients in args.clients:
+                    order = list(servers) if round_ % 2 == 0 else list(reversed(servers))
+                    for code in order:
+                        proc, address = servers[code]
+                        run = load(
+                            proc.pid,
+                            address,
+                            graph,
+                            clients,
+                            args.seconds,
+                            cached,
+                            args.max_requests,
+                        )
+                        run = {"code": code, "graph": name, "round": round_, **run}
+                        print(json.dumps(run), flush=True)
+                        runs.append(run)
+    return runs
+
+
+def ratio_bound(one: dict[str, object], eight: dict[str, object]) -> float | None:
+    """The 8-vs-1 ratio had the 8-client run had every core of the machine: each request
+    costs the server and the clients ``C`` ms of CPU (measured at 8 clients), so 8 clients
+    answer at most ``cores / C`` per second; divided by the measured 1-client rate. Computed,
+    not measured: it tells a run that lost cores to a neighbour from a server that cannot
+    use them."""
+    cpu_ms = (eight["server_cpu_ms_per_req"] or 0) + (eight["clients_cpu_ms_per_req"] or 0)  # type: ignore[operator]
+    if not cpu_ms or not one["req_per_s"]:
+        return None
+    return round((os.cpu_count() or 1) * 1000 / cpu_ms / one["req_per_s"], 2)  # type: ignore[operator]
+
+
+def _summary(runs: list[dict[str, object]], codes: list[str], graphs: list[str]) -> dict:
+    """Per code and graph, one value per round: the uncached 8-client / 1-client req/s, and
+    the cached 1-client p50 and server CPU per request."""
+
+    def pick(code: str, graph: str, mode: str, clients: int) -> list[dict[str, object]]:
+        return [
+            r
+            for r in runs
+            if (r["code"], r["graph"], r["mode"], r["clients"]) == (code, graph, mode, clients)
+        ]
+
+    out: dict[str, object] = {}
+    for graph in graphs:
+        for code in codes:
+            ones = pick(code, graph, "uncached", 1)
+            eights = pick(code, graph, "uncached", 8)
+            out[f"uncached_scaling_{graph}_8_vs_1[{code}]"] = [
+                round(e["req_per_s"] / o["req_per_s"], 2)  # type: ignore[operator]
+                for o, e in zip(ones, eights, strict=False)
+                if o["req_per_s"]
+            ]
+            out[f"uncached_server_cpu_cores_{graph}_8[{code}]"] = [
+                e["server_cpu_cores"] for e in eights
+            ]
+            out[f"uncached_all_cpu_cores_{graph}_8[{code}]"] = [
+                round(e["server_cpu_cores"] + e["clients_cpu_cores"], 2)  # type: ignore[operator]
+                for e in eights
+            ]
+            out[f"uncached_ratio_bound_{graph}_8_vs_1[{code}]"] = [
+                ratio_bound(o, e) for o, e in zip(ones, eights, strict=False)
+            ]
+            cached = pick(code, graph, "cached", 1)
+            out[f"cached_p50_ms_{graph}_1[{code}]"] = [c["p50_ms"] for c in cached]
+            for mode in ("cached", "uncached"):
+                out[f"{mode}_parent_cpu_ms_per_req_{graph}_8[{code}]"] = [
+                    r["parent_cpu_ms_per_req"] for r in pick(code, graph, mode, 8)
+                ]
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--artifacts", type=Path, help="published predictors (default: fit one)")
@@ -333,6 +446,14 @@ def main() -> int:
     )
     parser.add_argument("--requests", type=int, default=400, help="in-process registry calls")
     parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="another checkout (e.g. `git archive main | tar -x -C DIR`): its server runs "
+        "beside this one, runs interleaved",
+    )
+    parser.add_argument("--rounds", type=int, default=1, help="runs of each kind per server")
+    parser.add_argument("--graphs", nargs="+", default=["small", "large"])
+    parser.add_argument(
         "--full-export", action="store_true", help="also export the 2.2 GB full model"
     )
     args = parser.parse_args()
@@ -340,55 +461,35 @@ def main() -> int:
     from joulecast.weightless import strip_weights_file
 
     graphs = {"small": strip_weights_file(SAMPLE), "large": encoder_graph()}
+    graphs = {name: graphs[name] for name in args.graphs}
     report: dict[str, object] = {
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs (shared)",
         "python": platform.python_version(),
+        "load_average": os.getloadavg(),
         "graphs": {
-            "small": f"{SAMPLE.name} stripped, {len(graphs['small'])} bytes",
-            "large": f"transformer encoder 12x256, weightless, {len(graphs['large'])} bytes",
+            name: f"{GRAPH_TEXT[name]}, {len(graph)} bytes" for name, graph in graphs.items()
         },
     }
-    runs = []
+    roots = {"this": ROOT}
+    if args.baseline is not None:
+        roots["baseline"] = args.baseline.resolve()
     with tempfile.TemporaryDirectory() as tmp:
         artifacts = args.artifacts or throwaway_artifacts(Path(tmp))
-        proc, address = start_server(artifacts)
+        servers: dict[str, tuple[subprocess.Popen[str], str]] = {}
         try:
-            for name, graph in graphs.items():
-                for cached in (True, False):
-                    for clients in args.clients:
-                        run = load(
-                            proc.pid,
-                            address,
-                            graph,
-                            clients,
-                            args.seconds,
-                            cached,
-                            args.max_requests,
-                        )
-                        run = {"graph": name, **run}
-                        print(json.dumps(run), flush=True)
-                        runs.append(run)
+            for code, root in roots.items():
+                servers[code] = start_server(artifacts, root)
+            runs = _interleaved(servers, graphs, args)
         finally:
-            proc.terminate()
-            proc.wait(30)
+            for proc, _ in servers.values():
+                proc.terminate()
+                proc.wait(30)
         report["runs"] = runs
         report["registry_predict_in_process"] = registry_latency(
-            artifacts, graphs["small"], args.requests
+            artifacts, next(iter(graphs.values())), args.requests
         )
-    for name in graphs:
-        one = next(r for r in runs if r["graph"] == name and r["mode"] == "uncached")
-        eight = next(
-            (
-                r
-                for r in runs
-                if r["graph"] == name and r["mode"] == "uncached" and r["clients"] == 8
-            ),
-            None,
-        )
-        if eight and one["req_per_s"]:
-            report[f"uncached_scaling_{name}_8_vs_1"] = round(
-                eight["req_per_s"] / one["req_per_s"], 2
-            )
+    report["load_average_end"] = os.getloadavg()
+    report.update(_summary(runs, list(roots), list(graphs)))
     report["upload_largest_mlp"] = largest_mlp_upload(args.full_export)
     print(json.dumps(report, indent=2))
     return 0

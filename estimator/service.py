@@ -389,6 +389,13 @@ class PredictorRegistry:
             raise NotFound(f"no predictor for hardware {hardware!r}; available: {sorted(loaded)}")
         return loaded[hardware]
 
+    def serving(self, hardware: str | None = None) -> Published:
+        """The loaded version that answers for ``hardware`` (None: the default hardware).
+
+        The same object until :meth:`reload` swaps in another, so that a caller may keep
+        answers computed with it (the server's answer cache) and know when they are stale."""
+        return self._get(hardware)
+
     def predict(
         self,
         profile: GraphProfile,

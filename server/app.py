@@ -109,6 +109,7 @@ def serve(
         max_row_graph_bytes=settings.max_row_graph_bytes,
         max_rows_per_call=settings.max_rows_per_call,
         profile_cache_size=settings.profile_cache_size,
+        answer_cache_size=settings.answer_cache_size,
         fit=fit,
         profiler=pool.profile if pool is not None else None,
     )

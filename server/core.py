@@ -49,7 +49,9 @@ def check_hardware_length(hardware: str | None) -> None:
 
 
 class Registry(Protocol):
-    """What the core needs of ``estimator.service.PredictorRegistry``."""
+    """What the core needs of ``estimator.service.PredictorRegistry``. A registry may also
+    have ``serving(hardware) -> object``, the loaded version that answers for ``hardware``
+    (the same object until a reload): the core then caches answers (:class:`_AnswerCache`)."""
 
     @property
     def default_hardware(self) -> str | None: ...
@@ -138,12 +140,54 @@ class _ProfileCache:
                 self._items.popitem(last=False)
 
 
+AnswerKey = tuple[str, int, int, int, str | None, str | None]
+"""(graph sha256, batch size, samples, epochs, hardware asked for, observed utilisation as
+``float.hex()`` or None): with the predictor version, everything a prediction depends on."""
+
+
+class _AnswerCache:
+    """A small LRU of predictions, so that a repeated request skips the predictor.
+
+    An answer depends on the graph (by content hash: its profile), the run counts, the hardware
+    asked for, the observed utilisation, and the predictor version that computed it: each entry
+    keeps the registry's loaded version (``Registry.serving``) and is served only while that
+    same object still serves. A reload swaps in another object, and the first request that
+    meets an older entry drops them all (an old version's models are not kept alive)."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._items: OrderedDict[AnswerKey, tuple[object, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: AnswerKey, serving: object) -> Any | None:
+        with self._lock:
+            found = self._items.get(key)
+            if found is None:
+                return None
+            if found[0] is not serving:
+                self._items.clear()
+                return None
+            self._items.move_to_end(key)
+            return found[1]
+
+    def put(self, key: AnswerKey, serving: object, prediction: Any) -> None:
+        if self._size <= 0:
+            return
+        with self._lock:
+            self._items[key] = (serving, prediction)
+            self._items.move_to_end(key)
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+
 class EstimatorCore:
     """Profiles graphs and answers predictions from ``registry``; stores rows in ``db_path``
     and retrains with ``fit`` (``estimator.service.fit_and_publish`` by default).
 
     ``profiler`` profiles one graph's bytes: the server passes its worker pool
     (:class:`server.profiling.ProfilePool`); by default the profiler runs in the calling thread.
+    Answers are cached (``answer_cache_size``) only when the registry has ``serving(hardware)``
+    (the loaded version, see :class:`_AnswerCache`); otherwise every request asks the registry.
     """
 
     def __init__(
@@ -156,6 +200,7 @@ class EstimatorCore:
         max_row_graph_bytes: int = 4 * 1024 * 1024,
         max_rows_per_call: int = 20_000,
         profile_cache_size: int = 256,
+        answer_cache_size: int = 1024,
         fit: FitFn | None = None,
         profiler: Callable[[bytes], GraphProfile] | None = None,
     ) -> None:
@@ -166,6 +211,8 @@ class EstimatorCore:
         self._max_row_graph_bytes = max_row_graph_bytes
         self._max_rows = max_rows_per_call
         self._cache = _ProfileCache(profile_cache_size)
+        self._answers = _AnswerCache(answer_cache_size)
+        self._serving: Callable[[str | None], object] | None = getattr(registry, "serving", None)
         self._fit = fit
         self._profiler = profiler or (lambda data: profile_graph(data, self._limits))
         self._write_lock = threading.Lock()
@@ -175,26 +222,52 @@ class EstimatorCore:
 
     def profile(self, onnx_model: bytes) -> GraphProfile:
         """The profile of one graph (cached by content hash)."""
-        key = graph_sha256(onnx_model)
-        found = self._cache.get(key)
+        return self._profile(graph_sha256(onnx_model), onnx_model)
+
+    def _profile(self, sha: str, onnx_model: bytes) -> GraphProfile:
+        found = self._cache.get(sha)
         if found is None:
             found = self._profiler(onnx_model)
-            self._cache.put(key, found)
+            self._cache.put(sha, found)
         return found
 
-    def predict(self, query: PredictQuery) -> PredictResult:
-        query.check()
-        grid = grid_intensity(query.region) if query.region is not None else None
-        profile = self.profile(query.onnx_model)
+    def _prediction(self, sha: str, profile: GraphProfile, query: PredictQuery) -> Any:
+        """The registry's prediction for ``query``, from the answer cache when it holds one
+        computed by the version serving now."""
+        hardware = query.hardware or None
+        util = query.observed_gpu_util
+        key: AnswerKey = (
+            sha,
+            query.batch_size,
+            query.samples,
+            query.epochs,
+            hardware,
+            None if util is None else float(util).hex(),  # -0.0 and 0.0 print differently
+        )
+        serving = self._serving(hardware) if self._serving is not None else None
+        if serving is not None:
+            found = self._answers.get(key, serving)
+            if found is not None:
+                return found
         prediction = self._registry.predict(
             profile,
             batch_size=query.batch_size,
             samples=query.samples,
             epochs=query.epochs,
-            hardware=query.hardware or None,
-            observed_gpu_util=query.observed_gpu_util,
+            hardware=hardware,
+            observed_gpu_util=util,
             nodes=lambda: profile_nodes(query.onnx_model, self._limits),
         )
+        if serving is not None:
+            self._answers.put(key, serving, prediction)
+        return prediction
+
+    def predict(self, query: PredictQuery) -> PredictResult:
+        query.check()
+        grid = grid_intensity(query.region) if query.region is not None else None
+        sha = graph_sha256(query.onnx_model)
+        profile = self._profile(sha, query.onnx_model)
+        prediction = self._prediction(sha, profile, query)
         warnings = tuple(dict.fromkeys((*profile.warnings, *prediction.warnings)))
         if grid is None and query.price_per_kwh is None:
             return PredictResult(profile=profile, prediction=prediction, warnings=warnings)

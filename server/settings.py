@@ -63,6 +63,9 @@ class ServerSettings:
     """Seconds in-flight calls get to finish on shutdown."""
     profile_cache_size: int = 256
     """Graph profiles kept, by content hash, so that a repeated graph is profiled once."""
+    answer_cache_size: int = 1024
+    """Predictions kept, by graph hash, run counts, hardware and utilisation, so that a repeated
+    request skips the predictor (dropped when a new predictor version serves)."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
