@@ -497,7 +497,7 @@ class RooflineBoosted(TreeModel, RooflineEnergy):
         if self.booster_ is None:
             return super()._model(features, phase)
         row = serve_rows(features, (phase,))[phase]
-        margin = float(self._margin(row, np.zeros(1))[0])
+        margin = float(self._margin(row, None)[0])  # trained over a zero margin = base_score 0
         correction = math.exp(min(max(margin, -MAX_CORRECTION), MAX_CORRECTION))
         return max(super()._model(features, phase) * correction, self.floor_)
 
