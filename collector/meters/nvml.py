@@ -20,6 +20,8 @@ window carries ``idle_power_w`` and ``energy_dynamic_j`` = total - idle x durati
 
 from __future__ import annotations
 
+import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,6 +34,8 @@ from collector.meters.windows import pop_window, start_window
 from joulecast.errors import InvalidArgument
 from joulecast.measurement import SOURCE_NVML_COUNTER, SOURCE_NVML_INTEGRAL, TraceSample
 
+logger = logging.getLogger(__name__)
+
 COUNTER_UPDATE_PERIOD_S = 0.1
 
 
@@ -40,6 +44,7 @@ class _Window:
     t0_s: float
     energy0_mj: int | None
     sampler: Sampler
+    pids0: frozenset[int] | None
 
 
 class NvmlMeter(EnergyMeter):
@@ -77,6 +82,8 @@ class NvmlMeter(EnergyMeter):
             self._device.close()
             raise MeterUnavailable(f"GPU {gpu_index} reports neither energy nor power")
         self._windows: dict[str, _Window] = {}
+        self.shared_windows = 0
+        """Windows so far during which another process held a compute context on the GPU."""
 
     @property
     def energy_source(self) -> str:
@@ -87,12 +94,13 @@ class NvmlMeter(EnergyMeter):
         start_window(self._windows, key, sync)
         sampler = Sampler(self._device.probe, self.sample_interval_s, self._clock).start()
         try:
+            pids0 = self._device.compute_pids()
             t0 = self._clock()
             energy0 = self._device.total_energy_mj() if self.use_counter else None
         except BaseException:
             sampler.stop()
             raise
-        self._windows[key] = _Window(t0, energy0, sampler)
+        self._windows[key] = _Window(t0, energy0, sampler, pids0)
 
     def end_window(self, key: str, sync: Callable[[], None] | None = None) -> Measurement:
         window = pop_window(self._windows, key)
@@ -105,6 +113,7 @@ class NvmlMeter(EnergyMeter):
         energy_j, source, short, notes = self._energy(window, energy1, duration_s, trace)
         if window.sampler.errors:
             notes += (f"{window.sampler.errors} samples failed: {window.sampler.first_error}",)
+        notes += self._sharing_notes(key, window.pids0, self._device.compute_pids())
         stats = summarize(trace)
         measurement = Measurement(
             duration_s=duration_s,
@@ -119,6 +128,38 @@ class NvmlMeter(EnergyMeter):
             notes=notes,
         )
         return with_idle_baseline(measurement, self.idle_baseline_w)
+
+    def _sharing_notes(
+        self, key: str, before: frozenset[int] | None, after: frozenset[int] | None
+    ) -> tuple[str, ...]:
+        """What else held the GPU during the window: the energy counter and the power samples
+        are the whole board's, so another process's kernels count as this window's work.
+        Notes ``gpu_processes=N`` (compute processes seen at either edge) and, where this
+        process is among them, ``gpu_other_processes=M``; warns once when others are there."""
+        if before is None and after is None:
+            return ()
+        seen = (before or frozenset()) | (after or frozenset())
+        notes = [f"gpu_processes={len(seen)}"]
+        own = os.getpid()
+        if own in seen:
+            others = len(seen - {own})
+            notes.append(f"gpu_other_processes={others}")
+        elif seen:
+            others = len(seen) - 1  # NVML's host ids (a container); one context is this one's
+            notes.append(f"gpu_other_processes>={others} (this process's id is not among NVML's)")
+        else:
+            others = 0
+        if others > 0:
+            if self.shared_windows == 0:
+                logger.warning(
+                    "window %s: %d other process(es) ran on GPU %d; the board's energy counts "
+                    "their work as this window's (each row's notes keep gpu_other_processes)",
+                    key,
+                    others,
+                    self.gpu_index,
+                )
+            self.shared_windows += 1
+        return tuple(notes)
 
     def _energy(
         self,

@@ -101,6 +101,15 @@ class NvmlDevice:
         info = self._optional(self._nvml.nvmlDeviceGetMemoryInfo, self._handle)
         return None if info is None else info.used / MIB
 
+    def compute_pids(self) -> frozenset[int] | None:
+        """Process ids holding a compute context on this GPU now (NVML reports host ids,
+        which inside a container differ from ``os.getpid()``); None when not supported."""
+        query = getattr(self._nvml, "nvmlDeviceGetComputeRunningProcesses", None)
+        if query is None:
+            return None
+        processes = self._optional(query, self._handle)
+        return None if processes is None else frozenset(int(p.pid) for p in processes)
+
     def probe(self, t_s: float) -> TraceSample:
         """One sampler reading at time ``t_s``."""
         gpu_util, mem_util = self.utilization_pct()

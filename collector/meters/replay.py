@@ -26,7 +26,7 @@ import itertools
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -68,6 +68,12 @@ class NVMLError_NotSupported(NVMLError):
 class Utilization:
     gpu: int
     memory: int
+
+
+@dataclass(frozen=True)
+class ProcessInfo:
+    pid: int
+    usedGpuMemory: int  # pynvml's name
 
 
 @dataclass(frozen=True)
@@ -194,8 +200,10 @@ class ReplayNvml:
         clock: Callable[[], float] | None = None,
         energy_counter: bool | None = None,
         power: bool = True,
+        processes: Sequence[int] | None = None,
     ) -> None:
         self.trace = trace
+        self.processes = None if processes is None else tuple(processes)
         self.clock = clock if clock is not None else ReplayClock()
         self.energy_counter = trace.energy_counter if energy_counter is None else energy_counter
         self.power = power
@@ -268,6 +276,14 @@ class ReplayNvml:
             gpu=round(self.trace.gpu_util_pct[i]), memory=round(self.trace.mem_util_pct[i])
         )
 
+    def nvmlDeviceGetComputeRunningProcesses(self, handle: int) -> list[ProcessInfo]:
+        """The compute processes given as ``processes`` (not supported when none were given:
+        a trace records the board, not who used it)."""
+        self._handle(handle)
+        if self.processes is None:
+            raise NVMLError_NotSupported()
+        return [ProcessInfo(pid=pid, usedGpuMemory=0) for pid in self.processes]
+
     def nvmlDeviceGetMemoryInfo(self, handle: int) -> MemoryInfo:
         self._handle(handle)
         used = round(self.trace.mem_used_mib[self.trace.row_at(self.clock())] * MIB)
@@ -295,11 +311,14 @@ class ReplayMeter(NvmlMeter):
         energy_counter: bool | None = None,
         clock: Callable[[], float] | None = None,
         sample_interval_s: float = DEFAULT_INTERVAL_S,
+        processes: Sequence[int] | None = None,
         **nvml_meter_args: Any,
     ) -> None:
         self.trace = trace if isinstance(trace, Trace) else Trace.load(trace)
         clock = clock if clock is not None else ReplayClock(speed)
-        self.nvml = ReplayNvml(self.trace, clock, energy_counter=energy_counter)
+        self.nvml = ReplayNvml(
+            self.trace, clock, energy_counter=energy_counter, processes=processes
+        )
         super().__init__(
             gpu_index=0,
             sample_interval_s=sample_interval_s,

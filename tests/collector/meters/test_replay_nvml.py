@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import subprocess
 import sys
 import time
@@ -169,3 +171,41 @@ def test_nothing_touches_nvml_or_codecarbon_at_import() -> None:
         "assert 'pynvml' not in sys.modules and 'codecarbon' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_other_processes_on_the_gpu_are_named_in_the_notes_and_warned_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The board's counter counts every process's kernels: a window shared with another
+    process must say so (the replayed NVML lists this process and one other)."""
+    clock = ManualClock(1.0)
+    own = os.getpid()
+    with (
+        caplog.at_level(logging.WARNING, logger="collector.meters.nvml"),
+        ReplayMeter(STEADY, clock=clock, processes=[own, own + 100_000]) as meter,
+    ):
+        for key in ("a", "b"):
+            meter.begin_window(key)
+            clock.advance(1.0)
+            m = meter.end_window(key)
+            assert "gpu_processes=2" in m.notes and "gpu_other_processes=1" in m.notes
+        assert meter.shared_windows == 2
+    assert len([r for r in caplog.records if "other process(es) ran on GPU" in r.getMessage()]) == 1
+
+
+def test_a_gpu_to_itself_and_an_nvml_without_process_lists() -> None:
+    def one_window(processes: list[int] | None) -> tuple[tuple[str, ...], int]:
+        clock = ManualClock(1.0)
+        with ReplayMeter(STEADY, clock=clock, processes=processes) as meter:
+            meter.begin_window("w")
+            clock.advance(1.0)
+            return meter.end_window("w").notes, meter.shared_windows
+
+    notes, shared = one_window([os.getpid()])
+    assert "gpu_other_processes=0" in notes and shared == 0
+    # in a container NVML reports host ids: one context is ours, the rest are others
+    notes, shared = one_window([os.getpid() + 1, os.getpid() + 2, os.getpid() + 3])
+    assert "gpu_other_processes>=2 (this process's id is not among NVML's)" in notes
+    assert shared == 1
+    notes, shared = one_window(None)  # NVML cannot list processes: no figure, no warning
+    assert not any(n.startswith("gpu_") for n in notes) and shared == 0
