@@ -196,13 +196,13 @@ def _collect_here(
     with meter, MeasurementStore(args.db) as store, make_progress() as progress:
         summary = run_serial(runs, clips, store, meter, options, progress)
     summary.hardware.add(hardware)
-    crowded = getattr(meter, "crowded_windows", 0)
-    if crowded:
+    if meter.shared_windows:
         print(
-            f"NOTE: {crowded} of {summary.measured} windows ran while other work kept at least "
-            "half a core busy; their CPU-time estimates are less repeatable (each row's notes "
-            "keep others_busy_cores; python -m collector.campaign.repeatability DB splits the "
-            "spread by it)",
+            f"NOTE: {meter.shared_windows} of {summary.measured} windows shared what the "
+            f"{meter.name} meter reads with other work (other processes on the GPU, or at "
+            "least half a core of other work beside a CPU-time estimate); each row's notes "
+            "say how much (gpu_other_processes, others_busy_cores), and "
+            "python -m collector.campaign.repeatability DB splits the spread by it",
             file=sys.stderr,
         )
     return summary

@@ -66,6 +66,9 @@ class EnergyMeter(ABC):
     chosen_reason: str = ""
     #: True when this meter's energy is an estimate (the CLI says so once)
     estimated: bool = False
+    #: windows so far that shared what this meter reads with other work (other processes on
+    #: the GPU, other cores busy beside a CPU-time estimate); each row's notes say how much
+    shared_windows: int = 0
 
     @abstractmethod
     def begin_window(self, key: str, sync: Callable[[], None] | None = None) -> None:

@@ -173,7 +173,7 @@ class CpuTimeMeter(EnergyMeter):
         self._clock = clock
         self._machine = machine
         self._open: dict[str, tuple[float, float, float, CpuTotals | None]] = {}
-        self.crowded_windows = 0
+        self.shared_windows = 0
         """Windows so far during which other work kept ≥ CROWDED_CORES cores busy."""
 
     def begin_window(self, key: str, sync: Callable[[], None] | None = None) -> None:
@@ -196,7 +196,7 @@ class CpuTimeMeter(EnergyMeter):
         energy_j = cpu_s * self.core_power_w
         others = others_busy_cores(machine_start, machine_end, cpu_s, duration_s)
         if others is not None and others >= CROWDED_CORES:
-            if self.crowded_windows == 0:
+            if self.shared_windows == 0:
                 logger.warning(
                     "window %s ran while other work kept %.1f core(s) busy: CPU time per unit "
                     "of work grows with such neighbours (shared caches, memory bandwidth); "
@@ -206,7 +206,7 @@ class CpuTimeMeter(EnergyMeter):
                     others,
                     BUSY_NOTE,
                 )
-            self.crowded_windows += 1
+            self.shared_windows += 1
         measurement = Measurement(
             duration_s=duration_s,
             energy_j=energy_j,
