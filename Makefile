@@ -1,6 +1,6 @@
 # Two set-up commands (README): `make demo` runs the main job, `make test` runs the tests.
-# Both build .venv from nothing. torch's CPU build is installed first so that the project's
-# looser torch range does not pull a multi-GB CUDA build.
+# Both build .venv from nothing. torch is pinned to the CPU build 2.13.0 in the same pip call so
+# that the project's looser torch range does not pull a multi-GB CUDA build.
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
@@ -11,20 +11,27 @@ RAY_STAMP := $(VENV)/.installed-ray
 
 venv: $(STAMP)
 
+# One pip call each: torch pinned in the same resolve as the project (one resolve, one
+# editable build).
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet torch==2.13.0 -e '.[dev]'
 	touch $(STAMP)
 
-# The tests also run the Ray executor on a local Ray instance: they need the ray extra.
-$(RAY_STAMP): $(STAMP)
-	$(BIN)/pip install --quiet -e '.[dev,ray]'
-	touch $(RAY_STAMP)
+# The tests also run the Ray executor on a local Ray instance: they need the ray extra. A fresh
+# clone installs everything in one go (not dev first, then dev and ray again).
+$(RAY_STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet torch==2.13.0 -e '.[dev,ray]'
+	touch $(STAMP) $(RAY_STAMP)
 
-test: venv $(RAY_STAMP)
+# Two workers (pytest-xdist), each test file whole on one worker so that its module-scoped
+# fixtures (a fitted predictor, a Ray instance, a server) are built once; TEST_WORKERS=0 runs
+# everything in one process.
+TEST_WORKERS ?= 2
+test: $(RAY_STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 lint: venv
 	$(BIN)/ruff check .
