@@ -164,6 +164,15 @@ def collect_command(args: argparse.Namespace) -> int:
             "it is labelled estimate-* in the store and never shown as measured.",
             file=sys.stderr,
         )
+    if summary.shared:
+        print(
+            f"NOTE: {summary.shared} of {summary.measured} windows shared what the meter reads "
+            "with other work (other processes on the GPU, or at least half a core of other "
+            "work beside a CPU-time estimate); each row's notes say how much "
+            "(gpu_other_processes, others_busy_cores), and "
+            "python -m collector.campaign.repeatability DB splits the spread by it",
+            file=sys.stderr,
+        )
     if summary.stopped:
         print("stopped before the end: rerun with --resume to finish", file=sys.stderr)
     return 0 if summary.failed == 0 else 3
@@ -196,15 +205,6 @@ def _collect_here(
     with meter, MeasurementStore(args.db) as store, make_progress() as progress:
         summary = run_serial(runs, clips, store, meter, options, progress)
     summary.hardware.add(hardware)
-    if meter.shared_windows:
-        print(
-            f"NOTE: {meter.shared_windows} of {summary.measured} windows shared what the "
-            f"{meter.name} meter reads with other work (other processes on the GPU, or at "
-            "least half a core of other work beside a CPU-time estimate); each row's notes "
-            "say how much (gpu_other_processes, others_busy_cores), and "
-            "python -m collector.campaign.repeatability DB splits the spread by it",
-            file=sys.stderr,
-        )
     return summary
 
 

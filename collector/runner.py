@@ -79,6 +79,9 @@ class SweepSummary:
     failed: int = 0
     failures: list[str] = field(default_factory=list)
     estimated: bool = False
+    shared: int = 0
+    """Rows whose window other work shared (other GPU processes, busy cores beside a CPU-time
+    estimate): their notes say how much."""
     stopped: bool = False
     """True when the deadline (``stop_at``) cut the sweep: rerun with resume to finish it."""
     hardware: set[str] = field(default_factory=set)
@@ -216,6 +219,7 @@ def measure_run(
             ctx.sink.put_row(row, measurement.trace)
             summary.measured += 1
             summary.estimated |= measurement.is_estimate
+            summary.shared += measurement.shared
             progress.row_done(f"{label} {phase}", ok=True)
             pending = pending[1:]
     except KeyboardInterrupt:

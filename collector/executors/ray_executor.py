@@ -134,6 +134,7 @@ class TaskResult:
     estimated: bool
     failures: tuple[str, ...]
     worker_s: float
+    shared: int = 0
 
 
 @dataclass(frozen=True)
@@ -214,6 +215,7 @@ def measure_task(task: Task, dataset: SpectrogramSet) -> TaskResult:
         estimated=summary.estimated,
         failures=tuple(summary.failures),
         worker_s=time.perf_counter() - began,
+        shared=summary.shared,
     )
 
 
@@ -491,6 +493,7 @@ def _write(
     summary.measured += result.measured
     summary.failed += result.failed
     summary.estimated |= result.estimated
+    summary.shared += result.shared
     summary.failures.extend(f"{f} (on {result.node})" for f in result.failures)
     summary.hardware.add(result.hardware)
     summary.nodes.add(result.node)

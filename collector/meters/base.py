@@ -25,7 +25,9 @@ class Measurement:
     ``energy_j`` is the total energy of the window in joules, from ``energy_source``.
     ``idle_power_w`` is the baseline measured before the window (None when not measured);
     ``energy_dynamic_j`` = total - idle x duration. ``short_window`` flags a window shorter than
-    the meter's update period (its energy is unreliable, never a silent zero).
+    the meter's update period (its energy is unreliable, never a silent zero). ``shared`` says
+    that other work shared what the meter read (other processes on the GPU, other cores busy
+    beside a CPU-time estimate); the notes say how much.
     """
 
     duration_s: float
@@ -38,6 +40,7 @@ class Measurement:
     mem_util_mean: float | None = None
     mem_used_mean_mib: float | None = None
     short_window: bool = False
+    shared: bool = False
     codecarbon_energy_j: float | None = None
     codecarbon_mode: str | None = None
     trace: tuple[TraceSample, ...] = field(default=(), repr=False)
@@ -66,9 +69,6 @@ class EnergyMeter(ABC):
     chosen_reason: str = ""
     #: True when this meter's energy is an estimate (the CLI says so once)
     estimated: bool = False
-    #: windows so far that shared what this meter reads with other work (other processes on
-    #: the GPU, other cores busy beside a CPU-time estimate); each row's notes say how much
-    shared_windows: int = 0
 
     @abstractmethod
     def begin_window(self, key: str, sync: Callable[[], None] | None = None) -> None:

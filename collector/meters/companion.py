@@ -51,10 +51,6 @@ class WithCodeCarbon(EnergyMeter):
     def idle_baseline_w(self) -> float | None:
         return self.primary.idle_baseline_w
 
-    @property
-    def shared_windows(self) -> int:
-        return self.primary.shared_windows
-
     def set_idle_baseline(self, idle_power_w: float | None) -> None:
         self.primary.set_idle_baseline(idle_power_w)
 

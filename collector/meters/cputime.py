@@ -195,7 +195,8 @@ class CpuTimeMeter(EnergyMeter):
         cpu_s = cpu_end - cpu_start
         energy_j = cpu_s * self.core_power_w
         others = others_busy_cores(machine_start, machine_end, cpu_s, duration_s)
-        if others is not None and others >= CROWDED_CORES:
+        crowded = others is not None and others >= CROWDED_CORES
+        if crowded:
             if self.shared_windows == 0:
                 logger.warning(
                     "window %s ran while other work kept %.1f core(s) busy: CPU time per unit "
@@ -213,6 +214,7 @@ class CpuTimeMeter(EnergyMeter):
             energy_source=self.energy_source,
             power_mean_w=energy_j / duration_s if duration_s > 0 else None,
             short_window=cpu_s <= 0,
+            shared=crowded,
             notes=(
                 f"cpu_s={cpu_s:.6f}",
                 f"main_thread_cpu_s={thread_end - thread_start:.6f}",

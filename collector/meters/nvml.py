@@ -113,7 +113,8 @@ class NvmlMeter(EnergyMeter):
         energy_j, source, short, notes = self._energy(window, energy1, duration_s, trace)
         if window.sampler.errors:
             notes += (f"{window.sampler.errors} samples failed: {window.sampler.first_error}",)
-        notes += self._sharing_notes(key, window.pids0, self._device.compute_pids())
+        sharing, shared = self._sharing(key, window.pids0, self._device.compute_pids())
+        notes += sharing
         stats = summarize(trace)
         measurement = Measurement(
             duration_s=duration_s,
@@ -124,20 +125,22 @@ class NvmlMeter(EnergyMeter):
             mem_util_mean=stats.mem_util_mean,
             mem_used_mean_mib=stats.mem_used_mean_mib,
             short_window=short,
+            shared=shared,
             trace=trace,
             notes=notes,
         )
         return with_idle_baseline(measurement, self.idle_baseline_w)
 
-    def _sharing_notes(
+    def _sharing(
         self, key: str, before: frozenset[int] | None, after: frozenset[int] | None
-    ) -> tuple[str, ...]:
+    ) -> tuple[tuple[str, ...], bool]:
         """What else held the GPU during the window: the energy counter and the power samples
         are the whole board's, so another process's kernels count as this window's work.
         Notes ``gpu_processes=N`` (compute processes seen at either edge) and, where this
-        process is among them, ``gpu_other_processes=M``; warns once when others are there."""
+        process is among them, ``gpu_other_processes=M``; warns once when others are there.
+        Returns the notes and whether another process shared the GPU."""
         if before is None and after is None:
-            return ()
+            return (), False
         seen = (before or frozenset()) | (after or frozenset())
         notes = [f"gpu_processes={len(seen)}"]
         own = os.getpid()
@@ -159,7 +162,7 @@ class NvmlMeter(EnergyMeter):
                     self.gpu_index,
                 )
             self.shared_windows += 1
-        return tuple(notes)
+        return tuple(notes), others > 0
 
     def _energy(
         self,

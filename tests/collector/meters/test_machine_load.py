@@ -68,6 +68,7 @@ def test_a_window_beside_a_spinning_process_records_it_and_warns_once(
                 m = meter.end_window(key)
                 others = _note(m.notes)
                 assert others is not None and others >= 0.6, m.notes
+                assert m.shared
     finally:
         spinner.kill()
         spinner.wait()
@@ -82,6 +83,7 @@ def test_without_proc_stat_the_window_is_measured_and_the_figure_left_out() -> N
     sum(range(200_000))
     m = meter.end_window("w")
     assert m.energy_j > 0 and _note(m.notes) is None and meter.shared_windows == 0
+    assert not m.shared
 
 
 @linux_only
@@ -110,7 +112,7 @@ def test_collect_says_how_many_windows_ran_beside_other_work(tmp_path: Path) -> 
         spinner.kill()
         spinner.wait()
     assert done.returncode == 0, done.stderr
-    assert "windows shared what the cpu-time meter reads with other work" in done.stderr
+    assert "2 of 2 windows shared what the meter reads with other work" in done.stderr
     with MeasurementStore(db, read_only=True) as store:
         figures = [_note(tuple((r.notes or "").split("; "))) for r in store.rows()]
     assert len(figures) == 2 and all(f is not None and f >= 0.5 for f in figures), figures

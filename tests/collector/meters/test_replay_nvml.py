@@ -189,6 +189,7 @@ def test_other_processes_on_the_gpu_are_named_in_the_notes_and_warned_once(
             clock.advance(1.0)
             m = meter.end_window(key)
             assert "gpu_processes=2" in m.notes and "gpu_other_processes=1" in m.notes
+            assert m.shared
         assert meter.shared_windows == 2
     assert len([r for r in caplog.records if "other process(es) ran on GPU" in r.getMessage()]) == 1
 
@@ -199,7 +200,9 @@ def test_a_gpu_to_itself_and_an_nvml_without_process_lists() -> None:
         with ReplayMeter(STEADY, clock=clock, processes=processes) as meter:
             meter.begin_window("w")
             clock.advance(1.0)
-            return meter.end_window("w").notes, meter.shared_windows
+            m = meter.end_window("w")
+            assert m.shared == (meter.shared_windows == 1)
+            return m.notes, meter.shared_windows
 
     notes, shared = one_window([os.getpid()])
     assert "gpu_other_processes=0" in notes and shared == 0
