@@ -178,12 +178,8 @@ class CpuTimeMeter(EnergyMeter):
 
     def begin_window(self, key: str, sync: Callable[[], None] | None = None) -> None:
         start_window(self._open, key, sync)
-        self._open[key] = (
-            self._clock(),
-            self._cpu_clock(),
-            time.thread_time(),
-            self._machine(),
-        )
+        machine = self._machine()  # read before the clocks start: its cost is not the window's
+        self._open[key] = (self._clock(), self._cpu_clock(), time.thread_time(), machine)
 
     def end_window(self, key: str, sync: Callable[[], None] | None = None) -> Measurement:
         wall_start, cpu_start, thread_start, machine_start = pop_window(self._open, key)
