@@ -30,9 +30,8 @@ from collector.meters.base import EnergyMeter, Measurement, with_idle_baseline
 from collector.meters.machine_load import (
     BUSY_NOTE,
     CROWDED_CORES,
-    CpuTotals,
     others_busy_cores,
-    read_cpu_totals,
+    read_busy_s,
 )
 from collector.meters.windows import pop_window, start_window
 from joulecast.errors import InvalidArgument
@@ -142,8 +141,8 @@ class CpuTimeMeter(EnergyMeter):
         origin: where that figure came from (stored in every row's notes).
         cpu_clock: the process's CPU-time clock in seconds (all threads, user + system).
         clock: monotonic wall clock in seconds.
-        machine: the machine's CPU totals now (``/proc/stat``), for the cores other work kept
-            busy during the window (:mod:`collector.meters.machine_load`).
+        machine: the machine's busy CPU seconds so far (``/proc/stat``), for the cores other
+            work kept busy during the window (:mod:`collector.meters.machine_load`).
     """
 
     name = "cpu-time"
@@ -157,7 +156,7 @@ class CpuTimeMeter(EnergyMeter):
         cpu_model: str | None = None,
         cpu_clock: Callable[[], float] = time.process_time,
         clock: Callable[[], float] = time.monotonic,
-        machine: Callable[[], CpuTotals | None] = read_cpu_totals,
+        machine: Callable[[], float | None] = read_busy_s,
     ) -> None:
         from collector.hardware import cpu_model as machine_cpu_model
 
@@ -172,7 +171,7 @@ class CpuTimeMeter(EnergyMeter):
         self._cpu_clock = cpu_clock
         self._clock = clock
         self._machine = machine
-        self._open: dict[str, tuple[float, float, float, CpuTotals | None]] = {}
+        self._open: dict[str, tuple[float, float, float, float | None]] = {}
         self.shared_windows = 0
         """Windows so far during which other work kept ≥ CROWDED_CORES cores busy."""
 

@@ -12,7 +12,6 @@ a row that ran beside heavy work says so, and the repeatability tool can tell th
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 PROC_STAT = Path("/proc/stat")
@@ -22,17 +21,10 @@ CROWDED_CORES = 0.5
 """Other work keeping at least this many cores busy makes a window *crowded* (warned about)."""
 
 
-@dataclass(frozen=True)
-class CpuTotals:
-    """Machine-wide CPU seconds (all cores): busy (user, nice, system, irq, softirq, steal) and
-    all (busy + idle + iowait), from the first line of ``/proc/stat``."""
-
-    busy_s: float
-    total_s: float
-
-
-def read_cpu_totals(stat: Path = PROC_STAT) -> CpuTotals | None:
-    """The machine's CPU totals now, or None where ``/proc/stat`` cannot be read (not Linux)."""
+def read_busy_s(stat: Path = PROC_STAT) -> float | None:
+    """Machine-wide busy CPU seconds so far, all cores (user, nice, system, irq, softirq,
+    steal: everything but idle and iowait), from the first line of ``/proc/stat``; None where
+    it cannot be read (not Linux)."""
     try:
         first = stat.read_text().splitlines()[0].split()
     except (OSError, IndexError):
@@ -42,12 +34,11 @@ def read_cpu_totals(stat: Path = PROC_STAT) -> CpuTotals | None:
     ticks = [int(v) for v in first[1:9]]  # user nice system idle iowait irq softirq steal
     ticks += [0] * (8 - len(ticks))
     hz = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-    idle = ticks[3] + ticks[4]
-    return CpuTotals(busy_s=(sum(ticks) - idle) / hz, total_s=sum(ticks) / hz)
+    return (sum(ticks) - ticks[3] - ticks[4]) / hz
 
 
 def others_busy_cores(
-    start: CpuTotals | None, end: CpuTotals | None, own_cpu_s: float, wall_s: float
+    start_busy_s: float | None, end_busy_s: float | None, own_cpu_s: float, wall_s: float
 ) -> float | None:
     """Mean cores kept busy by everything but this process between ``start`` and ``end``.
 
@@ -55,6 +46,6 @@ def others_busy_cores(
     clock ticks (10 ms), so the figure is rounded to that over the window. None when either
     reading is missing or the span is empty.
     """
-    if start is None or end is None or not wall_s > 0:
+    if start_busy_s is None or end_busy_s is None or not wall_s > 0:
         return None
-    return max(0.0, (end.busy_s - start.busy_s - own_cpu_s) / wall_s)
+    return max(0.0, (end_busy_s - start_busy_s - own_cpu_s) / wall_s)

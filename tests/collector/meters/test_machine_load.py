@@ -14,9 +14,8 @@ import pytest
 from collector.meters.cputime import CpuTimeMeter
 from collector.meters.machine_load import (
     BUSY_NOTE,
-    CpuTotals,
     others_busy_cores,
-    read_cpu_totals,
+    read_busy_s,
 )
 from joulecast.store import MeasurementStore
 
@@ -30,20 +29,19 @@ def _note(notes: tuple[str, ...]) -> float | None:
     return None
 
 
-def test_totals_come_from_the_first_line_of_proc_stat(tmp_path: Path) -> None:
+def test_busy_seconds_come_from_the_first_line_of_proc_stat(tmp_path: Path) -> None:
     hz = os.sysconf("SC_CLK_TCK")
     stat = tmp_path / "stat"
     # user nice system idle iowait irq softirq steal (guest columns are inside user already)
     stat.write_text(f"cpu  {3 * hz} {hz} {2 * hz} {10 * hz} {hz} 0 0 {hz} 0 0\ncpu0 1 2 3\n")
-    totals = read_cpu_totals(stat)
-    assert totals == CpuTotals(busy_s=7.0, total_s=18.0)
-    assert read_cpu_totals(tmp_path / "missing") is None
+    assert read_busy_s(stat) == 7.0  # idle and iowait are not busy
+    assert read_busy_s(tmp_path / "missing") is None
     (tmp_path / "other").write_text("intr 1 2 3\n")
-    assert read_cpu_totals(tmp_path / "other") is None
+    assert read_busy_s(tmp_path / "other") is None
 
 
 def test_others_are_the_machines_busy_seconds_minus_our_own_over_the_wall_time() -> None:
-    start, end = CpuTotals(100.0, 400.0), CpuTotals(104.0, 408.0)
+    start, end = 100.0, 104.0  # the machine's busy seconds at the window's edges
     assert others_busy_cores(start, end, own_cpu_s=1.0, wall_s=4.0) == pytest.approx(0.75)
     # the tick rounding can make our own seconds exceed the machine's count: never below 0
     assert others_busy_cores(start, end, own_cpu_s=5.0, wall_s=4.0) == 0.0
