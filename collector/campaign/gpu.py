@@ -47,6 +47,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--meter", default="auto", help="meter kind (auto: NVML on cuda)")
     p.add_argument("--samples", type=int, help="replace every plan's samples (dry runs)")
     p.add_argument("--db-name", default="measurements.db")
+    p.add_argument(
+        "--hardware", help="hardware id of the rows (default: the device's name, slugged)"
+    )
     return p
 
 
@@ -83,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
 
     (out / "identity.txt").write_text(_identity(args.device))
     (out / "versions.json").write_text(software_versions() + "\n")
-    hardware = default_hardware(args.device)
+    hardware = args.hardware or default_hardware(args.device)
     plans = [load_plan(name, samples=args.samples) for name in args.plans.split(",") if name]
     clips = synthetic_clips(max(r.samples for plan in plans for r in plan.runs))
     meter = open_meter(kind=args.meter, device=args.device)
