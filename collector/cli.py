@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from collector.executors import EXECUTORS
+from collector.window import window_clock
 from joulecast.errors import JoulecastError
 
 if TYPE_CHECKING:
@@ -143,7 +144,7 @@ def collect_command(args: argparse.Namespace) -> int:
         seed=args.seed,
         data_label=data_label,
         window_s=args.window_seconds,
-        clock=_window_clock(args.device),
+        clock=window_clock(args.device),
     )
     run = _collect_on_ray if args.executor == "ray" else _collect_here
     try:
@@ -257,10 +258,3 @@ def _replay_note(args: argparse.Namespace) -> None:
             "NOTE: replay meter: energies come from a recorded trace, not from this machine",
             file=sys.stderr,
         )
-
-
-def _window_clock(device: str) -> Callable[[], float]:
-    """The clock that sizes timed windows: CPU seconds on cpu, wall seconds on a GPU."""
-    import time
-
-    return time.perf_counter if device.startswith("cuda") else time.process_time

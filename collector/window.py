@@ -9,6 +9,8 @@ Energy per sample is then the quantity measured; the row records the samples act
 from __future__ import annotations
 
 import math
+import time
+from collections.abc import Callable
 
 from joulecast.errors import InvalidArgument
 
@@ -41,3 +43,9 @@ def samples_for_window(
         raise InvalidArgument(f"batch size must be >= 1, got {batch_size!r}")
     batches = batches_for_window(batch_s, target_s)
     return batches, batches * batch_size
+
+
+def window_clock(device: str) -> Callable[[], float]:
+    """The clock that sizes timed windows: CPU seconds on cpu (steadier than wall time on a
+    shared machine), wall seconds on a GPU (the host's CPU time says nothing of the kernels)."""
+    return time.perf_counter if device.startswith("cuda") else time.process_time

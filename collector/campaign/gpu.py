@@ -46,6 +46,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--idle-seconds", type=float, default=1.0, help="idle baseline per config")
     p.add_argument("--meter", default="auto", help="meter kind (auto: NVML on cuda)")
     p.add_argument("--samples", type=int, help="replace every plan's samples (dry runs)")
+    p.add_argument(
+        "--window-seconds",
+        type=float,
+        help="timed windows of at least this many seconds instead of the plans' samples "
+        "(on a fast GPU the paper's 1578 clips last tenths of a second: too short for NVML)",
+    )
     p.add_argument("--db-name", default="measurements.db")
     p.add_argument(
         "--hardware", help="hardware id of the rows (default: the device's name, slugged)"
@@ -82,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     from collector.plans import load_plan
     from collector.progress import LineProgress
     from collector.runner import SweepOptions
+    from collector.window import window_clock
     from joulecast.store import MeasurementStore
 
     (out / "identity.txt").write_text(_identity(args.device))
@@ -108,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
                 idle_s=args.idle_seconds if not meter.estimated else 0.0,
                 data_label="synthetic",
                 stop_at=stop_at,
+                window_s=args.window_seconds,
+                clock=window_clock(args.device),
             )
             began = time.monotonic()
             with LineProgress() as progress:

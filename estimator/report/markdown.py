@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
+from estimator.report import beside_paper, meter
 from estimator.report.claims import THRESHOLDS, UNTESTABLE, ClaimResult
 from estimator.report.data import ReportData
 from estimator.report.figures import FigureFile
@@ -114,7 +115,12 @@ def write(
     lines += claims_table(claims)
     lines += ["", "Details per claim (the numbers behind each verdict):", ""]
     lines += [f"- **{c.claim}**: {_cell(c.details) or '—'}" for c in claims]
-    lines += ["", "### How the verdicts are decided", "", THRESHOLDS.rstrip()]
+    lines += ["", "### How the verdicts are decided", "", THRESHOLDS.rstrip(), ""]
+    resolved = meter.summarize(data)
+    if beside_paper.applies(data):
+        lines += beside_paper.markdown(data, claims, resolved)
+    if resolved is not None:
+        lines += meter.markdown(resolved)
     lines += ["", "## Figures", ""]
     for fig in figures:
         lines.append(f"### {fig.title}")

@@ -92,3 +92,22 @@ def test_campaign_dry_run_without_the_optional_packages(tmp_path: Path) -> None:
         want = deepspeed_cost(build_model(config))
         got = next(r for r in rows if r.config_id == config.config_id)
         assert (got.flops_forward, got.params) == (want.flops_forward, want.params)
+
+
+def test_campaign_timed_windows_and_named_hardware(tmp_path: Path) -> None:
+    """On a fast GPU the paper's 1578 clips last tenths of a second: --window-seconds makes each
+    window hold whole batches for at least that long, and --hardware names the rows."""
+    from collector.campaign.gpu import main
+
+    plan = tmp_path / "tiny.json"
+    runs = [{"family": "mlp", "layers": [1], "hidden": [32]}]
+    plan.write_text(json.dumps({"name": "tiny", "defaults": {"samples": 8}, "runs": runs}))
+    out = tmp_path / "out"
+    argv = ["--device", "cpu", "--meter", "cpu-time", "--plans", str(plan), "--repeats", "1"]
+    argv += ["--out", str(out), "--window-seconds", "0.2", "--hardware", "probe-box"]
+    assert main(argv) == 0
+    with MeasurementStore(out / "measurements.db") as store:
+        rows = store.rows()
+    assert {r.hardware for r in rows} == {"probe-box"} and len(rows) == 2
+    # Timed windows: more samples than the plan's 8 (the batches cycle through the clips).
+    assert all(r.samples > 8 and r.samples % 8 == 0 for r in rows)
