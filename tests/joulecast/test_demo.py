@@ -61,3 +61,39 @@ def test_a_shipped_energy_only_predictor_answers_with_the_power_its_hardware_dre
     assert train is not None and train.predictor == "boosted"
     assert train.power_w == pytest.approx(drawn_w) and train.power_w <= 260
     assert train.energy_j == pytest.approx(train.power_w * train.duration_s, rel=1e-9)
+
+
+def test_the_shipped_h200_store_holds_the_paper_sweep_metered_by_the_nvml_counter() -> None:
+    """Every one of the paper's 86 configuration-phases measured on the H200 at the paper's
+    workload (1578 clips, batch 8), by the board's energy counter, with its power and
+    utilisation trace kept."""
+    from joulecast.store import MeasurementStore
+
+    with MeasurementStore(REPO / "artifacts" / "measurements" / "h200.db", read_only=True) as db:
+        rows = [r for r in db.rows() if r.status == "ok"]
+        traces = [db.trace(r.run_key) for r in rows[:5]]
+    assert {r.hardware for r in rows} == {"h200"}
+    assert {r.energy_source for r in rows} == {"nvml-energy-counter"}
+    assert not any(r.energy_is_estimate for r in rows)
+    paper = {(r.config_id, r.phase) for r in rows if r.samples == 1578 and r.batch_size == 8}
+    assert len(paper) >= 86
+    assert all(r.device_name == "NVIDIA H200" for r in rows)
+    # A meter that saw the work: power moves with the model and stays inside the board's 700 W.
+    powers = [r.energy_j / r.duration_s for r in rows]
+    assert max(powers) / min(powers) > 3 and max(powers) < 700
+    assert all(len(t) >= 1 and t[0].gpu_util_pct is not None for t in traces)
+
+
+def test_the_shipped_h200_predictor_answers_both_phases_in_measured_joules() -> None:
+    from joulecast.graph import profile_graph
+
+    registry = PredictorRegistry(REPO / "artifacts")
+    profile = profile_graph((REPO / "examples" / "sample_crnn.onnx").read_bytes())
+    answer = registry.predict(profile, batch_size=8, samples=1578, epochs=1, hardware="h200")
+    assert answer.energy_source == "nvml-energy-counter" and not is_estimate(answer.energy_source)
+    assert not any("ESTIMATED" in w for w in answer.warnings)
+    assert answer.train is not None and answer.test is not None
+    assert answer.train.energy_j > answer.test.energy_j
+    for phase in (answer.train, answer.test):
+        assert 0 < phase.energy_low_j <= phase.energy_j <= phase.energy_high_j
+        assert 60 < phase.power_w < 700  # between the H200's idle draw and its power limit
