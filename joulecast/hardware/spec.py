@@ -54,8 +54,9 @@ class GpuSpec:
     Throughputs in TFLOP/s (10^12 FLOP per second, an FMA counted as two), dense (no
     structured sparsity). ``tensor_fp16_tflops`` is FP16 inputs with FP32 accumulation, the rate
     mixed-precision training runs at: GeForce cards run it at half their FP16-accumulate rate.
-    Memory in GiB (vendors' memory "GB" are binary), bandwidth in GB/s (10^9 bytes per second),
-    clock in MHz, power in W. ``power_limit_w`` is the board's default power limit (its TDP);
+    Memory in GiB: the vendor's nominal capacity (GPU memory "GB" are binary; NVML reports a
+    little less as usable). Bandwidth in GB/s (10^9 bytes per second), clock in MHz, power in
+    W. ``power_limit_w`` is the board's default power limit (its TDP);
     ``power_limit_min_w``/``power_limit_max_w`` the range NVML lets one set, where published.
     """
 
