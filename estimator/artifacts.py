@@ -6,7 +6,8 @@ content (files included, creation time excluded), so refitting identical data yi
 
 Publishing is atomic: the folder is written under a temporary name and renamed into place, then
 ``CURRENT`` is replaced with ``os.replace``. A reader sees the old version or the new one, never
-half of one. Loading checks the schema and every file's hash, and refuses anything else.
+half of one. Loading checks the schema and every file's hash, and refuses anything else. The
+layout itself, and a reader for listings that loads no predictor, are in ``estimator.published``.
 """
 
 from __future__ import annotations
@@ -30,16 +31,15 @@ from typing import Any
 
 from estimator.features import LOG_FEATURES, PROFILE_FEATURES, RUN_FEATURES
 from estimator.predictors import PREDICTORS, ArtifactFormatError, Predictor
+from estimator.published import CURRENT, MANIFEST, VERSION_RE, predictors_root
+from estimator.published import list_hardware as list_hardware
 from estimator.training import Bundle
 from joulecast.errors import FailedPrecondition, InvalidArgument, NotFound
 
 logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
-MANIFEST = "manifest.json"
-CURRENT = "CURRENT"
 _HARDWARE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-_VERSION_RE = re.compile(r"^[0-9a-f]{12}$")
 _LIBRARIES = ("numpy", "scipy", "pandas", "xgboost", "onnx")
 
 
@@ -55,10 +55,6 @@ class Published:
     created_at: str
     bundle: Bundle
     manifest: dict[str, Any]
-
-
-def predictors_root(artifacts_dir: Path | str) -> Path:
-    return Path(artifacts_dir) / "predictors"
 
 
 def check_hardware_name(hardware: str) -> str:
@@ -232,25 +228,13 @@ def remove_stale_temporaries(artifacts_dir: Path | str, older_than_s: float = ST
     return removed
 
 
-def list_hardware(artifacts_dir: Path | str) -> list[str]:
-    """Hardware names with a ``CURRENT`` version under ``artifacts_dir/predictors``."""
-    root = predictors_root(artifacts_dir)
-    if not root.is_dir():
-        return []
-    return sorted(
-        p.name
-        for p in root.iterdir()
-        if p.is_dir() and not p.name.startswith(".") and (p / CURRENT).is_file()
-    )
-
-
 def current_version(artifacts_dir: Path | str, hardware: str) -> str:
     path = predictors_root(artifacts_dir) / check_hardware_name(hardware) / CURRENT
     try:
         version = path.read_text().strip()
     except FileNotFoundError as exc:
         raise NotFound(f"no published predictor for hardware {hardware!r}") from exc
-    if not _VERSION_RE.match(version):
+    if not VERSION_RE.match(version):
         raise ArtifactError(f"{path} does not name a version: {version[:40]!r}")
     return version
 
@@ -262,7 +246,7 @@ def load_current(artifacts_dir: Path | str, hardware: str) -> Published:
 def load_version(artifacts_dir: Path | str, hardware: str, version: str) -> Published:
     """Load one version, refusing any mismatch between its manifest and its files."""
     check_hardware_name(hardware)
-    if not _VERSION_RE.match(version):
+    if not VERSION_RE.match(version):
         raise InvalidArgument(f"bad predictor version {version!r}")
     folder = predictors_root(artifacts_dir) / hardware / version
     try:

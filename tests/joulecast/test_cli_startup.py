@@ -70,11 +70,21 @@ def test_help_imports_nothing_heavy() -> None:
     assert result["heavy"] == []
 
 
-@pytest.mark.parametrize("command", ["fit", "report", "import", "collect", "predict", "profile"])
+@pytest.mark.parametrize(
+    "command", ["fit", "report", "import", "collect", "predict", "profile", "hardware"]
+)
 def test_subcommand_help_imports_nothing_heavy(command: str) -> None:
     result, out = run_probe(command, "--help")
     assert result["rc"] == 0
     assert f"joulecast {command}" in out
+    assert result["heavy"] == []
+
+
+def test_hardware_listing_imports_nothing_heavy() -> None:
+    """The catalog and the manifests are read; no predictor is loaded."""
+    result, out = run_probe("hardware", "--json", "--artifacts", str(ROOT / "artifacts"))
+    assert result["rc"] == 0
+    assert any(row["id"] == "quadro-rtx6000" and row["measured"] for row in json.loads(out))
     assert result["heavy"] == []
 
 
