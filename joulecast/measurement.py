@@ -105,6 +105,8 @@ class Row:
     """One stored measurement (or failure) of one phase of one run.
 
     Energy in joules, durations in seconds, power in watts, utilisation in percent.
+    ``power_limit_w`` is the GPU power limit the work ran under (None: the board's default or
+    not known); energy per sample depends on it as much as on the batch size.
     ``energy_is_estimate`` is true whenever ``energy_source`` starts with ``estimate-``.
     The power trace is not a column of this record: the store keeps it compressed beside the row.
     """
@@ -135,6 +137,7 @@ class Row:
     energy_dynamic_j: float | None = None
     idle_power_w: float | None = None
     power_mean_w: float | None = None
+    power_limit_w: float | None = None
     gpu_util_mean: float | None = None
     mem_util_mean: float | None = None
     mem_used_mean_mib: float | None = None
@@ -217,6 +220,10 @@ def check_row(row: Row, *, require_graph: bool = True) -> Row:
         value = getattr(row, name)
         if value is not None and value < 0:
             raise InvalidArgument(f"{name} must be >= 0, got {value}")
+    if row.power_limit_w is not None and not 0 < row.power_limit_w <= MAX_POWER_W:
+        raise InvalidArgument(
+            f"power_limit_w must be in (0, {MAX_POWER_W:g}] W when set, got {row.power_limit_w}"
+        )
     for name in _PERCENT:
         value = getattr(row, name)
         if value is not None and not 0 <= value <= 100:
