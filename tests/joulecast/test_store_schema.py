@@ -91,4 +91,6 @@ def test_check_row_refuses_a_power_limit_that_no_gpu_runs_under(limit: float) ->
     with pytest.raises(InvalidArgument, match="power_limit_w"):
         check_row(a_row(power_limit_w=limit), require_graph=False)
     assert check_row(a_row(power_limit_w=250.0), require_graph=False).power_limit_w == 250.0
-    assert check_row(replace(a_row(), power_limit_w=None), require_graph=False).power_limit_w is None
+    assert (
+        check_row(replace(a_row(), power_limit_w=None), require_graph=False).power_limit_w is None
+    )
