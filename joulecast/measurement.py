@@ -30,7 +30,13 @@ MEASURED_SOURCES = (SOURCE_NVML_COUNTER, SOURCE_NVML_INTEGRAL, SOURCE_RAPL)
 SOURCE_CARBONTRACKER_NVML = "carbontracker-nvml"
 """GPU energy from carbontracker's NVML power samples (imported EC-NAS-Bench runs; the
 derivation from carbontracker's records is in ``collector.ecnas``)."""
-EXTERNAL_MEASURED_SOURCES: tuple[str, ...] = (SOURCE_CARBONTRACKER_NVML,)
+SOURCE_ZEUS_NVML_EPOCH = "zeus-nvml-epoch"
+"""GPU energy of one whole training epoch from the Zeus NSDI '23 traces (You, Chung &
+Chowdhury): the epoch's time x the GPU's average NVML board power over it, both measured once
+per (workload, batch size, power limit) by the Zeus authors (their NVML power monitor). GPU
+only: no CPU, DRAM or PUE; the epoch includes the data pipeline, so its stalls are in the
+energy (``collector.import_zeus``)."""
+EXTERNAL_MEASURED_SOURCES: tuple[str, ...] = (SOURCE_CARBONTRACKER_NVML, SOURCE_ZEUS_NVML_EPOCH)
 """Measured sources of other tools' meters, accepted from imports (each documented in
 docs/IMPORT.md with the meter it names)."""
 ESTIMATE_PREFIX = "estimate-"
