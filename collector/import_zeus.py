@@ -11,12 +11,12 @@ measurement of energy and is not read.
 
 Which boards. The README of the traces gives a 250 W maximum for the V100 and the P100, and the
 power limits swept go from 100 W (V100) and 125 W (P100) to 250 W: the PCIe boards' ranges
-(the SXM2 V100 and P100 go to 300 W, and the SXM2 V100's lowest limit is 150 W). Memory: the
-V100 trained ResNet-50 at batch 360 where the 24 GB Quadro RTX 6000 stopped at 256 and ran
-DeepSpeech2 at 192 where it stopped at 128, more than 24 GB holds, so the 32 GB V100 PCIe. The
-P100 ran BERT at 384 tokens at batch 24 and DeepSpeech2 at 72, which the 24 GB board's limits
-(32 and 128) scale to about 18 GB and 14 GB: more than the 12 GB P100 PCIe has, so the 16 GB
-one.
+(the SXM2 V100 and P100 go to 300 W). Memory, taking each sweep to stop at the largest batch
+that fit: the 24 GB Quadro RTX 6000 did not train ResNet-50 at 360 nor DeepSpeech2 at 156, so a
+sample takes more than 66 MB and 145 MB there, and the V100's batches of 360 and 192 need more
+than 24 GB: the 32 GB V100 PCIe. BERT at 384 tokens did not fit at 64 on the V100 nor at 48 on
+the RTX 6000: more than 0.46 GB a sample besides 1.75 GB of weights, gradients and Adam state,
+so the P100's batch of 24 needs more than 12.9 GB: the 16 GB P100 PCIe, not the 12 GB one.
 
 Every line is checked: a missing or non-numeric field, a time, power or power limit that is not
 positive, a power limit or average power above the board's maximum, an average power above the
