@@ -454,6 +454,16 @@ class PredictorRegistry:
         answer = estimate(
             published, profile, observed_gpu_util=observed_gpu_util, nodes=nodes, **counts
         )
+        if (
+            spec is not None
+            and self._transfer is not None
+            and observed_gpu_util is None
+            and spec.id in self._transfer.fitted_on.get("gpus", ())
+        ):
+            # The transfer model was fitted on this GPU's rows across batch sizes, power limits
+            # and workloads: it answers training; the hardware's own predictor keeps the test
+            # phase (the transfer model has no test rows).
+            return self._train_from_transfer(answer, spec, profile, power_limit_w, counts)
         if power_limit_w is None:
             return answer
         if spec is None or self._transfer is None:
@@ -471,6 +481,41 @@ class PredictorRegistry:
         )
         train, test = _tie(moved.train, moved.test)
         return replace(moved, train=train, test=test)
+
+    def _train_from_transfer(
+        self,
+        answer: EnergyPrediction,
+        spec: GpuSpec,
+        profile: GraphProfile,
+        power_limit_w: float | None,
+        counts: dict[str, int],
+    ) -> EnergyPrediction:
+        from estimator.transfer import serve
+        from estimator.transfer.gpu import GpuRates
+
+        assert self._transfer is not None
+        rates = GpuRates.from_spec(spec)
+        via = serve.transferred(
+            self._transfer, rates, spec.name, profile, power_limit_w=power_limit_w, **counts
+        )
+        test = answer.test
+        if test is not None and power_limit_w is not None:
+            test = serve.at_power_limit(
+                answer, self._transfer, rates, profile, power_limit_w=power_limit_w, **counts
+            ).test
+        train, test = _tie(via.train, test)
+        notes = [w for w in via.warnings if not w.startswith("no test prediction")]
+        if test is not None:
+            notes.append(
+                f"test: answered by the predictor of {answer.hardware} "
+                f"(version {answer.predictor_version})"
+            )
+        return replace(
+            via,
+            train=train,
+            test=test,
+            warnings=tuple(dict.fromkeys((*notes, *answer.warnings))),
+        )
 
     def reload(self, hardware: str) -> str:
         """Load the newest CURRENT version of ``hardware`` and swap it in; returns its version."""

@@ -37,6 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=Path,
         help="a store whose rows only test the published model (zero-shot), never fit it",
     )
+    p.add_argument("--note", action="append", default=[], help="a line for the report (why)")
     p.add_argument("--no-publish", action="store_true", help="score and report only")
     p.add_argument("--json", action="store_true", help="print the scores as JSON")
     p.set_defaults(func=run)
@@ -62,9 +63,15 @@ def run(args: argparse.Namespace) -> int:
         check_store_file(path)
     data = from_stores(args.db, _lookup, phases=("train",))
     frame = data.frame
-    sources = Counter(frame["energy_source"])
+    if frame.empty:
+        print(f"error: no usable training rows of a catalogued GPU (left out: {data.skipped})")
+        return 2
+    kept = frame[~frame["workload"].isin(args.exclude_workload)]
+    sources = Counter(kept["energy_source"])
     print(
-        f"{len(frame)} training rows of {frame['hardware'].nunique()} GPUs; left out {data.skipped}"
+        f"{len(kept)} training rows of {kept['hardware'].nunique()} GPUs and "
+        f"{kept['workload'].nunique()} workloads ({len(frame) - len(kept)} excluded by name); "
+        f"left out: {data.skipped or 'none'}"
     )
     trained = train(frame, excluded=args.exclude_workload, sources=dict(sources))
     model = trained.model
@@ -76,7 +83,8 @@ def run(args: argparse.Namespace) -> int:
         if args.exam_db:
             exam_rows = from_stores(args.exam_db, _lookup).frame
             exam = report.exam_frame(model, exam_rows)
-        written = report.write(args.report, model, trained.cv, trained.scores, exam)
+        notes = tuple(args.note)
+        written = report.write(args.report, model, trained.cv, trained.scores, exam, notes)
         print(f"report: {written}")
     if args.json:
         print(json.dumps(model.scores, indent=1))

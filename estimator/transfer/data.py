@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import posixpath
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -87,10 +88,22 @@ class TrainingSet:
     skipped: Mapping[str, int]
 
 
-def workload_of(row: Row) -> str:
-    """The workload a row belongs to, for leave-one-workload-out: a plan that sweeps many
-    architectures of one kind (NAS-Bench cells) is one workload, else the configuration."""
-    return row.plan if row.plan.startswith("ecnas") else row.config_id
+SWEEP_PLANS = ("ecnas",)
+"""Plans whose rows sweep many architectures of one kind (NAS-Bench cells): one workload."""
+
+
+def workload_names(frame: pd.DataFrame) -> pd.Series:
+    """The workload of each row, for leave-one-workload-out: the rows of one network (one
+    graph, at any batch size, power limit or optimizer) are one workload, named by the common
+    prefix of their configuration ids; a plan of :data:`SWEEP_PLANS` is one workload."""
+    names: dict[str, str] = {}
+    for sha, ids in frame.groupby("graph")["config_id"]:
+        distinct = sorted(set(ids))
+        prefix = distinct[0] if len(distinct) == 1 else posixpath.commonpath(distinct)
+        names[str(sha)] = prefix or str(sha)[:12]
+    by_graph = frame["graph"].map(names)
+    sweep = frame["plan"].str.startswith(SWEEP_PLANS)
+    return by_graph.where(~sweep, frame["plan"])
 
 
 def from_stores(
@@ -127,7 +140,10 @@ def from_stores(
                 records.append(_record(row, profile, rates))
     if skipped:
         log.info("left out: %s", dict(skipped))
-    return TrainingSet(pd.DataFrame.from_records(records), dict(skipped))
+    frame = pd.DataFrame.from_records(records)
+    if not frame.empty:
+        frame["workload"] = workload_names(frame)
+    return TrainingSet(frame, dict(skipped))
 
 
 def _unusable(row: Row, phases: tuple[str, ...]) -> str | None:
@@ -144,7 +160,8 @@ def _record(row: Row, profile: GraphProfile, rates: GpuRates) -> dict[str, objec
     limit = getattr(row, "power_limit_w", None)
     return {
         "hardware": row.hardware,
-        "workload": workload_of(row),
+        "plan": row.plan,
+        "graph": row.graph_sha256,
         "config_id": row.config_id,
         "phase": row.phase,
         "repeat": row.repeat,

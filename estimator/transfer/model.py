@@ -11,8 +11,8 @@ a test step is one pass) takes, on the GPU,
           + passes · (nodes · kernel_s + steps_rec · rec_s)    a floor per kernel and per
                                                                sequential recurrent step
 
-and on the host ``t_host = step_s + B · in_bytes · input_s_per_byte`` (the training loop,
-the data pipeline). The two overlap as far as the loader runs ahead: ``t_step`` is their smooth
+and on the host ``t_host = step_s · passes / 3 + B · in_bytes · input_s_per_byte`` (the
+training loop, a third of it for a forward-only test step; the data pipeline). The two overlap as far as the loader runs ahead: ``t_step`` is their smooth
 maximum of order ``overlap`` (1: they add up; large: the slower one alone).
 
 While a kernel runs the board draws ``idle + (limit − idle) · intensity``, where intensity
@@ -110,7 +110,9 @@ def predict(params: Mapping[str, float], x: Mapping[str, np.ndarray]) -> Predict
         + weight_passes * x["weight_bytes"] / x["bandwidth_bps"]
     )
     floor = passes * (x["node_count"] * p["kernel_s"] + x["recurrent_steps"] * p["rec_s"])
-    host = p["step_s"] + batch * x["input_bytes"] * p["input_s_per_byte"]
+    # A test step runs the loop's forward third (no backward, no optimiser step); the data
+    # pipeline's cost per sample is the same in both phases.
+    host = p["step_s"] * passes / TRAIN_PASSES + batch * x["input_bytes"] * p["input_s_per_byte"]
 
     tdp = x["tdp_w"].astype(float)
     idle = p["idle_share"] * tdp

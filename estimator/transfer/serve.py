@@ -49,7 +49,10 @@ def transferred(
     epochs: int,
     power_limit_w: float | None,
 ) -> EnergyPrediction:
-    """The answer for a catalogued GPU without measurements of its own."""
+    """The answer for a catalogued GPU without a predictor of its own: transferred from its
+    spec sheet, or, for a GPU among those the model was fitted on, measured through it."""
+    fitted_gpus = list(model.fitted_on.get("gpus", []))
+    measured = rates.id in fitted_gpus
     est = answer.estimate(
         model,
         rates,
@@ -58,13 +61,23 @@ def transferred(
         samples=samples,
         epochs=epochs,
         power_limit_w=power_limit_w,
+        gpu_measured=measured,
     )
     limit = answer.check_power_limit(rates, power_limit_w)
+    if measured:
+        first = (
+            f"answered by the GPU transfer model, fitted on training runs of this GPU ({name}) "
+            f"among {', '.join(fitted_gpus)}; the interval is its leave-one-workload-out error"
+        )
+    else:
+        first = (
+            f"transferred from the spec sheet; no measurement of this GPU ({name}): the transfer "
+            f"model, fitted on training runs of {', '.join(fitted_gpus)}, reads its catalogued "
+            "peak rates, bandwidth and power limit; the interval is its leave-one-GPU-out and "
+            "leave-one-workload-out error"
+        )
     warnings = [
-        f"transferred from the spec sheet; no measurement of this GPU ({name}): the transfer "
-        f"model, fitted on training runs of {', '.join(model.fitted_on.get('gpus', []))}, reads "
-        "its catalogued peak rates, bandwidth and power limit; the interval is its "
-        "leave-one-GPU-out and leave-one-workload-out error",
+        first,
         "no test prediction: the transfer model was fitted on training runs only",
         *profile.warnings,
     ]
@@ -76,7 +89,7 @@ def transferred(
         energy_source=energy_source(model),
         energy_is_estimate=False,
         warnings=tuple(dict.fromkeys(warnings)),
-        tier="transferred",
+        tier="measured" if measured else "transferred",
         power_limit_w=limit,
     )
 
@@ -99,6 +112,7 @@ def at_power_limit(
     if limit == rates.power_limit_w:
         return replace(measured, power_limit_w=limit)
     scaled: dict[str, PhaseEstimate | None] = {}
+    widened = False
     for phase in ("train", "test"):
         est = getattr(measured, phase)
         if est is None or est.duration_s is None or est.power_w is None:
@@ -115,8 +129,11 @@ def at_power_limit(
         power = min(est.power_w * at.power_w / default.power_w, limit)
         duration = est.duration_s * time_ratio
         energy = power * duration
+        # The limit's effect is the model's; where the limit does not bind there is none.
         low, high = answer.band(model, gpu_measured=True)
-        spread = math.exp((high - low) / 2)
+        binds = abs(math.log(at.energy_j / default.energy_j)) > 1e-6
+        spread = math.exp((high - low) / 2) if binds else 1.0
+        widened |= binds
         scale = energy / est.energy_j
         scaled[phase] = replace(
             est,
@@ -128,7 +145,8 @@ def at_power_limit(
         )
     warning = (
         f"measured at the board's default power limit ({rates.power_limit_w:g} W); the effect of "
-        f"{limit:g} W comes from the transfer model (interval widened)"
+        f"{limit:g} W comes from the transfer model"
+        + (" (interval widened)" if widened else ": this run's power stays under it (no change)")
     )
     return replace(
         measured,
