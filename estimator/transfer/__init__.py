@@ -1,10 +1,7 @@
 """The GPU transfer model: training energy on any catalogued GPU, from measurements of others.
 
-``model`` holds the equations, ``fit`` and ``evaluate`` fit and score them, ``artifact`` publishes
-and loads the fitted model, ``answer`` turns it into one served estimate.
+``model`` holds the equations, ``fit`` and ``evaluate`` fit and score them, ``train`` runs both,
+``artifact`` publishes and loads the fitted model, ``answer`` and ``serve`` turn it into served
+estimates, ``cli`` is ``joulecast fit-transfer``. Nothing is imported here, so that the command
+line's help stays free of numpy.
 """
-
-from estimator.transfer.artifact import TransferModel
-from estimator.transfer.gpu import GpuRates
-
-__all__ = ["GpuRates", "TransferModel"]

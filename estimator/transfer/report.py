@@ -46,12 +46,18 @@ def scores_table(table: pd.DataFrame, scheme: str) -> list[str]:
 
 
 def exam_frame(model: TransferModel, rows: pd.DataFrame) -> pd.DataFrame:
-    """Every exam row with the model's zero-shot answer and its log errors."""
+    """Every exam row with the model's zero-shot answer, the interval it would be served with
+    (a GPU it never saw, a network it never saw) and its log errors."""
+    from estimator.transfer.answer import band
+
     errors = log_errors(model.params, rows)
+    low, high = band(model, gpu_measured=False)
     out = rows[["hardware", "config_id", "phase", "batch_size", "samples"]].copy()
     out["family"] = rows["config_id"].str.split("-").str[0]
     out["measured_j"] = rows["energy_j"]
     out["transfer_j"] = errors["energy_j"]
+    out["low_j"] = errors["energy_j"] * np.exp(-high)
+    out["high_j"] = errors["energy_j"] * np.exp(-low)
     for part in ("energy", "duration", "power"):
         out[f"log_error_{part}"] = errors[f"log_error_{part}"]
     return out
@@ -59,21 +65,28 @@ def exam_frame(model: TransferModel, rows: pd.DataFrame) -> pd.DataFrame:
 
 def exam_table(exam: pd.DataFrame) -> list[str]:
     lines = [
-        "| hardware | phase | family | rows | median APE | median predicted/measured: energy | "
-        "duration | power |",
-        "|---|---|---|---|---|---|---|---|",
+        "| hardware | phase | family | rows | median APE | in the 90 % interval | median "
+        "predicted/measured: energy | duration | power |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
+
+    def inside(part: pd.DataFrame) -> float:
+        hit = (part["low_j"] <= part["measured_j"]) & (part["measured_j"] <= part["high_j"])
+        return float(hit.mean())
+
     for (hw, phase, fam), part in exam.groupby(["hardware", "phase", "family"]):
         ape = (part["transfer_j"] / part["measured_j"] - 1).abs().median()
         ratios = [np.exp(part[f"log_error_{p}"].median()) for p in ("energy", "duration", "power")]
         lines.append(
-            f"| {hw} | {phase} | {fam} | {len(part)} | {_pct(ape)} | "
+            f"| {hw} | {phase} | {fam} | {len(part)} | {_pct(ape)} | {_pct(inside(part))} | "
             + " | ".join(f"×{r:.2f}" for r in ratios)
             + " |"
         )
     for (hw, phase), part in exam.groupby(["hardware", "phase"]):
         ape = (part["transfer_j"] / part["measured_j"] - 1).abs().median()
-        lines.append(f"| {hw} | {phase} | all | {len(part)} | **{_pct(ape)}** | | | |")
+        lines.append(
+            f"| {hw} | {phase} | all | {len(part)} | **{_pct(ape)}** | {_pct(inside(part))} | | | |"
+        )
     return lines
 
 

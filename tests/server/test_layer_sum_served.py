@@ -45,10 +45,19 @@ def test_a_cnn_is_answered_by_layer_sum_in_measured_cpu_joules(start_server, reg
     assert ten_more.test.energy_j > reply.test.energy_j
 
 
-def test_rtx2080ti_is_not_found_and_the_answer_lists_what_exists(start_server, registry) -> None:
+def test_an_rtx2080ti_is_transferred_and_an_unknown_board_is_not_found(
+    start_server, registry
+) -> None:
+    """The RTX 2080 Ti has no measurements: it used to be NOT_FOUND; the GPU catalog knows it,
+    so the transfer model answers its training phase and says so. A board neither the
+    predictors nor the catalog know is still NOT_FOUND, with what exists."""
     served = start_server(registry=registry, artifacts_dir=REPO / "artifacts")
+    reply = served.stub.PredictEnergy(_request("rtx2080ti"), timeout=30)
+    assert reply.tier == "transferred" and reply.hardware == "rtx-2080-ti"
+    assert reply.train.available and not reply.test.available
     with pytest.raises(grpc.RpcError) as info:
-        served.stub.PredictEnergy(_request("rtx2080ti"), timeout=30)
+        served.stub.PredictEnergy(_request("rtx9999"), timeout=30)
     assert info.value.code() == grpc.StatusCode.NOT_FOUND
     details = info.value.details()
-    assert "rtx2080ti" in details and "xeon-gold-5120-2c" in details and "cpu-amd-epyc" in details
+    assert "rtx9999" in details and "xeon-gold-5120-2c" in details and "cpu-amd-epyc" in details
+    assert "joulecast hardware" in details
