@@ -3,12 +3,16 @@
 Every shipped model file is compared with XGBoost itself on rows placed at, just below and just
 above each split threshold (one float32 step: a threshold read one step off, or a ``<=`` for a
 ``<``, changes the answer there), with missing values and with base margins; so is a model
-fitted here.
+fitted here. Loading and answering for every shipped hardware must then import no XGBoost,
+pandas, SciPy or scikit-learn.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -101,3 +105,37 @@ def test_other_kinds_of_model_are_refused() -> None:
         Forest.from_json(json.dumps(model).encode())
     with pytest.raises(ForestFormatError, match="not an XGBoost JSON model"):
         Forest.from_json(b'{"learner": 1}')
+
+
+_ANSWER_ALL = """
+import json, sys
+from pathlib import Path
+from estimator.service import PredictorRegistry
+from joulecast.graph import profile_graph, profile_nodes
+graph = Path(sys.argv[1]).read_bytes()
+registry = PredictorRegistry(Path(sys.argv[2]))
+profile = profile_graph(graph)
+answers = {
+    hw: registry.predict(profile, batch_size=8, samples=1578, epochs=1, hardware=hw,
+                         nodes=lambda: profile_nodes(graph)).hardware
+    for hw in registry.hardware()
+}
+heavy = sorted(m for m in ("xgboost", "pandas", "scipy", "sklearn", "torch") if m in sys.modules)
+print(json.dumps({"answered": sorted(answers), "heavy": heavy}))
+"""
+
+
+def test_answering_for_every_shipped_hardware_imports_no_fitting_library() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _ANSWER_ALL, str(ROOT / "examples" / "sample_crnn.onnx"),
+         str(ROOT / "artifacts")],
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )  # fmt: skip
+    result = json.loads(done.stdout)
+    shipped = sorted(p.parent.name for p in (ROOT / "artifacts" / "predictors").glob("*/CURRENT"))
+    assert result["answered"] == shipped
+    assert result["heavy"] == []
