@@ -12,7 +12,7 @@ from joulecast.errors import InvalidArgument
 if TYPE_CHECKING:
     from collector.importer import ImportResult, Record
 
-FORMATS = ("auto", "joulecast", "codecarbon", "ecnas")
+FORMATS = ("auto", "joulecast", "codecarbon", "ecnas", "zeus")
 ENERGY_CHOICES = ("cpu_energy", "energy_consumed", "gpu_energy", "ram_energy")
 """``sorted(collector.import_codecarbon.ENERGY_COLUMNS)``, spelled out so that ``register``
 imports nothing heavy (the importer pulls in onnx); a test keeps the two equal."""
@@ -22,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "import",
         help="import measurements made elsewhere (joulecast CSV/JSONL, CodeCarbon emissions.csv, "
-        "an EC-NAS-Bench folder)",
+        "an EC-NAS-Bench folder, the Zeus NSDI '23 traces folder)",
         description="Validate every row, then import them all in one transaction. Importing the "
         "same rows twice adds nothing. Format: docs/IMPORT.md.",
     )
@@ -93,11 +93,17 @@ def _kind(args: argparse.Namespace, file: Path) -> str:
         return args.format
     from collector.import_codecarbon import looks_like_codecarbon
     from collector.import_ecnas import looks_like_ecnas
+    from collector.import_zeus import looks_like_zeus
 
     if file.is_dir():
         if looks_like_ecnas(file):
             return "ecnas"
-        raise InvalidArgument(f"{file} is a folder but not an EC-NAS-Bench folder")
+        if looks_like_zeus(file):
+            return "zeus"
+        raise InvalidArgument(
+            f"{file} is a folder but neither an EC-NAS-Bench folder (graphs/, "
+            "train_model_results/) nor a Zeus trace folder (summary_power_*.csv)"
+        )
     return "codecarbon" if looks_like_codecarbon(file) else "joulecast"
 
 
@@ -108,8 +114,8 @@ def _records(args: argparse.Namespace) -> list[Record]:
     records: list[Record] = []
     for file in args.files:
         kind = _kind(args, file)
-        if kind == "ecnas":
-            raise InvalidArgument(f"{file}: an EC-NAS-Bench folder is imported on its own")
+        if kind in ("ecnas", "zeus"):
+            raise InvalidArgument(f"{file}: a {kind} folder is imported on its own")
         if kind == "codecarbon":
             records.extend(
                 read_codecarbon(file, templates_from(args), energy=args.energy, source=args.source)
@@ -147,6 +153,33 @@ def _import_ecnas(args: argparse.Namespace) -> tuple[ImportResult, dict[str, obj
     return result, facts
 
 
+def _import_zeus(args: argparse.Namespace) -> tuple[ImportResult, dict[str, object]]:
+    from collector.import_zeus import read_zeus
+    from collector.importer import import_records
+
+    if len(args.files) != 1:
+        raise InvalidArgument("import one Zeus trace folder at a time")
+    if args.hardware:
+        raise InvalidArgument(
+            "--hardware does not apply to the Zeus traces: each file names its GPU (docs/IMPORT.md)"
+        )
+    with _bar("building the Zeus workloads' graphs", quiet=args.json) as progress:
+        read = read_zeus(args.files[0], progress=progress)
+    result = import_records(
+        read.records,
+        args.db,
+        skip_bad=args.skip_bad,
+        dry_run=args.dry_run,
+        graphs=read.graphs,
+    )
+    facts = {
+        "zeus_files": read.files,
+        "zeus_workloads": read.workloads,
+        "zeus_power_above_limit": read.above_limit,
+    }
+    return result, facts
+
+
 class _bar:
     """A progress bar on stderr for long rebuilds (nothing with ``quiet``)."""
 
@@ -179,8 +212,11 @@ def import_command(args: argparse.Namespace) -> int:
     from collector.importer import import_records
 
     facts: dict[str, object] = {}
-    if any(_kind(args, f) == "ecnas" for f in args.files):
+    kinds = {_kind(args, f) for f in args.files}
+    if "ecnas" in kinds:
         result, facts = _import_ecnas(args)
+    elif "zeus" in kinds:
+        result, facts = _import_zeus(args)
     else:
         result = import_records(
             _records(args), args.db, skip_bad=args.skip_bad, dry_run=args.dry_run
@@ -192,7 +228,14 @@ def import_command(args: argparse.Namespace) -> int:
         print(f"skipped {problem}")
     for problem in result.dropped:
         print(f"dropped {problem}")
-    if facts:
+    if "zeus_files" in facts:
+        above = facts["zeus_power_above_limit"]
+        print(
+            f"Zeus NSDI '23: {', '.join(facts['zeus_files'])}; {facts['zeus_workloads']} "
+            f"workload graph(s) built; {len(above)} line(s) average above their power limit "
+            "(within NVML's ±5 %, kept)"
+        )
+    elif facts:
         from collector.ecnas import OVERHEAD_GPU_POWER_W
 
         pooled = facts["overhead_gpu_power_w_pooled"]

@@ -49,6 +49,7 @@ _FLOAT_OPTIONAL = (
     "energy_dynamic_j",
     "codecarbon_energy_j",
 )
+_POSITIVE_OPTIONAL = ("power_limit_w",)
 _TEXT_OPTIONAL = (
     "run_id",
     "config_id",
@@ -68,7 +69,7 @@ _TEXT_OPTIONAL = (
     "started_at",
     "finished_at",
 )
-COLUMNS = (*REQUIRED, *_INT_OPTIONAL, *_FLOAT_OPTIONAL, *_TEXT_OPTIONAL)
+COLUMNS = (*REQUIRED, *_INT_OPTIONAL, *_FLOAT_OPTIONAL, *_POSITIVE_OPTIONAL, *_TEXT_OPTIONAL)
 """Every column the import format knows; any other column is refused (a typo loses data)."""
 
 _HARDWARE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -322,6 +323,7 @@ def to_row(record: Record, graphs: GraphCache, store_graph: dict[str, bytes]) ->
         n: _float(v, n, positive=False, required=False, high=100.0 if "util" in n else math.inf)
         for n in _FLOAT_OPTIONAL
     }
+    power_limit_w = _float(v, "power_limit_w", positive=True, required=False)
     texts = {n: _text(v, n) for n in _TEXT_OPTIONAL}
     ref = str(v["graph"]).strip()
     onnx_bytes, profile = graphs.get(ref, record.base_dir)
@@ -342,6 +344,8 @@ def to_row(record: Record, graphs: GraphCache, store_graph: dict[str, bytes]) ->
         "config_id": config_id,
         "run_id": texts["run_id"],
     }
+    if power_limit_w is not None:  # only when set: keys of rows imported without it stay put
+        content["power_limit_w"] = repr(power_limit_w)
     digest = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:32]
     notes = "; ".join(
         n for n in (texts["notes"], f"run_id={texts['run_id']}" if texts["run_id"] else None) if n
@@ -374,6 +378,7 @@ def to_row(record: Record, graphs: GraphCache, store_graph: dict[str, bytes]) ->
         power_mean_w=floats["power_mean_w"]
         if floats["power_mean_w"] is not None
         else energy_j / duration_s,
+        power_limit_w=power_limit_w,
         gpu_util_mean=floats["gpu_util_mean"],
         mem_util_mean=floats["mem_util_mean"],
         mem_used_mean_mib=floats["mem_used_mean_mib"],

@@ -10,9 +10,11 @@ import logging
 import math
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from estimator.answers import EnergyPrediction, PhaseEstimate
 from estimator.artifacts import Published, list_hardware, load_current
 from estimator.dataset import from_store
 from estimator.description import PredictorDescription, describe_published
@@ -25,6 +27,10 @@ from estimator.predictors import PhysicalPredictor, Predictor, UtilisationAware,
 from estimator.training import Bundle, fit_bundle
 from joulecast.errors import FailedPrecondition, InvalidArgument, JoulecastError, NotFound
 from joulecast.graph import GraphProfile, NodeRecord
+
+if TYPE_CHECKING:
+    from estimator.transfer.artifact import TransferModel
+    from joulecast.hardware import GpuSpec
 
 logger = logging.getLogger(__name__)
 
@@ -39,41 +45,6 @@ WIDEN_LOG = {
 """Extra log half-width added to the interval when the request lies outside the data. Sample
 counts widen only below the data: energy is modelled per sample, and a longer run only dilutes
 the fixed start-up cost that makes a short one cost more per sample."""
-
-
-@dataclass(frozen=True)
-class PhaseEstimate:
-    """Predicted energy of one phase (all samples, all epochs) in joules, with a 90 % interval.
-
-    ``energy_j`` = ``power_w`` × ``duration_s``: the average power (W) the hardware is predicted
-    to draw and the predicted wall time (s). Both are None only for a predictor version fitted
-    before joulecast predicted them (no duration in its rows). ``predictor`` names the predictor
-    that answered.
-    """
-
-    energy_j: float
-    energy_low_j: float
-    energy_high_j: float
-    duration_s: float | None
-    predictor: str
-    power_w: float | None = None
-
-
-@dataclass(frozen=True)
-class EnergyPrediction:
-    """Train and test estimates of one model on one hardware (None: no data for that phase, or
-    an answer too uncertain to give; a warning says which)."""
-
-    train: PhaseEstimate | None
-    test: PhaseEstimate | None
-    hardware: str
-    predictor_version: str
-    energy_source: str
-    energy_is_estimate: bool
-    warnings: tuple[str, ...]
-    refused: tuple[str, ...] = ()
-    """Phases the hardware has data for but that were not answered: their 90 % interval would
-    be wider than :data:`MAX_INTERVAL_FACTOR` (a warning says why)."""
 
 
 MAX_BATCH = 1 << 20
@@ -344,6 +315,29 @@ def _tie(
     )
 
 
+def _catalogued(hardware: str | None) -> GpuSpec | None:
+    """The catalog's GPU for a hardware id or name; None for other hardware (CPUs, replay)."""
+    if hardware is None:
+        return None
+    from joulecast.hardware import AmbiguousGpuName, find_gpu
+
+    try:
+        return find_gpu(hardware)
+    except AmbiguousGpuName as exc:
+        raise InvalidArgument(str(exc)) from exc
+
+
+def _load_transfer(artifacts_dir: Path) -> TransferModel | None:
+    from estimator.transfer import artifact
+
+    try:
+        return artifact.load(artifacts_dir)
+    except JoulecastError as exc:
+        # A broken transfer model must not stop the measured predictors from serving.
+        logger.error("transfer model not loaded: %s", exc)
+        return None
+
+
 class PredictorRegistry:
     """The CURRENT predictor version of every hardware under ``artifacts_dir/predictors``.
 
@@ -363,6 +357,7 @@ class PredictorRegistry:
                 # One broken predictor must not stop the others from serving.
                 logger.error("predictor of %s not loaded: %s", hardware, exc)
                 self._errors[hardware] = str(exc)
+        self._transfer = _load_transfer(self._dir)
 
     def hardware(self) -> list[str]:
         with self._lock:
@@ -389,12 +384,37 @@ class PredictorRegistry:
             raise NotFound(f"no predictor for hardware {hardware!r}; available: {sorted(loaded)}")
         return loaded[hardware]
 
-    def serving(self, hardware: str | None = None) -> Published:
-        """The loaded version that answers for ``hardware`` (None: the default hardware).
+    def _resolve(self, hardware: str | None) -> tuple[Published | None, GpuSpec | None]:
+        """Who answers for ``hardware``: its measured predictor (by id, or by any name the GPU
+        catalog knows it by) and, for a catalogued GPU, its figures; a catalogued GPU without a
+        predictor is answered by the transfer model. NotFound when neither knows it."""
+        with self._lock:
+            loaded = dict(self._loaded)
+        if hardware is None or hardware in loaded:
+            return self._get(hardware), _catalogued(hardware)
+        spec = _catalogued(hardware)
+        if spec is not None and spec.id in loaded:
+            return loaded[spec.id], spec
+        if spec is not None and self._transfer is not None:
+            return None, spec
+        known = "" if self._transfer is None else "; or a GPU of `joulecast hardware`"
+        raise NotFound(
+            f"no predictor for hardware {hardware!r}; available: {sorted(loaded)}{known}"
+        )
+
+    def serving(self, hardware: str | None = None) -> object:
+        """The loaded version that answers for ``hardware`` (None: the default hardware), or
+        the transfer model for a catalogued GPU without one.
 
         The same object until :meth:`reload` swaps in another, so that a caller may keep
         answers computed with it (the server's answer cache) and know when they are stale."""
-        return self._get(hardware)
+        published, _ = self._resolve(hardware)
+        return published if published is not None else self._transfer
+
+    @property
+    def transfer(self) -> TransferModel | None:
+        """The published GPU transfer model, if any."""
+        return self._transfer
 
     def predict(
         self,
@@ -406,18 +426,95 @@ class PredictorRegistry:
         hardware: str | None = None,
         observed_gpu_util: float | None = None,
         nodes: Callable[[], tuple[NodeRecord, ...]] | None = None,
+        power_limit_w: float | None = None,
     ) -> EnergyPrediction:
         """Train and test energy (J) of ``samples`` samples for ``epochs`` epochs.
 
-        ``nodes``: the graph's per-node records, asked for only by a layer-sum hardware."""
-        return estimate(
-            self._get(hardware),
+        ``nodes``: the graph's per-node records, asked for only by a layer-sum hardware.
+        ``power_limit_w``: a GPU's power limit (None: the board's default); a measured GPU
+        answers at another limit through the transfer model's ratio."""
+        from estimator.transfer import serve
+        from estimator.transfer.gpu import GpuRates
+
+        check_counts(batch_size, samples, epochs, observed_gpu_util)
+        published, spec = self._resolve(hardware)
+        counts = {"batch_size": batch_size, "samples": samples, "epochs": epochs}
+        if published is None:
+            assert spec is not None and self._transfer is not None
+            if observed_gpu_util is not None:
+                raise InvalidArgument("observed_gpu_util needs a measured predictor")
+            return serve.transferred(
+                self._transfer,
+                GpuRates.from_spec(spec),
+                spec.name,
+                profile,
+                power_limit_w=power_limit_w,
+                **counts,
+            )
+        answer = estimate(
+            published, profile, observed_gpu_util=observed_gpu_util, nodes=nodes, **counts
+        )
+        if (
+            spec is not None
+            and self._transfer is not None
+            and observed_gpu_util is None
+            and spec.id in self._transfer.fitted_on.get("gpus", ())
+        ):
+            # The transfer model was fitted on this GPU's rows across batch sizes, power limits
+            # and workloads: it answers training; the hardware's own predictor keeps the test
+            # phase (the transfer model has no test rows).
+            return self._train_from_transfer(answer, spec, profile, power_limit_w, counts)
+        if power_limit_w is None:
+            return answer
+        if spec is None or self._transfer is None:
+            raise InvalidArgument(
+                f"power_limit_w applies to a catalogued GPU with the transfer model published; "
+                f"{published.bundle.hardware} is not one"
+            )
+        moved = serve.at_power_limit(
+            answer,
+            self._transfer,
+            GpuRates.from_spec(spec),
             profile,
-            batch_size=batch_size,
-            samples=samples,
-            epochs=epochs,
-            observed_gpu_util=observed_gpu_util,
-            nodes=nodes,
+            power_limit_w=power_limit_w,
+            **counts,
+        )
+        train, test = _tie(moved.train, moved.test)
+        return replace(moved, train=train, test=test)
+
+    def _train_from_transfer(
+        self,
+        answer: EnergyPrediction,
+        spec: GpuSpec,
+        profile: GraphProfile,
+        power_limit_w: float | None,
+        counts: dict[str, int],
+    ) -> EnergyPrediction:
+        from estimator.transfer import serve
+        from estimator.transfer.gpu import GpuRates
+
+        assert self._transfer is not None
+        rates = GpuRates.from_spec(spec)
+        via = serve.transferred(
+            self._transfer, rates, spec.name, profile, power_limit_w=power_limit_w, **counts
+        )
+        test = answer.test
+        if test is not None and power_limit_w is not None:
+            test = serve.at_power_limit(
+                answer, self._transfer, rates, profile, power_limit_w=power_limit_w, **counts
+            ).test
+        train, test = _tie(via.train, test)
+        notes = [w for w in via.warnings if not w.startswith("no test prediction")]
+        if test is not None:
+            notes.append(
+                f"test: answered by the predictor of {answer.hardware} "
+                f"(version {answer.predictor_version})"
+            )
+        return replace(
+            via,
+            train=train,
+            test=test,
+            warnings=tuple(dict.fromkeys((*notes, *answer.warnings))),
         )
 
     def reload(self, hardware: str) -> str:

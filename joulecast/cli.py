@@ -15,6 +15,7 @@ _COMMAND_MODULES = (
     "collector.import_cli",
     "estimator.profile_cli",
     "estimator.fit_cli",
+    "estimator.transfer.cli",
     "estimator.report.cli",
     "estimator.hardware_cli",
     "server.cli",

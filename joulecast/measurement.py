@@ -30,7 +30,13 @@ MEASURED_SOURCES = (SOURCE_NVML_COUNTER, SOURCE_NVML_INTEGRAL, SOURCE_RAPL)
 SOURCE_CARBONTRACKER_NVML = "carbontracker-nvml"
 """GPU energy from carbontracker's NVML power samples (imported EC-NAS-Bench runs; the
 derivation from carbontracker's records is in ``collector.ecnas``)."""
-EXTERNAL_MEASURED_SOURCES: tuple[str, ...] = (SOURCE_CARBONTRACKER_NVML,)
+SOURCE_ZEUS_NVML_EPOCH = "zeus-nvml-epoch"
+"""GPU energy of one whole training epoch from the Zeus NSDI '23 traces (You, Chung &
+Chowdhury): the epoch's time x the GPU's average NVML board power over it, both measured once
+per (workload, batch size, power limit) by the Zeus authors (their NVML power monitor). GPU
+only: no CPU, DRAM or PUE; the epoch includes the data pipeline, so its stalls are in the
+energy (``collector.import_zeus``)."""
+EXTERNAL_MEASURED_SOURCES: tuple[str, ...] = (SOURCE_CARBONTRACKER_NVML, SOURCE_ZEUS_NVML_EPOCH)
 """Measured sources of other tools' meters, accepted from imports (each documented in
 docs/IMPORT.md with the meter it names)."""
 ESTIMATE_PREFIX = "estimate-"
@@ -105,6 +111,8 @@ class Row:
     """One stored measurement (or failure) of one phase of one run.
 
     Energy in joules, durations in seconds, power in watts, utilisation in percent.
+    ``power_limit_w`` is the GPU power limit the work ran under (None: the board's default or
+    not known); energy per sample depends on it as much as on the batch size.
     ``energy_is_estimate`` is true whenever ``energy_source`` starts with ``estimate-``.
     The power trace is not a column of this record: the store keeps it compressed beside the row.
     """
@@ -135,6 +143,7 @@ class Row:
     energy_dynamic_j: float | None = None
     idle_power_w: float | None = None
     power_mean_w: float | None = None
+    power_limit_w: float | None = None
     gpu_util_mean: float | None = None
     mem_util_mean: float | None = None
     mem_used_mean_mib: float | None = None
@@ -217,6 +226,10 @@ def check_row(row: Row, *, require_graph: bool = True) -> Row:
         value = getattr(row, name)
         if value is not None and value < 0:
             raise InvalidArgument(f"{name} must be >= 0, got {value}")
+    if row.power_limit_w is not None and not 0 < row.power_limit_w <= MAX_POWER_W:
+        raise InvalidArgument(
+            f"power_limit_w must be in (0, {MAX_POWER_W:g}] W when set, got {row.power_limit_w}"
+        )
     for name in _PERCENT:
         value = getattr(row, name)
         if value is not None and not 0 <= value <= 100:

@@ -6,6 +6,10 @@ whole or not at all. Weightless ONNX graphs are stored once per content hash in 
 Commands that only read (export, fit, report, add-measurements' sender) open the store with
 ``read_only=True``: nothing is written, not even the pragmas and the schema a writer sets up,
 so the file's bytes and mtime stay as they are, and a store on a read-only disk can be read.
+
+The schema is versioned by ``PRAGMA user_version`` (:data:`SCHEMA_VERSION`). A writer migrates
+an older store in place, in one transaction; a reader takes it as it is, and the columns added
+since its version read NULL.
 """
 
 from __future__ import annotations
@@ -24,7 +28,13 @@ from joulecast.measurement import ROW_COLUMNS, Row, TraceSample, check_row
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""1: the first schema. 2: ``measurements.power_limit_w`` (the GPU power limit of a row)."""
+
+_MIGRATIONS: dict[int, tuple[str, ...]] = {
+    2: ("ALTER TABLE measurements ADD COLUMN power_limit_w REAL",),
+}
+"""Statements that take a store from the version before the key to the key's version."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS graphs (
@@ -57,6 +67,7 @@ CREATE TABLE IF NOT EXISTS measurements (
     energy_dynamic_j REAL,
     idle_power_w REAL,
     power_mean_w REAL,
+    power_limit_w REAL,
     gpu_util_mean REAL,
     mem_util_mean REAL,
     mem_used_mean_mib REAL,
@@ -127,23 +138,48 @@ class MeasurementStore:
         except sqlite3.DatabaseError as exc:
             self._db.close()
             raise InvalidArgument(f"{self.path} is not a measurement store: {exc}") from exc
-        if version not in (0, SCHEMA_VERSION):
+        if not 0 <= version <= SCHEMA_VERSION:
             self._db.close()
             raise InvalidArgument(
-                f"{self.path} has store schema {version}; this joulecast reads {SCHEMA_VERSION}"
+                f"{self.path} has store schema {version}; this joulecast reads up to "
+                f"{SCHEMA_VERSION}"
             )
         if read_only:
             tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master")}
             if not {"graphs", "measurements"} <= tables:
                 self._db.close()
                 raise InvalidArgument(f"{self.path} is not a measurement store (no tables)")
+            self._columns = self._stored_columns()
             return
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.executescript(_SCHEMA)
-        if version != SCHEMA_VERSION:
+        if version == 0:
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        elif version < SCHEMA_VERSION:
+            self._migrate()
+        self._columns = self._stored_columns()
+
+    def _stored_columns(self) -> frozenset[str]:
+        return frozenset(r[1] for r in self._db.execute("PRAGMA table_info(measurements)"))
+
+    def _migrate(self) -> None:
+        """Bring an older store to :data:`SCHEMA_VERSION` in place, in one transaction; the
+        version is read again under the write lock, since another process may have migrated
+        the file meanwhile."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+            for target in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in _MIGRATIONS[target]:
+                    self._db.execute(statement)
+                logger.info("%s: store schema %d -> %d", self.path, target - 1, target)
+            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
 
     def _writable(self) -> None:
         if self.read_only:
@@ -238,7 +274,9 @@ class MeasurementStore:
         return {r[0] for r in self._db.execute("SELECT run_key FROM measurements")}
 
     def rows(self, status: str | None = "ok", hardware: str | None = None) -> list[Row]:
-        sql = f"SELECT {', '.join(ROW_COLUMNS)} FROM measurements WHERE 1=1"
+        # A store opened read-only is never migrated: columns added since its schema read NULL.
+        selected = (c if c in self._columns else f"NULL AS {c}" for c in ROW_COLUMNS)
+        sql = f"SELECT {', '.join(selected)} FROM measurements WHERE 1=1"
         args: list[object] = []
         if status is not None:
             sql += " AND status = ?"

@@ -74,6 +74,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--price-per-kwh", type=float, help="electricity price per kWh: add a cost per phase"
     )
+    p.add_argument(
+        "--power-limit-w",
+        type=float,
+        help="a GPU's power limit in W (default: the board's); a measured GPU is moved to it "
+        "by the transfer model",
+    )
+    p.add_argument(
+        "--batch-sizes",
+        help="comma list (e.g. 8,32,128,512): one answer per batch size, the cheapest marked",
+    )
+    p.add_argument(
+        "--power-limits", help="comma list of GPU power limits in W, swept with --batch-sizes"
+    )
     p.add_argument("--stream", action="store_true", help="always use the streaming upload")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_predict)
@@ -214,6 +227,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     answerer, note = open_answerer(args, lambda address: _client(args, address))
     if note:
         print(note, file=sys.stderr)
+    if args.batch_sizes or args.power_limits:
+        return _predict_sweep(args, graph, answerer)
     with answerer as client, start_hint():
         result = client.predict(
             graph,
@@ -225,11 +240,58 @@ def cmd_predict(args: argparse.Namespace) -> int:
             stream=True if args.stream else None,
             region=args.region,
             price_per_kwh=args.price_per_kwh,
+            power_limit_w=args.power_limit_w,
         )
     if args.json:
         print(json.dumps({**result.as_dict(), "uploaded_bytes": len(graph)}, indent=2))
     else:
         print(format_prediction(result, model, uploaded_bytes=len(graph)))
+    return 0
+
+
+def _predict_sweep(args: argparse.Namespace, graph: bytes, answerer: Any) -> int:
+    """One answer per batch size (and power limit), the energy-cheapest marked."""
+    from functools import partial
+
+    from server.cli_predict import start_hint
+    from server.client_sweep import format_sweep, parse_list, sweep
+
+    batches = parse_list(args.batch_sizes, int, "--batch-sizes") or [args.batch_size]
+    limits = parse_list(args.power_limits, float, "--power-limits")
+    if not limits and args.power_limit_w is not None:
+        limits = [args.power_limit_w]
+    with answerer as client, start_hint():
+        predict = partial(
+            client.predict,
+            graph,
+            samples=args.samples,
+            epochs=args.epochs,
+            hardware=args.hardware,
+            observed_gpu_util=args.observed_gpu_util,
+            stream=True if args.stream else None,
+            region=args.region,
+            price_per_kwh=args.price_per_kwh,
+        )
+        rows = sweep(predict, batches, limits)
+    if args.json:
+        from server.client_sweep import cheapest
+
+        best = cheapest(rows)
+        print(
+            json.dumps(
+                {
+                    "hardware": rows[0].reply.hardware,
+                    "tier": rows[0].reply.tier,
+                    "rows": [r.as_dict() for r in rows],
+                    "cheapest": None
+                    if best is None
+                    else {"batch_size": best.batch_size, "power_limit_w": best.reply.power_limit_w},
+                },
+                indent=2,
+            )
+        )
+    else:
+        print(format_sweep(rows))
     return 0
 
 
@@ -254,7 +316,10 @@ def format_prediction(
         f"family        {result.family}  ({result.family_reason})",
         f"params        {result.params:,}",
         f"FLOPs/sample  forward {result.flops_forward:.3e}   train {result.flops_train:.3e}",
-        f"hardware      {result.hardware}   predictor version {result.predictor_version}",
+        f"hardware      {result.hardware}   predictor version {result.predictor_version}"
+        f"   ({result.tier}"
+        + ("" if result.power_limit_w is None else f", power limit {result.power_limit_w:g} W")
+        + ")",
         f"energy source {result.energy_source}",
     ]
     if result.energy_is_estimate:

@@ -156,11 +156,19 @@ class EstimatorClient:
         chunk_bytes: int = CHUNK_BYTES,
         region: str | None = None,
         price_per_kwh: float | None = None,
+        power_limit_w: float | None = None,
     ) -> PredictionReply:
         """Predict for one graph (its ``as_dict()`` is the JSON of docs/ARCHITECTURE.md).
         ``stream`` ``None``: stream only graphs above :data:`STREAM_THRESHOLD`."""
         options = client_convert.predict_options(
-            batch_size, samples, epochs, hardware, observed_gpu_util, region, price_per_kwh
+            batch_size,
+            samples,
+            epochs,
+            hardware,
+            observed_gpu_util,
+            region,
+            price_per_kwh,
+            power_limit_w,
         )
         if stream is None:
             stream = len(onnx_model) > STREAM_THRESHOLD

@@ -37,6 +37,7 @@ def predict_options(
     observed_gpu_util: float | None,
     region: str | None = None,
     price_per_kwh: float | None = None,
+    power_limit_w: float | None = None,
 ) -> dict[str, Any]:
     """Keyword arguments shared by PredictEnergyRequest and PredictOptions (the counts must
     fit the proto's int64; the server checks their ranges)."""
@@ -55,6 +56,8 @@ def predict_options(
         options["region"] = region
     if price_per_kwh is not None:
         options["price_per_kwh"] = price_per_kwh
+    if power_limit_w is not None:
+        options["power_limit_w"] = power_limit_w
     return options
 
 
@@ -117,6 +120,8 @@ def prediction_from_response(response: pb.PredictEnergyResponse) -> PredictionRe
         energy_source=response.energy_source,
         energy_is_estimate=response.energy_is_estimate,
         warnings=tuple(response.warnings),
+        tier=response.tier or "measured",
+        power_limit_w=response.power_limit_w if response.HasField("power_limit_w") else None,
         grid=grid,
         price_per_kwh=response.price_per_kwh if response.HasField("price_per_kwh") else None,
     )

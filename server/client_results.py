@@ -62,6 +62,10 @@ class PredictionReply:
     energy_source: str
     energy_is_estimate: bool
     warnings: tuple[str, ...]
+    tier: str = "measured"
+    """``measured`` (a predictor fitted on rows of that hardware) or ``transferred`` (the GPU
+    transfer model reading its spec sheet)."""
+    power_limit_w: float | None = None
     grid: GridIntensity | None = None
     price_per_kwh: float | None = None
 

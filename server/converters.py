@@ -46,6 +46,7 @@ def _query(onnx_model: bytes, options: pb.PredictEnergyRequest | pb.PredictOptio
         observed_gpu_util=util,
         region=options.region if options.HasField("region") else None,
         price_per_kwh=options.price_per_kwh if options.HasField("price_per_kwh") else None,
+        power_limit_w=options.power_limit_w if options.HasField("power_limit_w") else None,
     )
 
 
@@ -124,7 +125,11 @@ def response_from_result(result: PredictResult) -> pb.PredictEnergyResponse:
         energy_source=prediction.energy_source,
         energy_is_estimate=bool(prediction.energy_is_estimate),
         warnings=list(result.warnings),
+        tier=str(getattr(prediction, "tier", "measured")),
     )
+    limit = getattr(prediction, "power_limit_w", None)
+    if limit is not None:
+        response.power_limit_w = float(limit)
     for phase, footprint in result.footprints:
         getattr(response, phase).footprint.CopyFrom(_footprint(footprint))
     if result.grid is not None:

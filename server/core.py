@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import sqlite3
 import threading
 from collections import OrderedDict
@@ -80,6 +81,8 @@ class PredictQuery:
     observed_gpu_util: float | None = None
     region: str | None = None
     price_per_kwh: float | None = None
+    power_limit_w: float | None = None
+    """A GPU's power limit in W (None: the board's default)."""
 
     def check(self) -> None:
         """Raise :class:`InvalidArgument` naming the first bad field."""
@@ -90,6 +93,11 @@ class PredictQuery:
         check_counts(self.batch_size, self.samples, self.epochs, self.observed_gpu_util)
         check_hardware_length(self.hardware)
         check_price(self.price_per_kwh)
+        limit = self.power_limit_w
+        if limit is not None and not (
+            isinstance(limit, int | float) and math.isfinite(limit) and limit > 0
+        ):
+            raise InvalidArgument(f"power_limit_w must be a positive number of W, got {limit!r}")
 
 
 @dataclass(frozen=True)
@@ -140,9 +148,10 @@ class _ProfileCache:
                 self._items.popitem(last=False)
 
 
-AnswerKey = tuple[str, int, int, int, str | None, str | None]
-"""(graph sha256, batch size, samples, epochs, hardware asked for, observed utilisation as
-``float.hex()`` or None): with the predictor version, everything a prediction depends on."""
+AnswerKey = tuple[str, int, int, int, str | None, str | None, str | None]
+"""(graph sha256, batch size, samples, epochs, hardware asked for, observed utilisation and
+power limit as ``float.hex()`` or None): with the predictor version, everything a prediction
+depends on."""
 
 
 class _AnswerCache:
@@ -243,6 +252,7 @@ class EstimatorCore:
             query.epochs,
             hardware,
             None if util is None else float(util).hex(),  # -0.0 and 0.0 print differently
+            None if query.power_limit_w is None else float(query.power_limit_w).hex(),
         )
         serving = self._serving(hardware) if self._serving is not None else None
         if serving is not None:
@@ -257,6 +267,7 @@ class EstimatorCore:
             hardware=hardware,
             observed_gpu_util=util,
             nodes=lambda: profile_nodes(query.onnx_model, self._limits),
+            **({} if query.power_limit_w is None else {"power_limit_w": query.power_limit_w}),
         )
         if serving is not None:
             self._answers.put(key, serving, prediction)

@@ -25,7 +25,9 @@ class Measurement:
     ``energy_j`` is the total energy of the window in joules, from ``energy_source``.
     ``idle_power_w`` is the baseline measured before the window (None when not measured);
     ``energy_dynamic_j`` = total - idle x duration. ``short_window`` flags a window shorter than
-    the meter's update period (its energy is unreliable, never a silent zero). ``shared`` says
+    the meter's update period (its energy is unreliable, never a silent zero).
+    ``power_limit_w`` is the GPU's power limit over the window (None: not read, or it changed
+    within the window). ``shared`` says
     that other work shared what the meter read (other processes on the GPU, other cores busy
     beside a CPU-time estimate); the notes say how much.
     """
@@ -36,6 +38,7 @@ class Measurement:
     idle_power_w: float | None = None
     energy_dynamic_j: float | None = None
     power_mean_w: float | None = None
+    power_limit_w: float | None = None
     gpu_util_mean: float | None = None
     mem_util_mean: float | None = None
     mem_used_mean_mib: float | None = None

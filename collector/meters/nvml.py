@@ -4,7 +4,8 @@ Energy is the difference of ``nvmlDeviceGetTotalEnergyConsumption`` (millijoules
 window's edges: source ``nvml-energy-counter``. Where the device has no counter, the sampled
 board power is integrated (trapezoid rule): source ``nvml-power-integral``. A background
 sampler (``sampler.py``, every 100 ms by default) records power, GPU and memory utilisation and
-memory used throughout; the measurement stores their means and the trace.
+memory used throughout; the measurement stores their means and the trace. The board's power
+limit (``nvmlDeviceGetPowerManagementLimit``) is read at both edges of the window.
 
 Short windows. The counter advances when the driver refreshes its power reading; we assume an
 update period of ``COUNTER_UPDATE_PERIOD_S`` = 0.1 s (NVML's documented power-sample period on
@@ -45,6 +46,19 @@ class _Window:
     energy0_mj: int | None
     sampler: Sampler
     pids0: frozenset[int] | None
+    limit0_w: float | None
+
+
+def _power_limit(
+    before_w: float | None, after_w: float | None
+) -> tuple[float | None, tuple[str, ...]]:
+    """The window's power limit from its two edges: a window whose limit changed (someone ran
+    ``nvidia-smi -pl`` meanwhile) ran under no one limit, so it gets none, and a note."""
+    if before_w == after_w:
+        return before_w, ()
+    if before_w is None or after_w is None:
+        return None, ()
+    return None, (f"power limit changed during the window: {before_w:g} W -> {after_w:g} W",)
 
 
 class NvmlMeter(EnergyMeter):
@@ -95,12 +109,13 @@ class NvmlMeter(EnergyMeter):
         sampler = Sampler(self._device.probe, self.sample_interval_s, self._clock).start()
         try:
             pids0 = self._device.compute_pids()
+            limit0_w = self._device.power_limit_w()
             t0 = self._clock()
             energy0 = self._device.total_energy_mj() if self.use_counter else None
         except BaseException:
             sampler.stop()
             raise
-        self._windows[key] = _Window(t0, energy0, sampler, pids0)
+        self._windows[key] = _Window(t0, energy0, sampler, pids0, limit0_w)
 
     def end_window(self, key: str, sync: Callable[[], None] | None = None) -> Measurement:
         window = pop_window(self._windows, key)
@@ -115,12 +130,15 @@ class NvmlMeter(EnergyMeter):
             notes += (f"{window.sampler.errors} samples failed: {window.sampler.first_error}",)
         sharing, shared = self._sharing(key, window.pids0, self._device.compute_pids())
         notes += sharing
+        limit_w, limit_notes = _power_limit(window.limit0_w, self._device.power_limit_w())
+        notes += limit_notes
         stats = summarize(trace)
         measurement = Measurement(
             duration_s=duration_s,
             energy_j=energy_j,
             energy_source=source,
             power_mean_w=stats.power_mean_w,
+            power_limit_w=limit_w,
             gpu_util_mean=stats.gpu_util_mean,
             mem_util_mean=stats.mem_util_mean,
             mem_used_mean_mib=stats.mem_used_mean_mib,

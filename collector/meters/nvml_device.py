@@ -92,6 +92,15 @@ class NvmlDevice:
         milliwatts = self._optional(self._nvml.nvmlDeviceGetPowerUsage, self._handle)
         return None if milliwatts is None else milliwatts / 1000.0
 
+    def power_limit_w(self) -> float | None:
+        """The power limit the board enforces now, in watts (NVML reports milliwatts); None
+        when not supported (or the NVML module has no such call)."""
+        query = getattr(self._nvml, "nvmlDeviceGetPowerManagementLimit", None)
+        if query is None:
+            return None
+        milliwatts = self._optional(query, self._handle)
+        return None if milliwatts is None else milliwatts / 1000.0
+
     def utilization_pct(self) -> tuple[float | None, float | None]:
         """(GPU, memory) utilisation in percent over the driver's last sample period."""
         rates = self._optional(self._nvml.nvmlDeviceGetUtilizationRates, self._handle)

@@ -16,7 +16,9 @@ Trace file (JSON)::
 whole millijoules like the driver); power, utilisation and memory hold their last recorded value
 until the next row, as the driver does. Past the end the trace loops, the counter carrying on
 from where it stopped. ``energy_counter: false`` (or ``energy_counter=False``) makes the counter
-answer NOT_SUPPORTED, as on pre-Volta boards.
+answer NOT_SUPPORTED, as on pre-Volta boards. An optional ``"power_limit_w": 150`` is the
+board's power limit in watts (served in milliwatts like the driver); without it the limit
+answers NOT_SUPPORTED. ``ReplayNvml.power_limit_w`` may be changed while replaying.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import json
+import math
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -93,6 +96,7 @@ class Trace:
     nvml_version: str
     memory_total_mib: float
     energy_counter: bool
+    power_limit_w: float | None
     t_s: tuple[float, ...]
     energy_mj: tuple[float, ...]
     power_w: tuple[float, ...]
@@ -115,6 +119,10 @@ class Trace:
             raise InvalidArgument(f"{path}: a trace needs >= 2 rows with increasing t_s")
         if any(b[1] < a[1] for a, b in itertools.pairwise(rows)):
             raise InvalidArgument(f"{path}: the energy counter must never decrease")
+        limit = doc.get("power_limit_w")
+        valid = isinstance(limit, int | float) and not isinstance(limit, bool)
+        if limit is not None and not (valid and math.isfinite(limit) and limit > 0):
+            raise InvalidArgument(f"{path}: power_limit_w must be a number of watts > 0")
         columns = list(zip(*rows, strict=True))
         return cls(
             name=str(doc.get("name", path.stem)),
@@ -123,6 +131,7 @@ class Trace:
             nvml_version=str(doc.get("nvml_version", "replay")),
             memory_total_mib=float(doc.get("memory_total_mib", 16384)),
             energy_counter=bool(doc.get("energy_counter", True)),
+            power_limit_w=None if limit is None else float(limit),
             t_s=columns[0],
             energy_mj=columns[1],
             power_w=columns[2],
@@ -207,6 +216,8 @@ class ReplayNvml:
         self.clock = clock if clock is not None else ReplayClock()
         self.energy_counter = trace.energy_counter if energy_counter is None else energy_counter
         self.power = power
+        self.power_limit_w = trace.power_limit_w
+        """The board's power limit in watts (None: NOT_SUPPORTED); may be changed meanwhile."""
         self.counter_reads: list[tuple[float, int]] = []
         self._init_count = 0
         self._lock = threading.Lock()
@@ -268,6 +279,13 @@ class ReplayNvml:
         if not self.power:
             raise NVMLError_NotSupported()
         return round(self.trace.power_w[self.trace.row_at(self.clock())] * 1000)
+
+    def nvmlDeviceGetPowerManagementLimit(self, handle: int) -> int:
+        """The power limit in milliwatts."""
+        self._handle(handle)
+        if self.power_limit_w is None:
+            raise NVMLError_NotSupported()
+        return round(self.power_limit_w * 1000)
 
     def nvmlDeviceGetUtilizationRates(self, handle: int) -> Utilization:
         self._handle(handle)

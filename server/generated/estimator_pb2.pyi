@@ -7,7 +7,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class PredictEnergyRequest(_message.Message):
-    __slots__ = ("onnx_model", "batch_size", "samples", "epochs", "hardware", "observed_gpu_util", "region", "price_per_kwh")
+    __slots__ = ("onnx_model", "batch_size", "samples", "epochs", "hardware", "observed_gpu_util", "region", "price_per_kwh", "power_limit_w")
     ONNX_MODEL_FIELD_NUMBER: _ClassVar[int]
     BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
     SAMPLES_FIELD_NUMBER: _ClassVar[int]
@@ -16,6 +16,7 @@ class PredictEnergyRequest(_message.Message):
     OBSERVED_GPU_UTIL_FIELD_NUMBER: _ClassVar[int]
     REGION_FIELD_NUMBER: _ClassVar[int]
     PRICE_PER_KWH_FIELD_NUMBER: _ClassVar[int]
+    POWER_LIMIT_W_FIELD_NUMBER: _ClassVar[int]
     onnx_model: bytes
     batch_size: int
     samples: int
@@ -24,10 +25,11 @@ class PredictEnergyRequest(_message.Message):
     observed_gpu_util: float
     region: str
     price_per_kwh: float
-    def __init__(self, onnx_model: _Optional[bytes] = ..., batch_size: _Optional[int] = ..., samples: _Optional[int] = ..., epochs: _Optional[int] = ..., hardware: _Optional[str] = ..., observed_gpu_util: _Optional[float] = ..., region: _Optional[str] = ..., price_per_kwh: _Optional[float] = ...) -> None: ...
+    power_limit_w: float
+    def __init__(self, onnx_model: _Optional[bytes] = ..., batch_size: _Optional[int] = ..., samples: _Optional[int] = ..., epochs: _Optional[int] = ..., hardware: _Optional[str] = ..., observed_gpu_util: _Optional[float] = ..., region: _Optional[str] = ..., price_per_kwh: _Optional[float] = ..., power_limit_w: _Optional[float] = ...) -> None: ...
 
 class PredictOptions(_message.Message):
-    __slots__ = ("batch_size", "samples", "epochs", "hardware", "observed_gpu_util", "region", "price_per_kwh")
+    __slots__ = ("batch_size", "samples", "epochs", "hardware", "observed_gpu_util", "region", "price_per_kwh", "power_limit_w")
     BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
     SAMPLES_FIELD_NUMBER: _ClassVar[int]
     EPOCHS_FIELD_NUMBER: _ClassVar[int]
@@ -35,6 +37,7 @@ class PredictOptions(_message.Message):
     OBSERVED_GPU_UTIL_FIELD_NUMBER: _ClassVar[int]
     REGION_FIELD_NUMBER: _ClassVar[int]
     PRICE_PER_KWH_FIELD_NUMBER: _ClassVar[int]
+    POWER_LIMIT_W_FIELD_NUMBER: _ClassVar[int]
     batch_size: int
     samples: int
     epochs: int
@@ -42,7 +45,8 @@ class PredictOptions(_message.Message):
     observed_gpu_util: float
     region: str
     price_per_kwh: float
-    def __init__(self, batch_size: _Optional[int] = ..., samples: _Optional[int] = ..., epochs: _Optional[int] = ..., hardware: _Optional[str] = ..., observed_gpu_util: _Optional[float] = ..., region: _Optional[str] = ..., price_per_kwh: _Optional[float] = ...) -> None: ...
+    power_limit_w: float
+    def __init__(self, batch_size: _Optional[int] = ..., samples: _Optional[int] = ..., epochs: _Optional[int] = ..., hardware: _Optional[str] = ..., observed_gpu_util: _Optional[float] = ..., region: _Optional[str] = ..., price_per_kwh: _Optional[float] = ..., power_limit_w: _Optional[float] = ...) -> None: ...
 
 class PredictEnergyChunk(_message.Message):
     __slots__ = ("options", "data")
@@ -144,7 +148,7 @@ class GridIntensity(_message.Message):
     def __init__(self, region: _Optional[str] = ..., region_name: _Optional[str] = ..., co2_g_per_kwh: _Optional[float] = ..., year: _Optional[int] = ..., source: _Optional[str] = ...) -> None: ...
 
 class PredictEnergyResponse(_message.Message):
-    __slots__ = ("profile", "train", "test", "hardware", "predictor_version", "energy_source", "energy_is_estimate", "warnings", "grid", "price_per_kwh")
+    __slots__ = ("profile", "train", "test", "hardware", "predictor_version", "energy_source", "energy_is_estimate", "warnings", "grid", "price_per_kwh", "tier", "power_limit_w")
     PROFILE_FIELD_NUMBER: _ClassVar[int]
     TRAIN_FIELD_NUMBER: _ClassVar[int]
     TEST_FIELD_NUMBER: _ClassVar[int]
@@ -155,6 +159,8 @@ class PredictEnergyResponse(_message.Message):
     WARNINGS_FIELD_NUMBER: _ClassVar[int]
     GRID_FIELD_NUMBER: _ClassVar[int]
     PRICE_PER_KWH_FIELD_NUMBER: _ClassVar[int]
+    TIER_FIELD_NUMBER: _ClassVar[int]
+    POWER_LIMIT_W_FIELD_NUMBER: _ClassVar[int]
     profile: GraphProfile
     train: PhasePrediction
     test: PhasePrediction
@@ -165,10 +171,12 @@ class PredictEnergyResponse(_message.Message):
     warnings: _containers.RepeatedScalarFieldContainer[str]
     grid: GridIntensity
     price_per_kwh: float
-    def __init__(self, profile: _Optional[_Union[GraphProfile, _Mapping]] = ..., train: _Optional[_Union[PhasePrediction, _Mapping]] = ..., test: _Optional[_Union[PhasePrediction, _Mapping]] = ..., hardware: _Optional[str] = ..., predictor_version: _Optional[str] = ..., energy_source: _Optional[str] = ..., energy_is_estimate: _Optional[bool] = ..., warnings: _Optional[_Iterable[str]] = ..., grid: _Optional[_Union[GridIntensity, _Mapping]] = ..., price_per_kwh: _Optional[float] = ...) -> None: ...
+    tier: str
+    power_limit_w: float
+    def __init__(self, profile: _Optional[_Union[GraphProfile, _Mapping]] = ..., train: _Optional[_Union[PhasePrediction, _Mapping]] = ..., test: _Optional[_Union[PhasePrediction, _Mapping]] = ..., hardware: _Optional[str] = ..., predictor_version: _Optional[str] = ..., energy_source: _Optional[str] = ..., energy_is_estimate: _Optional[bool] = ..., warnings: _Optional[_Iterable[str]] = ..., grid: _Optional[_Union[GridIntensity, _Mapping]] = ..., price_per_kwh: _Optional[float] = ..., tier: _Optional[str] = ..., power_limit_w: _Optional[float] = ...) -> None: ...
 
 class MeasurementRow(_message.Message):
-    __slots__ = ("graph_onnx", "run_key", "plan", "config_id", "family", "variant", "num_layers", "hidden_size", "phase", "repeat", "samples", "batch_size", "epochs", "status", "hardware", "device", "error", "flops_forward", "flops_train", "params", "duration_s", "energy_j", "energy_source", "energy_is_estimate", "energy_dynamic_j", "idle_power_w", "power_mean_w", "gpu_util_mean", "mem_util_mean", "mem_used_mean_mib", "short_window", "codecarbon_energy_j", "codecarbon_mode", "meter", "notes", "device_name", "driver", "cpu_model", "software", "data", "graph_sha256", "started_at", "finished_at")
+    __slots__ = ("graph_onnx", "run_key", "plan", "config_id", "family", "variant", "num_layers", "hidden_size", "phase", "repeat", "samples", "batch_size", "epochs", "status", "hardware", "device", "error", "flops_forward", "flops_train", "params", "duration_s", "energy_j", "energy_source", "energy_is_estimate", "energy_dynamic_j", "idle_power_w", "power_mean_w", "gpu_util_mean", "mem_util_mean", "mem_used_mean_mib", "short_window", "codecarbon_energy_j", "codecarbon_mode", "meter", "notes", "device_name", "driver", "cpu_model", "software", "data", "graph_sha256", "started_at", "finished_at", "power_limit_w")
     GRAPH_ONNX_FIELD_NUMBER: _ClassVar[int]
     RUN_KEY_FIELD_NUMBER: _ClassVar[int]
     PLAN_FIELD_NUMBER: _ClassVar[int]
@@ -212,6 +220,7 @@ class MeasurementRow(_message.Message):
     GRAPH_SHA256_FIELD_NUMBER: _ClassVar[int]
     STARTED_AT_FIELD_NUMBER: _ClassVar[int]
     FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
+    POWER_LIMIT_W_FIELD_NUMBER: _ClassVar[int]
     graph_onnx: bytes
     run_key: str
     plan: str
@@ -255,7 +264,8 @@ class MeasurementRow(_message.Message):
     graph_sha256: str
     started_at: str
     finished_at: str
-    def __init__(self, graph_onnx: _Optional[bytes] = ..., run_key: _Optional[str] = ..., plan: _Optional[str] = ..., config_id: _Optional[str] = ..., family: _Optional[str] = ..., variant: _Optional[str] = ..., num_layers: _Optional[str] = ..., hidden_size: _Optional[str] = ..., phase: _Optional[str] = ..., repeat: _Optional[int] = ..., samples: _Optional[int] = ..., batch_size: _Optional[int] = ..., epochs: _Optional[int] = ..., status: _Optional[str] = ..., hardware: _Optional[str] = ..., device: _Optional[str] = ..., error: _Optional[str] = ..., flops_forward: _Optional[int] = ..., flops_train: _Optional[int] = ..., params: _Optional[int] = ..., duration_s: _Optional[float] = ..., energy_j: _Optional[float] = ..., energy_source: _Optional[str] = ..., energy_is_estimate: _Optional[bool] = ..., energy_dynamic_j: _Optional[float] = ..., idle_power_w: _Optional[float] = ..., power_mean_w: _Optional[float] = ..., gpu_util_mean: _Optional[float] = ..., mem_util_mean: _Optional[float] = ..., mem_used_mean_mib: _Optional[float] = ..., short_window: _Optional[bool] = ..., codecarbon_energy_j: _Optional[float] = ..., codecarbon_mode: _Optional[str] = ..., meter: _Optional[str] = ..., notes: _Optional[str] = ..., device_name: _Optional[str] = ..., driver: _Optional[str] = ..., cpu_model: _Optional[str] = ..., software: _Optional[str] = ..., data: _Optional[str] = ..., graph_sha256: _Optional[str] = ..., started_at: _Optional[str] = ..., finished_at: _Optional[str] = ...) -> None: ...
+    power_limit_w: float
+    def __init__(self, graph_onnx: _Optional[bytes] = ..., run_key: _Optional[str] = ..., plan: _Optional[str] = ..., config_id: _Optional[str] = ..., family: _Optional[str] = ..., variant: _Optional[str] = ..., num_layers: _Optional[str] = ..., hidden_size: _Optional[str] = ..., phase: _Optional[str] = ..., repeat: _Optional[int] = ..., samples: _Optional[int] = ..., batch_size: _Optional[int] = ..., epochs: _Optional[int] = ..., status: _Optional[str] = ..., hardware: _Optional[str] = ..., device: _Optional[str] = ..., error: _Optional[str] = ..., flops_forward: _Optional[int] = ..., flops_train: _Optional[int] = ..., params: _Optional[int] = ..., duration_s: _Optional[float] = ..., energy_j: _Optional[float] = ..., energy_source: _Optional[str] = ..., energy_is_estimate: _Optional[bool] = ..., energy_dynamic_j: _Optional[float] = ..., idle_power_w: _Optional[float] = ..., power_mean_w: _Optional[float] = ..., gpu_util_mean: _Optional[float] = ..., mem_util_mean: _Optional[float] = ..., mem_used_mean_mib: _Optional[float] = ..., short_window: _Optional[bool] = ..., codecarbon_energy_j: _Optional[float] = ..., codecarbon_mode: _Optional[str] = ..., meter: _Optional[str] = ..., notes: _Optional[str] = ..., device_name: _Optional[str] = ..., driver: _Optional[str] = ..., cpu_model: _Optional[str] = ..., software: _Optional[str] = ..., data: _Optional[str] = ..., graph_sha256: _Optional[str] = ..., started_at: _Optional[str] = ..., finished_at: _Optional[str] = ..., power_limit_w: _Optional[float] = ...) -> None: ...
 
 class RowResult(_message.Message):
     __slots__ = ("index", "run_key", "accepted", "reason")

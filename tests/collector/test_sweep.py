@@ -62,6 +62,7 @@ def test_sweep_through_the_replay_meter_stores_measured_rows(tmp_path: Path) -> 
         assert row.energy_source.endswith("nvml-energy-counter")
         assert row.energy_is_estimate is False
         assert row.device_name == "Tesla T4"
+        assert row.power_limit_w == 70.0  # the trace's board limit, read by the NVML meter
         assert row.duration_s > 0 and row.energy_j > 0
         # the trace draws between 10 W (idle) and ~70 W (busy): the mean power must lie there
         assert 9.0 <= row.energy_j / row.duration_s <= 75.0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import grpc
 import pytest
 from testkit import a_row
@@ -76,6 +78,10 @@ def test_row_round_trip() -> None:
         converters.incoming_from_message(0, client_convert.message_from_row(row, None)).graph
         is None
     )
+    assert not message.HasField("power_limit_w") and back.row.power_limit_w is None
+    limited = dataclasses.replace(row, power_limit_w=162.5)
+    wire = client_convert.message_from_row(limited, None).SerializeToString()
+    assert converters.incoming_from_message(0, pb.MeasurementRow.FromString(wire)).row == limited
 
 
 def test_chunks_reassemble() -> None:

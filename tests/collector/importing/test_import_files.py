@@ -181,3 +181,39 @@ def test_codecarbon_file_needs_its_mapping(folder: Path) -> None:
                 "run_id",
             ]
         )
+
+
+def test_power_limit_is_imported_from_csv_and_jsonl_and_exported(tmp_path: Path) -> None:
+    from collector.export import export_store
+
+    header = (
+        "graph,phase,batch_size,samples,energy_j,energy_source,duration_s,hardware,power_limit_w"
+    )
+    lines = [
+        header,
+        f"{LAYER},train,8,800,12.5,nvml-energy-counter,3.0,gpu-x,150",
+        f"{LAYER},train,8,800,13.5,nvml-energy-counter,3.0,gpu-x,",
+        f"{LAYER},train,8,800,12.5,nvml-energy-counter,3.0,gpu-x,0",
+        f"{LAYER},train,8,800,12.5,nvml-energy-counter,3.0,gpu-x,many",
+    ]
+    (tmp_path / "runs.csv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(BadImport) as caught:
+        _run([str(tmp_path / "runs.csv"), "--db", str(tmp_path / "a.db")])
+    assert [str(p) for p in caught.value.problems] == [
+        "runs.csv:4: power_limit_w='0' must be > 0",
+        "runs.csv:5: power_limit_w='many' is not a number",
+    ]
+    (tmp_path / "runs.csv").write_text("\n".join(lines[:3]) + "\n")
+    _run([str(tmp_path / "runs.csv"), "--db", str(tmp_path / "a.db")])
+    record = dict(zip(header.split(","), next(csv.reader([lines[1]])), strict=True))
+    (tmp_path / "runs.jsonl").write_text(
+        json.dumps({**record, "energy_j": 11.0, "power_limit_w": 175.5}) + "\n"
+    )
+    _run([str(tmp_path / "runs.jsonl"), "--db", str(tmp_path / "a.db")])
+    with MeasurementStore(tmp_path / "a.db") as store:
+        limits = {r.energy_j: r.power_limit_w for r in store.rows()}
+    assert limits == {12.5: 150.0, 13.5: None, 11.0: 175.5}
+    assert export_store(tmp_path / "a.db", tmp_path / "out.csv") == 3
+    with (tmp_path / "out.csv").open() as fh:
+        exported = {float(r["energy_j"]): r["power_limit_w"] for r in csv.DictReader(fh)}
+    assert exported == {12.5: "150.0", 13.5: "", 11.0: "175.5"}

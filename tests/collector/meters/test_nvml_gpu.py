@@ -26,6 +26,8 @@ def test_real_gpu_window() -> None:
     assert idle_w is not None and 0 < idle_w < m.power_mean_w
     assert m.gpu_util_mean is not None and m.trace
     assert facts["device_name"] and facts["driver"]
+    # every NVIDIA board since Kepler enforces a limit between tens of watts and ~1.5 kW
+    assert m.power_limit_w is None or 10 <= m.power_limit_w <= 1500
     # this process holds a CUDA context: where NVML lists processes, it counts at least one
     listed = [n for n in m.notes if n.startswith("gpu_processes=")]
     assert not listed or int(listed[0].split("=")[1]) >= 1

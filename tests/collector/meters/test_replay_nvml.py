@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import subprocess
@@ -13,8 +14,16 @@ import pytest
 
 from collector.meters.base import MeterUnavailable
 from collector.meters.nvml import NvmlMeter
-from collector.meters.replay import ManualClock, ReplayMeter, ReplayNvml, Trace
+from collector.meters.replay import (
+    NVML_ERROR_NOT_SUPPORTED,
+    ManualClock,
+    NVMLError,
+    ReplayMeter,
+    ReplayNvml,
+    Trace,
+)
 from collector.meters.sampler import summarize
+from joulecast.errors import InvalidArgument
 from joulecast.measurement import SOURCE_NVML_COUNTER, SOURCE_NVML_INTEGRAL
 
 TRACES = Path(__file__).parents[2] / "data" / "traces"
@@ -212,3 +221,41 @@ def test_a_gpu_to_itself_and_an_nvml_without_process_lists() -> None:
     assert shared == 1
     notes, shared = one_window(None)  # NVML cannot list processes: no figure, no warning
     assert not any(n.startswith("gpu_") for n in notes) and shared == 0
+
+
+def test_the_power_limit_is_read_at_the_window_edges(tmp_path: Path) -> None:
+    clock = ManualClock(1.0)
+    with ReplayMeter(STEADY, clock=clock) as meter:
+        assert window_of(meter, clock, 1.0).power_limit_w == 70.0
+        meter.nvml.power_limit_w = 55.5  # `nvidia-smi -pl 55.5` between two windows
+        assert window_of(meter, clock, 1.0).power_limit_w == 55.5
+        meter.begin_window("changed")
+        meter.nvml.power_limit_w = 65.0  # ... and during one: it ran under no one limit
+        clock.advance(1.0)
+        changed = meter.end_window("changed")
+    assert changed.power_limit_w is None
+    assert "power limit changed during the window: 55.5 W -> 65 W" in changed.notes
+
+
+def test_a_board_without_a_power_limit_answers_not_supported(tmp_path: Path) -> None:
+    doc = json.loads(STEADY.read_text())
+    del doc["power_limit_w"]
+    (tmp_path / "nolimit.json").write_text(json.dumps(doc))
+    clock = ManualClock(1.0)
+    with ReplayMeter(tmp_path / "nolimit.json", clock=clock) as meter:
+        with pytest.raises(NVMLError) as caught:
+            meter.nvml.nvmlDeviceGetPowerManagementLimit(0)
+        assert caught.value.value == NVML_ERROR_NOT_SUPPORTED
+        m = window_of(meter, clock, 1.0)
+    assert m.power_limit_w is None and m.energy_j > 0
+    for bad in (0, -70, "70", True, 1e400):
+        doc["power_limit_w"] = bad
+        (tmp_path / "bad.json").write_text(json.dumps(doc))
+        with pytest.raises(InvalidArgument, match="power_limit_w"):
+            Trace.load(tmp_path / "bad.json")
+
+
+def window_of(meter: ReplayMeter, clock: ManualClock, seconds: float, key: str = "w"):
+    meter.begin_window(key)
+    clock.advance(seconds)
+    return meter.end_window(key)

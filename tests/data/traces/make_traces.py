@@ -19,6 +19,7 @@ HEADER = {
     "nvml_version": "12.535.104.05",
     "memory_total_mib": 15360,
     "energy_counter": True,
+    "power_limit_w": 70,  # the T4's default (and maximum) board power limit
     "columns": COLUMNS,
 }
 

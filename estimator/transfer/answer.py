@@ -1,0 +1,98 @@
+"""One transferred answer: a graph's training epoch on a catalogued GPU, at a batch size and a
+power limit, with the interval its cross-validation earned.
+
+The interval of an answer for a GPU nobody measured, about a network nobody measured, combines
+the two held-out schemes: the leave-one-GPU-out band and the leave-one-workload-out band, their
+half-widths added in quadrature (the two errors are independent: one is the GPU's departure
+from its spec sheet, the other the network's from the FLOP and byte counts). A measured GPU
+answering through the model (a power limit other than its default) uses the workload band
+alone.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from estimator.transfer.artifact import TransferModel
+from estimator.transfer.data import QUERY_COLUMNS, gpu_of, work_of
+from estimator.transfer.gpu import GpuRates
+from estimator.transfer.model import predict
+from joulecast.errors import InvalidArgument
+from joulecast.graph import GraphProfile
+
+
+@dataclass(frozen=True)
+class TransferEstimate:
+    """Energy (J) of every epoch of the run, its 90 % interval, the wall time (s), the average
+    power (W) and the FLOP/s it implies."""
+
+    energy_j: float
+    energy_low_j: float
+    energy_high_j: float
+    duration_s: float
+    power_w: float
+    flop_rate: float
+
+
+def check_power_limit(rates: GpuRates, power_limit_w: float | None) -> float:
+    """The limit to answer at: the board's default when None; InvalidArgument outside the range
+    the board accepts."""
+    if power_limit_w is None:
+        return rates.power_limit_w
+    low, high = rates.limit_range_w()
+    value = float(power_limit_w)
+    if not (math.isfinite(value) and low <= value <= high):
+        raise InvalidArgument(
+            f"power_limit_w must lie in [{low:g}, {high:g}] W for {rates.id}, got {power_limit_w!r}"
+        )
+    return value
+
+
+def band(model: TransferModel, gpu_measured: bool) -> tuple[float, float]:
+    """(low, high) log-error quantiles an answer's interval is built from."""
+    lowo = model.bands.get("lowo", (-0.5, 0.5))
+    if gpu_measured:
+        return lowo
+    logo = model.bands.get("logo", (-0.5, 0.5))
+    return -math.hypot(lowo[0], logo[0]), math.hypot(lowo[1], logo[1])
+
+
+def estimate(
+    model: TransferModel,
+    rates: GpuRates,
+    profile: GraphProfile,
+    *,
+    batch_size: int,
+    samples: int,
+    epochs: int,
+    power_limit_w: float | None = None,
+    phase: str = "train",
+    gpu_measured: bool = False,
+) -> TransferEstimate:
+    """The model's answer for one phase; ``power_limit_w`` None is the board's default."""
+    limit = check_power_limit(rates, power_limit_w)
+    row: Mapping[str, float] = {
+        **work_of(profile),
+        "train": 1.0 if phase == "train" else 0.0,
+        "batch_size": float(batch_size),
+        "samples": float(samples),
+        "epochs": float(epochs),
+        "power_limit_w": limit,
+        **gpu_of(rates),
+    }
+    x = {c: np.array([row[c]], dtype=float) for c in QUERY_COLUMNS}
+    out = predict(model.params, x)
+    low, high = band(model, gpu_measured)
+    energy = float(out.energy_j[0])
+    return TransferEstimate(
+        energy_j=energy,
+        energy_low_j=energy * math.exp(-high),
+        energy_high_j=energy * math.exp(-low),
+        duration_s=float(out.duration_s[0]),
+        power_w=float(out.power_w[0]),
+        flop_rate=float(out.flop_rate[0]),
+    )

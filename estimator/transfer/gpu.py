@@ -1,0 +1,68 @@
+"""A GPU as the transfer model sees it: peak rates, bandwidth and power, from the catalog.
+
+The transfer model never reads a GPU's name: it reads these numbers, so a GPU it has never
+measured is described exactly like one it has. Rates are the catalog's vendor peaks (boost
+clock); what a training step reaches of them is what the model learns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+TF32_FIRST_CAPABILITY = (8, 0)
+"""From Ampere on, PyTorch runs cuDNN convolutions on TF32 tensor cores by default
+(``torch.backends.cudnn.allow_tf32`` is True), while matrix products stay FP32
+(``torch.backends.cuda.matmul.allow_tf32`` is False): an H200 trained the paper's CNNs at
+142 TFLOP/s, twice its FP32 peak."""
+
+
+@dataclass(frozen=True)
+class GpuRates:
+    """What the transfer model reads of a GPU. Rates in FLOP/s and bytes/s, power in W.
+
+    ``conv_flops`` is the peak convolutions run at under PyTorch's defaults (TF32 tensor cores
+    from Ampere on, else FP32); ``idle_w`` is None where no source measured it (the model then
+    uses its fitted share of the power limit).
+    """
+
+    id: str
+    fp32_flops: float
+    conv_flops: float
+    bandwidth_bps: float
+    power_limit_w: float
+    power_limit_min_w: float | None
+    power_limit_max_w: float | None
+    idle_w: float | None
+
+    @classmethod
+    def from_spec(cls, spec: Any) -> GpuRates:
+        """From a :class:`joulecast.hardware.GpuSpec` (the catalog's record)."""
+        fp32 = float(spec.fp32_tflops) * 1e12
+        tf32 = spec.tensor_tf32_tflops
+        conv = (
+            float(tf32) * 1e12
+            if tf32 and tuple(spec.compute_capability) >= TF32_FIRST_CAPABILITY
+            else fp32
+        )
+        return cls(
+            id=spec.id,
+            fp32_flops=fp32,
+            conv_flops=max(conv, fp32),
+            bandwidth_bps=float(spec.memory_bandwidth_gbs) * 1e9,
+            power_limit_w=float(spec.power_limit_w),
+            power_limit_min_w=_opt(spec.power_limit_min_w),
+            power_limit_max_w=_opt(spec.power_limit_max_w),
+            idle_w=_opt(spec.idle_power_w),
+        )
+
+    def limit_range_w(self) -> tuple[float, float]:
+        """The power limits one may set: the published range, else the default limit alone
+        (a lower limit is then accepted down to half of it, as NVML allows on most boards)."""
+        low = self.power_limit_min_w or 0.5 * self.power_limit_w
+        high = self.power_limit_max_w or self.power_limit_w
+        return low, high
+
+
+def _opt(value: Any) -> float | None:
+    return None if value is None else float(value)

@@ -1,0 +1,110 @@
+"""``joulecast predict --batch-sizes ... --power-limits ...``: one answer per batch size and
+power limit, and the energy-cheapest of them marked.
+
+Zeus finds the energy-optimal batch size and power limit by trying them during training; with
+a predictor the same decision can be made before the first step. Each row is one prediction
+(the server caches the graph's profile, so the rows cost one profile and N predictor calls).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from joulecast.errors import InvalidArgument
+from server.client_results import PredictionReply
+
+MAX_ROWS = 256
+"""Most (batch size, power limit) pairs in one sweep."""
+
+
+@dataclass(frozen=True)
+class SweepRow:
+    batch_size: int
+    power_limit_w: float | None
+    """None: the board's default (no --power-limits given)."""
+    reply: PredictionReply
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "batch_size": self.batch_size,
+            "power_limit_w": self.reply.power_limit_w,
+            **{k: v for k, v in self.reply.as_dict().items() if k in ("train", "test", "tier")},
+            "warnings": list(self.reply.warnings),
+        }
+
+
+def parse_list(text: str | None, kind: type, name: str) -> list[Any]:
+    """``"8,32,128"`` -> ``[8, 32, 128]``; InvalidArgument naming the flag on a bad item."""
+    if text is None:
+        return []
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    try:
+        values = [kind(item) for item in items]
+    except ValueError:
+        raise InvalidArgument(f"{name} takes a comma list of numbers, got {text!r}") from None
+    if not values:
+        raise InvalidArgument(f"{name} is empty")
+    return values
+
+
+def sweep(
+    predict: Callable[..., PredictionReply],
+    batch_sizes: Sequence[int],
+    power_limits: Sequence[float | None],
+) -> list[SweepRow]:
+    """``predict(batch_size=..., power_limit_w=...)`` for every pair, in order."""
+    pairs = [(b, pl) for b in batch_sizes for pl in (power_limits or [None])]
+    if len(pairs) > MAX_ROWS:
+        raise InvalidArgument(f"{len(pairs)} pairs asked; at most {MAX_ROWS} in one sweep")
+    return [SweepRow(b, pl, predict(batch_size=b, power_limit_w=pl)) for b, pl in pairs]
+
+
+def cheapest(rows: Sequence[SweepRow], phase: str = "train") -> SweepRow | None:
+    """The row of least ``phase`` energy, None when no row answers that phase."""
+    answered = [r for r in rows if r.reply.phase(phase) is not None]
+    if not answered:
+        return None
+    return min(answered, key=lambda r: r.reply.phase(phase).energy_j)  # type: ignore[union-attr]
+
+
+def _j(value: float) -> str:
+    return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
+
+
+def format_sweep(rows: Sequence[SweepRow], phase: str = "train") -> str:
+    best = cheapest(rows, phase)
+    first = rows[0].reply if rows else None
+    lines = []
+    if first is not None:
+        lines.append(f"hardware {first.hardware} ({first.tier}), {phase} energy per run")
+    header = (
+        f"  {'batch':>6} {'limit W':>8} {'energy (J)':>12} {'interval (J)':>24} "
+        f"{'duration (s)':>13} {'power (W)':>10}"
+    )
+    lines += [header, "-" * len(header)]
+    for row in rows:
+        est = row.reply.phase(phase)
+        mark = "*" if row is best else " "
+        limit = row.reply.power_limit_w
+        limit_text = "-" if limit is None else f"{limit:g}"
+        if est is None:
+            lines.append(f"{mark} {row.batch_size:>6} {limit_text:>8} {'unavailable':>12}")
+            continue
+        interval = f"[{_j(est.energy_low_j)}, {_j(est.energy_high_j)}]"
+        duration = "n/a" if est.duration_s is None else f"{est.duration_s:,.1f}"
+        power = "n/a" if est.power_w is None else f"{est.power_w:.0f}"
+        lines.append(
+            f"{mark} {row.batch_size:>6} {limit_text:>8} {_j(est.energy_j):>12} {interval:>24} "
+            f"{duration:>13} {power:>10}"
+        )
+    if best is not None:
+        lines.append(
+            f"* least {phase} energy: batch {best.batch_size}"
+            + ("" if best.reply.power_limit_w is None else f", {best.reply.power_limit_w:g} W")
+        )
+    warnings = dict.fromkeys(w for row in rows for w in row.reply.warnings)
+    if warnings:
+        lines += ["", "warnings:"] + [f"  - {w}" for w in warnings]
+    return "\n".join(lines)

@@ -1,0 +1,95 @@
+"""Any catalogued GPU answered by the shipped transfer model, over a real gRPC server; power
+limits and batch-size tables through the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import grpc
+import pytest
+
+from estimator.service import PredictorRegistry
+from joulecast.cli import main
+from joulecast.graph import profile_graph
+from joulecast.hardware import find_gpu
+from server.client import EstimatorClient
+from server.generated import estimator_pb2 as pb
+
+REPO = Path(__file__).parents[2]
+SAMPLE = REPO / "examples" / "sample_crnn.onnx"
+
+
+@pytest.fixture(scope="module")
+def registry() -> PredictorRegistry:
+    return PredictorRegistry(REPO / "artifacts")
+
+
+def test_a_gpu_nobody_measured_is_transferred_and_says_so(registry) -> None:
+    assert registry.transfer is not None
+    answer = registry.predict(
+        profile_graph(SAMPLE.read_bytes()), batch_size=64, samples=50_000, epochs=2,
+        hardware="Tesla T4",
+    )  # fmt: skip
+    assert answer.tier == "transferred" and answer.hardware == "tesla-t4"
+    assert answer.test is None and answer.train is not None
+    assert any("no measurement of this GPU" in w for w in answer.warnings)
+    train = answer.train
+    assert train.energy_low_j < train.energy_j < train.energy_high_j
+    assert train.energy_j == pytest.approx(train.power_w * train.duration_s)
+    spec = find_gpu("tesla-t4")
+    assert spec is not None and train.power_w <= spec.power_limit_w
+    assert answer.power_limit_w == spec.power_limit_w
+    assert not answer.energy_is_estimate and "estimate" not in answer.energy_source
+
+
+def test_a_gpu_the_model_was_fitted_on_is_answered_as_measured(registry) -> None:
+    answer = registry.predict(
+        profile_graph(SAMPLE.read_bytes()), batch_size=64, samples=50_000, epochs=1,
+        hardware="Tesla V100-PCIE-32GB",
+    )  # fmt: skip
+    assert answer.tier == "measured" and answer.hardware == "v100-pcie-32gb"
+    assert not any("no measurement" in w for w in answer.warnings)
+
+
+def test_power_limits_move_energy_and_are_checked(registry) -> None:
+    profile = profile_graph(SAMPLE.read_bytes())
+    ask = {"batch_size": 512, "samples": 1_000_000, "epochs": 1, "hardware": "a100-sxm4-40gb"}
+    full = registry.predict(profile, **ask)
+    low = registry.predict(profile, power_limit_w=120.0, **ask)
+    assert low.power_limit_w == 120.0 and low.train.power_w <= 120.0
+    assert low.train.duration_s >= full.train.duration_s
+    with pytest.raises(Exception, match="power_limit_w must lie in"):
+        registry.predict(profile, power_limit_w=5000.0, **ask)
+    with pytest.raises(Exception, match="applies to a catalogued GPU"):
+        registry.predict(profile, power_limit_w=100.0, **{**ask, "hardware": "cpu-amd-epyc"})
+
+
+def test_the_server_answers_a_catalogued_gpu_and_refuses_a_bad_limit(start_server) -> None:
+    served = start_server(registry=PredictorRegistry(REPO / "artifacts"))
+    with EstimatorClient(served.address) as client:
+        reply = client.predict(SAMPLE.read_bytes(), hardware="NVIDIA A40", batch_size=32)
+        assert reply.tier == "transferred" and reply.hardware == "a40"
+        assert reply.as_dict()["tier"] == "transferred" and reply.test is None
+    request = pb.PredictEnergyRequest(
+        onnx_model=SAMPLE.read_bytes(), batch_size=8, samples=100, epochs=1, hardware="a40",
+        power_limit_w=10_000.0,
+    )  # fmt: skip
+    with pytest.raises(grpc.RpcError) as err:
+        served.stub.PredictEnergy(request, timeout=30)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "power_limit_w" in err.value.details()
+
+
+def test_the_cli_sweeps_batch_sizes_and_marks_the_cheapest(start_server, capsys) -> None:
+    served = start_server(registry=PredictorRegistry(REPO / "artifacts"))
+    argv = ["predict", str(SAMPLE), "--server", served.address, "--hardware", "Tesla T4"]
+    argv += ["--batch-sizes", "8,64,256", "--samples", "50000", "--json"]
+    assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["tier"] == "transferred" and [r["batch_size"] for r in out["rows"]] == [8, 64, 256]
+    energies = {r["batch_size"]: r["train"]["energy_j"] for r in out["rows"]}
+    assert out["cheapest"]["batch_size"] == min(energies, key=energies.get)
+    assert main(argv[:-1]) == 0
+    table = capsys.readouterr().out
+    assert "least train energy: batch" in table and "transferred" in table
