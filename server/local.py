@@ -16,10 +16,8 @@ measurement store, and no clean-up of the artifacts folder (it may be read-only)
 
 from __future__ import annotations
 
-import inspect
 import logging
 from pathlib import Path
-from typing import Any
 
 from joulecast.errors import InternalError, InvalidArgument, JoulecastError, ResourceLimit
 from joulecast.graph import GraphLimits
@@ -72,17 +70,11 @@ class InProcessClient:
         stream: bool | None = None,
         region: str | None = None,
         price_per_kwh: float | None = None,
-        **extra: Any,
+        power_limit_w: float | None = None,
     ) -> PredictionReply:
         """What :meth:`server.client.EstimatorClient.predict` returns for the same arguments
-        (``stream`` is accepted and means nothing here). ``extra`` options (a field a later
-        request carries, such as ``power_limit_w``) go through when the request conversion
-        knows them, and are refused otherwise."""
+        (``stream`` is accepted and means nothing here)."""
         del stream
-        known = inspect.signature(client_convert.predict_options).parameters
-        unknown = sorted(k for k, v in extra.items() if v is not None and k not in known)
-        if unknown:
-            raise InvalidArgument(f"this joulecast does not predict with {', '.join(unknown)}")
         try:
             options = client_convert.predict_options(
                 batch_size,
@@ -92,7 +84,7 @@ class InProcessClient:
                 observed_gpu_util,
                 region,
                 price_per_kwh,
-                **{k: v for k, v in extra.items() if v is not None},
+                power_limit_w,
             )
             request = client_convert.predict_request(onnx_model, options)
         except (TypeError, ValueError) as exc:  # a value the request message cannot carry

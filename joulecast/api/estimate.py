@@ -142,9 +142,10 @@ class Estimator:
         of its input; exported in memory, weights never kept), or an ONNX file's path, ONNX
         bytes or an ``onnx.ModelProto``. ``region`` (ISO 3166-1 alpha-3, e.g. ``"FRA"``) adds
         gCO2eq, ``price_per_kwh`` a cost. ``observed_gpu_util`` (%) is the GPU utilisation
-        you measured, for a predictor that uses it; ``power_limit_w`` a board power limit, for
-        a joulecast that predicts at one (refused otherwise). Raises a
-        :class:`~joulecast.errors.JoulecastError`.
+        you measured, for a predictor that uses it; ``power_limit_w`` a GPU's power limit in W
+        (None: the board's default), for a catalogued GPU. ``hardware`` may also name a
+        catalogued GPU nobody measured (``joulecast hardware``): the transfer model answers it.
+        Raises a :class:`~joulecast.errors.JoulecastError`.
         """
         graph = weightless_graph(model, example_input)
         return self._ask(
@@ -173,7 +174,7 @@ class Estimator:
         power_limit_w: float | None = None,
     ) -> pd.DataFrame | list[dict[str, Any]]:
         """One row per batch size (the model exported once): ``batch_size``, ``hardware``,
-        ``train_energy_j``... (each field of :class:`~joulecast.api.prediction.PhaseEstimate`
+        ``tier``, ``power_limit_w``, ``train_energy_j``... (each field of :class:`~joulecast.api.prediction.PhaseEstimate`
         prefixed with its phase, None where a phase has no answer) and ``warnings``. A pandas
         DataFrame when pandas can be imported, else a list of dicts."""
         if isinstance(batch_sizes, str | bytes) or not isinstance(batch_sizes, Sequence):
@@ -201,7 +202,12 @@ class Estimator:
                 price_per_kwh=price_per_kwh,
                 power_limit_w=power_limit_w,
             )
-            row: dict[str, Any] = {"batch_size": size, "hardware": answer.hardware}
+            row: dict[str, Any] = {
+                "batch_size": size,
+                "hardware": answer.hardware,
+                "tier": answer.tier,
+                "power_limit_w": answer.power_limit_w,
+            }
             for name in ("train", "test"):
                 phase = getattr(answer, name)
                 row.update({f"{name}_{c}": getattr(phase, c, None) for c in columns})
@@ -234,23 +240,13 @@ class Estimator:
             "region": _text("region", region),
             "price_per_kwh": _number("price_per_kwh", price_per_kwh),
             "observed_gpu_util": _number("observed_gpu_util", observed_gpu_util),
+            "power_limit_w": _number("power_limit_w", power_limit_w),
         }
-        limit = _number("power_limit_w", power_limit_w)
-        if limit is not None:
-            # Forwarded to a joulecast that predicts at a power limit; refused by one that
-            # does not, rather than silently answering at the board's default.
-            options["power_limit_w"] = limit
         client = self._client()
         try:
             reply = client.predict(graph, **options)
         except JoulecastError:
             raise
-        except TypeError as exc:
-            if limit is not None and "power_limit_w" in str(exc):
-                raise InvalidArgument(
-                    "this joulecast does not predict at a power limit (power_limit_w)"
-                ) from exc
-            raise InternalError(f"internal error while predicting: {exc!r}") from exc
         except Exception as exc:
             # gRPC and protobuf errors never reach the caller as such.
             raise InternalError(f"internal error while predicting: {exc!r}") from exc

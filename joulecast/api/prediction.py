@@ -94,9 +94,12 @@ class Prediction:
     ``train`` or ``test`` is None when the hardware has no data for that phase, or when its 90 %
     interval would span more than a factor 10; a warning says which. ``energy_is_estimate`` is
     True when the predictor learned from estimated energy, not from a power meter (its answers
-    are estimates too, and so are their carbon and cost). ``params`` and FLOPs (per sample,
-    forward and training) come from the graph; ``grid`` and ``price_per_kwh`` only when the
-    request named a region or a price.
+    are estimates too, and so are their carbon and cost). ``tier`` says who answered:
+    ``measured`` (a predictor fitted on that hardware's rows) or ``transferred`` (a catalogued
+    GPU nobody measured, answered by the transfer model from its published figures);
+    ``power_limit_w`` is the GPU power limit answered for, when one was asked. ``params`` and
+    FLOPs (per sample, forward and training) come from the graph; ``grid`` and
+    ``price_per_kwh`` only when the request named a region or a price.
     """
 
     family: str
@@ -112,6 +115,8 @@ class Prediction:
     energy_source: str
     energy_is_estimate: bool
     warnings: tuple[str, ...]
+    tier: str = "measured"
+    power_limit_w: float | None = None
     grid: GridIntensity | None = None
     price_per_kwh: float | None = None
 
@@ -166,15 +171,18 @@ class Prediction:
             energy_source=reply.energy_source,
             energy_is_estimate=reply.energy_is_estimate,
             warnings=tuple(reply.warnings),
+            tier=reply.tier,
+            power_limit_w=reply.power_limit_w,
             grid=reply.grid,
             price_per_kwh=reply.price_per_kwh,
         )
 
     def __str__(self) -> str:
+        limit = "" if self.power_limit_w is None else f" at {self.power_limit_w:g} W"
         lines = [
-            f"{self.family} graph, {self.params:,} parameters, on {self.hardware} "
-            f"(predictor {self.predictor_version}, energy source {self.energy_source}"
-            f"{': ESTIMATED, not measured' if self.energy_is_estimate else ''})"
+            f"{self.family} graph, {self.params:,} parameters, on {self.hardware}{limit} "
+            f"({self.tier}; predictor {self.predictor_version}, energy source "
+            f"{self.energy_source}{': ESTIMATED, not measured' if self.energy_is_estimate else ''})"
         ]
         for name in ("train", "test"):
             phase: PhaseEstimate | None = getattr(self, name)

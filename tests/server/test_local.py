@@ -74,6 +74,8 @@ def remote() -> Iterator[joulecast.Estimator]:
 
 
 HARDWARE = PredictorRegistry(ARTIFACTS).hardware()
+UNMEASURED_GPU = "tesla-t4"
+"""A catalogued GPU with no predictor: the transfer model answers it."""
 QUESTIONS = (
     {"batch_size": 8, "samples": 1578, "epochs": 1},
     {"batch_size": 32, "samples": 50_000, "epochs": 10, "region": "FRA", "price_per_kwh": 0.25},
@@ -93,6 +95,19 @@ def test_every_published_hardware_answers_the_same_here_and_remotely(graphs, rem
                 assert here.to_dict() == there.to_dict()
                 families.add(here.family)
     assert families == {"crnn", "transformer", "mlp"}
+
+
+def test_a_transferred_gpu_and_a_power_limit_answer_the_same(graphs, remote) -> None:
+    assert UNMEASURED_GPU not in HARDWARE
+    local = joulecast.Estimator()
+    for hardware, limit in ((UNMEASURED_GPU, None), (UNMEASURED_GPU, 50.0), ("h200", 400.0)):
+        for graph in graphs.values():
+            question = {"hardware": hardware, "power_limit_w": limit, "region": "FRA"}
+            here = local.predict(graph, batch_size=64, **question)
+            assert here == remote.predict(graph, batch_size=64, **question)
+            if limit is not None:  # None: the board's default, which the answer states
+                assert here.power_limit_w == limit
+        assert here.tier == ("transferred" if hardware == UNMEASURED_GPU else "measured")
 
 
 def test_a_module_and_the_default_hardware_answer_the_same(remote) -> None:
