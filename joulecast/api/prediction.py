@@ -181,7 +181,8 @@ class Prediction:
         limit = "" if self.power_limit_w is None else f" at {self.power_limit_w:g} W"
         lines = [
             f"{self.family} graph, {self.params:,} parameters, on {self.hardware}{limit} "
-            f"({self.tier}; predictor {self.predictor_version}, energy source "
+            f"({'' if self.tier == 'measured' else self.tier + ' tier; '}"
+            f"predictor {self.predictor_version}, energy source "
             f"{self.energy_source}{': ESTIMATED, not measured' if self.energy_is_estimate else ''})"
         ]
         for name in ("train", "test"):
