@@ -15,15 +15,18 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from estimator.features import PROFILE_FEATURES, run_features
 from joulecast.errors import FailedPrecondition, InvalidArgument, NotFound
 from joulecast.graph import GraphError, GraphProfile, profile_graph
 from joulecast.measurement import Row, is_estimate
 from joulecast.store import MeasurementStore
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 logger = logging.getLogger(__name__)
 
@@ -96,6 +99,8 @@ def from_store(store_path: Path | str, hardware: str | None = None) -> Dataset:
 
 def from_csv(csv_path: Path | str, graphs_dir: Path | str, hardware: str | None = None) -> Dataset:
     """Rows exported as CSV (store columns) plus a folder of ``<graph_sha256>.onnx`` files."""
+    import pandas as pd  # fitting only: loading and answering import no pandas
+
     table = pd.read_csv(csv_path)
     if "status" in table:
         table = table[table["status"] == "ok"]
@@ -166,6 +171,8 @@ def from_rows(rows: list[Row], graphs: dict[str, bytes | None], hardware: str) -
         )
     for reason, n in sorted(skipped.items()):
         warnings.append(f"{n} row(s) skipped: {reason}")
+    import pandas as pd
+
     frame = pd.DataFrame.from_records(records)
     if frame.empty:
         raise FailedPrecondition(f"no usable measurements for hardware {hardware!r}")
@@ -291,6 +298,8 @@ def aggregate_repeats(frame: pd.DataFrame) -> pd.DataFrame:
     energy, 0 for one repeat). Fitting on medians stops a configuration measured more often from
     weighing more, and a noisy repeat from pulling the fit.
     """
+    import pandas as pd
+
     targets = [c for c in TARGET_COLUMNS if c in frame]
     grouped = frame.groupby(list(AGGREGATE_KEYS), sort=True, dropna=False)
     first = grouped.first().drop(columns=targets, errors="ignore")

@@ -10,8 +10,10 @@ by the family-free fallback with the leave-one-family-out interval).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
 WIDEN = 1.5
 """Interval half-width (log space) multiplier per dimension a request lies outside."""

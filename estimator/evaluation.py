@@ -19,12 +19,15 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import asdict, dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from estimator.intervals import conformal_quantile, grouped_coverage
 from estimator.predictors import OBSERVED_UTIL, PREDICTORS, Predictor, UtilisationAware
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 logger = logging.getLogger(__name__)
 
@@ -192,6 +195,8 @@ def evaluate(
     ``candidates`` (a subset of ``names``) are those the service may answer with; with two or
     more, LOCO also scores the validated selection among them (:data:`SELECTED_VARIANT`).
     """
+    import pandas as pd
+
     y = frame["energy_per_sample_j"].to_numpy(float)
     phases = frame["phase"].to_numpy()
     scores: dict[str, dict[str, dict[str, Scores]]] = {}

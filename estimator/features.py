@@ -10,13 +10,16 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from estimator.domain import shape_text
 from joulecast.graph import GraphProfile, profile_graph
 from joulecast.graph.record import large_activation_bytes
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 PROFILE_FEATURES = (
     "flops_forward",
@@ -198,6 +201,8 @@ class ServeRow:
 
     def frame(self) -> pd.DataFrame:
         """The one-row frame the reference (fitting) path reads: same values as this row."""
+        import pandas as pd
+
         row: dict[str, object] = {**self.features, "phase": self.phase}
         if self.observed_util is not None:
             row[OBSERVED_UTIL] = float(self.observed_util)

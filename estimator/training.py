@@ -17,10 +17,9 @@ import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from estimator.dataset import Dataset, aggregate_repeats, dataset_size_check, size_check_summary
 from estimator.domain import describe as describe_domain
@@ -33,6 +32,9 @@ from estimator.evaluation import (
 )
 from estimator.predictors import PREDICTORS, PhysicalPredictor, Predictor, UtilisationAware
 from joulecast.errors import FailedPrecondition
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 logger = logging.getLogger(__name__)
 
@@ -237,6 +239,8 @@ def _choose(
 
 def phase_row(features: Mapping[str, object], phase: str) -> pd.DataFrame:
     """A one-row frame of ``features`` (see :func:`estimator.features.run_features`) for a phase."""
+    import pandas as pd
+
     return pd.DataFrame([{**features, "phase": phase}])
 
 

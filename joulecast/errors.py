@@ -27,3 +27,12 @@ class FailedPrecondition(JoulecastError):
 
 class Unauthenticated(JoulecastError):
     """A state-changing operation lacks a valid token."""
+
+
+class ExportError(InvalidArgument):
+    """A ``torch.nn.Module`` could not be exported to an ONNX graph (the message names the
+    first operator torch's exporter does not support, where torch says which)."""
+
+
+class InternalError(JoulecastError):
+    """A bug: joulecast failed in a way it did not foresee (a server answers INTERNAL)."""

@@ -13,18 +13,19 @@ import json
 import logging
 import signal
 import stat
+import sys
 from pathlib import Path
 from typing import Any
 
 from joulecast.carbon import J_PER_KWH
 from joulecast.errors import InvalidArgument
+from server.cli_predict import DEFAULT_SERVER, add_local_args
 from server.client_results import MeasurementsReply, PredictionReply
 from server.measurements import RowVerdict
 from server.settings import DEFAULT_ARTIFACTS, ServerSettings, read_token
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_SERVER = "localhost:50051"
 ROWS_PER_CALL = 5000
 
 
@@ -52,9 +53,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.set_defaults(func=cmd_serve)
 
-    p = subparsers.add_parser("predict", help="predict train and test energy of an ONNX model")
-    p.add_argument("model", type=Path, help="ONNX file (weights are stripped before upload)")
-    _client_args(p)
+    p = subparsers.add_parser(
+        "predict", help="predict train and test energy of an ONNX model or a torch module"
+    )
+    p.add_argument(
+        "model", type=Path, nargs="?", help="ONNX file (weights are stripped before upload)"
+    )
+    _client_args(p, auto_server=True)
+    add_local_args(p)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--samples", type=int, default=1578, help="samples per epoch / test pass")
     p.add_argument("--epochs", type=int, default=1)
@@ -115,20 +121,34 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_predictors)
 
 
-def _client_args(p: argparse.ArgumentParser, token: bool = False) -> None:
-    p.add_argument("--server", default=DEFAULT_SERVER, help=f"HOST:PORT (default {DEFAULT_SERVER})")
+def _client_args(
+    p: argparse.ArgumentParser, token: bool = False, auto_server: bool = False
+) -> None:
+    if auto_server:  # predict: the default server if one answers, else this process
+        p.add_argument(
+            "--server",
+            help=f"HOST:PORT (default: {DEFAULT_SERVER} when a server answers there, else "
+            "this process answers, as with --local)",
+        )
+    else:
+        p.add_argument(
+            "--server", default=DEFAULT_SERVER, help=f"HOST:PORT (default {DEFAULT_SERVER})"
+        )
     p.add_argument("--tls-ca", type=Path, help="PEM root certificate: connect with TLS")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds per call")
     if token:
         p.add_argument("--token-file", type=Path, help="token file (else $JOULECAST_TOKEN)")
 
 
-def _client(args: argparse.Namespace) -> Any:
+def _client(args: argparse.Namespace, address: str | None = None) -> Any:
     from server.client import EstimatorClient, read_root_cert
 
     token = read_token(args.token_file) if hasattr(args, "token_file") else None
     return EstimatorClient(
-        args.server, token=token, root_cert=read_root_cert(args.tls_ca), timeout_s=args.timeout
+        address or args.server,
+        token=token,
+        root_cert=read_root_cert(args.tls_ca),
+        timeout_s=args.timeout,
     )
 
 
@@ -201,12 +221,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from joulecast.weightless import strip_weights_file
+    from server.cli_predict import model_graph, open_answerer, start_hint
 
-    graph = strip_weights_file(check_input_file(args.model))
+    graph, model = model_graph(args)
+    answerer, note = open_answerer(args, lambda address: _client(args, address))
+    if note:
+        print(note, file=sys.stderr)
     if args.batch_sizes or args.power_limits:
-        return _predict_sweep(args, graph)
-    with _client(args) as client:
+        return _predict_sweep(args, graph, answerer)
+    with answerer as client, start_hint():
         result = client.predict(
             graph,
             batch_size=args.batch_size,
@@ -222,21 +245,22 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({**result.as_dict(), "uploaded_bytes": len(graph)}, indent=2))
     else:
-        print(format_prediction(result, args.model, uploaded_bytes=len(graph)))
+        print(format_prediction(result, model, uploaded_bytes=len(graph)))
     return 0
 
 
-def _predict_sweep(args: argparse.Namespace, graph: bytes) -> int:
+def _predict_sweep(args: argparse.Namespace, graph: bytes, answerer: Any) -> int:
     """One answer per batch size (and power limit), the energy-cheapest marked."""
     from functools import partial
 
+    from server.cli_predict import start_hint
     from server.client_sweep import format_sweep, parse_list, sweep
 
     batches = parse_list(args.batch_sizes, int, "--batch-sizes") or [args.batch_size]
     limits = parse_list(args.power_limits, float, "--power-limits")
     if not limits and args.power_limit_w is not None:
         limits = [args.power_limit_w]
-    with _client(args) as client:
+    with answerer as client, start_hint():
         predict = partial(
             client.predict,
             graph,

@@ -108,13 +108,21 @@ class EstimatorClient:
             if self._timeout_s is None
             else min(CONNECT_TIMEOUT_S, self._timeout_s)
         )
-        try:
-            grpc.channel_ready_future(self._channel).result(timeout=wait)
-        except grpc.FutureTimeoutError:
+        if not self.ready(wait):
             raise RemoteError(
                 f"cannot reach the server at {self.address} within {wait:g} s", "UNAVAILABLE"
-            ) from None
+            )
+
+    def ready(self, timeout_s: float) -> bool:
+        """True when the server accepts a connection within ``timeout_s`` seconds (calls then
+        skip the wait); ``joulecast predict`` asks the default server this before answering
+        in-process instead."""
+        try:
+            grpc.channel_ready_future(self._channel).result(timeout=timeout_s)
+        except grpc.FutureTimeoutError:
+            return False
         self._connected = True
+        return True
 
     def close(self) -> None:
         self._channel.close()

@@ -7,13 +7,15 @@ as in Getzner et al.). Target: energy per forward pass in joules = energy / (sam
 from __future__ import annotations
 
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from estimator.layerwise.features import FREE_OPS, node_features
 from joulecast.errors import FailedPrecondition
 from joulecast.graph import NodeRecord, profile_nodes
 from joulecast.store import MeasurementStore
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def layer_node(nodes: tuple[NodeRecord, ...]) -> NodeRecord | None:
@@ -58,4 +60,6 @@ def layer_frame(store_path: Path, hardware: str, phase: str = "test") -> pd.Data
             )
     if not records:
         raise FailedPrecondition(f"hardware {hardware!r} has no single-layer {phase} rows")
+    import pandas as pd
+
     return pd.DataFrame(records)

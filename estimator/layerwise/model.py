@@ -26,12 +26,9 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
-import xgboost as xgb
-from sklearn.model_selection import GroupKFold
 
 from estimator.intervals import conformal_quantile
 from estimator.layerwise.features import (
@@ -42,8 +39,12 @@ from estimator.layerwise.features import (
     matrix,
     node_features,
 )
+from estimator.predictors.forest import ForestFormatError, LazyForest
 from joulecast.errors import FailedPrecondition
 from joulecast.graph import NodeRecord
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 NAME = "layer-sum"
 FILE = "layer-sum.json"
@@ -66,7 +67,11 @@ class LayerAnswer:
     by_op_j: dict[str, float]
 
 
-def _booster(x: np.ndarray, y: np.ndarray, rounds: int, seed: int) -> xgb.Booster:
+def _trees(x: np.ndarray, y: np.ndarray, rounds: int, seed: int) -> LazyForest:
+    """XGBoost's trees of the residual ``y``, kept as its model file (answered through
+    :class:`~estimator.predictors.forest.Forest`: serving imports no XGBoost)."""
+    import xgboost as xgb
+
     params = {
         "max_depth": 6,
         "eta": 0.05,
@@ -75,7 +80,8 @@ def _booster(x: np.ndarray, y: np.ndarray, rounds: int, seed: int) -> xgb.Booste
         "nthread": 1,
         "seed": seed,
     }
-    return xgb.train(params, xgb.DMatrix(x, label=y), num_boost_round=rounds)
+    booster = xgb.train(params, xgb.DMatrix(x, label=y), num_boost_round=rounds)
+    return LazyForest(bytes(booster.save_raw(raw_format="json")))
 
 
 @dataclass
@@ -83,15 +89,18 @@ class _OpModel:
     """One operator type's model: log-linear base + boosted log-residual correction."""
 
     base: np.ndarray
-    booster: xgb.Booster | None
+    trees: LazyForest | None
     q_log: float
     low: dict[str, float]
     high: dict[str, float]
 
     def predict(self, rows: list[dict[str, float]]) -> np.ndarray:
         log_e = matrix(rows, BASE_COLUMNS) @ self.base
-        if self.booster is not None:
-            log_e = log_e + self.booster.predict(xgb.DMatrix(matrix(rows, TREE_COLUMNS)))
+        if self.trees is not None:
+            try:
+                log_e = log_e + self.trees.predict_margin(matrix(rows, TREE_COLUMNS))
+            except ForestFormatError as exc:  # parsed on first use, not when loaded
+                raise FailedPrecondition(f"layer-sum: malformed model file: {exc}") from exc
         return np.exp(log_e)
 
 
@@ -99,17 +108,19 @@ def _fit_op(frame: pd.DataFrame, rounds: int, seed: int) -> _OpModel:
     rows = frame.to_dict("records")
     y = np.log(frame["energy_fp_j"].to_numpy(float))
     base, *_ = np.linalg.lstsq(matrix(rows, BASE_COLUMNS), y, rcond=None)
-    booster = None
+    trees = None
     if rounds > 0:
         residual = y - matrix(rows, BASE_COLUMNS) @ base
-        booster = _booster(matrix(rows, TREE_COLUMNS), residual, rounds, seed)
+        trees = _trees(matrix(rows, TREE_COLUMNS), residual, rounds, seed)
     low = {c: float(frame[c].min()) for c in RANGE_COLUMNS}
     high = {c: float(frame[c].max()) for c in RANGE_COLUMNS}
-    return _OpModel(base, booster, math.nan, low, high)
+    return _OpModel(base, trees, math.nan, low, high)
 
 
 def fold_ids(frame: pd.DataFrame, folds: int) -> np.ndarray:
     """Grouped K-fold id of every row (a configuration's repeats share one fold)."""
+    from sklearn.model_selection import GroupKFold
+
     groups = frame["config_id"].to_numpy()
     ids = np.zeros(len(frame), int)
     k = min(folds, len(set(groups)))
@@ -140,6 +151,8 @@ class LayerSum:
         ops = sorted(o for o, g in frame.groupby("op_type") if len(g) >= MIN_ROWS)
         if not ops:
             raise FailedPrecondition(f"layer-sum needs {MIN_ROWS} rows of one operator type")
+        import pandas as pd
+
         held: list[pd.DataFrame] = []
         frame = frame.assign(fold=fold_ids(frame, self.folds))
         for op in ops:
@@ -266,7 +279,7 @@ class LayerSum:
                     "q_log": m.q_log,
                     "low": m.low,
                     "high": m.high,
-                    "booster": f"layer-sum.{op}.xgb.json" if m.booster is not None else None,
+                    "booster": f"layer-sum.{op}.xgb.json" if m.trees is not None else None,
                 }
                 for op, m in sorted(self.ops_.items())
             },
@@ -277,8 +290,8 @@ class LayerSum:
         payload = {"predictor": NAME, "state": self.state()}
         files = {FILE: json.dumps(payload, sort_keys=True, indent=1, allow_nan=False).encode()}
         for op, m in self.ops_.items():
-            if m.booster is not None:
-                files[f"layer-sum.{op}.xgb.json"] = bytes(m.booster.save_raw(raw_format="json"))
+            if m.trees is not None:
+                files[f"layer-sum.{op}.xgb.json"] = m.trees.data
         return files
 
     @classmethod
@@ -295,13 +308,10 @@ class LayerSum:
             model.max_flops_fp_ = float(state["max_flops_fp"])
             model.max_params_ = int(state["max_params"])
             for op, s in state["ops"].items():
-                booster = None
-                if s["booster"]:
-                    booster = xgb.Booster(params={"nthread": 1})
-                    booster.load_model(bytearray(files[s["booster"]]))
+                trees = LazyForest(bytes(files[s["booster"]])) if s["booster"] else None
                 model.ops_[op] = _OpModel(
-                    np.array(s["base"], float), booster, float(s["q_log"]), s["low"], s["high"]
+                    np.array(s["base"], float), trees, float(s["q_log"]), s["low"], s["high"]
                 )
-        except (KeyError, TypeError, ValueError, xgb.core.XGBoostError) as exc:
+        except (KeyError, TypeError, ValueError) as exc:
             raise FailedPrecondition(f"layer-sum: malformed model files: {exc}") from exc
         return model

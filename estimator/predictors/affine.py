@@ -7,10 +7,9 @@ sample costs ``a + b·FLOPs_train`` and a test sample ``a' + b'·FLOPs_forward``
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import numpy as np
-import pandas as pd
 
 from estimator.features import ServeRow, phase_flops
 from estimator.predictors.base import (
@@ -19,6 +18,9 @@ from estimator.predictors.base import (
     affine_relative,
     positive_one,
 )
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def _x(frame: pd.DataFrame, on: str) -> np.ndarray:

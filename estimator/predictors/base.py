@@ -19,14 +19,15 @@ import inspect
 import json
 import math
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import numpy as np
-import pandas as pd
-from scipy.optimize import nnls
 
 from estimator.features import OBSERVED_UTIL, PROFILE_FEATURES, ServeRow, serve_rows
 from joulecast.errors import FailedPrecondition, InvalidArgument
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 PHASES = ("train", "test")
 
@@ -212,6 +213,8 @@ def affine_relative(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     design = np.column_stack([w, x * w])
     if np.ptp(x) == 0:
         design = design[:, :1]
+    from scipy.optimize import nnls  # fitting only: answering imports no SciPy
+
     scale = np.maximum(np.abs(design).max(axis=0), 1e-300)
     coef, _ = nnls(design / scale, np.ones_like(y))
     coef = coef / scale

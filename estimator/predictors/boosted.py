@@ -10,14 +10,16 @@ still gets an answer.
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import numpy as np
-import pandas as pd
 
 from estimator.features import ServeRow, phase_flops
 from estimator.predictors.base import PHASES, Predictor, positive_one
 from estimator.predictors.trees import TreeModel
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 class Boosted(TreeModel, Predictor):

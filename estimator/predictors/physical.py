@@ -31,15 +31,16 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from functools import partialmethod
-from typing import Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import numpy as np
-import pandas as pd
-from scipy.optimize import nnls
 
 from estimator.features import LOG_FEATURES, ServeRow, serve_rows
 from estimator.predictors.base import PHASES, PhysicalPredictor, power_of
 from estimator.predictors.trees import TreeModel
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 MIN_TRAIN_OVER_TEST = 1.05
 """Floor of train / test energy and duration per sample: a training step runs the forward pass
@@ -267,7 +268,7 @@ def _roofline_design(frame_or_features: Any, phase: str | None = None) -> np.nda
     A frame gives one row per frame row (fitting); a feature mapping and its ``phase`` one row
     (serving). Both go through :func:`_design_columns`, element for element the same arithmetic.
     """
-    if isinstance(frame_or_features, pd.DataFrame):
+    if not isinstance(frame_or_features, Mapping):  # a frame
         frame = frame_or_features
         train = frame["phase"].to_numpy() == "train"
         forward = np.maximum(frame["flops_forward"].to_numpy(float), 1.0)
@@ -303,6 +304,8 @@ def _design_columns(get: Any, scale: Any) -> list[Any]:
 
 def _relative_nnls(design: np.ndarray, target: np.ndarray) -> list[float]:
     """Coefficients ``c ≥ 0`` of ``target ≈ design @ c`` minimising the relative error."""
+    from scipy.optimize import nnls  # fitting only: answering imports no SciPy
+
     weighted = design / target[:, None]
     scale = np.maximum(np.abs(weighted).max(axis=0), 1e-300)
     coef, _ = nnls(weighted / scale, np.ones(len(target)))
@@ -483,7 +486,7 @@ class RooflineBoosted(TreeModel, RooflineEnergy):
                 coef = np.asarray(_relative_nnls(design[rest], y[rest]))
                 held_out[out] = np.maximum(design[out] @ coef, self.floor_)
         known = np.isfinite(held_out)
-        self.booster_: Any = None
+        self.model_json_, self.forest_ = None, None
         if known.sum() < MIN_CORRECTION_ROWS:
             self.notes = [
                 f"{self.name}: {int(known.sum())} held-out residual(s), "
@@ -494,7 +497,7 @@ class RooflineBoosted(TreeModel, RooflineEnergy):
         self._train(frame[known], residual, np.zeros(int(known.sum())))
 
     def _model(self, features: Mapping[str, object], phase: str) -> float:
-        if self.booster_ is None:
+        if self.forest_ is None:
             return super()._model(features, phase)
         row = serve_rows(features, (phase,))[phase]
         margin = float(self._margin(row, None)[0])  # trained over a zero margin = base_score 0
@@ -503,12 +506,12 @@ class RooflineBoosted(TreeModel, RooflineEnergy):
 
     def state(self) -> dict[str, Any]:
         trees = {**self._tree_state(), "line": {}}
-        if self.booster_ is None:
+        if self.forest_ is None:
             trees["model_file"] = None
         return {**super().state(), **trees}
 
     def blobs(self) -> dict[str, bytes]:
-        return {} if self.booster_ is None else super().blobs()
+        return {} if self.forest_ is None else super().blobs()
 
     @classmethod
     def from_state(cls, state: dict[str, Any], blobs: dict[str, bytes]) -> Self:
@@ -516,7 +519,7 @@ class RooflineBoosted(TreeModel, RooflineEnergy):
         model = cls(**state["hyperparameters"])
         model.coef_, model.floor_ = base.coef_, base.floor_
         model._load_power(state)
-        model.booster_ = None
+        model.model_json_, model.forest_ = None, None
         if state["model_file"] is not None:
             model._load_trees(state, blobs)
         elif list(state["features"]) != list(LOG_FEATURES):

@@ -1,20 +1,26 @@
-"""What the two XGBoost predictors share: hyperparameters, training on the log features over a
+"""What the XGBoost predictors share: hyperparameters, training on the log features over a
 base margin, one row's margin, and the booster's own JSON file.
 
 ``boosted`` (energy) and ``boosted-duration`` (duration, monotone in FLOPs) both learn the
 residual over a per-phase log-log line in FLOPs given as the base margin: trees do not
 extrapolate, the line does.
+
+XGBoost trains; the trees then answer through :class:`~estimator.predictors.forest.Forest`,
+which reads XGBoost's own model file and computes the same float32 margin, so that loading and
+answering never import XGBoost (about 1.5 s), right after a fit as after a load.
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-import pandas as pd
-import xgboost as xgb
 
 from estimator.features import LOG_FEATURES, ServeRow, log_features
+from estimator.predictors.forest import Forest, ForestFormatError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 class TreeModel:
@@ -54,7 +60,10 @@ class TreeModel:
         }
 
     def _train(self, frame: pd.DataFrame, label: np.ndarray, base: np.ndarray) -> None:
-        """Fit ``booster_`` on the frame's log features to ``label`` over margin ``base``."""
+        """Fit the trees on the frame's log features to ``label`` over margin ``base``; keep
+        XGBoost's model file (``model_json_``) and its :class:`Forest` (``forest_``)."""
+        import xgboost as xgb
+
         matrix = xgb.DMatrix(
             log_features(frame),
             label=label,
@@ -62,15 +71,24 @@ class TreeModel:
             feature_names=list(LOG_FEATURES),
             nthread=1,
         )
-        self.booster_ = xgb.train(self._params(), matrix, num_boost_round=self.n_estimators)
+        booster = xgb.train(self._params(), matrix, num_boost_round=self.n_estimators)
+        self._set_trees(bytes(booster.save_raw(raw_format="json")))
+
+    def _set_trees(self, model_json: bytes) -> None:
+        forest = Forest.from_json(model_json)
+        if forest.n_features != len(LOG_FEATURES):
+            raise ForestFormatError(
+                f"the trees read {forest.n_features} features, not the {len(LOG_FEATURES)} "
+                "log features"
+            )
+        self.model_json_: bytes | None = model_json
+        self.forest_: Forest | None = forest
 
     def _margin(self, row: ServeRow, base: np.ndarray | None) -> np.ndarray:
-        """The booster's ``(1,)`` output for one row (log space), over the margin ``base``
-        (None: the booster's ``base_score``, which is 0 here; setting a margin costs XGBoost
-        about a quarter of a one-row prediction)."""
-        return self.booster_.inplace_predict(
-            row.log, predict_type="margin", base_margin=base, validate_features=False
-        )
+        """The trees' float32 ``(1,)`` output for one row (log space), over the margin ``base``
+        (None: the model's ``base_score``, which is 0 here): what XGBoost's
+        ``inplace_predict(..., predict_type="margin")`` gives, bit for bit."""
+        return self.forest_.predict_margin(row.log, base)  # type: ignore[union-attr]
 
     def _tree_state(self) -> dict[str, Any]:
         return {
@@ -80,16 +98,14 @@ class TreeModel:
         }
 
     def blobs(self) -> dict[str, bytes]:
-        return {self.model_file: bytes(self.booster_.save_raw(raw_format="json"))}
+        return {self.model_file: self.model_json_}  # type: ignore[dict-item]
 
     def _load_trees(self, state: dict[str, Any], blobs: dict[str, bytes]) -> None:
-        """Read ``line_`` and the booster back (ValueError when they do not fit)."""
+        """Read ``line_`` and the trees back (ValueError when they do not fit)."""
         if list(state["features"]) != list(LOG_FEATURES):
             raise ValueError(f"model features {state['features']} differ from {LOG_FEATURES}")
         self.line_ = {p: [float(v) for v in c] for p, c in state["line"].items()}
-        booster = xgb.Booster(params={"nthread": 1})
         try:
-            booster.load_model(bytearray(blobs[state["model_file"]]))
-        except xgb.core.XGBoostError as exc:
-            raise ValueError(f"XGBoost cannot read its model file: {exc}") from exc
-        self.booster_ = booster
+            self._set_trees(bytes(blobs[state["model_file"]]))
+        except ForestFormatError as exc:
+            raise ValueError(f"cannot read the trees' model file: {exc}") from exc

@@ -12,15 +12,16 @@ per phase, and the predictor says so in :attr:`notes`.
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import numpy as np
-import pandas as pd
-from scipy.optimize import nnls
 
 from estimator.features import LOG_FEATURES, OBSERVED_UTIL, ServeRow, log_features
 from estimator.predictors.base import PHASES, Predictor, Ridge, positive_one
 from joulecast.errors import FailedPrecondition
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["NO_UTIL_NOTE", "OBSERVED_UTIL", "UtilisationAware"]
 
@@ -67,6 +68,8 @@ class UtilisationAware(Predictor):
                 self.power_[phase] = float(np.median(power[mask]))
         if self.uses_util_:
             self.util_ = Ridge(self.alpha).fit(x, _logit(util))
+            from scipy.optimize import nnls  # fitting only: answering imports no SciPy
+
             design = np.column_stack([np.ones_like(util), util]) / power[:, None]
             coef, _ = nnls(design, np.ones_like(power))
             self.idle_power_w_, self.k_w_per_pct_ = float(coef[0]), float(coef[1])

@@ -15,14 +15,17 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from estimator.transfer.gpu import GpuRates
 from joulecast.graph import GraphProfile, profile_graph
 from joulecast.measurement import Row, is_estimate
 from joulecast.store import MeasurementStore
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +143,8 @@ def from_stores(
                 records.append(_record(row, profile, rates))
     if skipped:
         log.info("left out: %s", dict(skipped))
+    import pandas as pd  # fitting only: answering imports no pandas
+
     frame = pd.DataFrame.from_records(records)
     if not frame.empty:
         frame["workload"] = workload_names(frame)

@@ -69,7 +69,7 @@ def test_roofline_boosted_is_a_bounded_correction_of_the_roofline(frame) -> None
     y = frame["energy_per_sample_j"].to_numpy(float)
     boosted = RooflineBoosted().fit(frame, y)
     plain = RooflineEnergy().fit(frame, y)
-    assert boosted.booster_ is not None
+    assert boosted.forest_ is not None
     ratio = boosted.predict(frame) / plain.predict(frame)
     bound = math.exp(MAX_CORRECTION) * (1 + 1e-9)
     assert np.all((ratio <= bound) & (ratio >= 1 / bound))
@@ -85,7 +85,7 @@ def test_roofline_boosted_without_enough_residuals_is_the_roofline(frame) -> Non
     small = frame[frame["config_id"].isin(sorted(set(frame["config_id"]))[:6])]
     y = small["energy_per_sample_j"].to_numpy(float)
     boosted = RooflineBoosted().fit(small, y)  # 5 configurations left per fold < 10 terms
-    assert boosted.booster_ is None
+    assert boosted.forest_ is None
     assert any("no correction" in n for n in boosted.notes)
     np.testing.assert_allclose(
         boosted.predict(small), RooflineEnergy().fit(small, y).predict(small), rtol=1e-12

@@ -20,10 +20,13 @@ ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "examples" / "sample_crnn.onnx"
 HEAVY = (
     "torch", "xgboost", "pandas", "matplotlib", "sklearn", "scipy", "deepspeed", "codecarbon",
-    "onnx", "numpy",
+    "onnx", "numpy", "grpc",
 )  # fmt: skip
 NEVER_ON_CLIENT = ("torch", "xgboost", "pandas", "onnx", "numpy")
 """The client path needs grpcio and protobuf only: weights are stripped on the wire."""
+NEVER_IN_PROCESS = ("torch", "xgboost", "pandas", "sklearn", "scipy", "matplotlib", "grpc")
+"""An ONNX file answered in-process needs onnx and numpy (the profiler, the predictors), no
+fitting library, and no gRPC when no server listens."""
 
 _PROBE = """
 import json, sys
@@ -43,6 +46,12 @@ def _env() -> dict[str, str]:
 
 def run_probe(*argv: str) -> tuple[dict, str]:
     """Run ``joulecast ARGV`` in a fresh interpreter; its exit code, heavy modules, stdout."""
+    result, out, _ = run_probe_with_stderr(*argv)
+    return result, out
+
+
+def run_probe_with_stderr(*argv: str) -> tuple[dict, str, str]:
+    """:func:`run_probe`, and what the command printed on stderr."""
     code = _PROBE.format(heavy=HEAVY)
     done = subprocess.run(
         [sys.executable, "-c", code, *argv],
@@ -52,8 +61,10 @@ def run_probe(*argv: str) -> tuple[dict, str]:
         timeout=120,
         check=False,
     )
-    line = next(x for x in done.stderr.splitlines() if x.startswith("PROBE "))
-    return json.loads(line[len("PROBE ") :]), done.stdout
+    lines = done.stderr.splitlines()
+    line = next(x for x in lines if x.startswith("PROBE "))
+    err = "\n".join(x for x in lines if not x.startswith("PROBE "))
+    return json.loads(line[len("PROBE ") :]), done.stdout, err
 
 
 @pytest.fixture(scope="module")
@@ -93,6 +104,26 @@ def test_predict_client_imports_no_torch_xgboost_pandas(server_address: str) -> 
     assert result["rc"] == 0, out
     assert json.loads(out)["train"]["energy_j"] > 0
     assert not set(result["heavy"]) & set(NEVER_ON_CLIENT), result["heavy"]
+
+
+def test_predict_in_process_imports_no_fitting_library_nor_grpc() -> None:
+    result, out, _ = run_probe_with_stderr("predict", str(SAMPLE), "--local", "--json")
+    assert result["rc"] == 0, out
+    assert json.loads(out)["train"]["energy_j"] > 0
+    assert not set(result["heavy"]) & set(NEVER_IN_PROCESS), result["heavy"]
+
+
+def test_predict_without_a_server_answers_in_process_and_says_so() -> None:
+    from server.cli_predict import DEFAULT_SERVER, listening
+
+    if listening(DEFAULT_SERVER, 0.5):
+        pytest.skip(f"something listens at {DEFAULT_SERVER}: the fallback cannot be seen")
+    result, out, err = run_probe_with_stderr("predict", str(SAMPLE), "--json")
+    assert result["rc"] == 0, err
+    assert json.loads(out)["train"]["energy_j"] > 0
+    notes = [line for line in err.splitlines() if line.strip()]
+    assert len(notes) == 1 and "answering in this process" in notes[0], err
+    assert "grpc" not in result["heavy"]  # a refused connection needs no gRPC to be seen
 
 
 def test_import_energy_choices_match_the_importer() -> None:

@@ -1,0 +1,190 @@
+"""What ``joulecast predict`` predicts for, and who answers it.
+
+The graph: an ONNX file (stripped while read), or ``--torch MODULE:FACTORY --input-shape
+1,128,64``: the module the factory returns, exported in memory as ``joulecast.Estimator`` does.
+
+The answer: ``--server HOST:PORT`` asks that server (one that does not answer is an error, with
+the hint to start one); ``--local`` or ``--artifacts DIR`` answer in this process
+(:class:`server.local.InProcessClient`); with neither, the default server when one answers at
+``localhost:50051`` within a short wait, else this process, which says so in one line on stderr.
+A refused connection is known at once, so that case costs nothing; gRPC is imported only when
+something listens.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import importlib.util
+import os
+import socket
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from joulecast.errors import InvalidArgument, JoulecastError
+
+DEFAULT_SERVER = "localhost:50051"
+PROBE_TIMEOUT_S = 0.5
+"""Longest wait for the default server (TCP connect, then gRPC ready) before answering here."""
+START_HINT = "start one with `joulecast serve` (or leave out --server to answer in this process)"
+
+
+def add_local_args(p: argparse.ArgumentParser) -> None:
+    """``predict``'s flags for a torch module and for the in-process answer."""
+    p.add_argument(
+        "--torch",
+        metavar="MODULE:FACTORY",
+        help="predict for the torch.nn.Module that FACTORY() returns (MODULE: an importable "
+        "module or a .py file); with --input-shape, instead of an ONNX file",
+    )
+    p.add_argument(
+        "--input-shape",
+        metavar="1,128,64",
+        help="shape of one batch of the module's input (its first axis is the batch)",
+    )
+    p.add_argument(
+        "--local",
+        action="store_true",
+        help="answer in this process from the shipped predictors (or --artifacts), no server",
+    )
+    p.add_argument(
+        "--artifacts",
+        type=Path,
+        help="answer in this process from the predictors published in this folder",
+    )
+
+
+# -- the graph ------------------------------------------------------------------------------
+
+
+def parse_shape(text: str) -> tuple[int, ...]:
+    try:
+        shape = tuple(int(part) for part in text.replace("x", ",").split(","))
+    except ValueError:
+        shape = ()
+    if not shape or any(d < 1 for d in shape):
+        raise InvalidArgument(
+            f"--input-shape takes positive integers separated by commas (1,128,64), got {text!r}"
+        )
+    return shape
+
+
+def _import_module(name: str) -> Any:
+    """A module by dotted name (the current folder first on the path, as ``python -m`` has
+    it) or from a ``.py`` file."""
+    if name.endswith(".py"):
+        path = Path(name)
+        if not path.is_file():
+            raise InvalidArgument(f"--torch: no such file {path}")
+        spec = importlib.util.spec_from_file_location(f"_joulecast_factory_{path.stem}", path)
+        if spec is None or spec.loader is None:
+            raise InvalidArgument(f"--torch: cannot import {path}")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        raise InvalidArgument(f"--torch: cannot import {name}: {exc}") from exc
+
+
+def torch_module(spec: str) -> Any:
+    """The module that ``FACTORY()`` of ``MODULE:FACTORY`` returns."""
+    module_name, _, attr = spec.rpartition(":")
+    if not module_name or not attr:
+        raise InvalidArgument(f"--torch takes MODULE:FACTORY (e.g. mymodels:build), got {spec!r}")
+    factory = getattr(_import_module(module_name), attr, None)
+    if not callable(factory):
+        raise InvalidArgument(f"--torch: {module_name} has no callable {attr!r}")
+    model = factory()
+    from joulecast.api.graphs import is_torch_module
+
+    if not is_torch_module(model):
+        raise InvalidArgument(
+            f"--torch: {spec}() returned a {type(model).__name__}, not a torch.nn.Module"
+        )
+    return model
+
+
+def model_graph(args: argparse.Namespace) -> tuple[bytes, str]:
+    """The weightless graph to predict for, and how to name it in the answer."""
+    if args.torch is not None:
+        if args.model is not None:
+            raise InvalidArgument("give an ONNX file or --torch, not both")
+        if args.input_shape is None:
+            raise InvalidArgument("--torch needs --input-shape (one batch of the input, 1,128,64)")
+        shape = parse_shape(args.input_shape)
+        module = torch_module(args.torch)
+        import torch
+
+        from joulecast.api.graphs import export_module
+
+        return export_module(module, torch.zeros(shape)), args.torch
+    if args.model is None:
+        raise InvalidArgument("give an ONNX file, or --torch MODULE:FACTORY --input-shape ...")
+    if args.input_shape is not None:
+        raise InvalidArgument("--input-shape goes with --torch: an ONNX graph has its shapes")
+    from joulecast.weightless import strip_weights_file
+    from server.cli import check_input_file
+
+    return strip_weights_file(check_input_file(args.model)), str(args.model)
+
+
+# -- the answer -----------------------------------------------------------------------------
+
+
+def listening(address: str, timeout_s: float) -> bool:
+    """True when something accepts a TCP connection at ``address`` (HOST:PORT)."""
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
+def open_answerer(args: argparse.Namespace, client: Any) -> tuple[Any, str | None]:
+    """Who answers (a remote client from ``client(address)``, or the in-process one) and the
+    line to print on stderr when this process answers for want of a server."""
+    local = args.local or args.artifacts is not None
+    if local and args.server is not None:
+        raise InvalidArgument(
+            "--local and --artifacts answer in this process, --server asks a server: not both"
+        )
+    if local:
+        from server.local import InProcessClient
+
+        return InProcessClient(args.artifacts), None
+    if args.server is not None:
+        return client(args.server), None
+    if listening(DEFAULT_SERVER, PROBE_TIMEOUT_S):
+        remote = client(DEFAULT_SERVER)
+        if remote.ready(PROBE_TIMEOUT_S):
+            return remote, None
+        remote.close()
+    from server.local import InProcessClient
+
+    answerer = InProcessClient()
+    note = (
+        f"joulecast: no server answered at {DEFAULT_SERVER}; answering in this process from "
+        f"{answerer.artifacts_dir}"
+    )
+    return answerer, note
+
+
+@contextlib.contextmanager
+def start_hint() -> Iterator[None]:
+    """A server that cannot be reached: the error says how to start one."""
+    try:
+        yield
+    except JoulecastError as exc:
+        if getattr(exc, "code", None) != "UNAVAILABLE":
+            raise
+        from server.client import RemoteError
+
+        raise RemoteError(f"{exc}; {START_HINT}", "UNAVAILABLE") from None
