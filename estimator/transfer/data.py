@@ -42,7 +42,7 @@ WORK_COLUMNS = (
 )
 """Per-sample work of one forward pass, from the graph (FLOPs, bytes, counts)."""
 RUN_COLUMNS = ("train", "batch_size", "samples", "epochs", "power_limit_w")
-GPU_COLUMNS = ("fp32_flops", "conv_flops", "bandwidth_bps", "tdp_w", "idle_w")
+GPU_COLUMNS = ("fp32_flops", "conv_flops", "bandwidth_bps", "threads", "tdp_w", "idle_w")
 QUERY_COLUMNS = WORK_COLUMNS + RUN_COLUMNS + GPU_COLUMNS
 """What :func:`estimator.transfer.model.predict` reads, one array each."""
 
@@ -71,6 +71,7 @@ def gpu_of(rates: GpuRates) -> dict[str, float]:
         "fp32_flops": rates.fp32_flops,
         "conv_flops": rates.conv_flops,
         "bandwidth_bps": rates.bandwidth_bps,
+        "threads": rates.threads,
         "tdp_w": rates.power_limit_w,
         "idle_w": math.nan if rates.idle_w is None else rates.idle_w,
     }

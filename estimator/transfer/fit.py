@@ -44,9 +44,16 @@ def group_weights(frame: pd.DataFrame) -> np.ndarray:
 
 
 def fit_params(
-    frame: pd.DataFrame, start: Mapping[str, float] | None = None, max_nfev: int = 400
+    frame: pd.DataFrame,
+    start: Mapping[str, float] | None = None,
+    max_nfev: int = 400,
+    prior: Mapping[str, float] | None = None,
+    prior_sigma: float = PRIOR_SIGMA,
 ) -> dict[str, float]:
-    """Parameters minimising the weighted log errors of duration and power over ``frame``."""
+    """Parameters minimising the weighted log errors of duration and power over ``frame``.
+
+    ``prior``: fitted parameters to stay near (each held at ``prior_sigma`` in log space), the
+    few-shot case: a handful of rows of one GPU correct a model fitted on many others."""
     if frame.empty:
         raise ValueError("no rows to fit the transfer model on")
     names = list(PARAMS)
@@ -59,18 +66,20 @@ def fit_params(
     upper = np.log([PARAMS[n][2] for n in names])
     theta0 = np.clip(np.log([init[n] for n in names]), lower + 1e-9, upper - 1e-9)
 
-    prior_at = np.log([initial_params()[n] for n in names])
-    tied = [names.index(n) for n in TIED_EFFICIENCIES]
+    prior_at = np.log([(prior or initial_params())[n] for n in names])
+    tied = [] if prior else [names.index(n) for n in TIED_EFFICIENCIES]
     loose = [i for i in range(len(names)) if i not in tied]
+    if prior:
+        theta0 = np.clip(prior_at, lower + 1e-9, upper - 1e-9)
 
     def residuals(theta: np.ndarray) -> np.ndarray:
         params = dict(zip(names, np.exp(theta), strict=True))
         out = predict(params, x)
         r_t = np.log(out.duration_s) - measured_t
         r_p = np.log(out.power_w) - measured_p
-        tie = (theta[tied] - theta[tied].mean()) / TIE_SIGMA
-        prior = (theta[loose] - prior_at[loose]) / PRIOR_SIGMA
-        res = np.concatenate([weight * r_t, weight * r_p, tie, prior])
+        tie = (theta[tied] - theta[tied].mean()) / TIE_SIGMA if tied else np.zeros(0)
+        held = (theta[loose] - prior_at[loose]) / prior_sigma
+        res = np.concatenate([weight * r_t, weight * r_p, tie, held])
         return np.nan_to_num(res, nan=10.0, posinf=10.0, neginf=-10.0)
 
     result = least_squares(

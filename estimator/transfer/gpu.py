@@ -17,6 +17,9 @@ TF32_FIRST_CAPABILITY = (8, 0)
 142 TFLOP/s, twice its FP32 peak."""
 
 
+THREADS_PER_SM = 2048
+
+
 @dataclass(frozen=True)
 class GpuRates:
     """What the transfer model reads of a GPU. Rates in FLOP/s and bytes/s, power in W.
@@ -30,6 +33,10 @@ class GpuRates:
     fp32_flops: float
     conv_flops: float
     bandwidth_bps: float
+    threads: float
+    """Threads the GPU keeps resident: SMs × 2,048 (the per-SM maximum from Volta to Hopper's
+    data-centre parts; consumer Ampere and Ada hold 1,536, a difference the fill factor
+    absorbs)."""
     power_limit_w: float
     power_limit_min_w: float | None
     power_limit_max_w: float | None
@@ -50,6 +57,7 @@ class GpuRates:
             fp32_flops=fp32,
             conv_flops=max(conv, fp32),
             bandwidth_bps=float(spec.memory_bandwidth_gbs) * 1e9,
+            threads=float(spec.sm_count) * THREADS_PER_SM,
             power_limit_w=float(spec.power_limit_w),
             power_limit_min_w=_opt(spec.power_limit_min_w),
             power_limit_max_w=_opt(spec.power_limit_max_w),

@@ -4,15 +4,19 @@ the batch size, the power limit and a GPU's published figures.
 One step of training (``passes`` = 3: forward, and a backward pass of about twice its work;
 a test step is one pass) takes, on the GPU,
 
-    t_gpu = passes · B · Σ_k F_k / (peak_k · eff_k)            FLOPs of each kind at its peak
-          + passes · B · A / (bandwidth · eff_mem)             activations written and read
-          + weight_passes · W / bandwidth                      weights (and, training, the
-                                                               gradients and optimiser state)
-          + passes · (nodes · kernel_s + steps_rec · rec_s)    a floor per kernel and per
-                                                               sequential recurrent step
+    t_gpu = passes · B · Σ_k F_k / (peak_k · eff_k · fill_k)     FLOPs of each kind at its peak
+          ⊕ passes · B · A / (bandwidth · eff_mem · fill)        activations written and read
+          + weight_passes · W / bandwidth                        weights (and, training, the
+                                                                 gradients and optimiser state)
+          + passes · (nodes · kernel_s + steps_rec · rec_s)      a floor per kernel and per
+                                                                 sequential recurrent step
 
-and on the host ``t_host = step_s · passes / 3 + B · in_bytes · input_s_per_byte`` (the
-training loop, a third of it for a forward-only test step; the data pipeline). The two overlap as far as the loader runs ahead: ``t_step`` is their smooth
+(⊕: compute and activation traffic overlap, their smooth maximum of order ``roofline_order``),
+where ``fill = r / (1 + r)`` is the share of the GPU a kernel keeps busy: ``r`` its parallel
+elements (a layer's output at the batch; for a recurrence, one step's) over ``fill`` times the
+GPU's resident threads. On the host, ``t_host = step_s · passes / 3 + B · (sample_s + in_bytes ·
+input_s_per_byte)`` (the training loop, a third of it for a forward-only test step; the data
+pipeline per sample and per input byte). The two overlap as far as the loader runs ahead: ``t_step`` is their smooth
 maximum of order ``overlap`` (1: they add up; large: the slower one alone).
 
 While a kernel runs the board draws ``idle + (limit − idle) · intensity``, where intensity
@@ -49,6 +53,9 @@ PARAMS: dict[str, tuple[float, float, float]] = {
     "kernel_s": (5e-6, 1e-8, 1e-3),
     "rec_s": (1e-5, 1e-8, 1e-2),
     "step_s": (2e-3, 1e-6, 1.0),
+    "sample_s": (1e-6, 1e-9, 1e-3),
+    "fill": (0.5, 1e-3, 100.0),
+    "fill_rec": (0.5, 1e-3, 100.0),
     "input_s_per_byte": (1e-9, 1e-15, 1e-5),
     "overlap": (2.0, 1.0, 16.0),
     "roofline_order": (2.0, 1.0, 16.0),
@@ -103,16 +110,29 @@ def predict(params: Mapping[str, float], x: Mapping[str, np.ndarray]) -> Predict
         "recurrent": x["fp32_flops"],
         "other": x["fp32_flops"],
     }
-    compute = sum(passes * batch * x[f"flops_{k}"] / (peaks[k] * p[f"eff_{k}"]) for k in KINDS)
+    # A kernel fills the GPU only with enough independent elements: at a small batch a layer's
+    # output (and a recurrence's step, run one after another) leaves most of the SMs idle.
+    per_node = batch * x["activation_bytes"] / (4.0 * np.maximum(x["node_count"], 1.0))
+    fill = _filled(per_node / (p["fill"] * x["threads"]))
+    rec_width = np.sqrt(
+        np.maximum(x["flops_recurrent"] / np.maximum(x["recurrent_steps"], 1.0), 1.0) / 2.0
+    )
+    fill_rec = _filled(batch * rec_width / (p["fill_rec"] * x["threads"]))
+    fills = {"conv": fill, "dense": fill, "recurrent": fill_rec, "other": fill}
+    compute = sum(
+        passes * batch * x[f"flops_{k}"] / (peaks[k] * p[f"eff_{k}"] * fills[k]) for k in KINDS
+    )
     weight_passes = np.where(train > 0, p["weight_passes"], TEST_WEIGHT_PASSES)
     memory = (
-        passes * batch * x["activation_bytes"] / (x["bandwidth_bps"] * p["eff_mem"])
+        passes * batch * x["activation_bytes"] / (x["bandwidth_bps"] * p["eff_mem"] * fill)
         + weight_passes * x["weight_bytes"] / x["bandwidth_bps"]
     )
     floor = passes * (x["node_count"] * p["kernel_s"] + x["recurrent_steps"] * p["rec_s"])
     # A test step runs the loop's forward third (no backward, no optimiser step); the data
     # pipeline's cost per sample is the same in both phases.
-    host = p["step_s"] * passes / TRAIN_PASSES + batch * x["input_bytes"] * p["input_s_per_byte"]
+    host = p["step_s"] * passes / TRAIN_PASSES + batch * (
+        p["sample_s"] + x["input_bytes"] * p["input_s_per_byte"]
+    )
 
     tdp = x["tdp_w"].astype(float)
     idle = p["idle_share"] * tdp
@@ -148,6 +168,12 @@ def predict(params: Mapping[str, float], x: Mapping[str, np.ndarray]) -> Predict
         busy=busy,
         flop_rate=flops_total / duration,
     )
+
+
+def _filled(ratio: np.ndarray) -> np.ndarray:
+    """The share of the GPU a kernel keeps busy: ratio / (1 + ratio), ratio = its parallel
+    elements over the GPU's resident threads (scaled by a fitted factor)."""
+    return ratio / (1.0 + ratio)
 
 
 def clip_params(params: Mapping[str, float]) -> dict[str, float]:
