@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from joulecast.errors import InvalidArgument
+from joulecast.hardware_name import check_hardware_name
 
 if TYPE_CHECKING:
     from collector.importer import ImportResult, Record
@@ -178,6 +179,8 @@ class _bar:
 def import_command(args: argparse.Namespace) -> int:
     from collector.importer import import_records
 
+    if args.hardware is not None:
+        check_hardware_name(args.hardware)  # once, not once per record
     facts: dict[str, object] = {}
     if any(_kind(args, f) == "ecnas" for f in args.files):
         result, facts = _import_ecnas(args)

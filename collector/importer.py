@@ -16,13 +16,13 @@ import hashlib
 import json
 import logging
 import math
-import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from collector.import_layers import build_descriptor, is_descriptor
 from joulecast.errors import InvalidArgument, JoulecastError
+from joulecast.hardware_name import hardware_name_problem
 from joulecast.measurement import Row, check_row, is_estimate, source_problem
 from joulecast.store import MeasurementStore
 from joulecast.weightless import strip_weights_file
@@ -71,7 +71,6 @@ _TEXT_OPTIONAL = (
 COLUMNS = (*REQUIRED, *_INT_OPTIONAL, *_FLOAT_OPTIONAL, *_TEXT_OPTIONAL)
 """Every column the import format knows; any other column is refused (a typo loses data)."""
 
-_HARDWARE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 MAX_GRAPH_BYTES = 64 << 20
 
 
@@ -306,8 +305,9 @@ def to_row(record: Record, graphs: GraphCache, store_graph: dict[str, bytes]) ->
     if phase not in ("train", "test"):
         raise ValueError(f"phase={phase!r} must be 'train' or 'test'")
     hardware = str(v["hardware"]).strip()
-    if not _HARDWARE.match(hardware):
-        raise ValueError(f"hardware={hardware!r} must be 1-64 letters, digits, '.', '_' or '-'")
+    problem = hardware_name_problem(hardware)
+    if problem is not None:
+        raise ValueError(problem)
     source = str(v["energy_source"]).strip()
     why = source_problem(source)
     if why:

@@ -31,6 +31,7 @@ from typing import Any
 from estimator.features import LOG_FEATURES, PROFILE_FEATURES, RUN_FEATURES
 from estimator.predictors import PREDICTORS, ArtifactFormatError, Predictor
 from estimator.training import Bundle
+from joulecast import hardware_name
 from joulecast.errors import FailedPrecondition, InvalidArgument, NotFound
 
 logger = logging.getLogger(__name__)
@@ -38,7 +39,6 @@ logger = logging.getLogger(__name__)
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
 CURRENT = "CURRENT"
-_HARDWARE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _VERSION_RE = re.compile(r"^[0-9a-f]{12}$")
 _LIBRARIES = ("numpy", "scipy", "pandas", "xgboost", "onnx")
 
@@ -62,12 +62,8 @@ def predictors_root(artifacts_dir: Path | str) -> Path:
 
 
 def check_hardware_name(hardware: str) -> str:
-    """A hardware name safe to use as one path component."""
-    if not _HARDWARE_RE.match(hardware or "") or hardware in (".", ".."):
-        raise InvalidArgument(
-            f"hardware name {hardware!r} must be 1-128 characters of letters, digits, '.', '_', '-'"
-        )
-    return hardware
+    """A hardware name safe to use as one path component (the ground's one rule)."""
+    return hardware_name.check_hardware_name(hardware)
 
 
 def _sha256(data: bytes) -> str:

@@ -25,6 +25,7 @@ from estimator.predictors import PhysicalPredictor, Predictor, UtilisationAware,
 from estimator.training import Bundle, fit_bundle
 from joulecast.errors import FailedPrecondition, InvalidArgument, JoulecastError, NotFound
 from joulecast.graph import GraphProfile, NodeRecord
+from joulecast.hardware_name import check_hardware_name
 
 logger = logging.getLogger(__name__)
 
@@ -454,6 +455,8 @@ def fit_and_publish(
     from estimator.artifacts import publish
     from estimator.canary import require_servable
 
+    if hardware is not None:
+        check_hardware_name(hardware)
     dataset = from_store(store_path, hardware)
     bundle = fit_bundle(dataset)
     bundle = with_layer_sum(bundle, store_path)

@@ -30,6 +30,7 @@ from joulecast.carbon import (
 )
 from joulecast.errors import FailedPrecondition, InvalidArgument, JoulecastError, ResourceLimit
 from joulecast.graph import GraphLimits, GraphProfile, profile_graph, profile_nodes
+from joulecast.hardware_name import check_hardware_name
 from joulecast.measurement import check_row
 from joulecast.store import MeasurementStore
 from server.measurements import IncomingRow, RowVerdict, graph_sha256
@@ -39,13 +40,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-MAX_HARDWARE_NAME = 200
 MAX_RUN_KEY = 1000
-
-
-def check_hardware_length(hardware: str | None) -> None:
-    if hardware is not None and len(hardware) > MAX_HARDWARE_NAME:
-        raise InvalidArgument(f"hardware name is longer than {MAX_HARDWARE_NAME} characters")
 
 
 class Registry(Protocol):
@@ -88,7 +83,8 @@ class PredictQuery:
         if not self.onnx_model:
             raise InvalidArgument("onnx_model is empty: send a serialised ONNX graph")
         check_counts(self.batch_size, self.samples, self.epochs, self.observed_gpu_util)
-        check_hardware_length(self.hardware)
+        if self.hardware is not None:
+            check_hardware_name(self.hardware)
         check_price(self.price_per_kwh)
 
 
@@ -420,7 +416,7 @@ class EstimatorCore:
         it in. One retrain at a time; predictions keep using the old version meanwhile."""
         if not hardware:
             raise InvalidArgument("hardware is empty: name the hardware to retrain")
-        check_hardware_length(hardware)
+        check_hardware_name(hardware)  # before the store is read or anything fitted
         if self._db_path is None:
             raise FailedPrecondition("this server has no measurement store (start it with --db)")
         if not self._retrain_lock.acquire(blocking=False):

@@ -272,7 +272,13 @@ def static_cases() -> list[Case]:
         Case("gpu_util_nan", valid, INVALID, "observed_gpu_util", fields={"gpu_util": "nan"}),
         Case("unknown_hardware", valid, NOT_FOUND, "tpu-v9", fields={"hardware": "tpu-v9"}),
         Case("hardware_name_300", valid, INVALID, "hardware", fields={"hardware": "h" * 300}),
-        Case("hardware_path", valid, NOT_FOUND, "../", fields={"hardware": "../../etc"}),
+        Case(
+            "hardware_path",
+            valid,
+            INVALID,
+            "hardware name '../../etc'",
+            fields={"hardware": "../../etc"},
+        ),
         Case("stream_of_garbage", rng.randbytes(20000), INVALID, "ONNX", rpc="stream"),
         # Round 2 (issue 21): each must cost one profiling worker at most, never the server.
         Case("function_bomb_2_40", function_bomb(40), EXHAUSTED, ""),
