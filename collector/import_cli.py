@@ -90,15 +90,20 @@ def templates_from(args: argparse.Namespace) -> dict[str, str]:
 
 
 def _kind(args: argparse.Namespace, file: Path) -> str:
+    """The file's format. What the path is (a regular file of a readable size, or a folder of
+    a known format) is checked before any byte is read, sniffing included."""
+    from collector.import_ecnas import looks_like_ecnas
+    from collector.import_file import MAX_IMPORT_BYTES, check_regular
+
+    if file.is_dir():
+        if args.format in ("auto", "ecnas") and looks_like_ecnas(file):
+            return "ecnas"
+        raise InvalidArgument(f"{file} is a folder but not an EC-NAS-Bench folder")
+    check_regular(file, MAX_IMPORT_BYTES, "import file")
     if args.format != "auto":
         return args.format
     from collector.import_codecarbon import looks_like_codecarbon
-    from collector.import_ecnas import looks_like_ecnas
 
-    if file.is_dir():
-        if looks_like_ecnas(file):
-            return "ecnas"
-        raise InvalidArgument(f"{file} is a folder but not an EC-NAS-Bench folder")
     return "codecarbon" if looks_like_codecarbon(file) else "joulecast"
 
 

@@ -20,6 +20,15 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from collector.import_file import (
+    MAX_IMPORT_BYTES,
+    Lines,
+    check_header,
+    check_regular,
+    listed,
+    open_lines,
+    short,
+)
 from collector.import_layers import build_descriptor, is_descriptor
 from joulecast.errors import InvalidArgument, JoulecastError
 from joulecast.hardware_name import hardware_name_problem
@@ -139,48 +148,51 @@ class Record:
 
 def read_records(path: str | Path) -> Iterator[Record]:
     """Records of a joulecast import file: CSV with a header line, or JSONL (``.jsonl``), in
-    UTF-8 with or without a byte-order mark; a file that is not text is refused on one line."""
+    UTF-8 with or without a byte-order mark. The file is looked at before it is read (a regular
+    file of at most :data:`~collector.import_file.MAX_IMPORT_BYTES`) and read line by line,
+    bounded (:mod:`collector.import_file`); whatever is wrong with it is said on one line."""
     path = Path(path)
-    if not path.is_file():
-        raise InvalidArgument(f"no such import file: {path}")
-    try:
-        yield from _read_records(path)
-    except UnicodeDecodeError as exc:
-        raise InvalidArgument(
-            f"{path} is not UTF-8 text (byte {exc.start}): export it as CSV or JSONL"
-        ) from exc
+    check_regular(path, MAX_IMPORT_BYTES, "import file")
+    with open_lines(path, "import file") as lines:
+        try:
+            yield from _read_records(path, lines)
+        except csv.Error as exc:
+            raise InvalidArgument(
+                f"{short(path.name)}:{lines.number}: not CSV: {short(exc)}"
+            ) from None
 
 
-def _read_records(path: Path) -> Iterator[Record]:
+def _read_records(path: Path, lines: Lines) -> Iterator[Record]:
     base = path.parent
     if path.suffix.lower() in (".jsonl", ".ndjson"):
-        with path.open(encoding="utf-8-sig") as fh:
-            for number, line in enumerate(fh, start=1):
-                if not line.strip():
-                    continue
-                where = f"{path.name}:{number}"
-                try:
-                    values = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    yield Record(where, {"__error__": f"not JSON: {exc.msg}"}, base)
-                    continue
-                if not isinstance(values, dict):
-                    values = {"__error__": "a line must hold one JSON object"}
-                yield Record(where, values, base)
+        for line in lines:
+            if not line.strip():
+                continue
+            where = f"{path.name}:{lines.number}"
+            try:
+                values = json.loads(line)
+            except json.JSONDecodeError as exc:
+                yield Record(where, {"__error__": f"not JSON: {exc.msg}"}, base)
+                continue
+            except RecursionError:
+                yield Record(where, {"__error__": "not JSON: nested too deeply"}, base)
+                continue
+            if not isinstance(values, dict):
+                values = {"__error__": "a line must hold one JSON object"}
+            yield Record(where, values, base)
         return
-    with path.open(newline="", encoding="utf-8-sig") as fh:
-        reader = csv.DictReader(fh)
-        if not reader.fieldnames:
-            raise InvalidArgument(f"{path} is empty (a header line is needed)")
-        unknown = [c for c in reader.fieldnames if c not in COLUMNS]
-        if unknown:
-            raise InvalidArgument(
-                f"{path.name}: unknown column(s) {', '.join(unknown)}; known: {', '.join(COLUMNS)}"
-            )
+    reader = csv.DictReader(lines)
+    header = check_header(reader.fieldnames, path)
+    unknown = [c for c in header if c not in COLUMNS]
+    if unknown:
+        raise InvalidArgument(
+            f"{short(path.name)}: {len(unknown)} unknown column(s) {listed(unknown)}; known: "
+            f"{', '.join(COLUMNS)}"
+        )
+    start = reader.line_num
+    for values in reader:
+        yield Record(f"{path.name}:{start + 1}", values, base)
         start = reader.line_num
-        for values in reader:
-            yield Record(f"{path.name}:{start + 1}", values, base)
-            start = reader.line_num
 
 
 class GraphCache:
@@ -213,12 +225,11 @@ class GraphCache:
                     onnx_bytes = build_descriptor(ref)
                 else:
                     file = Path(ref) if Path(ref).is_absolute() else base_dir / ref
-                    if file.is_file() and file.stat().st_size > MAX_GRAPH_BYTES:
-                        raise InvalidArgument(f"graph {ref} is larger than {MAX_GRAPH_BYTES} bytes")
+                    check_regular(file, MAX_GRAPH_BYTES, "graph")  # a FIFO would block the read
                     onnx_bytes = strip_weights_file(file)
                 self._graphs[key] = (onnx_bytes, profile_graph(onnx_bytes))
             except JoulecastError as exc:
-                self._graphs[key] = f"graph {ref!r}: {exc}"
+                self._graphs[key] = f"graph {short(ref, 80)!r}: {short(exc)}"
         found = self._graphs[key]
         if isinstance(found, str):
             raise InvalidArgument(found)
@@ -418,7 +429,7 @@ def import_records(
         try:
             row = to_row(record, graphs, graph_bytes)
         except (ValueError, InvalidArgument) as exc:
-            result.problems.append(Problem(record.where, str(exc)))
+            result.problems.append(Problem(short(record.where, 120), short(exc)))
             continue
         if row.run_key in rows:
             result.duplicates += 1
