@@ -438,12 +438,21 @@ def import_records(
     result.graphs = len(graph_bytes)
     if result.problems and not skip_bad:
         raise BadImport(result.problems)
+    if dry_run:  # reads only: the store is neither created nor touched
+        stored: set[str] = set()
+        if Path(db).exists():
+            with MeasurementStore(db, read_only=True) as store:
+                stored = store.all_keys()
+        present = stored & set(rows)
+        result.already_present = len(present)
+        result.imported = len(rows) - len(present)
+        return result
     with MeasurementStore(db) as store:
         present = store.all_keys() & set(rows)
         new = [r for key, r in rows.items() if key not in present]
         result.already_present = len(present)
         result.imported = len(new)
-        if dry_run or not new:
+        if not new:
             return result
         store.put_graphs([graph_bytes[sha] for sha in {r.graph_sha256 for r in new} if sha])
         store.put_rows([(r, ()) for r in new], replace_failed=False)

@@ -3,7 +3,8 @@
 Rows are written in a single transaction each, so a reader (or a resumed sweep) sees a row
 whole or not at all. Weightless ONNX graphs are stored once per content hash in ``graphs``.
 
-Commands that only read (export, fit, report, add-measurements' sender) open the store with
+Commands that only read (export, fit and its layer-sum data, report, add-measurements' sender,
+``import --dry-run``, the campaign's repeatability table) open the store with
 ``read_only=True``: nothing is written, not even the pragmas and the schema a writer sets up,
 so the file's bytes and mtime stay as they are, and a store on a read-only disk can be read.
 """
@@ -113,7 +114,7 @@ class MeasurementStore:
         self.path = Path(path)
         self.read_only = read_only
         if read_only:
-            self._db = _connect_read_only(self.path)
+            self._db = connect_read_only(self.path)
         else:
             if self.path.parent and not self.path.parent.exists():
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -266,7 +267,7 @@ class MeasurementStore:
             yield asdict(row)
 
 
-def _connect_read_only(path: Path) -> sqlite3.Connection:
+def connect_read_only(path: Path) -> sqlite3.Connection:
     """A connection that never writes to ``path`` nor creates files next to it.
 
     A WAL database opened with ``mode=ro`` still needs its ``-shm`` (and creates ``-wal``)
