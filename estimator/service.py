@@ -380,7 +380,7 @@ class PredictorRegistry:
     def _get(self, hardware: str | None) -> Published:
         with self._lock:
             loaded = dict(self._loaded)
-        if not loaded:
+        if hardware is None and not loaded:
             raise FailedPrecondition(
                 f"no predictor is published under {self._dir}/predictors; run `joulecast fit`"
             )
@@ -429,6 +429,36 @@ class PredictorRegistry:
             self._errors.pop(hardware, None)
         logger.info("predictor of %s now at version %s", hardware, published.version)
         return published.version
+
+    def deleted_under(self, hardware: str, store_path: Path) -> int:
+        """How many rows the version serving ``hardware`` was fitted on are deleted now from
+        the store at ``store_path`` (its tombstones; 0 when that version was fitted on another
+        store, or before versions recorded their store)."""
+        from joulecast.store import MeasurementStore
+
+        try:
+            source = self._get(hardware).bundle.source
+        except (NotFound, FailedPrecondition):
+            return 0
+        store_id, max_row_id = source.get("store_id"), source.get("max_row_id")
+        if not store_id or not isinstance(max_row_id, int):
+            return 0
+        with MeasurementStore(store_path, read_only=True) as store:
+            if store.store_id() != store_id:
+                return 0
+            return store.deleted_count(hardware, max_row_id)
+
+    def retire(self, hardware: str) -> str:
+        """Stop serving ``hardware``, now and after a restart (:func:`estimator.artifacts.retire`);
+        returns the version that served."""
+        from estimator.artifacts import retire
+
+        version = retire(self._dir, hardware)
+        with self._lock:
+            self._loaded.pop(hardware, None)
+            self._errors.pop(hardware, None)
+        logger.warning("predictor of %s (version %s) no longer served", hardware, version)
+        return version
 
     def describe(self) -> list[PredictorDescription]:
         """One entry per loaded hardware: version, energy source, selection, CV scores."""

@@ -18,7 +18,7 @@ from typing import Any
 
 from joulecast.carbon import J_PER_KWH
 from joulecast.errors import InvalidArgument
-from server.client_results import MeasurementsReply, PredictionReply
+from server.client_results import MeasurementsReply, PredictionReply, RetrainReply
 from server.measurements import RowVerdict
 from server.settings import DEFAULT_ARTIFACTS, ServerSettings, read_token
 
@@ -331,14 +331,21 @@ def cmd_add_measurements(args: argparse.Namespace) -> int:
     return 0 if rejected == 0 else 1
 
 
+def _retrained(result: RetrainReply) -> str:
+    if not result.version:  # retired: its version rested on deleted rows
+        return f"{result.hardware}: {result.selected}"
+    return f"{result.hardware}: version {result.version} now serves ({result.selected})"
+
+
 def cmd_retrain(args: argparse.Namespace) -> int:
     with _client(args) as client:
         result = client.retrain(args.hardware, timeout_s=None)
     if args.json:
         print(json.dumps(result.as_dict(), indent=2))
     else:
-        print(f"{result.hardware}: version {result.version} now serves ({result.selected})")
-        print(json.dumps(result.scores, indent=2))
+        print(_retrained(result))
+        if result.version:
+            print(json.dumps(result.scores, indent=2))
     return 0
 
 
@@ -349,8 +356,7 @@ def cmd_delete_measurements(args: argparse.Namespace) -> int:
         for key in result.missing:
             print(f"  not stored: {key}")
         if args.retrain:
-            retrained = client.retrain(args.retrain, timeout_s=None)
-            print(f"{retrained.hardware}: version {retrained.version} now serves")
+            print(_retrained(client.retrain(args.retrain, timeout_s=None)))
     return 0 if not result.missing else 1
 
 

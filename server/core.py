@@ -104,6 +104,9 @@ class PredictResult:
 
 @dataclass(frozen=True)
 class RetrainResult:
+    """What a retrain did. ``version`` is empty when the hardware is no longer served (its
+    version rested on deleted rows and no new one could be fitted: ``selected`` says why)."""
+
     hardware: str
     version: str
     selected: str
@@ -424,7 +427,13 @@ class EstimatorCore:
         try:
             fit = self._fit or _default_fit()
             logger.info("retraining %s from %s", hardware, self._db_path)
-            described = fit(self._db_path, hardware, self._artifacts_dir)
+            try:
+                described = fit(self._db_path, hardware, self._artifacts_dir)
+            except JoulecastError as exc:
+                retired = self._retire_if_deleted(hardware, exc)
+                if retired is None:
+                    raise
+                return retired
             version = self._registry.reload(hardware)
             logger.info("retrained %s: version %s now serves", hardware, version)
             return RetrainResult(
@@ -435,6 +444,30 @@ class EstimatorCore:
             )
         finally:
             self._retrain_lock.release()
+
+    def _retire_if_deleted(self, hardware: str, failure: JoulecastError) -> RetrainResult | None:
+        """After a failed fit: when the version serving ``hardware`` rested on rows deleted
+        since (all of them, or enough that no new version could be fitted), it must not go on
+        answering; it is retired and the answer says so. None when nothing was deleted under
+        it (the failure is then the caller's answer, and the version keeps serving)."""
+        deleted_under = getattr(self._registry, "deleted_under", None)
+        retire = getattr(self._registry, "retire", None)
+        if deleted_under is None or retire is None or self._db_path is None:
+            return None
+        deleted = deleted_under(hardware, self._db_path)
+        if not deleted:
+            return None
+        version = retire(hardware)
+        reason = " ".join(str(failure).split())[:300]
+        return RetrainResult(
+            hardware=hardware,
+            version="",
+            selected=(
+                f"not served any more: version {version} rested on {deleted} row(s) deleted "
+                f"since, and no new version could be fitted ({reason})"
+            ),
+            scores={},
+        )
 
 
 def _default_fit() -> FitFn:
