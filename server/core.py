@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import sqlite3
 import threading
 from collections import OrderedDict
@@ -267,14 +268,16 @@ class EstimatorCore:
         sha = graph_sha256(query.onnx_model)
         profile = self._profile(sha, query.onnx_model)
         prediction = self._prediction(sha, profile, query)
+        _require_finite(prediction)
         warnings = tuple(dict.fromkeys((*profile.warnings, *prediction.warnings)))
         if grid is None and query.price_per_kwh is None:
             return PredictResult(profile=profile, prediction=prediction, warnings=warnings)
+        price = check_price(query.price_per_kwh)
         footprints = tuple(
             (
                 phase,
                 phase_footprint(
-                    est.energy_j, est.energy_low_j, est.energy_high_j, grid, query.price_per_kwh
+                    est.energy_j, est.energy_low_j, est.energy_high_j, grid, price, phase
                 ),
             )
             for phase in ("train", "test")
@@ -290,7 +293,7 @@ class EstimatorCore:
             prediction=prediction,
             warnings=warnings,
             grid=grid,
-            price_per_kwh=query.price_per_kwh,
+            price_per_kwh=price,
             footprints=footprints,
         )
 
@@ -468,6 +471,24 @@ class EstimatorCore:
             ),
             scores={},
         )
+
+
+_PHASE_NUMBERS = ("energy_j", "energy_low_j", "energy_high_j", "duration_s", "power_w")
+
+
+def _require_finite(prediction: Any) -> None:
+    """A finite question gets finite answers: a phase whose numbers left the double range (a
+    run of 10^12 samples for 10^5 epochs of a huge graph) is refused with the reason, never
+    answered ``inf``."""
+    for phase in ("train", "test"):
+        estimate = getattr(prediction, phase, None)
+        for name in _PHASE_NUMBERS:
+            value = getattr(estimate, name, None)
+            if value is not None and not math.isfinite(value):
+                raise InvalidArgument(
+                    f"the {phase} phase's {name} exceeds the range of a double (about 1.8e308);"
+                    " ask with a smaller sample or epoch count"
+                )
 
 
 def _default_fit() -> FitFn:
