@@ -25,6 +25,7 @@ from server.core import EstimatorCore, FitFn, Registry
 from server.generated import estimator_pb2 as pb
 from server.generated import estimator_pb2_grpc as pb_grpc
 from server.profiling import ProfilePool
+from server.row_budget import RowBudget
 from server.servicer import CallGate, EnergyEstimatorServicer
 from server.settings import ServerSettings
 
@@ -108,6 +109,7 @@ def serve(
         graph_limits=GraphLimits(max_bytes=settings.max_graph_bytes),
         max_row_graph_bytes=settings.max_row_graph_bytes,
         max_rows_per_call=settings.max_rows_per_call,
+        row_budget=RowBudget(settings.max_row_field_bytes, settings.max_call_bytes),
         profile_cache_size=settings.profile_cache_size,
         answer_cache_size=settings.answer_cache_size,
         fit=fit,

@@ -13,6 +13,7 @@ import json
 import logging
 import signal
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,8 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_SERVER = "localhost:50051"
 ROWS_PER_CALL = 5000
+BYTES_PER_CALL = 32 * 1024 * 1024
+"""Half the server's default byte budget of one AddMeasurements call."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -49,6 +52,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--stream-idle-s", type=float, default=10.0, help="longest wait for a stream's next message"
+    )
+    p.add_argument(
+        "--max-call-bytes",
+        type=int,
+        default=64 * 1024 * 1024,
+        help="most bytes (row text and graphs) one AddMeasurements call may send (64 MiB)",
+    )
+    p.add_argument(
+        "--max-row-field-bytes",
+        type=int,
+        default=16 * 1024,
+        help="longest text field of a row sent to AddMeasurements, UTF-8 bytes (16 KiB)",
     )
     p.set_defaults(func=cmd_serve)
 
@@ -170,6 +185,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         profile_workers=args.profile_workers,
         profile_deadline_s=args.profile_deadline_s,
         stream_idle_s=args.stream_idle_s,
+        max_call_bytes=args.max_call_bytes,
+        max_row_field_bytes=args.max_row_field_bytes,
     )
     running, port = serve(settings)
 
@@ -301,6 +318,29 @@ def _format_footprint(result: PredictionReply) -> list[str]:
 # -- add-measurements, retrain, predictors -------------------------------------------------
 
 
+def _batches(rows: list, graphs: dict[str, bytes | None]) -> Iterator[tuple[int, list]]:
+    """(index of the first row, rows) of each call: at most :data:`ROWS_PER_CALL` rows and
+    about :data:`BYTES_PER_CALL` bytes (a graph counted once per call, as it is sent once), so
+    that a large store stays inside the server's byte budget per call."""
+    start, batch, size, sent = 0, [], 0, set()
+
+    def cost(row: Any) -> int:
+        text = sum(len(v) for v in dataclasses.astuple(row) if isinstance(v, str))
+        new_graph = row.graph_sha256 and row.graph_sha256 not in sent
+        return 256 + text + (len(graphs.get(row.graph_sha256) or b"") if new_graph else 0)
+
+    for n, row in enumerate(rows):
+        if batch and (len(batch) >= ROWS_PER_CALL or size + cost(row) > BYTES_PER_CALL):
+            yield start, batch
+            start, batch, size, sent = n, [], 0, set()
+        size += cost(row)
+        batch.append(row)
+        if row.graph_sha256:
+            sent.add(row.graph_sha256)
+    if batch:
+        yield start, batch
+
+
 def cmd_add_measurements(args: argparse.Namespace) -> int:
     from joulecast.store import MeasurementStore, check_store_file
 
@@ -313,8 +353,7 @@ def cmd_add_measurements(args: argparse.Namespace) -> int:
     accepted = rejected = 0
     results: list[RowVerdict] = []
     with _client(args) as client:
-        for start in range(0, len(rows), ROWS_PER_CALL):
-            batch = rows[start : start + ROWS_PER_CALL]
+        for start, batch in _batches(rows, graphs):
             reply = client.add_measurements(
                 (r, graphs.get(r.graph_sha256) if r.graph_sha256 else None) for r in batch
             )

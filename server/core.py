@@ -35,6 +35,7 @@ from joulecast.hardware_name import check_hardware_name
 from joulecast.measurement import check_row
 from joulecast.store import MeasurementStore
 from server.measurements import IncomingRow, RowVerdict, graph_sha256
+from server.row_budget import TRIM_AFTER_BYTES, CallSpending, RowBudget, trim
 
 if TYPE_CHECKING:
     from estimator.description import PredictorDescription
@@ -199,6 +200,7 @@ class EstimatorCore:
         graph_limits: GraphLimits | None = None,
         max_row_graph_bytes: int = 4 * 1024 * 1024,
         max_rows_per_call: int = 20_000,
+        row_budget: RowBudget | None = None,
         profile_cache_size: int = 256,
         answer_cache_size: int = 1024,
         fit: FitFn | None = None,
@@ -210,6 +212,7 @@ class EstimatorCore:
         self._limits = graph_limits or GraphLimits()
         self._max_row_graph_bytes = max_row_graph_bytes
         self._max_rows = max_rows_per_call
+        self._row_budget = row_budget or RowBudget()
         self._cache = _ProfileCache(profile_cache_size)
         self._answers = _AnswerCache(answer_cache_size)
         self._serving: Callable[[str | None], object] | None = getattr(registry, "serving", None)
@@ -320,12 +323,17 @@ class EstimatorCore:
         that fails half-way (a bad stream, a crash) commits nothing.
         """
         store = self._store()
+        spending = CallSpending(self._row_budget)
         try:
-            return self._add(store, rows)
+            return self._add(store, rows, spending)
         finally:
             store.close()
+            if spending.spent_bytes > TRIM_AFTER_BYTES:
+                trim()
 
-    def _add(self, store: MeasurementStore, rows: Iterable[IncomingRow]) -> list[RowVerdict]:
+    def _add(
+        self, store: MeasurementStore, rows: Iterable[IncomingRow], spending: CallSpending
+    ) -> list[RowVerdict]:
         verdicts: dict[int, RowVerdict] = {}
         good: list[IncomingRow] = []
         graphs: dict[str, bytes] = {}  # sent in this call
@@ -334,6 +342,7 @@ class EstimatorCore:
         for n, item in enumerate(rows):
             if n >= self._max_rows:
                 raise ResourceLimit(f"more than {self._max_rows} rows in one call; send batches")
+            spending.spend(item)
             try:
                 item = self._check_incoming(item, graphs, store)
                 if item.row.run_key in keys:

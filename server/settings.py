@@ -35,6 +35,10 @@ class ServerSettings:
     max_row_graph_bytes: int = 4 * MiB
     """Largest graph attached to one measurement row (weightless graphs weigh a few KB)."""
     max_rows_per_call: int = 20_000
+    max_row_field_bytes: int = 16 * 1024
+    """Longest text field (UTF-8 bytes) of a row sent to AddMeasurements."""
+    max_call_bytes: int = 64 * MiB
+    """Most bytes (row text, graphs) one AddMeasurements call may send."""
     max_workers: int = 40
     """Threads answering calls. EnergyEstimator calls may hold at most ``max_calls`` of them,
     so that health checks always find a thread."""
@@ -74,7 +78,13 @@ class ServerSettings:
             raise InvalidArgument("--tls-cert and --tls-key go together")
         if self.token is not None and not self.token:
             raise InvalidArgument("the token is empty")
-        for name in ("max_message_bytes", "max_graph_bytes", "max_row_graph_bytes"):
+        for name in (
+            "max_message_bytes",
+            "max_graph_bytes",
+            "max_row_graph_bytes",
+            "max_row_field_bytes",
+            "max_call_bytes",
+        ):
             if getattr(self, name) < 1024:
                 raise InvalidArgument(f"{name} must be at least 1024 bytes")
         if self.max_workers < 2:
