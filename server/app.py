@@ -139,6 +139,8 @@ def serve(
             max_streams=settings.streams_limit,
             idle_s=settings.stream_idle_s,
             total_s=settings.stream_total_s,
+            min_rate_bytes_s=settings.stream_min_rate_bytes_s,
+            rate_grace_s=settings.stream_rate_grace_s,
         ),
     )
     pb_grpc.add_EnergyEstimatorServicer_to_server(servicer, server)

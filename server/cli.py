@@ -54,6 +54,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--stream-idle-s", type=float, default=10.0, help="longest wait for a stream's next message"
     )
     p.add_argument(
+        "--stream-min-rate",
+        type=float,
+        default=256 * 1024,
+        metavar="BYTES_PER_S",
+        help="bytes a request stream must bring per second of waiting, after 5 s (256 KiB)",
+    )
+    p.add_argument(
         "--max-call-bytes",
         type=int,
         default=64 * 1024 * 1024,
@@ -186,6 +193,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         profile_deadline_s=args.profile_deadline_s,
         stream_idle_s=args.stream_idle_s,
         max_call_bytes=args.max_call_bytes,
+        stream_min_rate_bytes_s=args.stream_min_rate,
         max_row_field_bytes=args.max_row_field_bytes,
     )
     running, port = serve(settings)

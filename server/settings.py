@@ -52,6 +52,11 @@ class ServerSettings:
     """Longest wait for the next message of a stream before it is cut off."""
     stream_total_s: float = 300.0
     """Longest a whole request stream may take to arrive."""
+    stream_min_rate_bytes_s: float = 256 * 1024
+    """Bytes a request stream must bring per second the server waits for it, after
+    ``stream_rate_grace_s``: a few slow clients cannot hold every stream slot."""
+    stream_rate_grace_s: float = 5.0
+    """Seconds of waiting for a stream's client before its rate counts."""
     max_connections: int = 512
     """Open client connections accepted at once (idle ones are closed after 2 minutes)."""
     profile_workers: int | None = None
@@ -96,6 +101,8 @@ class ServerSettings:
             )
         if self.profile_deadline_s <= 0 or self.stream_idle_s <= 0 or self.stream_total_s <= 0:
             raise InvalidArgument("deadlines must be positive")
+        if not (self.stream_min_rate_bytes_s > 0 and self.stream_rate_grace_s >= 0):
+            raise InvalidArgument("the stream rate must be positive, its grace >= 0")
 
     @property
     def calls_limit(self) -> int:

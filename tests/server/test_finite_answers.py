@@ -21,7 +21,7 @@ def _request(**options: Any) -> pb.PredictEnergyRequest:
 
 
 def test_a_cost_past_the_double_range_is_refused(start_server, rpc_error) -> None:
-    served = start_server()
+    served = start_server(profile_workers=0)
     code, details = rpc_error(
         served.stub.PredictEnergy,
         _request(samples=10**12, epochs=10**5, price_per_kwh=1e300),
@@ -41,7 +41,7 @@ def test_a_cost_past_the_double_range_is_refused(start_server, rpc_error) -> Non
 
 
 def test_a_price_of_minus_zero_costs_plus_zero(start_server) -> None:
-    served = start_server()
+    served = start_server(profile_workers=0)
     reply = served.stub.PredictEnergy(_request(price_per_kwh=-0.0), timeout=30)
     assert reply.HasField("price_per_kwh")
     for number in (

@@ -40,7 +40,7 @@ def _stored(db: Path) -> int:
 def test_a_field_past_its_budget_ends_the_call(
     start_server, make_rows, rpc_error, tmp_path
 ) -> None:
-    served = start_server(db_path=tmp_path / "m.db")
+    served = start_server(db_path=tmp_path / "m.db", profile_workers=0)
     rows = make_rows("cpu-test")
     code, details = rpc_error(
         served.stub.AddMeasurements,
@@ -56,7 +56,7 @@ def test_a_field_past_its_budget_ends_the_call(
 def test_a_call_past_its_budget_ends_and_stores_nothing(
     start_server, make_rows, rpc_error, tmp_path
 ) -> None:
-    served = start_server(db_path=tmp_path / "m.db", max_call_bytes=1024 * 1024)
+    served = start_server(db_path=tmp_path / "m.db", max_call_bytes=1024 * 1024, profile_workers=0)
     rows = make_rows("cpu-test")
     code, details = rpc_error(
         served.stub.AddMeasurements, _messages(rows, "many", 20, 8000), metadata=AUTH, timeout=60
@@ -76,7 +76,7 @@ def _rss_mb() -> float:
 def test_memory_returns_after_a_large_call(start_server, make_rows, tmp_path) -> None:
     """About 40 MB of row text in one call (inside the budget): the server hands the memory it
     freed back (the server runs in this process: its RSS is ours)."""
-    served = start_server(db_path=tmp_path / "m.db")
+    served = start_server(db_path=tmp_path / "m.db", profile_workers=0)
     rows = make_rows("cpu-test")
     served.stub.AddMeasurements(_messages(rows, "warm", 5, 16_000), metadata=AUTH, timeout=60)
     gc.collect()
