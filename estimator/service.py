@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from estimator.artifacts import Published, list_hardware, load_current
 from estimator.dataset import from_store
@@ -24,10 +25,16 @@ from estimator.intervals import interval
 from estimator.predictors import PhysicalPredictor, Predictor, UtilisationAware, family_key
 from estimator.training import Bundle, fit_bundle
 from joulecast.errors import FailedPrecondition, InvalidArgument, JoulecastError, NotFound
-from joulecast.graph import GraphProfile, NodeRecord
+from joulecast.graph import GraphLimits, GraphProfile, profile_nodes
 from joulecast.hardware_name import check_hardware_name
 
+if TYPE_CHECKING:
+    from estimator.layerwise import LayerAnswer, LayerSum
+
 logger = logging.getLogger(__name__)
+
+LayerAnswerFn = Callable[["LayerSum", int], "LayerAnswer"]
+"""``(layer-sum model, batch size) -> LayerAnswer`` of one forward pass of the graph asked about."""
 
 
 MAX_INTERVAL_FACTOR = 10.0
@@ -113,13 +120,15 @@ def estimate(
     samples: int,
     epochs: int,
     observed_gpu_util: float | None = None,
-    nodes: Callable[[], tuple[NodeRecord, ...]] | None = None,
+    layer_answer: LayerAnswerFn | None = None,
 ) -> EnergyPrediction:
     """Predict with one loaded predictor version (see :meth:`PredictorRegistry.predict`).
 
-    ``nodes`` gives the graph's per-node records (:func:`joulecast.graph.profile_nodes`); it is
-    called only when the hardware's bundle holds a layer-sum model, which then answers the test
-    phase (the hardware's data is per layer: only a sum over nodes can predict a network).
+    ``layer_answer(model, batch_size)`` gives one forward pass of the graph by a layer-sum
+    model (:meth:`estimator.layerwise.LayerSum.predict_nodes` on the graph's per-node records:
+    :func:`in_process_layer_answer`, or the server's worker pool); it is called only when the
+    hardware's bundle holds a layer-sum model, which then answers the test phase (the
+    hardware's data is per layer: only a sum over nodes can predict a network).
 
     Every answer obeys: energy = power × duration; power within the range the hardware drew in
     the training rows; train energy and duration ≥ test's for the same samples.
@@ -154,8 +163,9 @@ def estimate(
             )
             answers[phase] = None
             continue
-        if phase == "test" and bundle.layer_sum is not None and nodes is not None:
-            answers[phase] = _layer_sum_phase(bundle, nodes(), batch_size, count, warnings)
+        if phase == "test" and bundle.layer_sum is not None and layer_answer is not None:
+            found = layer_answer(bundle.layer_sum, batch_size)
+            answers[phase] = _layer_sum_phase(bundle, found, batch_size, count, warnings)
             continue
         answers[phase] = _phase(
             bundle, rows[phase], count, observed_gpu_util, widen[phase], warnings
@@ -173,15 +183,24 @@ def estimate(
     )
 
 
+def in_process_layer_answer(onnx_bytes: bytes, limits: GraphLimits | None = None) -> LayerAnswerFn:
+    """``layer_answer`` for :func:`estimate` computed in this process (the server computes it
+    in its bounded worker pool instead)."""
+
+    def answer(model: LayerSum, batch_size: int) -> LayerAnswer:
+        return model.predict_nodes(profile_nodes(onnx_bytes, limits), batch_size)
+
+    return answer
+
+
 def _layer_sum_phase(
     bundle: Bundle,
-    nodes: tuple[NodeRecord, ...],
+    answer: LayerAnswer,
     batch_size: int,
     count: float,
     warnings: list[str],
 ) -> PhaseEstimate:
     """The test phase as ``count / batch_size`` forward passes, each the sum of its nodes."""
-    answer = bundle.layer_sum.predict_nodes(nodes, batch_size)
     warnings.extend(answer.warnings)
     passes = count / batch_size
     if not (math.isfinite(answer.energy_j) and answer.energy_j > 0):
@@ -390,6 +409,12 @@ class PredictorRegistry:
             raise NotFound(f"no predictor for hardware {hardware!r}; available: {sorted(loaded)}")
         return loaded[hardware]
 
+    def uses_layer_sum(self) -> bool:
+        """True when some hardware is answered by a layer-sum model (its workers will need
+        xgboost and the model's code)."""
+        with self._lock:
+            return any(p.bundle.layer_sum is not None for p in self._loaded.values())
+
     def serving(self, hardware: str | None = None) -> Published:
         """The loaded version that answers for ``hardware`` (None: the default hardware).
 
@@ -406,11 +431,12 @@ class PredictorRegistry:
         epochs: int,
         hardware: str | None = None,
         observed_gpu_util: float | None = None,
-        nodes: Callable[[], tuple[NodeRecord, ...]] | None = None,
+        layer_answer: LayerAnswerFn | None = None,
     ) -> EnergyPrediction:
         """Train and test energy (J) of ``samples`` samples for ``epochs`` epochs.
 
-        ``nodes``: the graph's per-node records, asked for only by a layer-sum hardware."""
+        ``layer_answer``: one forward pass by a layer-sum model, asked for only by a layer-sum
+        hardware (see :func:`estimate`)."""
         return estimate(
             self._get(hardware),
             profile,
@@ -418,7 +444,7 @@ class PredictorRegistry:
             samples=samples,
             epochs=epochs,
             observed_gpu_util=observed_gpu_util,
-            nodes=nodes,
+            layer_answer=layer_answer,
         )
 
     def reload(self, hardware: str) -> str:

@@ -27,3 +27,8 @@ class FailedPrecondition(JoulecastError):
 
 class Unauthenticated(JoulecastError):
     """A state-changing operation lacks a valid token."""
+
+
+class Cancelled(JoulecastError):
+    """The caller went away (cancelled, disconnected, or its deadline passed): its work was
+    stopped and nobody waits for the answer."""

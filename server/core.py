@@ -12,6 +12,7 @@ each call's accepted rows are committed in one transaction before the call retur
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import math
 import sqlite3
@@ -29,16 +30,24 @@ from joulecast.carbon import (
     grid_intensity,
     phase_footprint,
 )
-from joulecast.errors import FailedPrecondition, InvalidArgument, JoulecastError, ResourceLimit
-from joulecast.graph import GraphLimits, GraphProfile, profile_graph, profile_nodes
+from joulecast.errors import (
+    Cancelled,
+    FailedPrecondition,
+    InvalidArgument,
+    JoulecastError,
+    ResourceLimit,
+)
+from joulecast.graph import GraphLimits, GraphProfile, profile_graph
 from joulecast.hardware_name import check_hardware_name
 from joulecast.measurement import check_row
 from joulecast.store import MeasurementStore
+from server.cancel import CallCancel
 from server.measurements import IncomingRow, RowVerdict, graph_sha256
 from server.row_budget import TRIM_AFTER_BYTES, CallSpending, RowBudget, trim
 
 if TYPE_CHECKING:
     from estimator.description import PredictorDescription
+    from server.profiling import ProfilePool
 
 logger = logging.getLogger(__name__)
 
@@ -181,12 +190,43 @@ class _AnswerCache:
                 self._items.popitem(last=False)
 
 
+class _LayerModels:
+    """The files of the layer-sum models served, by model object, with a content key: a worker
+    is sent a model once and then named it by key (the files of the shipped model weigh 8 MB).
+    Kept for the few most recent models (one per version serving)."""
+
+    def __init__(self, size: int = 4) -> None:
+        self._size = size
+        self._items: OrderedDict[int, tuple[object, str, dict[str, bytes]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def files(self, model: Any) -> tuple[str, Callable[[], dict[str, bytes]]]:
+        with self._lock:
+            found = self._items.get(id(model))
+            if found is not None and found[0] is model:
+                self._items.move_to_end(id(model))
+                files = found[2]
+                return found[1], lambda: files
+        produced = model.to_files()
+        digest = hashlib.sha256()
+        for name in sorted(produced):
+            digest.update(name.encode() + b"\0" + hashlib.sha256(produced[name]).digest())
+        key = digest.hexdigest()[:16]
+        with self._lock:
+            self._items[id(model)] = (model, key, produced)
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+        return key, lambda: produced
+
+
 class EstimatorCore:
     """Profiles graphs and answers predictions from ``registry``; stores rows in ``db_path``
     and retrains with ``fit`` (``estimator.service.fit_and_publish`` by default).
 
-    ``profiler`` profiles one graph's bytes: the server passes its worker pool
-    (:class:`server.profiling.ProfilePool`); by default the profiler runs in the calling thread.
+    ``pool`` (:class:`server.profiling.ProfilePool`, what the server passes) profiles graphs
+    and answers layer-sum's per-node predictions in worker processes, under deadlines, stopped
+    when the call's ``cancel`` says its caller left; without one, ``profiler`` (by default the
+    profiler itself) and the per-node path run in the calling thread (tests of the core).
     Answers are cached (``answer_cache_size``) only when the registry has ``serving(hardware)``
     (the loaded version, see :class:`_AnswerCache`); otherwise every request asks the registry.
     """
@@ -205,6 +245,7 @@ class EstimatorCore:
         answer_cache_size: int = 1024,
         fit: FitFn | None = None,
         profiler: Callable[[bytes], GraphProfile] | None = None,
+        pool: ProfilePool | None = None,
     ) -> None:
         self._registry = registry
         self._artifacts_dir = Path(artifacts_dir)
@@ -217,24 +258,65 @@ class EstimatorCore:
         self._answers = _AnswerCache(answer_cache_size)
         self._serving: Callable[[str | None], object] | None = getattr(registry, "serving", None)
         self._fit = fit
+        self._pool = pool
         self._profiler = profiler or (lambda data: profile_graph(data, self._limits))
+        self._layer_models = _LayerModels()
         self._write_lock = threading.Lock()
         self._retrain_lock = threading.Lock()
 
     # -- predict ---------------------------------------------------------------------------
 
-    def profile(self, onnx_model: bytes) -> GraphProfile:
+    def profile(self, onnx_model: bytes, cancel: CallCancel | None = None) -> GraphProfile:
         """The profile of one graph (cached by content hash)."""
-        return self._profile(graph_sha256(onnx_model), onnx_model)
+        return self._profile(graph_sha256(onnx_model), onnx_model, cancel)
 
-    def _profile(self, sha: str, onnx_model: bytes) -> GraphProfile:
+    def _profile(
+        self, sha: str, onnx_model: bytes, cancel: CallCancel | None = None
+    ) -> GraphProfile:
         found = self._cache.get(sha)
         if found is None:
-            found = self._profiler(onnx_model)
+            if self._pool is not None:
+                found = self._pool.profile(onnx_model, cancel)
+            else:
+                found = self._profiler(onnx_model)
             self._cache.put(sha, found)
         return found
 
-    def _prediction(self, sha: str, profile: GraphProfile, query: PredictQuery) -> Any:
+    def _layer_answer(
+        self, onnx_model: bytes, cancel: CallCancel | None
+    ) -> Callable[[Any, int], Any]:
+        """One forward pass of ``onnx_model`` by a layer-sum model: in the worker pool (the
+        per-node records of a graph of 49,000 nodes and their prediction never run in the
+        server), or in this thread when there is no pool."""
+        if self._pool is None:
+            from estimator.service import in_process_layer_answer
+
+            return in_process_layer_answer(onnx_model, self._limits)
+        pool = self._pool
+
+        def answer(model: Any, batch_size: int) -> Any:
+            from estimator.layerwise import LayerAnswer
+
+            key, files = self._layer_models.files(model)
+            found = pool.layer_sum(onnx_model, key, files, batch_size, cancel)
+            return LayerAnswer(
+                energy_j=float(found["energy_j"]),
+                low_j=float(found["low_j"]),
+                high_j=float(found["high_j"]),
+                duration_s=float(found["duration_s"]),
+                warnings=tuple(str(w) for w in found.get("warnings", ())),
+                by_op_j={str(k): float(v) for k, v in dict(found.get("by_op_j", {})).items()},
+            )
+
+        return answer
+
+    def _prediction(
+        self,
+        sha: str,
+        profile: GraphProfile,
+        query: PredictQuery,
+        cancel: CallCancel | None = None,
+    ) -> Any:
         """The registry's prediction for ``query``, from the answer cache when it holds one
         computed by the version serving now."""
         hardware = query.hardware or None
@@ -259,18 +341,19 @@ class EstimatorCore:
             epochs=query.epochs,
             hardware=hardware,
             observed_gpu_util=util,
-            nodes=lambda: profile_nodes(query.onnx_model, self._limits),
+            layer_answer=self._layer_answer(query.onnx_model, cancel),
         )
         if serving is not None:
             self._answers.put(key, serving, prediction)
         return prediction
 
-    def predict(self, query: PredictQuery) -> PredictResult:
+    def predict(self, query: PredictQuery, cancel: CallCancel | None = None) -> PredictResult:
+        """The answer to ``query``; ``cancel`` stops its work when the caller goes away."""
         query.check()
         grid = grid_intensity(query.region) if query.region is not None else None
         sha = graph_sha256(query.onnx_model)
-        profile = self._profile(sha, query.onnx_model)
-        prediction = self._prediction(sha, profile, query)
+        profile = self._profile(sha, query.onnx_model, cancel)
+        prediction = self._prediction(sha, profile, query, cancel)
         _require_finite(prediction)
         warnings = tuple(dict.fromkeys((*profile.warnings, *prediction.warnings)))
         if grid is None and query.price_per_kwh is None:
@@ -316,7 +399,9 @@ class EstimatorCore:
             raise FailedPrecondition("this server has no measurement store (start it with --db)")
         return MeasurementStore(self._db_path)
 
-    def add_measurements(self, rows: Iterable[IncomingRow]) -> list[RowVerdict]:
+    def add_measurements(
+        self, rows: Iterable[IncomingRow], cancel: CallCancel | None = None
+    ) -> list[RowVerdict]:
         """Check every row, then commit the good ones in one transaction.
 
         A verdict says ``accepted`` only for a row that is committed when this returns; a call
@@ -325,14 +410,18 @@ class EstimatorCore:
         store = self._store()
         spending = CallSpending(self._row_budget)
         try:
-            return self._add(store, rows, spending)
+            return self._add(store, rows, spending, cancel)
         finally:
             store.close()
             if spending.spent_bytes > TRIM_AFTER_BYTES:
                 trim()
 
     def _add(
-        self, store: MeasurementStore, rows: Iterable[IncomingRow], spending: CallSpending
+        self,
+        store: MeasurementStore,
+        rows: Iterable[IncomingRow],
+        spending: CallSpending,
+        cancel: CallCancel | None = None,
     ) -> list[RowVerdict]:
         verdicts: dict[int, RowVerdict] = {}
         good: list[IncomingRow] = []
@@ -344,13 +433,15 @@ class EstimatorCore:
                 raise ResourceLimit(f"more than {self._max_rows} rows in one call; send batches")
             spending.spend(item)
             try:
-                item = self._check_incoming(item, graphs, store)
+                item = self._check_incoming(item, graphs, store, cancel)
                 if item.row.run_key in keys:
                     raise InvalidArgument(
                         f"run_key {item.row.run_key!r} appears twice in this call"
                     )
                 if item.row.run_key in stored_ok:
                     raise InvalidArgument(f"run_key {item.row.run_key!r} is already stored")
+            except Cancelled:
+                raise  # nobody waits for the verdicts: the call stops, nothing is stored
             except JoulecastError as exc:
                 verdicts[item.index] = RowVerdict(item.index, item.row.run_key, False, str(exc))
                 continue
@@ -375,7 +466,11 @@ class EstimatorCore:
         return [verdicts[k] for k in sorted(verdicts)]
 
     def _check_incoming(
-        self, item: IncomingRow, graphs: dict[str, bytes], store: MeasurementStore
+        self,
+        item: IncomingRow,
+        graphs: dict[str, bytes],
+        store: MeasurementStore,
+        cancel: CallCancel | None = None,
     ) -> IncomingRow:
         row = item.row
         if item.graph is not None:
@@ -390,7 +485,7 @@ class EstimatorCore:
                     f"graph_sha256 {row.graph_sha256} does not match the graph ({sha})"
                 )
             if sha not in graphs:
-                self.profile(item.graph)  # the estimator must be able to featurize it
+                self.profile(item.graph, cancel)  # the estimator must be able to featurize it
                 graphs[sha] = item.graph
             row = dataclasses.replace(row, graph_sha256=sha)
         elif (

@@ -18,6 +18,7 @@ import grpc
 from joulecast.errors import ResourceLimit
 from server import converters
 from server.auth import TokenCheck
+from server.cancel import CallCancel
 from server.core import EstimatorCore
 from server.errors import grpc_errors
 from server.generated import estimator_pb2 as pb
@@ -225,7 +226,8 @@ class EnergyEstimatorServicer(pb_grpc.EnergyEstimatorServicer):
     ) -> pb.PredictEnergyResponse:
         with self._gate.call():
             query = converters.query_from_request(request)
-            return converters.response_from_result(self._core.predict(query))
+            result = self._core.predict(query, CallCancel.of(context))
+            return converters.response_from_result(result)
 
     @grpc_errors
     def PredictEnergyStream(
@@ -234,7 +236,8 @@ class EnergyEstimatorServicer(pb_grpc.EnergyEstimatorServicer):
         with self._gate.stream("predict"):
             chunks = self._gate.read(request_iterator)
             query = converters.query_from_chunks(chunks, self._max_graph_bytes)
-            return converters.response_from_result(self._core.predict(query))
+            result = self._core.predict(query, CallCancel.of(context))
+            return converters.response_from_result(result)
 
     @grpc_errors
     def AddMeasurements(
@@ -243,7 +246,9 @@ class EnergyEstimatorServicer(pb_grpc.EnergyEstimatorServicer):
         self._auth.require(context.invocation_metadata())
         with self._gate.stream("write"):
             messages = _whole_stream(self._gate.read(request_iterator), context)
-            verdicts = self._core.add_measurements(converters.incoming_from_messages(messages))
+            verdicts = self._core.add_measurements(
+                converters.incoming_from_messages(messages), CallCancel.of(context)
+            )
             return converters.response_from_verdicts(verdicts)
 
     @grpc_errors

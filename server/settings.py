@@ -64,6 +64,9 @@ class ServerSettings:
     (no deadline, no memory cap: for tests of the core only)."""
     profile_deadline_s: float = 4.0
     """Longest one graph's profile may take; the worker is then killed and replaced."""
+    layer_deadline_s: float = 8.0
+    """Longest one layer-sum job may take (a graph's per-node records and their prediction,
+    for a hardware served by layer-sum); the worker is then killed and replaced."""
     profile_memory_bytes: int = 1536 * MiB
     """Address-space cap of each profiling worker."""
     profile_start_timeout_s: float = 60.0
@@ -99,7 +102,10 @@ class ServerSettings:
                 "need 1 <= max_streams <= max_calls < max_workers (threads left for health), "
                 f"got {self.streams_limit}, {self.calls_limit}, {self.max_workers}"
             )
-        if self.profile_deadline_s <= 0 or self.stream_idle_s <= 0 or self.stream_total_s <= 0:
+        if (
+            min(self.profile_deadline_s, self.layer_deadline_s) <= 0
+            or min(self.stream_idle_s, self.stream_total_s) <= 0
+        ):
             raise InvalidArgument("deadlines must be positive")
         if not (self.stream_min_rate_bytes_s > 0 and self.stream_rate_grace_s >= 0):
             raise InvalidArgument("the stream rate must be positive, its grace >= 0")

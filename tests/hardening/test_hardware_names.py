@@ -68,21 +68,30 @@ def test_one_rule_refuses_with_a_short_line(name: str, make_rows) -> None:
 
 
 def test_add_measurements_refuses_bad_names_and_stores_nothing(
-    start_server, make_rows, tmp_path: Path
+    start_server, make_rows, rpc_error, tmp_path: Path
 ) -> None:
     db = tmp_path / "m.db"
-    served = start_server(db_path=db)
+    served = start_server(db_path=db, profile_workers=0)
     row, graph = make_rows("cpu-test")[0]
-    messages = [
-        client_convert.message_from_row(
-            dataclasses.replace(row, run_key=f"bad/{n}", hardware=name), graph
-        )
-        for n, name in enumerate(BAD_NAMES)
-    ]
-    reply = served.stub.AddMeasurements(iter(messages), metadata=AUTH, timeout=30)
-    assert reply.accepted == 0 and reply.rejected == len(BAD_NAMES)
+
+    def messages(names):
+        return [
+            client_convert.message_from_row(
+                dataclasses.replace(row, run_key=f"bad/{n}", hardware=name), graph
+            )
+            for n, name in enumerate(names)
+        ]
+
+    names = [name for name in BAD_NAMES if len(name) < 1000]
+    reply = served.stub.AddMeasurements(iter(messages(names)), metadata=AUTH, timeout=30)
+    assert reply.accepted == 0 and reply.rejected == len(names)
     for result in reply.results:
         assert "hardware name" in result.reason and len(result.reason) < 300, result.reason
+    # a 64 KiB name is past the byte budget of a row field: the whole call is refused
+    code, details = rpc_error(
+        served.stub.AddMeasurements, iter(messages(["h" * 65_536])), metadata=AUTH, timeout=30
+    )
+    assert code == grpc.StatusCode.RESOURCE_EXHAUSTED and "hardware is 65,536 bytes" in details
     with MeasurementStore(db, read_only=True) as store:
         assert store.count() == 0
 
