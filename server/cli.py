@@ -51,6 +51,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--profile-deadline-s", type=float, default=4.0, help="longest one profile may take"
     )
     p.add_argument(
+        "--layer-deadline-s",
+        type=float,
+        default=8.0,
+        help="longest one layer-sum job (a graph's per-node records and their prediction) may take",
+    )
+    p.add_argument(
         "--stream-idle-s", type=float, default=10.0, help="longest wait for a stream's next message"
     )
     p.add_argument(
@@ -191,6 +197,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         tls_key=args.tls_key,
         profile_workers=args.profile_workers,
         profile_deadline_s=args.profile_deadline_s,
+        layer_deadline_s=args.layer_deadline_s,
         stream_idle_s=args.stream_idle_s,
         max_call_bytes=args.max_call_bytes,
         stream_min_rate_bytes_s=args.stream_min_rate,

@@ -57,7 +57,9 @@ MAX_RUN_KEY = 1000
 class Registry(Protocol):
     """What the core needs of ``estimator.service.PredictorRegistry``. A registry may also
     have ``serving(hardware) -> object``, the loaded version that answers for ``hardware``
-    (the same object until a reload): the core then caches answers (:class:`_AnswerCache`)."""
+    (the same object until a reload): the core then caches answers (:class:`_AnswerCache`);
+    and ``deleted_under(hardware, store) -> int`` with ``retire(hardware) -> str``: a retrain
+    that cannot fit then stops serving a version that rested on deleted rows."""
 
     @property
     def default_hardware(self) -> str | None: ...
