@@ -92,7 +92,7 @@ class CallerGone(RuntimeError):
 
 POLL_S = 0.05
 """How often a waiting job looks whether its caller is still there, in seconds."""
-STOP_WAIT_S = 1.0
+STOP_WAIT_S = 2.0
 """How long a stopped job's worker has to answer before it is killed, in seconds (a job in
 C code, a protobuf parse or a model call, answers when that returns)."""
 
