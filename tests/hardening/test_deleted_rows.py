@@ -28,7 +28,12 @@ def _keys(db, keep=lambda row: False) -> list[str]:
 
 
 def _serve(start_server, artifacts, db):
-    return start_server(registry=PredictorRegistry(artifacts), artifacts_dir=artifacts, db_path=db)
+    return start_server(
+        registry=PredictorRegistry(artifacts),
+        artifacts_dir=artifacts,
+        db_path=db,
+        profile_workers=0,
+    )
 
 
 def test_deleting_every_row_then_retrain_stops_serving(

@@ -5,15 +5,12 @@ PredictEnergy. The names joulecast makes itself stay valid."""
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import grpc
 import pytest
-from hardening_harness import ROOT, TOKEN
+from hardening_harness import TOKEN
 
 from collector.hardware import slug, sweep_hardware
 from collector.importer import BadImport, GraphCache, Record, import_records
@@ -103,7 +100,7 @@ def test_retrain_refuses_a_bad_name_before_fitting(start_server, rpc_error, tmp_
         fitted.append(hardware)
         raise AssertionError("fit must not run for a bad name")
 
-    served = start_server(db_path=tmp_path / "m.db", fit=fit)
+    served = start_server(db_path=tmp_path / "m.db", fit=fit, profile_workers=0)
     for name in ("../../evil", "cpu\x00x", "cpü-x", "h" * 129):
         code, details = rpc_error(
             served.stub.Retrain, pb.RetrainRequest(hardware=name), metadata=AUTH, timeout=10
@@ -113,7 +110,7 @@ def test_retrain_refuses_a_bad_name_before_fitting(start_server, rpc_error, tmp_
 
 
 def test_predict_refuses_a_name_no_predictor_can_have(start_server, rpc_error, family_graphs):
-    served = start_server()
+    served = start_server(profile_workers=0)
     code, details = rpc_error(
         served.stub.PredictEnergy,
         pb.PredictEnergyRequest(
@@ -153,36 +150,34 @@ def test_import_uses_the_same_rule(tmp_path: Path, family_graphs) -> None:
         assert store.hardware_names() == [long_ok]
 
 
-def _cli(*argv: str, module: str = "joulecast.cli") -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", module, *argv],
-        cwd=ROOT,
-        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+def _refusal(capsys, main, *argv: str) -> str:
+    """The one line ``main(argv)`` printed on stderr when it refused (exit 2)."""
+    assert main(list(argv)) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), lines
+    return lines[0]
 
 
-def test_collect_campaign_and_fit_refuse_before_anything_is_written(tmp_path: Path) -> None:
+def test_collect_campaign_and_fit_refuse_before_anything_is_written(tmp_path, capsys) -> None:
+    from collector.campaign.gpu import main as campaign
+    from joulecast.cli import main
+
     db = tmp_path / "runs" / "m.db"
-    done = _cli(
-        "collect", "--plan", "smoke", "--device", "cpu", "--meter", "cpu-time",
+    line = _refusal(
+        capsys, main, "collect", "--plan", "smoke", "--device", "cpu", "--meter", "cpu-time",
         "--samples", "8", "--data", "synthetic", "--db", str(db), "--hardware", "../../evil",
     )  # fmt: skip
-    assert done.returncode == 2 and "hardware name '../../evil'" in done.stderr, done.stderr
-    assert len(done.stderr.strip().splitlines()) == 1
+    assert "hardware name '../../evil'" in line
     assert not db.exists() and not db.parent.exists()
     out = tmp_path / "campaign"
-    done = _cli(
-        "--device", "cpu", "--plans", "smoke", "--samples", "8", "--out", str(out),
-        "--hardware", "cpu\x01x", module="collector.campaign",
+    line = _refusal(
+        capsys, campaign, "--device", "cpu", "--plans", "smoke", "--samples", "8",
+        "--out", str(out), "--hardware", "cpu\x00x",
     )  # fmt: skip
-    assert done.returncode == 2 and "hardware name" in done.stderr, done.stderr
-    assert not out.exists()
+    assert "hardware name 'cpu\\x00x'" in line and not out.exists()
     (tmp_path / "store.db").write_bytes(b"")
-    done = _cli("fit", "--db", str(tmp_path / "store.db"), "--hardware", "h" * 65_536)
-    assert done.returncode == 2 and "hardware name" in done.stderr, done.stderr[:300]
-    assert len(done.stderr) < 400 and json.dumps(done.stderr).count("\\n") == 1
+    line = _refusal(
+        capsys, main, "fit", "--db", str(tmp_path / "store.db"), "--hardware", "h" * 65_536
+    )
+    assert "hardware name" in line and len(line) < 400
     assert (tmp_path / "store.db").read_bytes() == b""
