@@ -156,12 +156,13 @@ def flood_and_leave(address: str, pid: int, args: argparse.Namespace) -> dict[st
     samples: list[tuple[float, float]] = [(left, _cpu_s(_pids(pid)))]
     while time.monotonic() - left < args.idle_wait_s:
         time.sleep(0.25)
-        samples.append((time.monotonic(), _cpu_s(_pids(pid))))
-        window = [s for s in samples if s[0] >= samples[-1][0] - 0.5 - 1e-6]
-        if len(window) >= 3:
-            cores = (window[-1][1] - window[0][1]) / (window[-1][0] - window[0][0])
-            if cores < IDLE_CORES:
-                idle_after = round(window[0][0] - left, 2)
+        now = (time.monotonic(), _cpu_s(_pids(pid)))
+        samples.append(now)
+        earlier = [s for s in samples if s[0] <= now[0] - 0.5]
+        if earlier:  # the window: from the newest sample at least 0.5 s old to now
+            start = earlier[-1]
+            if (now[1] - start[1]) / (now[0] - start[0]) < IDLE_CORES:
+                idle_after = round(start[0] - left, 2)
                 break
     for thread in threads:
         thread.join(args.flood_timeout_s + 5)
