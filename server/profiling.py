@@ -452,7 +452,7 @@ class ProfilePool:
             except CallerGone:
                 self._stop(worker, f"the caller of its {what} job went away")
                 raise Cancelled(f"the call ended before its {what} did; stopped") from None
-            except (WorkerGone, ValueError) as exc:
+            except (WorkerGone, ValueError, OSError) as exc:
                 code = worker.proc.poll()
                 self._retire(worker, f"it ended mid-job ({exc}, exit {code})")
                 raise ResourceLimit(
