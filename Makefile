@@ -61,6 +61,7 @@ bench: venv
 	$(BIN)/python benchmarks/bench_profiler.py
 	$(BIN)/python benchmarks/bench_meter_overhead.py
 	$(BIN)/python benchmarks/bench_server.py
+	$(BIN)/python benchmarks/bench_layer_flood.py
 	$(BIN)/python benchmarks/bench_cli.py
 	$(BIN)/python benchmarks/bench_weightless.py --compare
 	-$(BIN)/python benchmarks/bench_executor.py  # needs the ray extra

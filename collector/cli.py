@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from collector.executors import EXECUTORS
 from collector.window import window_clock
 from joulecast.errors import JoulecastError
+from joulecast.hardware_name import check_hardware_name
 
 if TYPE_CHECKING:
     from collector.data import Clip
@@ -117,6 +118,8 @@ def collect_command(args: argparse.Namespace) -> int:
     from collector.plans import load_plan
     from collector.runner import SweepOptions
 
+    if args.hardware is not None:
+        check_hardware_name(args.hardware)  # before a meter opens or a row is stored
     if args.ray_address and args.executor != "ray":
         raise JoulecastError("--ray-address needs --executor ray")
     if args.executor == "ray":

@@ -32,6 +32,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from collector.import_file import MAX_JSON_BYTES, read_bytes, short
+from joulecast.errors import JoulecastError
+
 PUE = 1.59
 """carbontracker's default power usage effectiveness, multiplied into every kWh it reports."""
 KWH_TO_J = 3.6e6
@@ -169,9 +172,9 @@ def parse_run(data: object) -> Run:
 def read_run(path: str | Path) -> Run:
     """Parse one ``results.json`` file."""
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RunError(f"cannot read: {exc}") from None
+        data = json.loads(read_bytes(Path(path), MAX_JSON_BYTES, "results file").decode())
+    except (OSError, UnicodeDecodeError, JoulecastError) as exc:
+        raise RunError(f"cannot read: {short(exc)}") from None
     except json.JSONDecodeError as exc:
         raise RunError(f"not JSON: {exc.msg}") from None
     return parse_run(data)

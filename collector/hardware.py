@@ -9,6 +9,7 @@ from functools import cache
 from pathlib import Path
 
 from joulecast.errors import InvalidArgument
+from joulecast.hardware_name import check_hardware_name
 
 
 @cache
@@ -53,12 +54,13 @@ def sweep_hardware(
 ) -> str:
     """The hardware id of a sweep's rows: ``explicit`` when given, the recorded trace's name for
     the replay meter, else :func:`default_hardware` of this machine (each Ray worker asks its
-    own, so a mixed cluster's rows carry each one's hardware)."""
+    own, so a mixed cluster's rows carry each one's hardware). Every one obeys the one
+    hardware-name rule (:mod:`joulecast.hardware_name`): InvalidArgument says why not."""
     if explicit:
-        return explicit
+        return check_hardware_name(explicit)
     if meter_kind == "replay":
-        return f"replay-{Path(trace or 'trace').stem}"
-    return default_hardware(device)
+        return check_hardware_name(f"replay-{Path(trace or 'trace').stem}")
+    return check_hardware_name(default_hardware(device))
 
 
 @cache

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from joulecast.errors import InvalidArgument
+from joulecast.hardware_name import check_hardware_name
 
 if TYPE_CHECKING:
     from collector.importer import ImportResult, Record
@@ -89,21 +90,26 @@ def templates_from(args: argparse.Namespace) -> dict[str, str]:
 
 
 def _kind(args: argparse.Namespace, file: Path) -> str:
-    if args.format != "auto":
-        return args.format
-    from collector.import_codecarbon import looks_like_codecarbon
+    """The file's format. What the path is (a regular file of a readable size, or a folder of
+    a known format) is checked before any byte is read, sniffing included."""
     from collector.import_ecnas import looks_like_ecnas
+    from collector.import_file import MAX_IMPORT_BYTES, check_regular
     from collector.import_zeus import looks_like_zeus
 
     if file.is_dir():
-        if looks_like_ecnas(file):
+        if args.format in ("auto", "ecnas") and looks_like_ecnas(file):
             return "ecnas"
-        if looks_like_zeus(file):
+        if args.format in ("auto", "zeus") and looks_like_zeus(file):
             return "zeus"
         raise InvalidArgument(
             f"{file} is a folder but neither an EC-NAS-Bench folder (graphs/, "
             "train_model_results/) nor a Zeus trace folder (summary_power_*.csv)"
         )
+    check_regular(file, MAX_IMPORT_BYTES, "import file")
+    if args.format != "auto":
+        return args.format
+    from collector.import_codecarbon import looks_like_codecarbon
+
     return "codecarbon" if looks_like_codecarbon(file) else "joulecast"
 
 
@@ -211,6 +217,8 @@ class _bar:
 def import_command(args: argparse.Namespace) -> int:
     from collector.importer import import_records
 
+    if args.hardware is not None:
+        check_hardware_name(args.hardware)  # once, not once per record
     facts: dict[str, object] = {}
     kinds = {_kind(args, f) for f in args.files}
     if "ecnas" in kinds:

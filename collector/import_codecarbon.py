@@ -20,6 +20,7 @@ import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+from collector.import_file import check_header, open_lines, short
 from collector.importer import COLUMNS, Record
 from collector.meters.codecarbon_meter import KWH_TO_J
 from joulecast.errors import InvalidArgument
@@ -37,12 +38,15 @@ _PRODUCT = re.compile(r"^\s*\d+(\s*\*\s*\d+)+\s*$")
 
 
 def looks_like_codecarbon(path: str | Path) -> bool:
-    """True when the file's header is CodeCarbon's (``energy_consumed`` and ``duration``)."""
-    try:
-        with Path(path).open(newline="", encoding="utf-8") as fh:
-            header = next(csv.reader(fh), [])
-    except (OSError, UnicodeDecodeError):
-        return False
+    """True when the file's header is CodeCarbon's (``energy_consumed`` and ``duration``).
+
+    Reads the first line only, and only once the file is known to be a regular file of a
+    readable size (:mod:`collector.import_file` raises on one line otherwise)."""
+    with open_lines(Path(path), "import file") as lines:
+        try:
+            header = next(csv.reader(lines), [])
+        except (csv.Error, InvalidArgument):
+            return False
     return all(c in header for c in REQUIRED_COLUMNS)
 
 
@@ -103,24 +107,29 @@ def read_codecarbon(
         raise InvalidArgument(f"energy must be one of {sorted(ENERGY_COLUMNS)}, got {energy!r}")
     check_templates(templates)
     path = Path(path)
-    if not path.is_file():
-        raise InvalidArgument(f"no such CodeCarbon file: {path}")
     label = source or ENERGY_COLUMNS[energy]
-    with path.open(newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        header = reader.fieldnames or []
-        missing = [c for c in (*REQUIRED_COLUMNS, energy) if c not in header]
-        if missing:
-            raise InvalidArgument(f"{path.name} is not a CodeCarbon emissions.csv: no {missing}")
-        start = reader.line_num
-        for raw in reader:
-            where = f"{path.name}:{start + 1}"
+    with open_lines(path, "CodeCarbon file") as lines:
+        try:
+            reader = csv.DictReader(lines)
+            header = check_header(reader.fieldnames, path)
+            missing = [c for c in (*REQUIRED_COLUMNS, energy) if c not in header]
+            if missing:
+                raise InvalidArgument(
+                    f"{short(path.name)} is not a CodeCarbon emissions.csv: no {missing}"
+                )
             start = reader.line_num
-            try:
-                values = _record(raw, templates, energy, label)
-            except ValueError as exc:
-                values = {"__error__": str(exc)}
-            yield Record(where, values, path.parent)
+            for raw in reader:
+                where = f"{path.name}:{start + 1}"
+                start = reader.line_num
+                try:
+                    values = _record(raw, templates, energy, label)
+                except ValueError as exc:
+                    values = {"__error__": short(exc)}
+                yield Record(where, values, path.parent)
+        except csv.Error as exc:
+            raise InvalidArgument(
+                f"{short(path.name)}:{lines.number}: not CSV: {short(exc)}"
+            ) from None
 
 
 def _kwh(raw: Mapping[str, str], column: str) -> float | None:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from collector.ecnas import BATCH_SIZE, Run, RunError, derive, overhead_power_w, read_run
+from collector.import_file import MAX_JSON_BYTES, read_bytes, short
 from collector.importer import GraphCache, Problem, Record
 from collector.nasbench101 import CellSpec
 from joulecast.errors import InvalidArgument
@@ -64,9 +65,9 @@ def load_cells(root: Path) -> dict[str, CellSpec]:
         raise InvalidArgument(f"{root}/graphs holds no generated_graphs_*.json")
     for file in files:
         try:
-            table = json.loads(file.read_text(encoding="utf-8"))
+            table = json.loads(read_bytes(file, MAX_JSON_BYTES, "cell specs").decode())
         except (OSError, ValueError) as exc:
-            raise InvalidArgument(f"{file}: cannot read the cell specs: {exc}") from exc
+            raise InvalidArgument(f"{file}: cannot read the cell specs: {short(exc)}") from None
         if not isinstance(table, dict):
             raise InvalidArgument(f"{file}: expected an object of hash -> [matrix, ops]")
         for arch_hash, entry in table.items():

@@ -246,7 +246,10 @@ def _read_file(path: Path, out: ZeusRead, seen: dict[tuple[object, ...], str]) -
         reason = f"unknown GPU {tag!r} (known: {known}); its catalog id is not set"
         out.records.append(Record(f"{path.name}:1", {"__error__": reason}, path.parent))
         return
-    with path.open(newline="", encoding="utf-8-sig") as fh:
+    from collector.import_file import MAX_JSON_BYTES, open_lines
+
+    # Looked at before it is read, then read bounded, like every file an import reads.
+    with open_lines(path, "Zeus trace file", MAX_JSON_BYTES) as fh:
         reader = csv.DictReader(fh)
         header = tuple(reader.fieldnames or ())
         if header != COLUMNS:

@@ -16,13 +16,22 @@ import hashlib
 import json
 import logging
 import math
-import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from collector.import_file import (
+    MAX_IMPORT_BYTES,
+    Lines,
+    check_header,
+    check_regular,
+    listed,
+    open_lines,
+    short,
+)
 from collector.import_layers import build_descriptor, is_descriptor
 from joulecast.errors import InvalidArgument, JoulecastError
+from joulecast.hardware_name import hardware_name_problem
 from joulecast.measurement import Row, check_row, is_estimate, source_problem
 from joulecast.store import MeasurementStore
 from joulecast.weightless import strip_weights_file
@@ -72,7 +81,6 @@ _TEXT_OPTIONAL = (
 COLUMNS = (*REQUIRED, *_INT_OPTIONAL, *_FLOAT_OPTIONAL, *_POSITIVE_OPTIONAL, *_TEXT_OPTIONAL)
 """Every column the import format knows; any other column is refused (a typo loses data)."""
 
-_HARDWARE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 MAX_GRAPH_BYTES = 64 << 20
 
 
@@ -141,48 +149,51 @@ class Record:
 
 def read_records(path: str | Path) -> Iterator[Record]:
     """Records of a joulecast import file: CSV with a header line, or JSONL (``.jsonl``), in
-    UTF-8 with or without a byte-order mark; a file that is not text is refused on one line."""
+    UTF-8 with or without a byte-order mark. The file is looked at before it is read (a regular
+    file of at most :data:`~collector.import_file.MAX_IMPORT_BYTES`) and read line by line,
+    bounded (:mod:`collector.import_file`); whatever is wrong with it is said on one line."""
     path = Path(path)
-    if not path.is_file():
-        raise InvalidArgument(f"no such import file: {path}")
-    try:
-        yield from _read_records(path)
-    except UnicodeDecodeError as exc:
-        raise InvalidArgument(
-            f"{path} is not UTF-8 text (byte {exc.start}): export it as CSV or JSONL"
-        ) from exc
+    check_regular(path, MAX_IMPORT_BYTES, "import file")
+    with open_lines(path, "import file") as lines:
+        try:
+            yield from _read_records(path, lines)
+        except csv.Error as exc:
+            raise InvalidArgument(
+                f"{short(path.name)}:{lines.number}: not CSV: {short(exc)}"
+            ) from None
 
 
-def _read_records(path: Path) -> Iterator[Record]:
+def _read_records(path: Path, lines: Lines) -> Iterator[Record]:
     base = path.parent
     if path.suffix.lower() in (".jsonl", ".ndjson"):
-        with path.open(encoding="utf-8-sig") as fh:
-            for number, line in enumerate(fh, start=1):
-                if not line.strip():
-                    continue
-                where = f"{path.name}:{number}"
-                try:
-                    values = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    yield Record(where, {"__error__": f"not JSON: {exc.msg}"}, base)
-                    continue
-                if not isinstance(values, dict):
-                    values = {"__error__": "a line must hold one JSON object"}
-                yield Record(where, values, base)
+        for line in lines:
+            if not line.strip():
+                continue
+            where = f"{path.name}:{lines.number}"
+            try:
+                values = json.loads(line)
+            except json.JSONDecodeError as exc:
+                yield Record(where, {"__error__": f"not JSON: {exc.msg}"}, base)
+                continue
+            except RecursionError:
+                yield Record(where, {"__error__": "not JSON: nested too deeply"}, base)
+                continue
+            if not isinstance(values, dict):
+                values = {"__error__": "a line must hold one JSON object"}
+            yield Record(where, values, base)
         return
-    with path.open(newline="", encoding="utf-8-sig") as fh:
-        reader = csv.DictReader(fh)
-        if not reader.fieldnames:
-            raise InvalidArgument(f"{path} is empty (a header line is needed)")
-        unknown = [c for c in reader.fieldnames if c not in COLUMNS]
-        if unknown:
-            raise InvalidArgument(
-                f"{path.name}: unknown column(s) {', '.join(unknown)}; known: {', '.join(COLUMNS)}"
-            )
+    reader = csv.DictReader(lines)
+    header = check_header(reader.fieldnames, path)
+    unknown = [c for c in header if c not in COLUMNS]
+    if unknown:
+        raise InvalidArgument(
+            f"{short(path.name)}: {len(unknown)} unknown column(s) {listed(unknown)}; known: "
+            f"{', '.join(COLUMNS)}"
+        )
+    start = reader.line_num
+    for values in reader:
+        yield Record(f"{path.name}:{start + 1}", values, base)
         start = reader.line_num
-        for values in reader:
-            yield Record(f"{path.name}:{start + 1}", values, base)
-            start = reader.line_num
 
 
 class GraphCache:
@@ -215,12 +226,11 @@ class GraphCache:
                     onnx_bytes = build_descriptor(ref)
                 else:
                     file = Path(ref) if Path(ref).is_absolute() else base_dir / ref
-                    if file.is_file() and file.stat().st_size > MAX_GRAPH_BYTES:
-                        raise InvalidArgument(f"graph {ref} is larger than {MAX_GRAPH_BYTES} bytes")
+                    check_regular(file, MAX_GRAPH_BYTES, "graph")  # a FIFO would block the read
                     onnx_bytes = strip_weights_file(file)
                 self._graphs[key] = (onnx_bytes, profile_graph(onnx_bytes))
             except JoulecastError as exc:
-                self._graphs[key] = f"graph {ref!r}: {exc}"
+                self._graphs[key] = f"graph {short(ref, 80)!r}: {short(exc)}"
         found = self._graphs[key]
         if isinstance(found, str):
             raise InvalidArgument(found)
@@ -307,8 +317,9 @@ def to_row(record: Record, graphs: GraphCache, store_graph: dict[str, bytes]) ->
     if phase not in ("train", "test"):
         raise ValueError(f"phase={phase!r} must be 'train' or 'test'")
     hardware = str(v["hardware"]).strip()
-    if not _HARDWARE.match(hardware):
-        raise ValueError(f"hardware={hardware!r} must be 1-64 letters, digits, '.', '_' or '-'")
+    problem = hardware_name_problem(hardware)
+    if problem is not None:
+        raise ValueError(problem)
     source = str(v["energy_source"]).strip()
     why = source_problem(source)
     if why:
@@ -423,7 +434,7 @@ def import_records(
         try:
             row = to_row(record, graphs, graph_bytes)
         except (ValueError, InvalidArgument) as exc:
-            result.problems.append(Problem(record.where, str(exc)))
+            result.problems.append(Problem(short(record.where, 120), short(exc)))
             continue
         if row.run_key in rows:
             result.duplicates += 1
@@ -432,12 +443,21 @@ def import_records(
     result.graphs = len(graph_bytes)
     if result.problems and not skip_bad:
         raise BadImport(result.problems)
+    if dry_run:  # reads only: the store is neither created nor touched
+        stored: set[str] = set()
+        if Path(db).exists():
+            with MeasurementStore(db, read_only=True) as store:
+                stored = store.all_keys()
+        present = stored & set(rows)
+        result.already_present = len(present)
+        result.imported = len(rows) - len(present)
+        return result
     with MeasurementStore(db) as store:
         present = store.all_keys() & set(rows)
         new = [r for key, r in rows.items() if key not in present]
         result.already_present = len(present)
         result.imported = len(new)
-        if dry_run or not new:
+        if not new:
             return result
         store.put_graphs([graph_bytes[sha] for sha in {r.graph_sha256 for r in new} if sha])
         store.put_rows([(r, ()) for r in new], replace_failed=False)

@@ -17,7 +17,6 @@ import json
 import logging
 import os
 import platform
-import re
 import shutil
 import tempfile
 import time
@@ -34,12 +33,18 @@ from estimator.predictors import PREDICTORS, ArtifactFormatError, Predictor
 from estimator.published import CURRENT, MANIFEST, VERSION_RE, predictors_root
 from estimator.published import list_hardware as list_hardware
 from estimator.training import Bundle
+from joulecast import hardware_name
 from joulecast.errors import FailedPrecondition, InvalidArgument, NotFound
 
 logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
-_HARDWARE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+RETIRED = "RETIRED"
+"""What ``CURRENT`` becomes when a hardware stops being served (:func:`retire`)."""
+_VERSION_RE = VERSION_RE
+_UNHASHED = ("version", "created_at", "fitted_from")
+"""Manifest keys outside the version's content hash: when and from which store it was fitted
+say nothing about what it predicts."""
 _LIBRARIES = ("numpy", "scipy", "pandas", "xgboost", "onnx")
 
 
@@ -58,12 +63,8 @@ class Published:
 
 
 def check_hardware_name(hardware: str) -> str:
-    """A hardware name safe to use as one path component."""
-    if not _HARDWARE_RE.match(hardware or "") or hardware in (".", ".."):
-        raise InvalidArgument(
-            f"hardware name {hardware!r} must be 1-128 characters of letters, digits, '.', '_', '-'"
-        )
-    return hardware
+    """A hardware name safe to use as one path component (the ground's one rule)."""
+    return hardware_name.check_hardware_name(hardware)
 
 
 def _sha256(data: bytes) -> str:
@@ -129,7 +130,12 @@ def build_manifest(bundle: Bundle) -> tuple[dict[str, Any], dict[str, bytes]]:
         content["layer_sum"] = layer_sum
     canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), allow_nan=False)
     version = _sha256(canonical.encode())[:12]
-    manifest = {**content, "version": version, "created_at": datetime.now(UTC).isoformat()}
+    manifest = {
+        **content,
+        "version": version,
+        "created_at": datetime.now(UTC).isoformat(),
+        "fitted_from": dict(bundle.source),
+    }
     return manifest, files
 
 
@@ -191,8 +197,21 @@ def publish(
     pointer = hw_dir / f".{CURRENT}-{uuid.uuid4().hex}"
     _write(pointer, f"{version}\n".encode())
     os.replace(pointer, hw_dir / CURRENT)
+    (hw_dir / RETIRED).unlink(missing_ok=True)
     _fsync_dir(hw_dir)
     return load_version(artifacts_dir, hardware, version)
+
+
+def retire(artifacts_dir: Path | str, hardware: str) -> str:
+    """Stop publishing ``hardware``: its ``CURRENT`` pointer is renamed ``RETIRED`` in one
+    step, so that no server loads it any more (a restart included); the versions stay in their
+    folders, and the next publish points ``CURRENT`` at a new one. Returns the version that was
+    current (NotFound when none was)."""
+    hw_dir = predictors_root(artifacts_dir) / check_hardware_name(hardware)
+    version = current_version(artifacts_dir, hardware)
+    os.replace(hw_dir / CURRENT, hw_dir / RETIRED)
+    _fsync_dir(hw_dir)
+    return version
 
 
 STALE_AFTER_S = 600.0
@@ -285,7 +304,7 @@ def _from_manifest(
         if _sha256(data) != digest:
             raise ArtifactError(f"{folder}/{name}: sha256 does not match the manifest; refused")
         files[name] = data
-    content = {k: v for k, v in manifest.items() if k not in ("version", "created_at")}
+    content = {k: v for k, v in manifest.items() if k not in _UNHASHED}
     canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), allow_nan=False)
     if _sha256(canonical.encode())[:12] != version:
         raise ArtifactError(f"{folder}: manifest content does not hash to version {version}")
@@ -329,6 +348,7 @@ def _from_manifest(
         dataset=manifest["dataset"],
         layer_sum=layer_sum,
         layer_sum_info={k: v for k, v in manifest.get("layer_sum", {}).items() if k != "files"},
+        source=fitted if isinstance(fitted := manifest.get("fitted_from"), dict) else {},
         domain=manifest.get("domain", {}),
     )
     return Published(version, str(manifest["created_at"]), bundle, manifest)

@@ -9,10 +9,11 @@ pandas lives here, at the dataset edge; predictors receive the frame built below
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -56,6 +57,10 @@ class Dataset:
     energy_is_estimate: bool
     sha256: str
     warnings: tuple[str, ...] = field(default=())
+    source: Mapping[str, object] = field(default_factory=dict)
+    """Where the rows came from: ``store_id`` and ``max_row_id`` of the store read
+    (:meth:`joulecast.store.MeasurementStore.store_id`), so that a version knows which later
+    deletions took rows it rests on."""
 
     @property
     def has_gpu_util(self) -> bool:
@@ -94,7 +99,8 @@ def from_store(store_path: Path | str, hardware: str | None = None) -> Dataset:
         graphs = {
             sha: store.get_graph(sha) for sha in {r.graph_sha256 for r in rows if r.graph_sha256}
         }
-    return from_rows(rows, graphs, chosen)
+        source = {"store_id": store.store_id(), "max_row_id": store.max_row_id()}
+    return dataclasses.replace(from_rows(rows, graphs, chosen), source=source)
 
 
 def from_csv(csv_path: Path | str, graphs_dir: Path | str, hardware: str | None = None) -> Dataset:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from joulecast.errors import NotFound
+from joulecast.hardware_name import check_hardware_name
 from joulecast.store import check_store_file
 
 if TYPE_CHECKING:
@@ -49,6 +50,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_fit(args: argparse.Namespace) -> int:
+    if args.hardware is not None:
+        check_hardware_name(args.hardware)  # before the store is read or anything fitted
     check_store_file(args.db)
     from estimator.service import fit_and_publish  # XGBoost and friends: only when fitting
 

@@ -26,13 +26,18 @@ from estimator.intervals import interval
 from estimator.predictors import PhysicalPredictor, Predictor, UtilisationAware, family_key
 from estimator.training import Bundle, fit_bundle
 from joulecast.errors import FailedPrecondition, InvalidArgument, JoulecastError, NotFound
-from joulecast.graph import GraphProfile, NodeRecord
+from joulecast.graph import GraphLimits, GraphProfile, profile_nodes
+from joulecast.hardware_name import check_hardware_name
 
 if TYPE_CHECKING:
+    from estimator.layerwise import LayerAnswer, LayerSum
     from estimator.transfer.artifact import TransferModel
     from joulecast.hardware import GpuSpec
 
 logger = logging.getLogger(__name__)
+
+LayerAnswerFn = Callable[["LayerSum", int], "LayerAnswer"]
+"""``(layer-sum model, batch size) -> LayerAnswer`` of one forward pass of the graph asked about."""
 
 
 MAX_INTERVAL_FACTOR = 10.0
@@ -83,13 +88,15 @@ def estimate(
     samples: int,
     epochs: int,
     observed_gpu_util: float | None = None,
-    nodes: Callable[[], tuple[NodeRecord, ...]] | None = None,
+    layer_answer: LayerAnswerFn | None = None,
 ) -> EnergyPrediction:
     """Predict with one loaded predictor version (see :meth:`PredictorRegistry.predict`).
 
-    ``nodes`` gives the graph's per-node records (:func:`joulecast.graph.profile_nodes`); it is
-    called only when the hardware's bundle holds a layer-sum model, which then answers the test
-    phase (the hardware's data is per layer: only a sum over nodes can predict a network).
+    ``layer_answer(model, batch_size)`` gives one forward pass of the graph by a layer-sum
+    model (:meth:`estimator.layerwise.LayerSum.predict_nodes` on the graph's per-node records:
+    :func:`in_process_layer_answer`, or the server's worker pool); it is called only when the
+    hardware's bundle holds a layer-sum model, which then answers the test phase (the
+    hardware's data is per layer: only a sum over nodes can predict a network).
 
     Every answer obeys: energy = power × duration; power within the range the hardware drew in
     the training rows; train energy and duration ≥ test's for the same samples.
@@ -124,8 +131,9 @@ def estimate(
             )
             answers[phase] = None
             continue
-        if phase == "test" and bundle.layer_sum is not None and nodes is not None:
-            answers[phase] = _layer_sum_phase(bundle, nodes(), batch_size, count, warnings)
+        if phase == "test" and bundle.layer_sum is not None and layer_answer is not None:
+            found = layer_answer(bundle.layer_sum, batch_size)
+            answers[phase] = _layer_sum_phase(bundle, found, batch_size, count, warnings)
             continue
         answers[phase] = _phase(
             bundle, rows[phase], count, observed_gpu_util, widen[phase], warnings
@@ -143,15 +151,24 @@ def estimate(
     )
 
 
+def in_process_layer_answer(onnx_bytes: bytes, limits: GraphLimits | None = None) -> LayerAnswerFn:
+    """``layer_answer`` for :func:`estimate` computed in this process (the server computes it
+    in its bounded worker pool instead)."""
+
+    def answer(model: LayerSum, batch_size: int) -> LayerAnswer:
+        return model.predict_nodes(profile_nodes(onnx_bytes, limits), batch_size)
+
+    return answer
+
+
 def _layer_sum_phase(
     bundle: Bundle,
-    nodes: tuple[NodeRecord, ...],
+    answer: LayerAnswer,
     batch_size: int,
     count: float,
     warnings: list[str],
 ) -> PhaseEstimate:
     """The test phase as ``count / batch_size`` forward passes, each the sum of its nodes."""
-    answer = bundle.layer_sum.predict_nodes(nodes, batch_size)
     warnings.extend(answer.warnings)
     passes = count / batch_size
     if not (math.isfinite(answer.energy_j) and answer.energy_j > 0):
@@ -374,7 +391,7 @@ class PredictorRegistry:
     def _get(self, hardware: str | None) -> Published:
         with self._lock:
             loaded = dict(self._loaded)
-        if not loaded:
+        if hardware is None and not loaded:
             raise FailedPrecondition(
                 f"no predictor is published under {self._dir}/predictors; run `joulecast fit`"
             )
@@ -383,6 +400,12 @@ class PredictorRegistry:
         if hardware not in loaded:
             raise NotFound(f"no predictor for hardware {hardware!r}; available: {sorted(loaded)}")
         return loaded[hardware]
+
+    def uses_layer_sum(self) -> bool:
+        """True when some hardware is answered by a layer-sum model (its workers will need
+        xgboost and the model's code)."""
+        with self._lock:
+            return any(p.bundle.layer_sum is not None for p in self._loaded.values())
 
     def _resolve(self, hardware: str | None) -> tuple[Published | None, GpuSpec | None]:
         """Who answers for ``hardware``: its measured predictor (by id, or by any name the GPU
@@ -425,12 +448,13 @@ class PredictorRegistry:
         epochs: int,
         hardware: str | None = None,
         observed_gpu_util: float | None = None,
-        nodes: Callable[[], tuple[NodeRecord, ...]] | None = None,
+        layer_answer: LayerAnswerFn | None = None,
         power_limit_w: float | None = None,
     ) -> EnergyPrediction:
         """Train and test energy (J) of ``samples`` samples for ``epochs`` epochs.
 
-        ``nodes``: the graph's per-node records, asked for only by a layer-sum hardware.
+        ``layer_answer``: one forward pass by a layer-sum model, asked for only by a layer-sum
+        hardware (see :func:`estimate`).
         ``power_limit_w``: a GPU's power limit (None: the board's default); a measured GPU
         answers at another limit through the transfer model's ratio."""
         from estimator.transfer import serve
@@ -452,7 +476,11 @@ class PredictorRegistry:
                 **counts,
             )
         answer = estimate(
-            published, profile, observed_gpu_util=observed_gpu_util, nodes=nodes, **counts
+            published,
+            profile,
+            observed_gpu_util=observed_gpu_util,
+            layer_answer=layer_answer,
+            **counts,
         )
         if (
             spec is not None
@@ -526,6 +554,36 @@ class PredictorRegistry:
         logger.info("predictor of %s now at version %s", hardware, published.version)
         return published.version
 
+    def deleted_under(self, hardware: str, store_path: Path) -> int:
+        """How many rows the version serving ``hardware`` was fitted on are deleted now from
+        the store at ``store_path`` (its tombstones; 0 when that version was fitted on another
+        store, or before versions recorded their store)."""
+        from joulecast.store import MeasurementStore
+
+        try:
+            source = self._get(hardware).bundle.source
+        except (NotFound, FailedPrecondition):
+            return 0
+        store_id, max_row_id = source.get("store_id"), source.get("max_row_id")
+        if not store_id or not isinstance(max_row_id, int):
+            return 0
+        with MeasurementStore(store_path, read_only=True) as store:
+            if store.store_id() != store_id:
+                return 0
+            return store.deleted_count(hardware, max_row_id)
+
+    def retire(self, hardware: str) -> str:
+        """Stop serving ``hardware``, now and after a restart (:func:`estimator.artifacts.retire`);
+        returns the version that served."""
+        from estimator.artifacts import retire
+
+        version = retire(self._dir, hardware)
+        with self._lock:
+            self._loaded.pop(hardware, None)
+            self._errors.pop(hardware, None)
+        logger.warning("predictor of %s (version %s) no longer served", hardware, version)
+        return version
+
     def describe(self) -> list[PredictorDescription]:
         """One entry per loaded hardware: version, energy source, selection, CV scores."""
         with self._lock:
@@ -551,6 +609,8 @@ def fit_and_publish(
     from estimator.artifacts import publish
     from estimator.canary import require_servable
 
+    if hardware is not None:
+        check_hardware_name(hardware)
     dataset = from_store(store_path, hardware)
     bundle = fit_bundle(dataset)
     bundle = with_layer_sum(bundle, store_path)

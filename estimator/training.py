@@ -74,6 +74,10 @@ class Bundle:
     answers the test phase from the graph's nodes (see ``layer_sum_info`` for why)."""
     layer_sum_info: Mapping[str, object] = field(default_factory=dict)
     """What the manifest says about the layer-sum model: phase it answers, why, CV scores."""
+    source: Mapping[str, object] = field(default_factory=dict)
+    """The store the rows came from (``estimator.dataset.Dataset.source``): kept in the
+    manifest as ``fitted_from``, outside the version's hash (the same fit from a copy of the
+    store is the same version)."""
 
     @property
     def duration_model(self) -> UtilisationAware | None:
@@ -139,6 +143,7 @@ def fit_bundle(dataset: Dataset, names: list[str] | None = None) -> Bundle:
             "families": sorted(set(frame["family"])),
             "size_check": size,
         },
+        source=dict(dataset.source),
         held_out=evaluation.held_out,
         domain={**data_domain(frame, fitted), **_input_domain(frame)},
     )

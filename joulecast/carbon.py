@@ -111,9 +111,25 @@ def grid_intensity(region: str, path: Path | None = None) -> GridIntensity:
     return found
 
 
-def check_price(price_per_kwh: float | None) -> None:
-    if price_per_kwh is not None and not (math.isfinite(price_per_kwh) and price_per_kwh >= 0):
+def check_price(price_per_kwh: float | None) -> float | None:
+    """The price as answers use it: a finite number >= 0, and +0.0 for -0.0 (a price of
+    "minus nothing" must not make costs of -0.0)."""
+    if price_per_kwh is None:
+        return None
+    if not (math.isfinite(price_per_kwh) and price_per_kwh >= 0):
         raise InvalidArgument(f"price_per_kwh must be a finite number >= 0, got {price_per_kwh}")
+    return price_per_kwh + 0.0
+
+
+def _finite(values: tuple[float, ...], what: str, phase: str) -> tuple[float, ...]:
+    """``values`` if every one is finite; else InvalidArgument: a finite question must get a
+    finite answer, and one past the double range is refused with the reason."""
+    if all(math.isfinite(v) for v in values):
+        return tuple(v + 0.0 for v in values)
+    raise InvalidArgument(
+        f"the {phase} phase's {what} exceeds the range of a double (about 1.8e308); ask with a "
+        "smaller price, sample count or epoch count"
+    )
 
 
 def phase_footprint(
@@ -122,9 +138,21 @@ def phase_footprint(
     energy_high_j: float,
     grid: GridIntensity | None,
     price_per_kwh: float | None,
+    phase: str = "",
 ) -> PhaseFootprint:
-    """kWh, gCO2eq and cost of one phase's energy (J) and interval."""
-    kwh = (energy_j / J_PER_KWH, energy_low_j / J_PER_KWH, energy_high_j / J_PER_KWH)
-    co2 = (None, None, None) if grid is None else tuple(k * grid.co2_g_per_kwh for k in kwh)
-    cost = (None, None, None) if price_per_kwh is None else tuple(k * price_per_kwh for k in kwh)
+    """kWh, gCO2eq and cost of one phase's energy (J) and interval: finite numbers, never -0.0
+    (InvalidArgument when one would not fit in a double)."""
+    where = phase or "predicted"
+    kwh = _finite(
+        (energy_j / J_PER_KWH, energy_low_j / J_PER_KWH, energy_high_j / J_PER_KWH),
+        "energy",
+        where,
+    )
+    co2: tuple[float | None, ...] = (None, None, None)
+    if grid is not None:
+        co2 = _finite(tuple(k * grid.co2_g_per_kwh for k in kwh), "carbon (gCO2eq)", where)
+    cost: tuple[float | None, ...] = (None, None, None)
+    price = check_price(price_per_kwh)
+    if price is not None:
+        cost = _finite(tuple(k * price for k in kwh), "cost", where)
     return PhaseFootprint(*kwh, *co2, *cost)

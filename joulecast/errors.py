@@ -36,3 +36,8 @@ class ExportError(InvalidArgument):
 
 class InternalError(JoulecastError):
     """A bug: joulecast failed in a way it did not foresee (a server answers INTERNAL)."""
+
+
+class Cancelled(JoulecastError):
+    """The caller went away (cancelled, disconnected, or its deadline passed): its work was
+    stopped and nobody waits for the answer."""

@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass, fields
 
 from joulecast.errors import InvalidArgument
+from joulecast.hardware_name import hardware_name_problem
 
 SOURCE_NVML_COUNTER = "nvml-energy-counter"
 """The GPU's own energy counter (NVML, Volta and newer): difference over the window."""
@@ -202,6 +203,9 @@ def check_row(row: Row, *, require_graph: bool = True) -> Row:
             raise InvalidArgument(f"{name} is empty")
     if len(row.run_key) > MAX_KEY:
         raise InvalidArgument(f"run_key is longer than {MAX_KEY} characters")
+    problem = hardware_name_problem(row.hardware)
+    if problem is not None:
+        raise InvalidArgument(problem)
     for f in dataclasses.fields(row):
         value = getattr(row, f.name)
         if isinstance(value, str) and len(value) > MAX_TEXT:

@@ -3,7 +3,8 @@
 Rows are written in a single transaction each, so a reader (or a resumed sweep) sees a row
 whole or not at all. Weightless ONNX graphs are stored once per content hash in ``graphs``.
 
-Commands that only read (export, fit, report, add-measurements' sender) open the store with
+Commands that only read (export, fit and its layer-sum data, report, add-measurements' sender,
+``import --dry-run``, the campaign's repeatability table) open the store with
 ``read_only=True``: nothing is written, not even the pragmas and the schema a writer sets up,
 so the file's bytes and mtime stay as they are, and a store on a read-only disk can be read.
 
@@ -18,9 +19,11 @@ import hashlib
 import json
 import logging
 import sqlite3
+import uuid
 import zlib
 from collections.abc import Iterator
 from dataclasses import asdict, fields
+from datetime import UTC, datetime
 from pathlib import Path
 
 from joulecast.errors import InvalidArgument
@@ -36,6 +39,9 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
 }
 """Statements that take a store from the version before the key to the key's version."""
 
+# ``meta`` (the store's identity) and ``deleted`` (tombstones of deleted rows) were added to
+# schema 1 in place: a writer's open creates them, readers take their absence as "no identity,
+# nothing deleted", and older joulecast ignore them.
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS graphs (
     sha256 TEXT PRIMARY KEY,
@@ -89,6 +95,17 @@ CREATE TABLE IF NOT EXISTS measurements (
     finished_at TEXT
 );
 CREATE INDEX IF NOT EXISTS measurements_hardware ON measurements(hardware, phase);
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS deleted (
+    row_id INTEGER PRIMARY KEY,
+    run_key TEXT NOT NULL,
+    hardware TEXT NOT NULL,
+    status TEXT NOT NULL,
+    deleted_at TEXT NOT NULL
+);
 """
 
 
@@ -124,7 +141,7 @@ class MeasurementStore:
         self.path = Path(path)
         self.read_only = read_only
         if read_only:
-            self._db = _connect_read_only(self.path)
+            self._db = connect_read_only(self.path)
         else:
             if self.path.parent and not self.path.parent.exists():
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -159,6 +176,10 @@ class MeasurementStore:
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         elif version < SCHEMA_VERSION:
             self._migrate()
+        if self.store_id() is None:
+            self._db.execute(
+                "INSERT OR IGNORE INTO meta(key, value) VALUES ('store_id', ?)", (uuid.uuid4().hex,)
+            )
         self._columns = self._stored_columns()
 
     def _stored_columns(self) -> frozenset[str]:
@@ -247,19 +268,69 @@ class MeasurementStore:
 
     def delete_rows(self, run_keys: list[str]) -> list[str]:
         """Delete the rows of ``run_keys`` in one transaction; returns the keys that were not
-        stored. Graphs stay (other rows may share them)."""
+        stored. Graphs stay (other rows may share them). Each deleted row leaves a tombstone
+        (its id, key, hardware and status): a predictor fitted before knows it rested on it
+        (:meth:`deleted_count`)."""
+        self._writable()
         missing: list[str] = []
+        now = datetime.now(UTC).isoformat()
         self._db.execute("BEGIN IMMEDIATE")
         try:
             for key in run_keys:
-                cursor = self._db.execute("DELETE FROM measurements WHERE run_key = ?", (key,))
-                if cursor.rowcount == 0:
+                found = self._db.execute(
+                    "SELECT id, hardware, status FROM measurements WHERE run_key = ?", (key,)
+                ).fetchone()
+                if found is None:
                     missing.append(key)
+                    continue
+                self._db.execute(
+                    "INSERT OR REPLACE INTO deleted(row_id, run_key, hardware, status, deleted_at)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (found[0], key, found[1], found[2], now),
+                )
+                self._db.execute("DELETE FROM measurements WHERE id = ?", (found[0],))
             self._db.execute("COMMIT")
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
         return missing
+
+    def _has(self, table: str) -> bool:
+        found = self._db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
+        ).fetchone()
+        return found is not None
+
+    def store_id(self) -> str | None:
+        """This store's identity (a random id written when a writer first opened it; None for a
+        store no writer of this joulecast has opened): a predictor records the store it was
+        fitted on, so that the rows it rested on can be traced."""
+        if not self._has("meta"):
+            return None
+        found = self._db.execute("SELECT value FROM meta WHERE key = 'store_id'").fetchone()
+        return str(found[0]) if found else None
+
+    def max_row_id(self) -> int:
+        """The largest row id ever given (ids are never reused): rows with an id up to this
+        were all in the store or already deleted when it was read."""
+        if self._has("sqlite_sequence"):
+            found = self._db.execute(
+                "SELECT seq FROM sqlite_sequence WHERE name = 'measurements'"
+            ).fetchone()
+            if found is not None:
+                return int(found[0])
+        return int(self._db.execute("SELECT COALESCE(MAX(id), 0) FROM measurements").fetchone()[0])
+
+    def deleted_count(self, hardware: str, up_to_row_id: int, status: str = "ok") -> int:
+        """Rows of ``hardware`` with an id up to ``up_to_row_id`` deleted since (tombstones)."""
+        if not self._has("deleted"):
+            return 0
+        return int(
+            self._db.execute(
+                "SELECT COUNT(*) FROM deleted WHERE hardware = ? AND row_id <= ? AND status = ?",
+                (hardware, up_to_row_id, status),
+            ).fetchone()[0]
+        )
 
     def put_row(self, row: Row, trace: tuple[TraceSample, ...] = ()) -> None:
         self.put_rows([(row, trace)])
@@ -304,7 +375,7 @@ class MeasurementStore:
             yield asdict(row)
 
 
-def _connect_read_only(path: Path) -> sqlite3.Connection:
+def connect_read_only(path: Path) -> sqlite3.Connection:
     """A connection that never writes to ``path`` nor creates files next to it.
 
     A WAL database opened with ``mode=ro`` still needs its ``-shm`` (and creates ``-wal``)

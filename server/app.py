@@ -25,11 +25,13 @@ from server.core import EstimatorCore, FitFn, Registry
 from server.generated import estimator_pb2 as pb
 from server.generated import estimator_pb2_grpc as pb_grpc
 from server.profiling import ProfilePool
+from server.row_budget import RowBudget
 from server.servicer import CallGate, EnergyEstimatorServicer
 from server.settings import ServerSettings
 
 logger = logging.getLogger(__name__)
 
+LAYER_SUM_MODULES = ("estimator.layerwise.model",)
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["EnergyEstimator"].full_name
 """``joulecast.v1.EnergyEstimator``"""
 
@@ -91,16 +93,21 @@ def serve(
     ``estimator.service.fit_and_publish``.
     """
     raise_fd_limit()
+    if registry is None:
+        registry = default_registry(settings.artifacts_dir)
     pool = None
     if settings.profile_workers != 0:
+        uses_layer_sum = getattr(registry, "uses_layer_sum", None)
         pool = ProfilePool(
             GraphLimits(max_bytes=settings.max_graph_bytes),
             workers=settings.profile_workers,
             deadline_s=settings.profile_deadline_s,
+            layer_deadline_s=settings.layer_deadline_s,
             memory_bytes=settings.profile_memory_bytes,
+            # xgboost and the layer-sum model's code, imported when a worker starts rather
+            # than by the first request that needs them (a second of CPU, behind a queue)
+            preload=LAYER_SUM_MODULES if uses_layer_sum is not None and uses_layer_sum() else (),
         )
-    if registry is None:
-        registry = default_registry(settings.artifacts_dir)
     core = EstimatorCore(
         registry,
         artifacts_dir=settings.artifacts_dir,
@@ -108,10 +115,11 @@ def serve(
         graph_limits=GraphLimits(max_bytes=settings.max_graph_bytes),
         max_row_graph_bytes=settings.max_row_graph_bytes,
         max_rows_per_call=settings.max_rows_per_call,
+        row_budget=RowBudget(settings.max_row_field_bytes, settings.max_call_bytes),
         profile_cache_size=settings.profile_cache_size,
         answer_cache_size=settings.answer_cache_size,
         fit=fit,
-        profiler=pool.profile if pool is not None else None,
+        pool=pool,
     )
     options = [
         ("grpc.max_receive_message_length", settings.max_message_bytes),
@@ -137,6 +145,8 @@ def serve(
             max_streams=settings.streams_limit,
             idle_s=settings.stream_idle_s,
             total_s=settings.stream_total_s,
+            min_rate_bytes_s=settings.stream_min_rate_bytes_s,
+            rate_grace_s=settings.stream_rate_grace_s,
         ),
     )
     pb_grpc.add_EnergyEstimatorServicer_to_server(servicer, server)

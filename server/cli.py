@@ -14,19 +14,22 @@ import logging
 import signal
 import stat
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from joulecast.carbon import J_PER_KWH
 from joulecast.errors import InvalidArgument
 from server.cli_predict import DEFAULT_SERVER, add_local_args
-from server.client_results import MeasurementsReply, PredictionReply
+from server.client_results import MeasurementsReply, PredictionReply, RetrainReply
 from server.measurements import RowVerdict
 from server.settings import DEFAULT_ARTIFACTS, ServerSettings, read_token
 
 logger = logging.getLogger(__name__)
 
 ROWS_PER_CALL = 5000
+BYTES_PER_CALL = 32 * 1024 * 1024
+"""Half the server's default byte budget of one AddMeasurements call."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -49,7 +52,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--profile-deadline-s", type=float, default=4.0, help="longest one profile may take"
     )
     p.add_argument(
+        "--layer-deadline-s",
+        type=float,
+        default=8.0,
+        help="longest one layer-sum job (a graph's per-node records and their prediction) may take",
+    )
+    p.add_argument(
         "--stream-idle-s", type=float, default=10.0, help="longest wait for a stream's next message"
+    )
+    p.add_argument(
+        "--stream-min-rate",
+        type=float,
+        default=256 * 1024,
+        metavar="BYTES_PER_S",
+        help="bytes a request stream must bring per second of waiting, after 5 s (256 KiB)",
+    )
+    p.add_argument(
+        "--max-call-bytes",
+        type=int,
+        default=64 * 1024 * 1024,
+        help="most bytes (row text and graphs) one AddMeasurements call may send (64 MiB)",
+    )
+    p.add_argument(
+        "--max-row-field-bytes",
+        type=int,
+        default=16 * 1024,
+        help="longest text field of a row sent to AddMeasurements, UTF-8 bytes (16 KiB)",
     )
     p.set_defaults(func=cmd_serve)
 
@@ -202,7 +230,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         tls_key=args.tls_key,
         profile_workers=args.profile_workers,
         profile_deadline_s=args.profile_deadline_s,
+        layer_deadline_s=args.layer_deadline_s,
         stream_idle_s=args.stream_idle_s,
+        max_call_bytes=args.max_call_bytes,
+        stream_min_rate_bytes_s=args.stream_min_rate,
+        max_row_field_bytes=args.max_row_field_bytes,
     )
     running, port = serve(settings)
 
@@ -389,6 +421,29 @@ def _format_footprint(result: PredictionReply) -> list[str]:
 # -- add-measurements, retrain, predictors -------------------------------------------------
 
 
+def _batches(rows: list, graphs: dict[str, bytes | None]) -> Iterator[tuple[int, list]]:
+    """(index of the first row, rows) of each call: at most :data:`ROWS_PER_CALL` rows and
+    about :data:`BYTES_PER_CALL` bytes (a graph counted once per call, as it is sent once), so
+    that a large store stays inside the server's byte budget per call."""
+    start, batch, size, sent = 0, [], 0, set()
+
+    def cost(row: Any) -> int:
+        text = sum(len(v) for v in dataclasses.astuple(row) if isinstance(v, str))
+        new_graph = row.graph_sha256 and row.graph_sha256 not in sent
+        return 256 + text + (len(graphs.get(row.graph_sha256) or b"") if new_graph else 0)
+
+    for n, row in enumerate(rows):
+        if batch and (len(batch) >= ROWS_PER_CALL or size + cost(row) > BYTES_PER_CALL):
+            yield start, batch
+            start, batch, size, sent = n, [], 0, set()
+        size += cost(row)
+        batch.append(row)
+        if row.graph_sha256:
+            sent.add(row.graph_sha256)
+    if batch:
+        yield start, batch
+
+
 def cmd_add_measurements(args: argparse.Namespace) -> int:
     from joulecast.store import MeasurementStore, check_store_file
 
@@ -401,8 +456,7 @@ def cmd_add_measurements(args: argparse.Namespace) -> int:
     accepted = rejected = 0
     results: list[RowVerdict] = []
     with _client(args) as client:
-        for start in range(0, len(rows), ROWS_PER_CALL):
-            batch = rows[start : start + ROWS_PER_CALL]
+        for start, batch in _batches(rows, graphs):
             reply = client.add_measurements(
                 (r, graphs.get(r.graph_sha256) if r.graph_sha256 else None) for r in batch
             )
@@ -419,14 +473,21 @@ def cmd_add_measurements(args: argparse.Namespace) -> int:
     return 0 if rejected == 0 else 1
 
 
+def _retrained(result: RetrainReply) -> str:
+    if not result.version:  # retired: its version rested on deleted rows
+        return f"{result.hardware}: {result.selected}"
+    return f"{result.hardware}: version {result.version} now serves ({result.selected})"
+
+
 def cmd_retrain(args: argparse.Namespace) -> int:
     with _client(args) as client:
         result = client.retrain(args.hardware, timeout_s=None)
     if args.json:
         print(json.dumps(result.as_dict(), indent=2))
     else:
-        print(f"{result.hardware}: version {result.version} now serves ({result.selected})")
-        print(json.dumps(result.scores, indent=2))
+        print(_retrained(result))
+        if result.version:
+            print(json.dumps(result.scores, indent=2))
     return 0
 
 
@@ -437,8 +498,7 @@ def cmd_delete_measurements(args: argparse.Namespace) -> int:
         for key in result.missing:
             print(f"  not stored: {key}")
         if args.retrain:
-            retrained = client.retrain(args.retrain, timeout_s=None)
-            print(f"{retrained.hardware}: version {retrained.version} now serves")
+            print(_retrained(client.retrain(args.retrain, timeout_s=None)))
     return 0 if not result.missing else 1
 
 

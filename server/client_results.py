@@ -107,7 +107,8 @@ class MeasurementsReply:
 
 @dataclass(frozen=True)
 class RetrainReply:
-    """Retrain: the version now serving, its selection (``train=..., test=...``) and CV scores."""
+    """Retrain: the version now serving, its selection (``train=..., test=...``) and CV scores;
+    ``version`` empty when the hardware is no longer served (``selected`` says why)."""
 
     hardware: str
     version: str

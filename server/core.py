@@ -12,6 +12,7 @@ each call's accepted rows are committed in one transaction before the call retur
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import math
 import sqlite3
@@ -29,30 +30,36 @@ from joulecast.carbon import (
     grid_intensity,
     phase_footprint,
 )
-from joulecast.errors import FailedPrecondition, InvalidArgument, JoulecastError, ResourceLimit
-from joulecast.graph import GraphLimits, GraphProfile, profile_graph, profile_nodes
+from joulecast.errors import (
+    Cancelled,
+    FailedPrecondition,
+    InvalidArgument,
+    JoulecastError,
+    ResourceLimit,
+)
+from joulecast.graph import GraphLimits, GraphProfile, profile_graph
+from joulecast.hardware_name import check_hardware_name, check_hardware_query
 from joulecast.measurement import check_row
 from joulecast.store import MeasurementStore
+from server.cancel import CallCancel
 from server.measurements import IncomingRow, RowVerdict, graph_sha256
+from server.row_budget import TRIM_AFTER_BYTES, CallSpending, RowBudget, trim
 
 if TYPE_CHECKING:
     from estimator.description import PredictorDescription
+    from server.profiling import ProfilePool
 
 logger = logging.getLogger(__name__)
 
-MAX_HARDWARE_NAME = 200
 MAX_RUN_KEY = 1000
-
-
-def check_hardware_length(hardware: str | None) -> None:
-    if hardware is not None and len(hardware) > MAX_HARDWARE_NAME:
-        raise InvalidArgument(f"hardware name is longer than {MAX_HARDWARE_NAME} characters")
 
 
 class Registry(Protocol):
     """What the core needs of ``estimator.service.PredictorRegistry``. A registry may also
     have ``serving(hardware) -> object``, the loaded version that answers for ``hardware``
-    (the same object until a reload): the core then caches answers (:class:`_AnswerCache`)."""
+    (the same object until a reload): the core then caches answers (:class:`_AnswerCache`);
+    and ``deleted_under(hardware, store) -> int`` with ``retire(hardware) -> str``: a retrain
+    that cannot fit then stops serving a version that rested on deleted rows."""
 
     @property
     def default_hardware(self) -> str | None: ...
@@ -91,7 +98,8 @@ class PredictQuery:
         if not self.onnx_model:
             raise InvalidArgument("onnx_model is empty: send a serialised ONNX graph")
         check_counts(self.batch_size, self.samples, self.epochs, self.observed_gpu_util)
-        check_hardware_length(self.hardware)
+        if self.hardware is not None:
+            check_hardware_query(self.hardware)
         check_price(self.price_per_kwh)
         limit = self.power_limit_w
         if limit is not None and not (
@@ -116,6 +124,9 @@ class PredictResult:
 
 @dataclass(frozen=True)
 class RetrainResult:
+    """What a retrain did. ``version`` is empty when the hardware is no longer served (its
+    version rested on deleted rows and no new one could be fitted: ``selected`` says why)."""
+
     hardware: str
     version: str
     selected: str
@@ -189,12 +200,43 @@ class _AnswerCache:
                 self._items.popitem(last=False)
 
 
+class _LayerModels:
+    """The files of the layer-sum models served, by model object, with a content key: a worker
+    is sent a model once and then named it by key (the files of the shipped model weigh 8 MB).
+    Kept for the few most recent models (one per version serving)."""
+
+    def __init__(self, size: int = 4) -> None:
+        self._size = size
+        self._items: OrderedDict[int, tuple[object, str, dict[str, bytes]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def files(self, model: Any) -> tuple[str, Callable[[], dict[str, bytes]]]:
+        with self._lock:
+            found = self._items.get(id(model))
+            if found is not None and found[0] is model:
+                self._items.move_to_end(id(model))
+                files = found[2]
+                return found[1], lambda: files
+        produced = model.to_files()
+        digest = hashlib.sha256()
+        for name in sorted(produced):
+            digest.update(name.encode() + b"\0" + hashlib.sha256(produced[name]).digest())
+        key = digest.hexdigest()[:16]
+        with self._lock:
+            self._items[id(model)] = (model, key, produced)
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+        return key, lambda: produced
+
+
 class EstimatorCore:
     """Profiles graphs and answers predictions from ``registry``; stores rows in ``db_path``
     and retrains with ``fit`` (``estimator.service.fit_and_publish`` by default).
 
-    ``profiler`` profiles one graph's bytes: the server passes its worker pool
-    (:class:`server.profiling.ProfilePool`); by default the profiler runs in the calling thread.
+    ``pool`` (:class:`server.profiling.ProfilePool`, what the server passes) profiles graphs
+    and answers layer-sum's per-node predictions in worker processes, under deadlines, stopped
+    when the call's ``cancel`` says its caller left; without one, ``profiler`` (by default the
+    profiler itself) and the per-node path run in the calling thread (tests of the core).
     Answers are cached (``answer_cache_size``) only when the registry has ``serving(hardware)``
     (the loaded version, see :class:`_AnswerCache`); otherwise every request asks the registry.
     """
@@ -208,10 +250,12 @@ class EstimatorCore:
         graph_limits: GraphLimits | None = None,
         max_row_graph_bytes: int = 4 * 1024 * 1024,
         max_rows_per_call: int = 20_000,
+        row_budget: RowBudget | None = None,
         profile_cache_size: int = 256,
         answer_cache_size: int = 1024,
         fit: FitFn | None = None,
         profiler: Callable[[bytes], GraphProfile] | None = None,
+        pool: ProfilePool | None = None,
     ) -> None:
         self._registry = registry
         self._artifacts_dir = Path(artifacts_dir)
@@ -219,28 +263,70 @@ class EstimatorCore:
         self._limits = graph_limits or GraphLimits()
         self._max_row_graph_bytes = max_row_graph_bytes
         self._max_rows = max_rows_per_call
+        self._row_budget = row_budget or RowBudget()
         self._cache = _ProfileCache(profile_cache_size)
         self._answers = _AnswerCache(answer_cache_size)
         self._serving: Callable[[str | None], object] | None = getattr(registry, "serving", None)
         self._fit = fit
+        self._pool = pool
         self._profiler = profiler or (lambda data: profile_graph(data, self._limits))
+        self._layer_models = _LayerModels()
         self._write_lock = threading.Lock()
         self._retrain_lock = threading.Lock()
 
     # -- predict ---------------------------------------------------------------------------
 
-    def profile(self, onnx_model: bytes) -> GraphProfile:
+    def profile(self, onnx_model: bytes, cancel: CallCancel | None = None) -> GraphProfile:
         """The profile of one graph (cached by content hash)."""
-        return self._profile(graph_sha256(onnx_model), onnx_model)
+        return self._profile(graph_sha256(onnx_model), onnx_model, cancel)
 
-    def _profile(self, sha: str, onnx_model: bytes) -> GraphProfile:
+    def _profile(
+        self, sha: str, onnx_model: bytes, cancel: CallCancel | None = None
+    ) -> GraphProfile:
         found = self._cache.get(sha)
         if found is None:
-            found = self._profiler(onnx_model)
+            if self._pool is not None:
+                found = self._pool.profile(onnx_model, cancel)
+            else:
+                found = self._profiler(onnx_model)
             self._cache.put(sha, found)
         return found
 
-    def _prediction(self, sha: str, profile: GraphProfile, query: PredictQuery) -> Any:
+    def _layer_answer(
+        self, onnx_model: bytes, cancel: CallCancel | None
+    ) -> Callable[[Any, int], Any]:
+        """One forward pass of ``onnx_model`` by a layer-sum model: in the worker pool (the
+        per-node records of a graph of 49,000 nodes and their prediction never run in the
+        server), or in this thread when there is no pool."""
+        if self._pool is None:
+            from estimator.service import in_process_layer_answer
+
+            return in_process_layer_answer(onnx_model, self._limits)
+        pool = self._pool
+
+        def answer(model: Any, batch_size: int) -> Any:
+            from estimator.layerwise import LayerAnswer
+
+            key, files = self._layer_models.files(model)
+            found = pool.layer_sum(onnx_model, key, files, batch_size, cancel)
+            return LayerAnswer(
+                energy_j=float(found["energy_j"]),
+                low_j=float(found["low_j"]),
+                high_j=float(found["high_j"]),
+                duration_s=float(found["duration_s"]),
+                warnings=tuple(str(w) for w in found.get("warnings", ())),
+                by_op_j={str(k): float(v) for k, v in dict(found.get("by_op_j", {})).items()},
+            )
+
+        return answer
+
+    def _prediction(
+        self,
+        sha: str,
+        profile: GraphProfile,
+        query: PredictQuery,
+        cancel: CallCancel | None = None,
+    ) -> Any:
         """The registry's prediction for ``query``, from the answer cache when it holds one
         computed by the version serving now."""
         hardware = query.hardware or None
@@ -266,27 +352,30 @@ class EstimatorCore:
             epochs=query.epochs,
             hardware=hardware,
             observed_gpu_util=util,
-            nodes=lambda: profile_nodes(query.onnx_model, self._limits),
+            layer_answer=self._layer_answer(query.onnx_model, cancel),
             **({} if query.power_limit_w is None else {"power_limit_w": query.power_limit_w}),
         )
         if serving is not None:
             self._answers.put(key, serving, prediction)
         return prediction
 
-    def predict(self, query: PredictQuery) -> PredictResult:
+    def predict(self, query: PredictQuery, cancel: CallCancel | None = None) -> PredictResult:
+        """The answer to ``query``; ``cancel`` stops its work when the caller goes away."""
         query.check()
         grid = grid_intensity(query.region) if query.region is not None else None
         sha = graph_sha256(query.onnx_model)
-        profile = self._profile(sha, query.onnx_model)
-        prediction = self._prediction(sha, profile, query)
+        profile = self._profile(sha, query.onnx_model, cancel)
+        prediction = self._prediction(sha, profile, query, cancel)
+        _require_finite(prediction)
         warnings = tuple(dict.fromkeys((*profile.warnings, *prediction.warnings)))
         if grid is None and query.price_per_kwh is None:
             return PredictResult(profile=profile, prediction=prediction, warnings=warnings)
+        price = check_price(query.price_per_kwh)
         footprints = tuple(
             (
                 phase,
                 phase_footprint(
-                    est.energy_j, est.energy_low_j, est.energy_high_j, grid, query.price_per_kwh
+                    est.energy_j, est.energy_low_j, est.energy_high_j, grid, price, phase
                 ),
             )
             for phase in ("train", "test")
@@ -302,7 +391,7 @@ class EstimatorCore:
             prediction=prediction,
             warnings=warnings,
             grid=grid,
-            price_per_kwh=query.price_per_kwh,
+            price_per_kwh=price,
             footprints=footprints,
         )
 
@@ -322,19 +411,30 @@ class EstimatorCore:
             raise FailedPrecondition("this server has no measurement store (start it with --db)")
         return MeasurementStore(self._db_path)
 
-    def add_measurements(self, rows: Iterable[IncomingRow]) -> list[RowVerdict]:
+    def add_measurements(
+        self, rows: Iterable[IncomingRow], cancel: CallCancel | None = None
+    ) -> list[RowVerdict]:
         """Check every row, then commit the good ones in one transaction.
 
         A verdict says ``accepted`` only for a row that is committed when this returns; a call
         that fails half-way (a bad stream, a crash) commits nothing.
         """
         store = self._store()
+        spending = CallSpending(self._row_budget)
         try:
-            return self._add(store, rows)
+            return self._add(store, rows, spending, cancel)
         finally:
             store.close()
+            if spending.spent_bytes > TRIM_AFTER_BYTES:
+                trim()
 
-    def _add(self, store: MeasurementStore, rows: Iterable[IncomingRow]) -> list[RowVerdict]:
+    def _add(
+        self,
+        store: MeasurementStore,
+        rows: Iterable[IncomingRow],
+        spending: CallSpending,
+        cancel: CallCancel | None = None,
+    ) -> list[RowVerdict]:
         verdicts: dict[int, RowVerdict] = {}
         good: list[IncomingRow] = []
         graphs: dict[str, bytes] = {}  # sent in this call
@@ -343,14 +443,17 @@ class EstimatorCore:
         for n, item in enumerate(rows):
             if n >= self._max_rows:
                 raise ResourceLimit(f"more than {self._max_rows} rows in one call; send batches")
+            spending.spend(item)
             try:
-                item = self._check_incoming(item, graphs, store)
+                item = self._check_incoming(item, graphs, store, cancel)
                 if item.row.run_key in keys:
                     raise InvalidArgument(
                         f"run_key {item.row.run_key!r} appears twice in this call"
                     )
                 if item.row.run_key in stored_ok:
                     raise InvalidArgument(f"run_key {item.row.run_key!r} is already stored")
+            except Cancelled:
+                raise  # nobody waits for the verdicts: the call stops, nothing is stored
             except JoulecastError as exc:
                 verdicts[item.index] = RowVerdict(item.index, item.row.run_key, False, str(exc))
                 continue
@@ -375,7 +478,11 @@ class EstimatorCore:
         return [verdicts[k] for k in sorted(verdicts)]
 
     def _check_incoming(
-        self, item: IncomingRow, graphs: dict[str, bytes], store: MeasurementStore
+        self,
+        item: IncomingRow,
+        graphs: dict[str, bytes],
+        store: MeasurementStore,
+        cancel: CallCancel | None = None,
     ) -> IncomingRow:
         row = item.row
         if item.graph is not None:
@@ -390,7 +497,7 @@ class EstimatorCore:
                     f"graph_sha256 {row.graph_sha256} does not match the graph ({sha})"
                 )
             if sha not in graphs:
-                self.profile(item.graph)  # the estimator must be able to featurize it
+                self.profile(item.graph, cancel)  # the estimator must be able to featurize it
                 graphs[sha] = item.graph
             row = dataclasses.replace(row, graph_sha256=sha)
         elif (
@@ -431,7 +538,7 @@ class EstimatorCore:
         it in. One retrain at a time; predictions keep using the old version meanwhile."""
         if not hardware:
             raise InvalidArgument("hardware is empty: name the hardware to retrain")
-        check_hardware_length(hardware)
+        check_hardware_name(hardware)  # before the store is read or anything fitted
         if self._db_path is None:
             raise FailedPrecondition("this server has no measurement store (start it with --db)")
         if not self._retrain_lock.acquire(blocking=False):
@@ -439,7 +546,13 @@ class EstimatorCore:
         try:
             fit = self._fit or _default_fit()
             logger.info("retraining %s from %s", hardware, self._db_path)
-            described = fit(self._db_path, hardware, self._artifacts_dir)
+            try:
+                described = fit(self._db_path, hardware, self._artifacts_dir)
+            except JoulecastError as exc:
+                retired = self._retire_if_deleted(hardware, exc)
+                if retired is None:
+                    raise
+                return retired
             version = self._registry.reload(hardware)
             logger.info("retrained %s: version %s now serves", hardware, version)
             return RetrainResult(
@@ -450,6 +563,48 @@ class EstimatorCore:
             )
         finally:
             self._retrain_lock.release()
+
+    def _retire_if_deleted(self, hardware: str, failure: JoulecastError) -> RetrainResult | None:
+        """After a failed fit: when the version serving ``hardware`` rested on rows deleted
+        since (all of them, or enough that no new version could be fitted), it must not go on
+        answering; it is retired and the answer says so. None when nothing was deleted under
+        it (the failure is then the caller's answer, and the version keeps serving)."""
+        deleted_under = getattr(self._registry, "deleted_under", None)
+        retire = getattr(self._registry, "retire", None)
+        if deleted_under is None or retire is None or self._db_path is None:
+            return None
+        deleted = deleted_under(hardware, self._db_path)
+        if not deleted:
+            return None
+        version = retire(hardware)
+        reason = " ".join(str(failure).split())[:300]
+        return RetrainResult(
+            hardware=hardware,
+            version="",
+            selected=(
+                f"not served any more: version {version} rested on {deleted} row(s) deleted "
+                f"since, and no new version could be fitted ({reason})"
+            ),
+            scores={},
+        )
+
+
+_PHASE_NUMBERS = ("energy_j", "energy_low_j", "energy_high_j", "duration_s", "power_w")
+
+
+def _require_finite(prediction: Any) -> None:
+    """A finite question gets finite answers: a phase whose numbers left the double range (a
+    run of 10^12 samples for 10^5 epochs of a huge graph) is refused with the reason, never
+    answered ``inf``."""
+    for phase in ("train", "test"):
+        estimate = getattr(prediction, phase, None)
+        for name in _PHASE_NUMBERS:
+            value = getattr(estimate, name, None)
+            if value is not None and not math.isfinite(value):
+                raise InvalidArgument(
+                    f"the {phase} phase's {name} exceeds the range of a double (about 1.8e308);"
+                    " ask with a smaller sample or epoch count"
+                )
 
 
 def _default_fit() -> FitFn:

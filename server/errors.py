@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import grpc
 
 from joulecast.errors import (
+    Cancelled,
     FailedPrecondition,
     InvalidArgument,
     JoulecastError,
@@ -36,6 +37,8 @@ STATUS_OF: tuple[tuple[type[JoulecastError], grpc.StatusCode], ...] = (
     (NotFound, grpc.StatusCode.NOT_FOUND),
     (FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION),
     (Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
+    # The caller left or its deadline passed: its work was stopped (nobody reads this).
+    (Cancelled, grpc.StatusCode.CANCELLED),
 )
 
 F = TypeVar("F", bound=Callable[..., Any])

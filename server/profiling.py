@@ -1,11 +1,18 @@
-"""Profiling in a small pool of worker processes, each profile under a deadline.
+"""Work on uploaded graphs in a small pool of worker processes, each job under a deadline.
 
 Why processes: the profiler is pure Python under the GIL, so threads use one core; and a
 pathological graph (2^k nested function calls, a shape vector doubled at every step) can hold a
 CPU for minutes or grow to gigabytes. Here such a graph costs one worker: past the deadline, or
 when the worker dies or runs out of its capped memory, the worker is killed and replaced, and
 the caller gets RESOURCE_EXHAUSTED. The server process only ever holds the graph's bytes and
-the small JSON profile that comes back. The profile cache stays in the server (``server.core``).
+the small JSON answer that comes back. Two jobs: a graph's profile, and a layer-sum answer
+(per-node records and their prediction, for a hardware served by layer-sum). The profile cache
+stays in the server (``server.core``).
+
+Two more bounds keep the pool for everyone. A job whose caller went away (cancelled, gone,
+past its deadline: :class:`server.cancel.CallCancel`) stops: a waiting one gives up, a running
+one's worker is killed and replaced. And large graphs (more than ``light_bytes``) may hold all
+workers but one, so that a flood of them never makes an ordinary graph wait behind it.
 """
 
 from __future__ import annotations
@@ -22,9 +29,11 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from joulecast.errors import (
+    Cancelled,
     FailedPrecondition,
     InvalidArgument,
     JoulecastError,
@@ -32,7 +41,15 @@ from joulecast.errors import (
     ResourceLimit,
 )
 from joulecast.graph import GraphLimits, GraphProfile
-from server.profile_worker import HEADER, INT64_MAX
+from server.cancel import CallCancel
+from server.profile_worker import (
+    HEADER,
+    INT64_MAX,
+    INTERRUPT,
+    JOB_LAYER_SUM,
+    JOB_PROFILE,
+    LAYER_HEADER,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +84,17 @@ class ProfilerBug(RuntimeError):
 
 class WorkerGone(RuntimeError):
     """The worker died or stopped answering mid-job."""
+
+
+class CallerGone(RuntimeError):
+    """The job's caller went away while its worker worked."""
+
+
+POLL_S = 0.05
+"""How often a waiting job looks whether its caller is still there, in seconds."""
+STOP_WAIT_S = 2.0
+"""How long a stopped job's worker has to answer before it is killed, in seconds (a job in
+C code, a protobuf parse or a model call, answers when that returns)."""
 
 
 def default_workers() -> int:
@@ -112,7 +140,13 @@ def profile_from_json(data: dict) -> GraphProfile:
 class _Worker:
     """One worker process and its two pipes."""
 
-    def __init__(self, limits: GraphLimits, memory_bytes: int, start_timeout_s: float) -> None:
+    def __init__(
+        self,
+        limits: GraphLimits,
+        memory_bytes: int,
+        start_timeout_s: float,
+        preload: tuple[str, ...] = (),
+    ) -> None:
         env = dict(os.environ)
         env.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
         self.proc = subprocess.Popen(
@@ -123,6 +157,7 @@ class _Worker:
                 str(ROOT),
                 json.dumps(dataclasses.asdict(limits)),
                 str(memory_bytes),
+                json.dumps(list(preload)),
             ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -130,6 +165,8 @@ class _Worker:
             close_fds=True,
         )
         self.jobs = 0
+        self.models: set[str] = set()
+        """Keys of the layer-sum models this worker holds (it says so with every answer)."""
         ready = self._read_frame(time.monotonic() + start_timeout_s)
         if json.loads(ready) != {"ready": True}:
             self.kill()
@@ -139,8 +176,11 @@ class _Worker:
     def pid(self) -> int:
         return self.proc.pid
 
-    def _read_exact(self, size: int, deadline: float, up_to: int = 0) -> bytes:
-        """``size`` bytes at least (up to ``up_to`` if larger, when already written)."""
+    def _read_exact(
+        self, size: int, deadline: float, up_to: int = 0, cancel: CallCancel | None = None
+    ) -> bytes:
+        """``size`` bytes at least (up to ``up_to`` if larger, when already written); looks at
+        ``cancel`` every :data:`POLL_S` while it waits."""
         fd = self.proc.stdout.fileno()  # type: ignore[union-attr]
         parts: list[bytes] = []
         left = size
@@ -149,9 +189,12 @@ class _Worker:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise TimeoutError
-            readable, _, _ = select.select([fd], [], [], remaining)
+            wait = remaining if cancel is None else min(remaining, POLL_S)
+            readable, _, _ = select.select([fd], [], [], wait)
             if not readable:
-                raise TimeoutError
+                if cancel is not None and cancel.is_set():
+                    raise CallerGone
+                continue
             chunk = os.read(fd, min(most, 1 << 20))
             if not chunk:
                 raise WorkerGone("the profiling worker exited")
@@ -160,38 +203,57 @@ class _Worker:
             most -= len(chunk)
         return b"".join(parts)
 
-    def _read_frame(self, deadline: float) -> bytes:
+    def _read_frame(self, deadline: float, cancel: CallCancel | None = None) -> bytes:
         """One answer: its header and, when the worker wrote them together (it does, and it
         writes nothing else until the next job), its payload in the same read."""
-        first = self._read_exact(HEADER.size, deadline, up_to=1 << 16)
+        first = self._read_exact(HEADER.size, deadline, up_to=1 << 16, cancel=cancel)
         (size,) = HEADER.unpack_from(first)
         payload = first[HEADER.size :]
         if len(payload) > size:
             raise WorkerGone("the profiling worker wrote past its answer")
         if len(payload) == size:
             return payload
-        return payload + self._read_exact(size - len(payload), deadline)
+        return payload + self._read_exact(size - len(payload), deadline, cancel=cancel)
 
-    def _send(self, data: bytes) -> None:
+    def _send(self, parts: list[bytes]) -> None:
         """The frame in one ``writev`` (the buffered pipe wrote the 8-byte header and the graph
         in two calls: each let go of the GIL and woke the worker, for about 40 µs of the
         server's CPU a job with 8 threads asking at once)."""
         fd = self.proc.stdin.fileno()  # type: ignore[union-attr]
-        header = HEADER.pack(len(data))
-        sent = os.writev(fd, [header, data])
-        if sent < len(header) + len(data):  # a signal cut a long write short
-            rest = memoryview(header + data)[sent:]
+        total = sum(len(p) for p in parts)
+        frame = [HEADER.pack(total), *parts]
+        sent = os.writev(fd, frame)
+        if sent < total + HEADER.size:  # a signal cut a long write short
+            rest = memoryview(b"".join(frame))[sent:]
             while rest:
                 rest = rest[os.write(fd, rest) :]
 
-    def ask(self, data: bytes, deadline: float) -> dict:
-        """Send one graph and wait for its answer until ``deadline`` (monotonic seconds)."""
+    def ask(self, parts: list[bytes], deadline: float, cancel: CallCancel | None = None) -> dict:
+        """Send one job (its payload in ``parts``) and wait for the answer until ``deadline``
+        (monotonic seconds), or until ``cancel`` says nobody waits for it (CallerGone)."""
         try:
-            self._send(data)
+            self._send(parts)
         except (BrokenPipeError, OSError, ValueError) as exc:
             raise WorkerGone("the profiling worker exited") from exc
         self.jobs += 1
-        return json.loads(self._read_frame(deadline))
+        reply = json.loads(self._read_frame(deadline, cancel))
+        if isinstance(reply, dict):
+            self.models = set(reply.pop("models", None) or ())
+        return reply
+
+    def interrupt(self, wait_s: float) -> dict | None:
+        """Stop the running job (:data:`server.profile_worker.INTERRUPT`) and read its answer
+        (a ``Cancelled`` one, or the real one if the job had just finished); None when the
+        worker does not answer within ``wait_s`` (then it must be killed)."""
+        try:
+            os.kill(self.pid, INTERRUPT)
+            reply = json.loads(self._read_frame(time.monotonic() + wait_s))
+        except (OSError, TimeoutError, WorkerGone, ValueError):
+            return None
+        if not isinstance(reply, dict):
+            return None
+        self.models = set(reply.pop("models", None) or ())
+        return reply
 
     def rss_bytes(self) -> int:
         try:
@@ -210,13 +272,21 @@ class _Worker:
         self.proc.wait()
 
 
-class ProfilePool:
-    """``workers`` processes that profile graphs; :meth:`profile` is thread-safe.
+LayerFiles = Callable[[], dict[str, bytes]]
+"""The files of a layer-sum model (``LayerSum.to_files``), asked for only when a worker lacks
+the model."""
 
-    ``deadline_s``: longest one profile may take; ``memory_bytes``: each worker's address-space
-    cap (``RLIMIT_AS``); ``recycle_rss_bytes``: a worker whose resident memory is above this after
-    a job is replaced (a big graph must not keep its memory); ``wait_s``: longest a call waits
-    for a free worker before RESOURCE_EXHAUSTED.
+
+class ProfilePool:
+    """``workers`` processes that work on graphs; :meth:`profile` and :meth:`layer_sum` are
+    thread-safe.
+
+    ``deadline_s``: longest one profile may take (``layer_deadline_s``: one layer-sum job);
+    ``memory_bytes``: each worker's address-space cap (``RLIMIT_AS``); ``recycle_rss_bytes``: a
+    worker whose resident memory is above this after a job is replaced (a big graph must not
+    keep its memory); ``wait_s``: longest a call waits for a free worker before
+    RESOURCE_EXHAUSTED; ``light_bytes``: graphs up to this size may take any worker, larger
+    ones all but one.
     """
 
     def __init__(
@@ -225,17 +295,26 @@ class ProfilePool:
         *,
         workers: int | None = None,
         deadline_s: float = 4.0,
+        layer_deadline_s: float = 8.0,
         memory_bytes: int = 1536 * MiB,
         recycle_rss_bytes: int = 512 * MiB,
         wait_s: float = 30.0,
         start_timeout_s: float = 60.0,
+        light_bytes: int = 128 * 1024,
+        preload: tuple[str, ...] = (),
     ) -> None:
         self.limits = limits
         self.size = workers or default_workers()
         self.deadline_s = deadline_s
+        self.layer_deadline_s = layer_deadline_s
         self.memory_bytes = memory_bytes
         self.recycle_rss_bytes = recycle_rss_bytes
         self.wait_s = wait_s
+        self.light_bytes = light_bytes
+        self.preload = preload
+        self.interrupted = 0
+        """Jobs stopped with their worker kept (``replaced`` counts the workers killed)."""
+        self._heavy = threading.BoundedSemaphore(max(1, self.size - 1))
         self._start_timeout_s = start_timeout_s
         self._idle: queue.Queue[_Worker] = queue.Queue()
         self._live: set[_Worker] = set()
@@ -253,7 +332,9 @@ class ProfilePool:
         def run() -> None:
             for attempt in range(3):
                 try:
-                    worker = _Worker(self.limits, self.memory_bytes, self._start_timeout_s)
+                    worker = _Worker(
+                        self.limits, self.memory_bytes, self._start_timeout_s, self.preload
+                    )
                 except (WorkerGone, TimeoutError, OSError, ValueError) as exc:
                     logger.error("profiling worker failed to start (try %d): %s", attempt + 1, exc)
                     continue
@@ -298,37 +379,99 @@ class ProfilePool:
         for worker in workers:
             worker.kill()
 
-    # -- profiling -------------------------------------------------------------------------
+    # -- jobs ------------------------------------------------------------------------------
 
-    def profile(self, data: bytes) -> GraphProfile:
+    def profile(self, data: bytes, cancel: CallCancel | None = None) -> GraphProfile:
         """The profile of one graph, or the profiler's refusal; RESOURCE_EXHAUSTED past the
-        deadline, the memory cap, or when no worker frees up within ``wait_s``."""
+        deadline, the memory cap, or when no worker frees up within ``wait_s``; Cancelled
+        when ``cancel`` says the caller went away."""
+        reply = self._job([JOB_PROFILE, data], len(data), self.deadline_s, cancel, "profiling")
+        return profile_from_json(reply)
+
+    def layer_sum(
+        self,
+        data: bytes,
+        model_key: str,
+        files: LayerFiles,
+        batch_size: int,
+        cancel: CallCancel | None = None,
+    ) -> dict:
+        """The layer-sum answer for one forward pass of a graph on ``batch_size`` samples:
+        ``energy_j``, ``low_j``, ``high_j``, ``duration_s``, ``warnings``, ``by_op_j`` (the
+        largest operator types). The model goes to a worker once (by ``model_key``); the
+        per-node records and their prediction never leave the worker."""
+
+        def parts(worker: _Worker) -> list[bytes]:
+            sent = {} if model_key in worker.models else files()
+            header = json.dumps(
+                {
+                    "batch_size": batch_size,
+                    "model": model_key,
+                    "files": [[name, len(body)] for name, body in sent.items()],
+                }
+            ).encode()
+            return [JOB_LAYER_SUM, LAYER_HEADER.pack(len(header)), header, *sent.values(), data]
+
+        reply = self._job(parts, len(data), self.layer_deadline_s, cancel, "layer-sum")
+        for name in ("energy_j", "low_j", "high_j", "duration_s"):
+            if not isinstance(reply.get(name), int | float):
+                raise ProfilerBug(f"layer-sum answer without {name}")
+        return reply
+
+    def _job(
+        self,
+        parts: list[bytes] | Callable[[_Worker], list[bytes]],
+        graph_bytes: int,
+        deadline_s: float,
+        cancel: CallCancel | None,
+        what: str,
+    ) -> dict:
+        """Run one job on a free worker and return its ``ok`` answer (or raise its error)."""
         if self._closed:
             raise FailedPrecondition("the server is shutting down")
-        if len(data) > self.limits.max_bytes:
+        if graph_bytes > self.limits.max_bytes:
             raise ResourceLimit(
-                f"graph is {len(data)} bytes; the limit is {self.limits.max_bytes} bytes"
+                f"graph is {graph_bytes} bytes; the limit is {self.limits.max_bytes} bytes"
             )
+        heavy = graph_bytes > self.light_bytes
+        worker = self._acquire(heavy, cancel)
         try:
-            worker = self._idle.get(timeout=self.wait_s)
-        except queue.Empty:
-            raise ResourceLimit(
-                f"every profiling worker stayed busy for {self.wait_s:g} s; try again"
-            ) from None
-        started = time.monotonic()
-        try:
-            reply = worker.ask(data, started + self.deadline_s)
-        except TimeoutError:
-            self._retire(worker, f"profile ran past {self.deadline_s:g} s")
-            raise ResourceLimit(
-                f"profiling this graph took longer than {self.deadline_s:g} s; refused"
-            ) from None
-        except (WorkerGone, ValueError) as exc:
-            code = worker.proc.poll()
-            self._retire(worker, f"it ended mid-job ({exc}, exit {code})")
-            raise ResourceLimit(
-                "profiling this graph exhausted a worker (memory or a crash); refused"
-            ) from None
+            try:
+                payload = parts(worker) if callable(parts) else parts
+            except BaseException:
+                self._idle.put(worker)
+                raise
+            started = time.monotonic()
+            try:
+                reply = worker.ask(payload, started + deadline_s, cancel)
+            except TimeoutError:
+                self._stop(worker, f"{what} ran past {deadline_s:g} s")
+                raise ResourceLimit(
+                    f"{what} of this graph took longer than {deadline_s:g} s; refused"
+                ) from None
+            except CallerGone:
+                self._stop(worker, f"the caller of its {what} job went away")
+                raise Cancelled(f"the call ended before its {what} did; stopped") from None
+            except (WorkerGone, ValueError, OSError) as exc:
+                code = worker.proc.poll()
+                self._retire(worker, f"it ended mid-job ({exc}, exit {code})")
+                raise ResourceLimit(
+                    f"{what} of this graph exhausted a worker (memory or a crash); refused"
+                ) from None
+            self._release(worker, reply)
+        finally:
+            if heavy:
+                self._heavy.release()
+        if "ok" in reply:
+            return reply["ok"]
+        kind = reply.get("error", "Internal")
+        message = str(reply.get("message", ""))
+        if kind in _KINDS:
+            raise _KINDS[kind](message)
+        raise ProfilerBug(message)
+
+    def _release(self, worker: _Worker, reply: object) -> None:
+        """Back to the idle workers, unless the job left it above ``recycle_rss_bytes``."""
         rss = reply.pop("rss_bytes", None) if isinstance(reply, dict) else None
         if not isinstance(rss, int) or isinstance(rss, bool) or rss <= 0:
             rss = worker.rss_bytes()
@@ -336,10 +479,47 @@ class ProfilePool:
             self._retire(worker, f"resident memory above {self.recycle_rss_bytes >> 20} MiB")
         else:
             self._idle.put(worker)
-        if "ok" in reply:
-            return profile_from_json(reply["ok"])
-        kind = reply.get("error", "Internal")
-        message = str(reply.get("message", ""))
-        if kind in _KINDS:
-            raise _KINDS[kind](message)
-        raise ProfilerBug(message)
+
+    def _stop(self, worker: _Worker, why: str) -> None:
+        """Stop a running job: interrupted, its worker goes back to work (imports and models
+        kept, no new process to start); killed and replaced if it does not answer at once."""
+        reply = worker.interrupt(STOP_WAIT_S)
+        if reply is None:
+            self._retire(worker, f"{why}; it did not stop within {STOP_WAIT_S:g} s")
+            return
+        logger.info("profiling worker %d stopped its job: %s", worker.pid, why)
+        self.interrupted += 1
+        self._release(worker, reply)
+
+    def _acquire(self, heavy: bool, cancel: CallCancel | None) -> _Worker:
+        """A free worker (for a heavy job, first one of the ``size - 1`` heavy places),
+        waiting at most ``wait_s``; Cancelled as soon as the caller is gone."""
+        end = time.monotonic() + self.wait_s
+
+        def wait(take: Callable[[float], object]) -> object:
+            while True:
+                if cancel is not None:
+                    cancel.check()
+                left = end - time.monotonic()
+                if left <= 0:
+                    raise ResourceLimit(
+                        f"every profiling worker stayed busy for {self.wait_s:g} s; try again"
+                    )
+                found = take(min(left, POLL_S) if cancel is not None else left)
+                if found is not None:
+                    return found
+
+        def idle(timeout: float) -> _Worker | None:
+            try:
+                return self._idle.get(timeout=timeout)
+            except queue.Empty:
+                return None
+
+        if heavy:
+            wait(lambda t: True if self._heavy.acquire(timeout=t) else None)
+        try:
+            return wait(idle)  # type: ignore[return-value]
+        except BaseException:
+            if heavy:
+                self._heavy.release()
+            raise

@@ -18,6 +18,7 @@ import grpc
 from joulecast.errors import ResourceLimit
 from server import converters
 from server.auth import TokenCheck
+from server.cancel import CallCancel
 from server.core import EstimatorCore
 from server.errors import grpc_errors
 from server.generated import estimator_pb2 as pb
@@ -54,16 +55,77 @@ STREAM_SLOT_WAIT_S = 1.0
 """Longest a stream waits for a slot before RESOURCE_EXHAUSTED, in seconds."""
 
 
+RATE_CHECK_S = 0.25
+"""How often a stream's reader looks at the rate its client sends at, in seconds."""
+
+
+class _Pump:
+    """Reads a request stream into a small queue on its own thread, and times the client: the
+    seconds spent waiting for its messages (a full queue, when the server is the slow one, does
+    not count) and the bytes they held."""
+
+    def __init__(self, requests: Iterator[T], box: queue.Queue, stop: threading.Event) -> None:
+        self._requests = requests
+        self._box = box
+        self._stop = stop
+        self.received_bytes = 0
+        self.waited_s = 0.0
+        self.waiting_since: float | None = None
+
+    def client_wait_s(self) -> float:
+        since = self.waiting_since
+        return self.waited_s + (time.monotonic() - since if since is not None else 0.0)
+
+    def _put(self, item: tuple[str, object]) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._box.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def run(self) -> None:
+        try:
+            while True:
+                self.waiting_since = time.monotonic()
+                try:
+                    message = next(self._requests)
+                except StopIteration:
+                    break
+                finally:
+                    self.waited_s += time.monotonic() - self.waiting_since
+                    self.waiting_since = None
+                size = getattr(message, "ByteSize", None)
+                self.received_bytes += size() if size is not None else 0
+                if not self._put(("message", message)):
+                    return
+            self._put(("end", None))
+        except Exception as exc:  # the stream failed: handed to the reading thread
+            self._put(("error", exc))
+
+
 class CallGate:
     """Bounds on the calls in progress, so that no client can take every thread.
 
     At most ``max_calls`` EnergyEstimator calls and ``max_streams`` streaming calls at once
     (more are answered RESOURCE_EXHAUSTED at once, holding no thread); a request stream is
-    read with a deadline per message (``idle_s``) and for the whole stream (``total_s``).
-    The server has more threads than ``max_calls``: health checks always find one.
+    read with a deadline per message (``idle_s``), for the whole stream (``total_s``), and at a
+    minimum rate: after ``rate_grace_s`` seconds of waiting for the client, each further second
+    it makes the server wait must bring ``min_rate_bytes_s`` bytes (a client sending 64 KiB a
+    second held a slot for 81 s, and four of them every slot). The server has more threads than
+    ``max_calls``: health checks always find one.
     """
 
-    def __init__(self, max_calls: int, max_streams: int, idle_s: float, total_s: float) -> None:
+    def __init__(
+        self,
+        max_calls: int,
+        max_streams: int,
+        idle_s: float,
+        total_s: float,
+        min_rate_bytes_s: float = 256 * 1024,
+        rate_grace_s: float = 5.0,
+    ) -> None:
         self._calls = threading.BoundedSemaphore(max_calls)
         self._streams = {
             name: threading.BoundedSemaphore(max_streams) for name in ("predict", "write")
@@ -72,6 +134,8 @@ class CallGate:
         self.max_streams = max_streams
         self.idle_s = idle_s
         self.total_s = total_s
+        self.min_rate_bytes_s = min_rate_bytes_s
+        self.rate_grace_s = rate_grace_s
 
     @contextmanager
     def call(self) -> Iterator[None]:
@@ -100,45 +164,30 @@ class CallGate:
 
     def read(self, requests: Iterator[T]) -> Iterator[T]:
         """``requests`` read by a helper thread, so that a silent client is cut off after
-        ``idle_s`` without a message (or ``total_s`` in all) with RESOURCE_EXHAUSTED."""
+        ``idle_s`` without a message (or ``total_s`` in all), and a slow one once it falls
+        below the minimum rate, with RESOURCE_EXHAUSTED."""
         box: queue.Queue[tuple[str, object]] = queue.Queue(maxsize=4)
         stop = threading.Event()
-
-        def put(item: tuple[str, object]) -> bool:
-            while not stop.is_set():
-                try:
-                    box.put(item, timeout=0.2)
-                    return True
-                except queue.Full:
-                    continue
-            return False
-
-        def pump() -> None:
-            try:
-                for message in requests:
-                    if not put(("message", message)):
-                        return
-                put(("end", None))
-            except Exception as exc:  # the stream failed: handed to the reading thread
-                put(("error", exc))
-
-        threading.Thread(target=pump, name="joulecast-stream-read", daemon=True).start()
+        pump = _Pump(requests, box, stop)
+        threading.Thread(target=pump.run, name="joulecast-stream-read", daemon=True).start()
         end = time.monotonic() + self.total_s
         try:
             while True:
-                wait = min(self.idle_s, end - time.monotonic())
-                if wait <= 0:
+                now = time.monotonic()
+                if now >= end:
                     raise ResourceLimit(
                         f"request stream took longer than {self.total_s:g} s; cut off"
                     )
-                try:
-                    kind, value = box.get(timeout=wait)
-                except queue.Empty:
-                    if time.monotonic() >= end:
-                        continue
+                since = pump.waiting_since
+                if since is not None and now - since >= self.idle_s:
                     raise ResourceLimit(
                         f"no message for {self.idle_s:g} s on the request stream; cut off"
-                    ) from None
+                    )
+                self._check_rate(pump)
+                try:
+                    kind, value = box.get(timeout=min(RATE_CHECK_S, end - now))
+                except queue.Empty:
+                    continue
                 if kind == "end":
                     return
                 if kind == "error":
@@ -146,6 +195,16 @@ class CallGate:
                 yield value  # type: ignore[misc]
         finally:
             stop.set()
+
+    def _check_rate(self, pump: _Pump) -> None:
+        waited = pump.client_wait_s()
+        allowed = self.rate_grace_s + pump.received_bytes / self.min_rate_bytes_s
+        if waited > allowed:
+            raise ResourceLimit(
+                f"the client sent {pump.received_bytes:,} bytes in {waited:.1f} s; a request "
+                f"stream must bring {self.min_rate_bytes_s / 1024:g} KiB/s after its first "
+                f"{self.rate_grace_s:g} s; cut off"
+            )
 
 
 class EnergyEstimatorServicer(pb_grpc.EnergyEstimatorServicer):
@@ -167,7 +226,8 @@ class EnergyEstimatorServicer(pb_grpc.EnergyEstimatorServicer):
     ) -> pb.PredictEnergyResponse:
         with self._gate.call():
             query = converters.query_from_request(request)
-            return converters.response_from_result(self._core.predict(query))
+            result = self._core.predict(query, CallCancel.of(context))
+            return converters.response_from_result(result)
 
     @grpc_errors
     def PredictEnergyStream(
@@ -176,7 +236,8 @@ class EnergyEstimatorServicer(pb_grpc.EnergyEstimatorServicer):
         with self._gate.stream("predict"):
             chunks = self._gate.read(request_iterator)
             query = converters.query_from_chunks(chunks, self._max_graph_bytes)
-            return converters.response_from_result(self._core.predict(query))
+            result = self._core.predict(query, CallCancel.of(context))
+            return converters.response_from_result(result)
 
     @grpc_errors
     def AddMeasurements(
@@ -185,7 +246,9 @@ class EnergyEstimatorServicer(pb_grpc.EnergyEstimatorServicer):
         self._auth.require(context.invocation_metadata())
         with self._gate.stream("write"):
             messages = _whole_stream(self._gate.read(request_iterator), context)
-            verdicts = self._core.add_measurements(converters.incoming_from_messages(messages))
+            verdicts = self._core.add_measurements(
+                converters.incoming_from_messages(messages), CallCancel.of(context)
+            )
             return converters.response_from_verdicts(verdicts)
 
     @grpc_errors

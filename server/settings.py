@@ -35,6 +35,10 @@ class ServerSettings:
     max_row_graph_bytes: int = 4 * MiB
     """Largest graph attached to one measurement row (weightless graphs weigh a few KB)."""
     max_rows_per_call: int = 20_000
+    max_row_field_bytes: int = 16 * 1024
+    """Longest text field (UTF-8 bytes) of a row sent to AddMeasurements."""
+    max_call_bytes: int = 64 * MiB
+    """Most bytes (row text, graphs) one AddMeasurements call may send."""
     max_workers: int = 40
     """Threads answering calls. EnergyEstimator calls may hold at most ``max_calls`` of them,
     so that health checks always find a thread."""
@@ -48,6 +52,11 @@ class ServerSettings:
     """Longest wait for the next message of a stream before it is cut off."""
     stream_total_s: float = 300.0
     """Longest a whole request stream may take to arrive."""
+    stream_min_rate_bytes_s: float = 256 * 1024
+    """Bytes a request stream must bring per second the server waits for it, after
+    ``stream_rate_grace_s``: a few slow clients cannot hold every stream slot."""
+    stream_rate_grace_s: float = 5.0
+    """Seconds of waiting for a stream's client before its rate counts."""
     max_connections: int = 512
     """Open client connections accepted at once (idle ones are closed after 2 minutes)."""
     profile_workers: int | None = None
@@ -55,6 +64,9 @@ class ServerSettings:
     (no deadline, no memory cap: for tests of the core only)."""
     profile_deadline_s: float = 4.0
     """Longest one graph's profile may take; the worker is then killed and replaced."""
+    layer_deadline_s: float = 8.0
+    """Longest one layer-sum job may take (a graph's per-node records and their prediction,
+    for a hardware served by layer-sum); the worker is then killed and replaced."""
     profile_memory_bytes: int = 1536 * MiB
     """Address-space cap of each profiling worker."""
     profile_start_timeout_s: float = 60.0
@@ -74,7 +86,13 @@ class ServerSettings:
             raise InvalidArgument("--tls-cert and --tls-key go together")
         if self.token is not None and not self.token:
             raise InvalidArgument("the token is empty")
-        for name in ("max_message_bytes", "max_graph_bytes", "max_row_graph_bytes"):
+        for name in (
+            "max_message_bytes",
+            "max_graph_bytes",
+            "max_row_graph_bytes",
+            "max_row_field_bytes",
+            "max_call_bytes",
+        ):
             if getattr(self, name) < 1024:
                 raise InvalidArgument(f"{name} must be at least 1024 bytes")
         if self.max_workers < 2:
@@ -84,8 +102,13 @@ class ServerSettings:
                 "need 1 <= max_streams <= max_calls < max_workers (threads left for health), "
                 f"got {self.streams_limit}, {self.calls_limit}, {self.max_workers}"
             )
-        if self.profile_deadline_s <= 0 or self.stream_idle_s <= 0 or self.stream_total_s <= 0:
+        if (
+            min(self.profile_deadline_s, self.layer_deadline_s) <= 0
+            or min(self.stream_idle_s, self.stream_total_s) <= 0
+        ):
             raise InvalidArgument("deadlines must be positive")
+        if not (self.stream_min_rate_bytes_s > 0 and self.stream_rate_grace_s >= 0):
+            raise InvalidArgument("the stream rate must be positive, its grace >= 0")
 
     @property
     def calls_limit(self) -> int:

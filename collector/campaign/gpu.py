@@ -29,6 +29,9 @@ import sys
 import time
 from pathlib import Path
 
+from joulecast.errors import InvalidArgument
+from joulecast.hardware_name import check_hardware_name
+
 log = logging.getLogger(__name__)
 
 DEFAULT_PLANS = ("paper", "dataset-size", "batch-size")
@@ -75,6 +78,12 @@ def _identity(device: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.hardware is not None:
+        try:
+            check_hardware_name(args.hardware)  # before the folder, the meter or a row
+        except InvalidArgument as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     start = time.monotonic()
     stop_at = start + args.budget_s
@@ -93,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
 
     (out / "identity.txt").write_text(_identity(args.device))
     (out / "versions.json").write_text(software_versions() + "\n")
-    hardware = args.hardware or default_hardware(args.device)
+    hardware = check_hardware_name(args.hardware or default_hardware(args.device))
     plans = [load_plan(name, samples=args.samples) for name in args.plans.split(",") if name]
     clips = synthetic_clips(max(r.samples for plan in plans for r in plan.runs))
     meter = open_meter(kind=args.meter, device=args.device)

@@ -12,7 +12,6 @@ figure was recorded.
 
 from __future__ import annotations
 
-import sqlite3
 import sys
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import pandas as pd
 
 from collector.meters.machine_load import BUSY_NOTE, CROWDED_CORES
 from joulecast.errors import NotFound
+from joulecast.store import connect_read_only
 
 REPEAT_KEYS = ("plan", "config_id", "variant", "phase", "batch_size", "samples")
 """What makes rows repeats of one measurement: the same configuration-phase at the same batch
@@ -33,8 +33,11 @@ def repeat_table(paths: list[str]) -> pd.DataFrame:
     for path in paths:
         if not Path(path).is_file():
             raise NotFound(f"no measurement store at {path}")
-        with sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True) as db:
+        db = connect_read_only(Path(path))  # no -wal or -shm next to a store it only reads
+        try:
             frames.append(pd.read_sql("SELECT * FROM measurements WHERE status = 'ok'", db))
+        finally:
+            db.close()
     rows = pd.concat(frames, ignore_index=True)
     rows["cpu_s"] = rows["notes"].str.extract(r"(?:^|; )cpu_s=([0-9.eE+-]+)")[0].astype(float)
     rows["others_busy"] = (

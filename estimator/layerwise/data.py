@@ -32,8 +32,7 @@ def layer_frame(store_path: Path, hardware: str, phase: str = "test") -> pd.Data
     """
     records: list[dict[str, object]] = []
     nodes: dict[str, NodeRecord | None] = {}
-    # Read-only: fitting must never write to (or migrate) the store it learns from.
-    with MeasurementStore(store_path, read_only=True) as store:
+    with MeasurementStore(store_path, read_only=True) as store:  # fit only reads
         rows = [r for r in store.rows() if r.hardware == hardware and r.phase == phase]
         for row in rows:
             if row.status != "ok" or row.graph_sha256 is None:

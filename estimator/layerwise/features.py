@@ -9,6 +9,7 @@ orders of magnitude of energy per forward pass.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -89,6 +90,60 @@ def node_features(node: NodeRecord, batch_size: int) -> dict[str, float]:
         "c_out_mod16": float(c_out % 16),
         "bytes_moved": float(in_b + out_b),
     }
+
+
+def feature_table(nodes: Sequence[NodeRecord], batch_size: int) -> dict[str, np.ndarray]:
+    """:func:`node_features` of every node at once: one array per feature, a row per node.
+
+    The same numbers as calling :func:`node_features` node by node (a test holds them equal);
+    one pass in Python pulls each node's integers out, the arithmetic runs in numpy, so that a
+    graph of 49,000 nodes costs tens of milliseconds, not a dict per node."""
+    n = len(nodes)
+    ints = np.empty((n, 9), dtype=np.float64)
+    for i, node in enumerate(nodes):
+        out_shape, in_shape = node.output_shape, node.input_shape
+        ints[i] = (
+            node.flops,
+            node.input_bytes,
+            node.output_bytes,
+            node.weight_bytes,
+            node.kernel,
+            node.stride,
+            math.prod(out_shape[2:]) if len(out_shape) > 2 else 1,
+            _channels(in_shape),
+            _channels(out_shape),
+        )
+    flops_1, in_1, out_1, weight, kernel, stride, positions, c_in, c_out = ints.T
+    batch = float(batch_size)
+    flops, in_b, out_b = flops_1 * batch, in_1 * batch, out_1 * batch
+
+    def log(values: np.ndarray) -> np.ndarray:
+        return np.log(np.maximum(values, 1.0))
+
+    return {
+        "one": np.ones(n),
+        "log_flops": log(flops),
+        "log_in": log(in_b),
+        "log_out": log(out_b),
+        "log_weight": log(weight + 1),
+        "log_batch": np.full(n, _log(batch_size)),
+        "log_k": log(kernel + 1),
+        "log_s": log(stride + 1),
+        "kernel": kernel,
+        "stride": stride,
+        "log_intensity": log(flops) - log(in_b + out_b + weight),
+        "log_c_in": log(c_in),
+        "log_c_out": log(c_out),
+        "log_positions": log(positions),
+        "c_in_mod16": np.mod(c_in, 16),
+        "c_out_mod16": np.mod(c_out, 16),
+        "bytes_moved": in_b + out_b,
+    }
+
+
+def table_matrix(table: dict[str, np.ndarray], columns: tuple[str, ...]) -> np.ndarray:
+    """The rows of ``table`` as a matrix of ``columns``."""
+    return np.column_stack([table[c] for c in columns])
 
 
 def matrix(rows: list[dict[str, float]], columns: tuple[str, ...]) -> np.ndarray:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -36,8 +37,9 @@ from estimator.layerwise.features import (
     FREE_OPS,
     MODEL_OPS,
     TREE_COLUMNS,
+    feature_table,
     matrix,
-    node_features,
+    table_matrix,
 )
 from estimator.predictors.forest import ForestFormatError, LazyForest
 from joulecast.errors import FailedPrecondition
@@ -95,10 +97,15 @@ class _OpModel:
     high: dict[str, float]
 
     def predict(self, rows: list[dict[str, float]]) -> np.ndarray:
-        log_e = matrix(rows, BASE_COLUMNS) @ self.base
+        columns = tuple(dict.fromkeys((*BASE_COLUMNS, *TREE_COLUMNS)))
+        return self.predict_table({c: matrix(rows, (c,))[:, 0] for c in columns})
+
+    def predict_table(self, table: dict[str, np.ndarray]) -> np.ndarray:
+        """Energy per forward pass of every row of a feature table: one model call."""
+        log_e = table_matrix(table, BASE_COLUMNS) @ self.base
         if self.trees is not None:
             try:
-                log_e = log_e + self.trees.predict_margin(matrix(rows, TREE_COLUMNS))
+                log_e = log_e + self.trees.predict_margin(table_matrix(table, TREE_COLUMNS))
             except ForestFormatError as exc:  # parsed on first use, not when loaded
                 raise FailedPrecondition(f"layer-sum: malformed model file: {exc}") from exc
         return np.exp(log_e)
@@ -182,39 +189,51 @@ class LayerSum:
 
     # -- serving ----------------------------------------------------------------------------
 
-    def predict_nodes(self, nodes: tuple[NodeRecord, ...], batch_size: int) -> LayerAnswer:
-        """Energy of one forward pass of the graph whose nodes are ``nodes`` on a batch."""
+    def predict_nodes(self, nodes: Sequence[NodeRecord], batch_size: int) -> LayerAnswer:
+        """Energy of one forward pass of the graph whose nodes are ``nodes`` on a batch.
+
+        Vectorised: the features of every costed node are computed at once
+        (:func:`~estimator.layerwise.features.feature_table`) and each operator type's model
+        is called once on all its nodes (one call per node cost about 3 ms: a 4,000-node graph
+        took 11.7 s)."""
         if not self.ops_:
             raise FailedPrecondition("layer-sum is not fitted")
-        warnings: list[str] = []
-        by_op: dict[str, float] = {}
-        q_weighted = 0.0
-        fallback: dict[str, int] = {}
+        costed = [n for n in nodes if n.op_type not in FREE_OPS]
+        table = feature_table(costed, batch_size)
+        op_types = np.array([n.op_type for n in costed], dtype=object)
+        energy = np.zeros(len(costed))
+        q_node = np.full(len(costed), max(m.q_log for m in self.ops_.values()))
+        modelled = np.zeros(len(costed), dtype=bool)
         outside: dict[str, set[str]] = {}
-        total_flops = 0
-        for node in nodes:
-            if node.op_type in FREE_OPS:
-                continue
-            total_flops += node.flops * batch_size
-            features = node_features(node, batch_size)
-            op = MODEL_OPS.get(node.op_type)
-            model = self.ops_.get(op) if op else None
+        for op in sorted(set(op_types.tolist())):
+            measured = MODEL_OPS.get(op)
+            model = self.ops_.get(measured) if measured else None
             if model is None:
-                energy = self.j_per_byte_ * features["bytes_moved"]
-                fallback[node.op_type] = fallback.get(node.op_type, 0) + 1
-                q = max(m.q_log for m in self.ops_.values())
-            else:
-                energy = float(model.predict([features])[0]) - self.overhead_j_
-                energy = max(energy, 0.0)
-                q = model.q_log
-                for column in RANGE_COLUMNS:
-                    if not model.low[column] <= features[column] <= model.high[column]:
-                        outside.setdefault(node.op_type, set()).add(column)
-            by_op[node.op_type] = by_op.get(node.op_type, 0.0) + energy
-            q_weighted += q * energy
-        total = sum(by_op.values())
+                continue
+            rows = op_types == op
+            part = {c: v[rows] for c, v in table.items()}
+            energy[rows] = np.maximum(model.predict_table(part) - self.overhead_j_, 0.0)
+            q_node[rows] = model.q_log
+            modelled[rows] = True
+            for column in RANGE_COLUMNS:
+                values = part[column]
+                if np.any((values < model.low[column]) | (values > model.high[column])):
+                    outside.setdefault(op, set()).add(column)
+        fallback_rows = ~modelled
+        energy[fallback_rows] = self.j_per_byte_ * table["bytes_moved"][fallback_rows]
+        by_op: dict[str, float] = {}
+        for op in dict.fromkeys(op_types.tolist()):  # first-seen order, as the graph lists them
+            by_op[op] = float(energy[op_types == op].sum())
+        fallback = {
+            op: int(np.count_nonzero(op_types[fallback_rows] == op))
+            for op in dict.fromkeys(op_types[fallback_rows].tolist())
+        }
+        total = float(energy.sum())
+        q_weighted = float(np.dot(q_node, energy))
         q_log = q_weighted / total if total > 0 else max(m.q_log for m in self.ops_.values())
         total += self.overhead_j_
+        total_flops = sum(n.flops for n in costed) * batch_size
+        warnings: list[str] = []
         widen = 0
         if fallback:
             listed = ", ".join(f"{op} x{n}" for op, n in sorted(fallback.items()))
@@ -237,7 +256,6 @@ class LayerSum:
                 f"measured layer ({self.max_flops_fp_:.3g}); interval widened"
             )
             widen += 1
-        costed = [n for n in nodes if n.op_type not in FREE_OPS]
         params = sum(n.weight_bytes for n in costed) // 4
         if params > self.max_params_:
             warnings.append(

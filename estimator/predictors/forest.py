@@ -27,6 +27,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+VECTOR_ROWS = 32
+"""From this many rows a forest is evaluated in numpy, all rows a tree at a time (a graph's
+49,000 nodes: about 25 s one row at a time); fewer rows go through plain Python, faster for the
+one-row answers a server gives."""
 SUPPORTED_OBJECTIVES = frozenset({"reg:squarederror"})
 """Objectives whose prediction is the margin itself (no link function to apply)."""
 
@@ -46,6 +50,9 @@ class _Tree:
     """A split's condition, or a leaf's value; each exactly a float32 value."""
     default_left: tuple[bool, ...]
     leaf: tuple[np.float32, ...]
+    arrays: tuple[np.ndarray, ...]
+    """The same as numpy arrays (left, right, feature, threshold as float32, default_left, leaf
+    as float32), for many rows at once."""
 
     def leaf_of(self, row: list[float]) -> np.float32:
         node = 0
@@ -59,6 +66,20 @@ class _Tree:
             else:
                 node = right[node]
         return self.leaf[node]
+
+    def leaves_of(self, x: np.ndarray) -> np.ndarray:
+        """The leaf value (float32) of every row of the float32 matrix ``x``: all rows descend
+        one level at a time, as :meth:`leaf_of` does for one."""
+        left, right, feature, threshold, default_left, leaf = self.arrays
+        node = np.zeros(len(x), dtype=np.int64)
+        active = np.flatnonzero(left[node] >= 0)
+        while active.size:
+            at = node[active]
+            value = x[active, feature[at]]
+            go_left = np.where(np.isnan(value), default_left[at], value < threshold[at])
+            node[active] = np.where(go_left, left[at], right[at])
+            active = active[left[node[active]] >= 0]
+        return leaf[node]
 
 
 def _float32(value: object) -> float:
@@ -88,7 +109,15 @@ def _tree(raw: dict, n_features: int) -> _Tree:
         if not (i < left[i] < n and i < right[i] < n and 0 <= feature[i] < n_features):
             raise ForestFormatError(f"tree node {i} points outside the tree or the features")
     leaf = tuple(np.float32(t) for t in threshold)
-    return _Tree(left, right, feature, threshold, default_left, leaf)
+    arrays = (
+        np.array(left, dtype=np.int64),
+        np.array(right, dtype=np.int64),
+        np.array(feature, dtype=np.int64),
+        np.array(threshold, dtype=np.float32),
+        np.array(default_left, dtype=bool),
+        np.array(threshold, dtype=np.float32),
+    )
+    return _Tree(left, right, feature, threshold, default_left, leaf, arrays)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +156,8 @@ class Forest:
     def predict_margin(self, x: np.ndarray, base_margin: np.ndarray | None = None) -> np.ndarray:
         """The margin of each row of ``x`` (rows x features) as float32, as XGBoost's
         ``inplace_predict(x, predict_type="margin", base_margin=base_margin)`` gives it."""
+        if len(np.asarray(x).reshape(-1, self.n_features)) >= VECTOR_ROWS:
+            return self._predict_many(x, base_margin)
         rows = np.asarray(x, dtype=np.float32).reshape(-1, self.n_features).tolist()
         if base_margin is None:
             starts = [self.base_score] * len(rows)
@@ -139,6 +170,18 @@ class Forest:
                 margin = margin + tree.leaf_of(row)
             out[i] = margin
         return out
+
+    def _predict_many(self, x: np.ndarray, base_margin: np.ndarray | None) -> np.ndarray:
+        """:meth:`predict_margin` for many rows: each tree over every row in numpy, the margin
+        summed in float32 tree by tree in the same order (so the same bits)."""
+        matrix = np.asarray(x, dtype=np.float32).reshape(-1, self.n_features)
+        if base_margin is None:
+            margin = np.full(len(matrix), self.base_score, dtype=np.float32)
+        else:
+            margin = np.asarray(base_margin, dtype=np.float32).reshape(len(matrix)).copy()
+        for tree in self.trees:
+            margin += tree.leaves_of(matrix)
+        return margin
 
 
 class LazyForest:

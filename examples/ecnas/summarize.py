@@ -65,7 +65,7 @@ def main() -> None:
     parser.add_argument("--min-repeats", type=int, default=4)
     parser.add_argument("--csv", type=Path, help="write one line per row (no graphs, no notes)")
     args = parser.parse_args()
-    with MeasurementStore(args.db) as store:
+    with MeasurementStore(args.db, read_only=True) as store:
         rows = [r for r in store.rows() if r.hardware == args.hardware and r.phase == "train"]
     per_sample: dict[str, list[float]] = defaultdict(list)
     for r in rows:

@@ -18,6 +18,8 @@ from math import prod
 import onnx
 
 from joulecast.graph.errors import ExternalDataRefused, GraphError, GraphTooLarge
+from joulecast.graph.opset import graph_opset
+from joulecast.graph.order import topological
 from joulecast.graph.parse import GraphLimits
 
 _AT = onnx.AttributeProto
@@ -102,6 +104,8 @@ class Graph:
     opset: int = 17
     expanded_nodes: int = 0
     """Nodes after local-function expansion, subgraphs included."""
+    warnings: list[str] = field(default_factory=list)
+    """What reading the graph found worth saying (a newer opset, nodes out of order)."""
 
 
 def tensor_values(t: onnx.TensorProto, limit: int = VALUE_ELEMENTS) -> tuple | None:
@@ -383,13 +387,6 @@ def _function_sizes(model: onnx.ModelProto, limits: GraphLimits) -> dict[tuple[s
     return sizes
 
 
-def _opset(model: onnx.ModelProto) -> int:
-    for o in model.opset_import:
-        if o.domain in ("", "ai.onnx"):
-            return int(o.version)
-    return 17
-
-
 def read_graph(model: onnx.ModelProto, limits: GraphLimits) -> Graph:
     """The main graph of a parsed model as plain data, every limit checked on the way."""
     calls = _function_sizes(model, limits) if len(model.functions) else {}
@@ -451,11 +448,17 @@ def read_graph(model: onnx.ModelProto, limits: GraphLimits) -> Graph:
     _spend(budget, n_nodes, limits)
     if subgraphs:
         _walk_subgraphs(subgraphs, 1, limits, calls, budget)
+    opset, warnings = graph_opset(model)
+    order, unsorted = topological(nodes)
+    if unsorted is not None:
+        nodes = [nodes[i] for i in order]
+        warnings = (*warnings, unsorted)
     return Graph(
         nodes=nodes,
         initializers=initializers,
         inputs=inputs,
         value_info=value_info,
-        opset=_opset(model),
+        opset=opset,
         expanded_nodes=budget[0],
+        warnings=list(warnings),
     )

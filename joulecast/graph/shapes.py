@@ -1,6 +1,7 @@
 """Shapes of every value of a validated graph: our own inference, onnx's C++ one as fallback.
 
-The graph's inputs are pinned first: a symbolic batch (axis 0 of the first input) becomes 1; a
+The graph's inputs are pinned first: a symbolic batch (axis 0 of the first input) becomes 1 (an
+explicit 0 is refused: it is no symbol, and a zero-size input holds nothing to compute); a
 fixed batch is kept and reported, and the profiler divides counts by it. Then
 :mod:`joulecast.graph.infer` walks the nodes once in plain Python. Only when some node's outputs
 stay unknown (an op without a shape function here, control flow) is onnx's C++ inference run,
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 
 import onnx
 
-from joulecast.graph.errors import GraphTooLarge
+from joulecast.graph.errors import GraphError, GraphTooLarge
 from joulecast.graph.infer import Env, infer_node
 from joulecast.graph.ir import Graph, Node
 from joulecast.graph.parse import GraphLimits
@@ -93,7 +94,12 @@ def _pin_inputs(graph: Graph, env: Env, table: ShapeTable) -> None:
             continue
         shape = []
         for axis, d in enumerate(dims):
-            if isinstance(d, int) and d > 0:
+            if d == 0:  # an explicit 0 (dim_value), not a symbol (dim_param or nothing)
+                raise GraphError(
+                    f"input {name[:60]!r} declares dimension 0 on axis {axis}: a zero-size input "
+                    "holds nothing to compute (a symbolic dimension is written as a name)"
+                )
+            if isinstance(d, int):
                 if first and axis == 0:
                     table.batch = d
                 shape.append(d)
@@ -114,7 +120,7 @@ def _pin_inputs(graph: Graph, env: Env, table: ShapeTable) -> None:
 
 def infer(graph: Graph, model: onnx.ModelProto, limits: GraphLimits) -> ShapeTable:
     """Shapes of the main graph's values (``model`` is read only for the fallback)."""
-    table = ShapeTable()
+    table = ShapeTable(warnings=list(graph.warnings))
     env = Env(limits, graph.opset)
     _pin_inputs(graph, env, table)
     for init in graph.initializers.values():

@@ -38,3 +38,15 @@ def test_both_profilers_count_a_small_chain() -> None:
     assert profile.node_count == 40
     assert profile.flops_forward > 0
     assert profiler_bench._onnx_tool(data, (1, 8)) > 0
+
+
+def test_the_flood_graph_is_a_chain_the_profiler_reads() -> None:
+    import bench_layer_flood as flood
+
+    from joulecast.graph import profile_nodes
+
+    data = flood.flood_graph(50, tag=1)
+    assert data != flood.flood_graph(50, tag=2)  # distinct bytes: no cache answers a flood
+    nodes = profile_nodes(data)
+    assert len(nodes) == 50 and {n.op_type for n in nodes} == {"Gemm"}
+    assert all(n.flops > 0 for n in nodes)

@@ -110,14 +110,14 @@ def test_other_kinds_of_model_are_refused() -> None:
 _ANSWER_ALL = """
 import json, sys
 from pathlib import Path
-from estimator.service import PredictorRegistry
-from joulecast.graph import profile_graph, profile_nodes
+from estimator.service import PredictorRegistry, in_process_layer_answer
+from joulecast.graph import profile_graph
 graph = Path(sys.argv[1]).read_bytes()
 registry = PredictorRegistry(Path(sys.argv[2]))
 profile = profile_graph(graph)
 answers = {
     hw: registry.predict(profile, batch_size=8, samples=1578, epochs=1, hardware=hw,
-                         nodes=lambda: profile_nodes(graph)).hardware
+                         layer_answer=in_process_layer_answer(graph)).hardware
     for hw in registry.hardware()
 }
 heavy = sorted(m for m in ("xgboost", "pandas", "scipy", "sklearn", "torch") if m in sys.modules)
@@ -139,3 +139,25 @@ def test_answering_for_every_shipped_hardware_imports_no_fitting_library() -> No
     shipped = sorted(p.parent.name for p in (ROOT / "artifacts" / "predictors").glob("*/CURRENT"))
     assert result["answered"] == shipped
     assert result["heavy"] == []
+
+
+def test_many_rows_at_once_give_the_same_bits_as_one_row_at_a_time() -> None:
+    """A graph's 49,000 nodes go through the forest in numpy, a tree over every row at once;
+    one-row answers go through plain Python: both must be the same float32 bits."""
+    import xgboost as xgb
+
+    from estimator.predictors.forest import VECTOR_ROWS, Forest
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(400, 6)).astype(np.float32)
+    x[::7, 2] = np.nan
+    y = np.sin(x[:, 0]) + np.nan_to_num(x[:, 2]) * x[:, 1]
+    params = {"max_depth": 6, "objective": "reg:squarederror", "nthread": 1, "seed": 0}
+    booster = xgb.train(params, xgb.DMatrix(x, label=y), num_boost_round=80)
+    forest = Forest.from_json(bytes(booster.save_raw(raw_format="json")))
+    assert len(x) >= VECTOR_ROWS
+    many = forest.predict_margin(x)
+    one_by_one = np.concatenate([forest.predict_margin(x[i : i + 1]) for i in range(len(x))])
+    assert np.array_equal(many.view(np.int32), one_by_one.view(np.int32))
+    reference = booster.inplace_predict(x, predict_type="margin").astype(np.float32)
+    assert np.array_equal(many.view(np.int32), reference.view(np.int32))

@@ -258,12 +258,14 @@ def static_cases() -> list[Case]:
         Case("sequence_type_bomb", _sequence_bomb(30), OK, ""),
         Case("unknown_domain_op", _unknown_domain(), OK, "no FLOP rule"),
         Case("unknown_default_op", _unknown_op(), OK, "no FLOP rule"),
-        Case("cycle", _cycle(), OK, ""),
-        Case("self_loop", _self_loop(), OK, ""),
+        Case("cycle", _cycle(), INVALID, "the graph has a cycle"),
+        Case("self_loop", _self_loop(), INVALID, "the graph has a cycle"),
+        Case("unsorted_nodes", _unsorted(), OK, "not in topological order"),
         Case("missing_shapes", _missing_shapes(), OK, ""),
         Case("undefined_input", _undefined_input(), OK, ""),
-        Case("zero_size_tensor", _zero_size(), OK, ""),
-        Case("opset_from_the_future", _future_opset(), OK, ""),
+        Case("zero_size_tensor", _zero_size(), INVALID, "declares dimension 0"),
+        Case("opset_from_the_future", _future_opset(), INVALID, "opset 10000 does not exist"),
+        Case("opset_99", _future_opset(99), INVALID, "opset 99 does not exist"),
         Case("batch_zero", valid, INVALID, "batch_size", fields={"batch_size": 0}),
         Case("batch_huge", valid, INVALID, "batch_size", fields={"batch_size": 2**40}),
         Case("samples_negative", valid, INVALID, "samples", fields={"samples": -1}),
@@ -272,7 +274,13 @@ def static_cases() -> list[Case]:
         Case("gpu_util_nan", valid, INVALID, "observed_gpu_util", fields={"gpu_util": "nan"}),
         Case("unknown_hardware", valid, NOT_FOUND, "tpu-v9", fields={"hardware": "tpu-v9"}),
         Case("hardware_name_300", valid, INVALID, "hardware", fields={"hardware": "h" * 300}),
-        Case("hardware_path", valid, NOT_FOUND, "../", fields={"hardware": "../../etc"}),
+        Case(
+            "hardware_path",
+            valid,
+            INVALID,
+            "hardware name '../../etc'",
+            fields={"hardware": "../../etc"},
+        ),
         Case("stream_of_garbage", rng.randbytes(20000), INVALID, "ONNX", rpc="stream"),
         # Round 2 (issue 21): each must cost one profiling worker at most, never the server.
         Case("function_bomb_2_40", function_bomb(40), EXHAUSTED, ""),
@@ -519,10 +527,20 @@ def _zero_size() -> bytes:
     ).SerializeToString()
 
 
-def _future_opset() -> bytes:
+def _future_opset(version: int = 10_000) -> bytes:
     model = valid_mlp()
-    model.opset_import[0].version = 10_000
-    model.ir_version = 10_000
+    model.opset_import[0].version = version
+    if version == 10_000:
+        model.ir_version = 10_000
+    return model.SerializeToString()
+
+
+def _unsorted() -> bytes:
+    """The valid MLP with its nodes listed last first: acyclic, so sorted and profiled."""
+    model = valid_mlp()
+    nodes = list(model.graph.node)
+    del model.graph.node[:]
+    model.graph.node.extend(reversed(nodes))
     return model.SerializeToString()
 
 

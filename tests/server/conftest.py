@@ -86,7 +86,7 @@ class FakeRegistry:
         epochs: int,
         hardware: str | None = None,
         observed_gpu_util: float | None = None,
-        nodes: Any = None,
+        layer_answer: Any = None,
     ) -> EnergyPrediction:
         hw = hardware or self.default_hardware
         if hw not in self.versions:

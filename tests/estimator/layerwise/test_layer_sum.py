@@ -116,3 +116,50 @@ def test_fit_learns_a_known_law_on_grouped_folds() -> None:
     assert scores["layer-sum"]["r2"] > 0.97 and scores["layer-sum"]["mape_pct"] < 10
     assert scores[BASELINE]["rows"] == len(frame)
     assert 0 < model.ops_["Conv"].q_log < 0.3
+
+
+def _gemm_chain(n: int, width: int = 64) -> bytes:
+    """``n`` Gemm layers of ``width`` in a chain: a graph of many small nodes."""
+    from onnx import TensorProto, helper
+
+    nodes, weights, previous = [], [], "x"
+    for i in range(n):
+        nodes.append(helper.make_node("Gemm", [previous, f"w{i}"], [f"h{i}"], transB=1))
+        weights.append(TensorProto(name=f"w{i}", data_type=TensorProto.FLOAT, dims=[width] * 2))
+        previous = f"h{i}"
+    graph_proto = helper.make_graph(
+        nodes,
+        "chain",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", width])],
+        [helper.make_tensor_value_info(previous, TensorProto.FLOAT, None)],
+        initializer=weights,
+    )
+    opsets = [helper.make_opsetid("", 17)]
+    return helper.make_model(graph_proto, opset_imports=opsets).SerializeToString()
+
+
+def test_features_of_all_nodes_at_once_are_those_of_each_node(alexnet: bytes) -> None:
+    from estimator.layerwise.features import feature_table
+
+    nodes = profile_nodes(alexnet)
+    table = feature_table(nodes, 32)
+    for i, node in enumerate(nodes):
+        one = node_features(node, 32)
+        assert {k: float(v[i]) for k, v in table.items()} == pytest.approx(one, rel=1e-12)
+
+
+def test_a_long_chain_is_predicted_in_one_call_per_operator(model: LayerSum, monkeypatch) -> None:
+    """4,000 nodes: one model call per operator type (once 3 ms a node, 11.7 s a graph)."""
+    from estimator.predictors.forest import LazyForest
+
+    calls = []
+    real = LazyForest.predict_margin
+    monkeypatch.setattr(
+        LazyForest,
+        "predict_margin",
+        lambda self, *a, **k: calls.append(1) or real(self, *a, **k),
+    )
+    nodes = profile_nodes(_gemm_chain(4000))
+    answer = model.predict_nodes(nodes, 32)
+    assert len(calls) == 1 and answer.by_op_j.keys() == {"Gemm"}
+    assert math.isfinite(answer.energy_j) and answer.energy_j > 0

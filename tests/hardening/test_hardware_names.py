@@ -1,0 +1,183 @@
+"""One hardware-name rule (joulecast.hardware_name), refused where a name enters, before
+anything is stored or fitted: AddMeasurements, import, collect, the campaign, fit, Retrain and
+PredictEnergy. The names joulecast makes itself stay valid."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+
+import grpc
+import pytest
+from hardening_harness import TOKEN
+
+from collector.hardware import slug, sweep_hardware
+from collector.importer import BadImport, GraphCache, Record, import_records
+from estimator.artifacts import check_hardware_name as artifact_name
+from joulecast.errors import InvalidArgument
+from joulecast.measurement import check_row
+from joulecast.store import MeasurementStore
+from server import client_convert
+from server.auth import bearer_metadata
+from server.generated import estimator_pb2 as pb
+
+AUTH = bearer_metadata(TOKEN)
+BAD_NAMES = ("h" * 65_536, "../../evil", "cpu\x00x", "cpü-x", ".", "-flag", "a b", "h" * 129)
+GOOD_NAMES = (
+    "cpu-amd-epyc",
+    "xeon-gold-5120-2c",
+    "quadro-rtx6000",
+    "h200",
+    "replay-t4_epoch",
+    "cpu-" + slug("Intel(R) Xeon(R) Gold 5120 CPU @ 2.20GHz"),
+    slug("NVIDIA H200"),
+    "h" * 128,
+)
+
+
+@pytest.mark.parametrize("name", GOOD_NAMES)
+def test_names_joulecast_makes_are_valid_everywhere(name: str, make_rows) -> None:
+    from joulecast.hardware_name import check_hardware_name
+
+    assert check_hardware_name(name) == name == artifact_name(name)
+    row, _ = make_rows("cpu-test")[0]
+    assert check_row(dataclasses.replace(row, hardware=name)).hardware == name
+
+
+def test_replay_and_slugged_names_pass_and_a_bad_explicit_one_is_refused() -> None:
+    assert sweep_hardware("cpu", "replay", "tests/data/traces/t4_epoch.json") == "replay-t4_epoch"
+    with pytest.raises(InvalidArgument, match=re.escape("hardware name '../x'")):
+        sweep_hardware("cpu", "cpu-time", None, "../x")
+
+
+@pytest.mark.parametrize("name", BAD_NAMES)
+def test_one_rule_refuses_with_a_short_line(name: str, make_rows) -> None:
+    from joulecast.hardware_name import hardware_name_problem
+
+    problem = hardware_name_problem(name)
+    assert problem is not None and "\n" not in problem and len(problem) < 300
+    row, _ = make_rows("cpu-test")[0]
+    with pytest.raises(InvalidArgument, match="hardware name"):
+        check_row(dataclasses.replace(row, hardware=name))
+    with pytest.raises(InvalidArgument, match="hardware name"):
+        artifact_name(name)
+
+
+def test_add_measurements_refuses_bad_names_and_stores_nothing(
+    start_server, make_rows, rpc_error, tmp_path: Path
+) -> None:
+    db = tmp_path / "m.db"
+    served = start_server(db_path=db, profile_workers=0)
+    row, graph = make_rows("cpu-test")[0]
+
+    def messages(names):
+        return [
+            client_convert.message_from_row(
+                dataclasses.replace(row, run_key=f"bad/{n}", hardware=name), graph
+            )
+            for n, name in enumerate(names)
+        ]
+
+    names = [name for name in BAD_NAMES if len(name) < 1000]
+    reply = served.stub.AddMeasurements(iter(messages(names)), metadata=AUTH, timeout=30)
+    assert reply.accepted == 0 and reply.rejected == len(names)
+    for result in reply.results:
+        assert "hardware name" in result.reason and len(result.reason) < 300, result.reason
+    # a 64 KiB name is past the byte budget of a row field: the whole call is refused
+    code, details = rpc_error(
+        served.stub.AddMeasurements, iter(messages(["h" * 65_536])), metadata=AUTH, timeout=30
+    )
+    assert code == grpc.StatusCode.RESOURCE_EXHAUSTED and "hardware is 65,536 bytes" in details
+    with MeasurementStore(db, read_only=True) as store:
+        assert store.count() == 0
+
+
+def test_retrain_refuses_a_bad_name_before_fitting(start_server, rpc_error, tmp_path: Path) -> None:
+    fitted: list[str] = []
+
+    def fit(db: Path, hardware: str, artifacts: Path):
+        fitted.append(hardware)
+        raise AssertionError("fit must not run for a bad name")
+
+    served = start_server(db_path=tmp_path / "m.db", fit=fit, profile_workers=0)
+    for name in ("../../evil", "cpu\x00x", "cpü-x", "h" * 129):
+        code, details = rpc_error(
+            served.stub.Retrain, pb.RetrainRequest(hardware=name), metadata=AUTH, timeout=10
+        )
+        assert code == grpc.StatusCode.INVALID_ARGUMENT and "hardware name" in details
+    assert fitted == []
+
+
+def test_predict_refuses_a_name_no_predictor_can_have(start_server, rpc_error, family_graphs):
+    served = start_server(profile_workers=0)
+    code, details = rpc_error(
+        served.stub.PredictEnergy,
+        pb.PredictEnergyRequest(
+            onnx_model=family_graphs["mlp"], batch_size=8, samples=8, epochs=1, hardware="../x"
+        ),
+        timeout=10,
+    )
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "hardware name" in details
+
+
+def _import_record(folder: Path, hardware: str) -> Record:
+    return Record(
+        "rows.csv:2",
+        {
+            "graph": "g.onnx",
+            "phase": "test",
+            "batch_size": "8",
+            "samples": "64",
+            "energy_j": "3.0",
+            "energy_source": "rapl",
+            "duration_s": "0.5",
+            "hardware": hardware,
+        },
+        folder,
+    )
+
+
+def test_import_uses_the_same_rule(tmp_path: Path, family_graphs) -> None:
+    (tmp_path / "g.onnx").write_bytes(family_graphs["mlp"])
+    db = tmp_path / "m.db"
+    long_ok = "h" * 100  # the importer once stopped at 64 characters
+    result = import_records([_import_record(tmp_path, long_ok)], db, graphs=GraphCache())
+    assert result.imported == 1
+    with pytest.raises(BadImport, match=re.escape("hardware name '../../evil'")):
+        import_records([_import_record(tmp_path, "../../evil")], db, graphs=GraphCache())
+    with MeasurementStore(db, read_only=True) as store:
+        assert store.hardware_names() == [long_ok]
+
+
+def _refusal(capsys, main, *argv: str) -> str:
+    """The one line ``main(argv)`` printed on stderr when it refused (exit 2)."""
+    assert main(list(argv)) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), lines
+    return lines[0]
+
+
+def test_collect_campaign_and_fit_refuse_before_anything_is_written(tmp_path, capsys) -> None:
+    from collector.campaign.gpu import main as campaign
+    from joulecast.cli import main
+
+    db = tmp_path / "runs" / "m.db"
+    line = _refusal(
+        capsys, main, "collect", "--plan", "smoke", "--device", "cpu", "--meter", "cpu-time",
+        "--samples", "8", "--data", "synthetic", "--db", str(db), "--hardware", "../../evil",
+    )  # fmt: skip
+    assert "hardware name '../../evil'" in line
+    assert not db.exists() and not db.parent.exists()
+    out = tmp_path / "campaign"
+    line = _refusal(
+        capsys, campaign, "--device", "cpu", "--plans", "smoke", "--samples", "8",
+        "--out", str(out), "--hardware", "cpu\x00x",
+    )  # fmt: skip
+    assert "hardware name 'cpu\\x00x'" in line and not out.exists()
+    (tmp_path / "store.db").write_bytes(b"")
+    line = _refusal(
+        capsys, main, "fit", "--db", str(tmp_path / "store.db"), "--hardware", "h" * 65_536
+    )
+    assert "hardware name" in line and len(line) < 400
+    assert (tmp_path / "store.db").read_bytes() == b""
