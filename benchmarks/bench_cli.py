@@ -11,7 +11,7 @@ Times, as the median of ``--repeats`` runs each, and peak RSS (the largest of th
   (``joulecast serve --port 0``, shipped artifacts); the server's start-up is not timed.
 
 Every command runs as ``python -m joulecast.cli ...`` in a fresh process, so a figure is what a
-user waits for. Targets (issue 17): ``--help`` <= 0.5 s, ``predict`` <= 1.0 s.
+user waits for. Targets: ``--help`` <= 0.5 s, ``predict`` <= 1.0 s.
 """
 
 from __future__ import annotations

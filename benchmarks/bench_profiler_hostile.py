@@ -1,4 +1,4 @@
-"""Time and peak memory of the profiler on the hostile graphs of issue 21, one process each.
+"""Time and peak memory of the profiler on the hostile graphs of the test corpus, one process each.
 
 Run: ``PYTHONPATH=. .venv/bin/python benchmarks/bench_profiler_hostile.py``. Each case of
 ``tests/hardening/hostile_corpus.py:profiler_cases`` (plus the 250k-symbolic-dims graph, too

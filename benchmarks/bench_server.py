@@ -30,7 +30,7 @@ to a temporary file (2.2 GB, about a minute) and its size measured on disk.
 
 The server runs in its own process (``python -m joulecast.cli serve --port 0``). Without
 ``--artifacts`` a throwaway predictor is fitted on formula energies of a small sweep.
-Goals (issue 22): uncached req/s at 8 clients >= 1.7x the 1-client rate on 2 cores, server CPU
+Goals: uncached req/s at 8 clients >= 1.7x the 1-client rate on 2 cores, server CPU
 > 1.5 cores under load, cached p50 <= 2 ms.
 """
 

@@ -14,7 +14,7 @@ largest peak RSS):
 - with ``--compare``, the old route for reference: ``onnx.load_model`` then ``strip_model``.
 
 The model file is deleted afterwards unless ``--keep`` names where to put it (never commit it).
-Targets (issue 17): ``joulecast profile`` <= 300 MB peak RSS and <= 2 s.
+Targets: ``joulecast profile`` <= 300 MB peak RSS and <= 2 s.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from joulecast.errors import InvalidArgument
 from joulecast.measurement import ROW_COLUMNS
 from joulecast.store import MeasurementStore
 
-# The contract of the CSV (issue "collector"): these columns first, in this order.
+# The contract of the CSV: these columns first, in this order (scripts read them by position).
 CONTRACT_COLUMNS = (
     "family",
     "num_layers",

@@ -1,4 +1,4 @@
-"""The four model families of the paper (docs/PAPER.md) and a transformer family (issue 19),
+"""The four model families of the paper (docs/PAPER.md) and a transformer family,
 built from a :class:`ModelConfig`.
 
 Input is one mel spectrogram per sample, shape (batch, 1, 128, 64); the output is a sigmoid

@@ -42,12 +42,10 @@ from collector.models import INPUT_SHAPE, build_model
 from collector.plans import RunSpec
 from collector.window import MARGIN, PROBE_S, samples_for_window
 from joulecast.errors import FailedPrecondition, InvalidArgument
-from joulecast.measurement import ROW_COLUMNS, Row, TraceSample
+from joulecast.measurement import PHASES, ROW_COLUMNS, Row, TraceSample
 from joulecast.store import MeasurementStore
 
 log = logging.getLogger(__name__)
-
-PHASES = ("train", "test")
 
 
 @dataclass(frozen=True)

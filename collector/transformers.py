@@ -1,4 +1,4 @@
-"""The transformer family (issue 19): small AST/PaSST-like patch encoders and conformers.
+"""The transformer family: small AST/PaSST-like patch encoders and conformers.
 
 Both read the paper's input, one (1, 128 mel, 64 frame) spectrogram per sample, and end like the
 paper's models: mean over the sequence, a linear head, a sigmoid over 10 classes.

@@ -1,4 +1,4 @@
-"""The check a new predictor version must pass before it serves (issue 21).
+"""The check a new predictor version must pass before it serves.
 
 Bad data (absurd rows, a degenerate fit) can produce a version whose selected predictor has an
 infinite CV error or answers nothing. :func:`check_published` asks the version, through the same

@@ -103,31 +103,6 @@ def from_store(store_path: Path | str, hardware: str | None = None) -> Dataset:
     return dataclasses.replace(from_rows(rows, graphs, chosen), source=source)
 
 
-def from_csv(csv_path: Path | str, graphs_dir: Path | str, hardware: str | None = None) -> Dataset:
-    """Rows exported as CSV (store columns) plus a folder of ``<graph_sha256>.onnx`` files."""
-    import pandas as pd  # fitting only: loading and answering import no pandas
-
-    table = pd.read_csv(csv_path)
-    if "status" in table:
-        table = table[table["status"] == "ok"]
-    known = set(Row.__dataclass_fields__)
-    rows = []
-    for record in table.to_dict("records"):
-        values = {k: (None if _is_nan(v) else v) for k, v in record.items() if k in known}
-        rows.append(Row(**values))
-    chosen = choose_hardware((r.hardware for r in rows), hardware)
-    rows = [r for r in rows if r.hardware == chosen]
-    graphs: dict[str, bytes | None] = {}
-    for sha in {r.graph_sha256 for r in rows if r.graph_sha256}:
-        file = Path(graphs_dir) / f"{sha}.onnx"
-        graphs[sha] = file.read_bytes() if file.is_file() else None
-    return from_rows(rows, graphs, chosen)
-
-
-def _is_nan(value: object) -> bool:
-    return isinstance(value, float) and np.isnan(value)
-
-
 def from_rows(rows: list[Row], graphs: dict[str, bytes | None], hardware: str) -> Dataset:
     """Featurize rows (all of ``hardware``) with one profile per distinct graph."""
     warnings: list[str] = []

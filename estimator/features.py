@@ -17,6 +17,7 @@ import numpy as np
 from estimator.domain import shape_text
 from joulecast.graph import GraphProfile, profile_graph
 from joulecast.graph.record import large_activation_bytes
+from joulecast.measurement import PHASES
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -68,8 +69,6 @@ LOG_FEATURES = (
     "phase_train",
 )
 """Family-free model inputs derived from the columns above (natural logs)."""
-
-PHASES = ("train", "test")
 
 
 def profile_features(profile: GraphProfile) -> dict[str, float]:

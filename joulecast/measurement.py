@@ -165,6 +165,7 @@ class Row:
 
 ROW_COLUMNS = tuple(f.name for f in fields(Row))
 PHASES = ("train", "test")
+"""The two phases of a run: every definition of them in joulecast imports this one."""
 STATUSES = ("ok", "failed")
 
 MAX_TEXT = 64 * 1024

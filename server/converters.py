@@ -21,7 +21,6 @@ from server.measurements import IncomingRow, RowVerdict
 if TYPE_CHECKING:
     from estimator.description import PredictorDescription
 
-_OPTION_FIELDS = ("batch_size", "samples", "epochs", "hardware")
 _PROFILE_FIELDS = tuple(
     f.name for f in pb.GraphProfile.DESCRIPTOR.fields if f.name != "flops_by_kind"
 )

@@ -1,1 +1,1 @@
-"""Prepared measurement campaigns (one command each), e.g. the GPU campaign of issue 15."""
+"""Prepared measurement campaigns (one command each), e.g. the GPU campaign."""

@@ -5,7 +5,7 @@ sample (the meter's), of wall time per sample and of CodeCarbon's energy per sam
 alongside, the window's CPU seconds (cpu-time meter) and wall seconds, and the most cores other
 work kept busy during any of its windows (``others_busy_cores``, recorded by the cpu-time meter
 since 29 November 2026; empty for older rows); then the medians over configuration-phases
-measured at least twice (the issue-13 target is a median CV <= 5 %), and the same split into
+measured at least twice (the target is a median CV <= 5 %), and the same split into
 quiet (other work below 0.5 core in every window) and crowded configuration-phases where the
 figure was recorded.
 """

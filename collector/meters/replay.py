@@ -39,7 +39,6 @@ from collector.meters.nvml import NvmlMeter
 from collector.meters.sampler import DEFAULT_INTERVAL_S
 from joulecast.errors import InvalidArgument, NotFound
 
-NVML_SUCCESS = 0
 NVML_ERROR_UNINITIALIZED = 1
 NVML_ERROR_INVALID_ARGUMENT = 2
 NVML_ERROR_NOT_SUPPORTED = 3

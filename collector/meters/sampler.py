@@ -27,7 +27,6 @@ logger = logging.getLogger(__name__)
 Probe = Callable[[float], TraceSample]
 
 DEFAULT_INTERVAL_S = 0.1
-PAPER_INTERVAL_S = 5.0
 
 
 class Sampler:

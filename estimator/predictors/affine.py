@@ -12,12 +12,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 import numpy as np
 
 from estimator.features import ServeRow, phase_flops
-from estimator.predictors.base import (
-    PHASES,
-    Predictor,
-    affine_relative,
-    positive_one,
-)
+from estimator.predictors.base import Predictor, affine_relative, positive_one
+from joulecast.measurement import PHASES
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -29,7 +29,6 @@ from joulecast.errors import FailedPrecondition, InvalidArgument
 if TYPE_CHECKING:
     import pandas as pd
 
-PHASES = ("train", "test")
 
 FEATURES_IN = (*PROFILE_FEATURES, "batch_size", "samples", "epochs", "phase", "family")
 """Feature columns every predictor reads at predict time (checked by name)."""

@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 import numpy as np
 
 from estimator.features import ServeRow, phase_flops
-from estimator.predictors.base import PHASES, Predictor, positive_one
+from estimator.predictors.base import Predictor, positive_one
 from estimator.predictors.trees import TreeModel
+from joulecast.measurement import PHASES
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -36,8 +36,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 import numpy as np
 
 from estimator.features import LOG_FEATURES, ServeRow, serve_rows
-from estimator.predictors.base import PHASES, PhysicalPredictor, power_of
+from estimator.predictors.base import PhysicalPredictor, power_of
 from estimator.predictors.trees import TreeModel
+from joulecast.measurement import PHASES
 
 if TYPE_CHECKING:
     import pandas as pd

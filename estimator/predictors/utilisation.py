@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 import numpy as np
 
 from estimator.features import LOG_FEATURES, OBSERVED_UTIL, ServeRow, log_features
-from estimator.predictors.base import PHASES, Predictor, Ridge, positive_one
+from estimator.predictors.base import Predictor, Ridge, positive_one
 from joulecast.errors import FailedPrecondition
+from joulecast.measurement import PHASES
 
 if TYPE_CHECKING:
     import pandas as pd

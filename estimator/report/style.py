@@ -24,7 +24,7 @@ FAMILY_LABELS = {
     "transformer": "Transformer",
 }
 # The paper's colours: MLP blue, RNN green, CNN red, CRNN purple; beyond the paper, the frames RNN
-# orange and the transformers (patch encoders and conformers, issue 19) cyan.
+# orange and the transformers (patch encoders and conformers) cyan.
 FAMILY_COLOURS = {
     "mlp": "#1f77b4",
     "rnn": "#2ca02c",
@@ -35,7 +35,6 @@ FAMILY_COLOURS = {
     "other": "#7f7f7f",
 }
 PHASE_MARKERS = {"train": "o", "test": "^"}
-PHASE_LABELS = {"train": "train", "test": "test"}
 DPI = 120
 
 

@@ -52,14 +52,6 @@ def _reachable_from(sources: Sequence[int], parents: Sequence[Sequence[int]]) ->
     return downstream
 
 
-def longest_chain(weights: Sequence[int], parents: Sequence[Sequence[int]]) -> int:
-    """Longest path through the DAG, counting ``weights[i]`` (0 or 1) per node."""
-    best: list[int] = []
-    for i, ps in enumerate(parents):
-        best.append(weights[i] + max((best[p] for p in ps if p < i), default=0))
-    return max(best, default=0)
-
-
 def node_parents(
     outputs: Sequence[Sequence[str]], inputs: Sequence[Sequence[str]]
 ) -> list[list[int]]:

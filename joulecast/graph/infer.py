@@ -693,12 +693,6 @@ def _split(env: Env, node: Node) -> None:
         _out(env, node, tuple(out), etype, i=i)
 
 
-def _slice_bounds(dim: int, start: int, end: int, step: int) -> range:
-    if step == 0:
-        raise ValueError("step 0")
-    return range(dim)[slice(start, end, step)]
-
-
 def _slice(env: Env, node: Node) -> None:
     x = _in(env, node, 0)
     etype = _type(env, node)
@@ -869,11 +863,6 @@ def _reduce(env: Env, node: Node) -> None:
     if v is not None and len(x) == 1 and node.op in ("ReduceProd", "ReduceSum"):
         values = (math.prod(v),) if node.op == "ReduceProd" else (sum(v),)
     _out(env, node, out, etype, values)
-
-
-def _einsum_unknown(env: Env, node: Node) -> None:
-    for i in range(len(node.outputs)):
-        _out(env, node, None, _type(env, node), i=i)
 
 
 def _compare(env: Env, node: Node) -> None:

@@ -15,7 +15,6 @@ from joulecast.graph.shapes import Shape, ShapeTable, numel
 Rule = Callable[[Node, ShapeTable], "tuple[int, str] | None"]
 
 RECURRENT_OPS = frozenset({"GRU", "LSTM", "RNN"})
-CONV_OPS = frozenset({"Conv", "ConvTranspose"})
 CONTROL_FLOW_OPS = frozenset({"If", "Loop", "Scan"})
 ATTENTION_OPS = frozenset({"Attention", "MultiHeadAttention", "GroupQueryAttention"})
 

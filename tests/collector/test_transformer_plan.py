@@ -1,4 +1,4 @@
-"""The transformer family of the collector (issue 19): every configuration of the shipped plan
+"""The transformer family of the collector: every configuration of the shipped plan
 trains, exports (legacy exporter, as the runner does) and profiles as ``transformer`` with
 DeepSpeed's FLOPs and parameters; the real runner measures two of them into a real store."""
 

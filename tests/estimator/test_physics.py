@@ -1,4 +1,4 @@
-"""Answers obey physics (issue 13): for graphs of every family, tiny to huge, and architectures
+"""Answers obey physics: for graphs of every family, tiny to huge, and architectures
 the shipped store never measured, every answer has train > test (energy and time), energy =
 power × duration, power inside the range the hardware drew, and finite intervals no wider than
 a factor 10 (or no answer, with a warning saying why).

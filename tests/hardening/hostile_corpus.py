@@ -282,7 +282,7 @@ def static_cases() -> list[Case]:
             fields={"hardware": "../../etc"},
         ),
         Case("stream_of_garbage", rng.randbytes(20000), INVALID, "ONNX", rpc="stream"),
-        # Round 2 (issue 21): each must cost one profiling worker at most, never the server.
+        # Round 2: each must cost one profiling worker at most, never the server.
         Case("function_bomb_2_40", function_bomb(40), EXHAUSTED, ""),
         Case("concat_doubling_24", concat_doubling(24), EXHAUSTED, ""),
         Case("lstm_hidden_negative", lstm_negative_hidden(), BOUNDED, ""),
@@ -299,7 +299,7 @@ def static_cases() -> list[Case]:
 
 
 def profiler_cases() -> list[Case]:
-    """Graphs that make an unbounded profiler loop, allocate or overflow (issue 21)."""
+    """Graphs that make an unbounded profiler loop, allocate or overflow."""
     return [
         Case("function_call_bomb_40", function_bomb(40, ("a", "b")), EXHAUSTED, "nodes"),
         Case("function_recursion", _function_recursion(), INVALID, "calls itself"),
@@ -320,7 +320,7 @@ def profiler_cases() -> list[Case]:
 
 def function_bomb(levels: int, names: tuple[str, str] = ("x", "y")) -> bytes:
     """Local functions F0..Fk, each F_j calling F_{j-1} twice, one node calling Fk: a tiny
-    graph whose inlined form has 2^k nodes (issue 21, case 1). ``names``: the functions' input
+    graph whose inlined form has 2^k nodes (a function bomb). ``names``: the functions' input
     and output (two corpus cases differ only by them)."""
     domain = "bomb"
     x, y = names
@@ -358,7 +358,7 @@ def function_bomb(levels: int, names: tuple[str, str] = ("x", "y")) -> bytes:
 
 def concat_doubling(steps: int) -> bytes:
     """Shape(x) then ``steps`` Concat(s, s): shape-value propagation doubles a vector at each
-    step, 2^steps elements from under a kilobyte (issue 21, case 6)."""
+    step, 2^steps elements from under a kilobyte (a Concat memory bomb)."""
     nodes = [helper.make_node("Shape", ["x"], ["s0"])]
     for k in range(1, steps + 1):
         nodes.append(helper.make_node("Concat", [f"s{k - 1}", f"s{k - 1}"], [f"s{k}"], axis=0))

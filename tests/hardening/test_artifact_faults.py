@@ -1,4 +1,4 @@
-"""Artifacts that must not stop a server (issue 21, case 10): a manifest nested 200k deep for
+"""Artifacts that must not stop a server : a manifest nested 200k deep for
 one hardware, and the temporaries a killed publish leaves behind."""
 
 from __future__ import annotations

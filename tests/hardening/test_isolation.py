@@ -1,4 +1,4 @@
-"""Round 2 of hardening (issue 21): one request must not freeze the server.
+"""Round 2 of hardening: one request must not freeze the server.
 
 A real ``joulecast serve`` subprocess; the pathological graphs of the corpus are profiled in
 its worker processes, under a deadline and a memory cap, while other clients are answered.

@@ -1,4 +1,4 @@
-"""A retrain cannot break serving (issue 21, case 2 and 9): absurd rows are refused, and a new
+"""A retrain cannot break serving: absurd rows are refused, and a new
 version that fails the canary check is kept aside while the old one keeps serving."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The CLI's refusals of issue 21: one line on stderr, exit 2, files left as they were."""
+"""The CLI's refusals of hostile input: one line on stderr, exit 2, files left as they were."""
 
 from __future__ import annotations
 

@@ -134,7 +134,7 @@ def _make(
                 params = f / 2 if like_dense else [1e6, 0.2e6, 3e6, 0.5e6, 0.8e6][i]
                 power = _power("rnn-frames" if like_dense else "cnn", phase, i, False)
                 add("rnn", "frames", i + 10, f, params, phase, e, power)
-    if transformers:  # issue 19's family: paper variant, its own slope between CNN and MLP
+    if transformers:  # the transformer family: paper variant, its own slope between CNN and MLP
         for phase_index, phase in enumerate(("test", "train")):
             mult = 3 if phase == "train" else 1
             for i, f in enumerate([18e6, 80e6, 250e6, 900e6]):

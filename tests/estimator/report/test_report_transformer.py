@@ -1,4 +1,4 @@
-"""Issue 19: the report draws transformer rows in a colour of their own in every figure that
+"""The report draws transformer rows in a colour of their own in every figure that
 colours by family, and gives them their own column in figures 1 and 2."""
 
 from __future__ import annotations

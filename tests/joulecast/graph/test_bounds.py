@@ -1,4 +1,4 @@
-"""Bounded profiling (issue 21): every graph that could make the profiler loop, allocate or
+"""Bounded profiling: every graph that could make the profiler loop, allocate or
 overflow is refused with a typed error before the work, and what it returns stays small."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Attention and transformers (issue 19): both exporters, within 1 % of DeepSpeed, params exact.
+"""Attention and transformers: both exporters, within 1 % of DeepSpeed, params exact.
 
 Parameters are set to distinct non-zero values before export: the dynamo exporter's optimiser
 drops an all-zero Gemm bias (nn.MultiheadAttention initialises its out_proj bias to 0), and
