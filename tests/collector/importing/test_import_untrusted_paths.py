@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import subprocess
 import sys
 from pathlib import Path
@@ -23,7 +22,11 @@ LAYER = '"Linear(in_features=32,out_features=8)"'
 
 
 _DRIVER = """
-import contextlib, io, json, sys
+import contextlib, io, json, resource, sys
+# The cap is set here, in the child, not by a preexec_fn: a pytest worker that has run gRPC
+# servers has threads, and Python code between fork and exec in such a process can crash
+# (gRPC skipped its fork handlers and the child aborted on its epoll descriptor).
+resource.setrlimit(resource.RLIMIT_AS, (int(sys.argv[3]), int(sys.argv[3])))
 sys.path.insert(0, sys.argv[1])
 from joulecast.cli import main
 out = []
@@ -36,21 +39,16 @@ print(json.dumps(out))
 """
 
 
-def _cap_memory() -> None:
-    resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE_BYTES, ADDRESS_SPACE_BYTES))
-
-
 def _imports(*calls: tuple[Path, Path, tuple[str, ...]]) -> list[subprocess.CompletedProcess]:
     """``joulecast import PATH --db DB EXTRA...`` for each call, one after another in one
     subprocess (one interpreter start for them all) under a deadline and an address-space cap."""
     argvs = [["import", str(path), "--db", str(db), *extra] for path, db, extra in calls]
     done = subprocess.run(
-        [sys.executable, "-c", _DRIVER, str(ROOT), json.dumps(argvs)],
+        [sys.executable, "-c", _DRIVER, str(ROOT), json.dumps(argvs), str(ADDRESS_SPACE_BYTES)],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=DEADLINE_S,
-        preexec_fn=_cap_memory,
         check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
