@@ -1,0 +1,146 @@
+"""From a store holding a few rows of one catalogued GPU to a published calibration.
+
+The rows may come from ``joulecast calibrate`` (the reference suite, measured minutes ago), from
+an import (a few Zeus-format rows) or from AddMeasurements: ``joulecast fit`` and Retrain route a
+catalogued GPU with fewer than :data:`MAX_CONFIG_PHASES` configuration-phases here, instead of
+fitting per-hardware predictors that a handful of networks cannot cross-validate.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from estimator.transfer import artifact, calibrated, fewshot
+from estimator.transfer.calibrated import CalibratedModel
+from estimator.transfer.gpu import GpuRates
+from joulecast.errors import FailedPrecondition, InvalidArgument, NotFound
+from joulecast.hardware import AmbiguousGpuName, GpuSpec, find_gpu
+from joulecast.measurement import Row, is_estimate
+from joulecast.store import MeasurementStore
+
+log = logging.getLogger(__name__)
+
+MAX_CONFIG_PHASES = 20
+"""Below this many configuration-phases (a network at one batch size, in one phase) of a
+catalogued GPU, ``joulecast fit`` calibrates the transfer model instead of fitting the
+per-hardware predictors: those choose among themselves by leaving configurations out, which a
+handful of networks (one or two per family) cannot support; the smallest measured GPU store
+shipped has 86."""
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """A published calibration: the model, the fit it came from, and its file."""
+
+    model: CalibratedModel
+    fit: fewshot.FewShot
+    path: Path
+
+
+def measured_rows(store_path: Path | str, hardware: str) -> list[Row]:
+    """The successful, measured (not estimated) rows of ``hardware`` in a store."""
+    with MeasurementStore(store_path, read_only=True) as store:
+        rows = store.rows(status="ok", hardware=hardware)
+    return [r for r in rows if not (r.energy_is_estimate or is_estimate(r.energy_source or ""))]
+
+
+def config_phases(rows: list[Row]) -> int:
+    """Distinct (configuration, batch size, phase) among ``rows``."""
+    return len({(r.config_id, r.batch_size, r.phase) for r in rows})
+
+
+def catalogued(name: str) -> GpuSpec | None:
+    try:
+        return find_gpu(name)
+    except AmbiguousGpuName:
+        return None
+
+
+def gpu_of_rows(hardware: str, rows: list[Row]) -> GpuSpec | None:
+    """The catalogued GPU the rows ran on: by their hardware id, else the device name NVML gave."""
+    spec = catalogued(hardware)
+    if spec is not None:
+        return spec
+    names = {r.device_name for r in rows if r.device_name}
+    found = {s.id: s for s in (catalogued(n) for n in names) if s is not None}
+    return next(iter(found.values())) if len(found) == 1 else None
+
+
+def few_shot_hardware(store_path: Path | str, hardware: str | None) -> str | None:
+    """The hardware ``joulecast fit`` should calibrate rather than fit: a catalogued GPU whose
+    measured rows span fewer than :data:`MAX_CONFIG_PHASES` configuration-phases; None for any
+    other (the per-hardware predictors then answer, or refuse)."""
+    from estimator.dataset import choose_hardware
+
+    if not Path(store_path).is_file():
+        return None
+    with MeasurementStore(store_path, read_only=True) as store:
+        names = store.hardware_names()
+    try:
+        chosen = choose_hardware(names, hardware)
+    except (NotFound, InvalidArgument, FailedPrecondition):
+        return None  # the regular fit says what is wrong, in its own words
+    rows = measured_rows(store_path, chosen)
+    if not rows or config_phases(rows) >= MAX_CONFIG_PHASES:
+        return None
+    return chosen if gpu_of_rows(chosen, rows) is not None else None
+
+
+def calibrate_and_publish(
+    store_path: Path | str,
+    hardware: str,
+    artifacts_dir: Path | str,
+) -> Calibration:
+    """Calibrate the transfer model published under ``artifacts_dir`` on ``hardware``'s rows and
+    publish the result beside it. FailedPrecondition when there is no transfer model, the GPU
+    is not catalogued, or too few usable rows."""
+    from estimator.transfer.data import from_stores
+
+    prior = artifact.load(artifacts_dir)
+    if prior is None:
+        raise FailedPrecondition(
+            f"no transfer model under {artifacts_dir}/transfer: a calibration needs it as its "
+            "prior (the repository ships one in artifacts/)"
+        )
+    calibrated.check_hardware(hardware)
+    rows = measured_rows(store_path, hardware)
+    spec = gpu_of_rows(hardware, rows)
+    if spec is None:
+        raise FailedPrecondition(
+            f"{hardware} is not a catalogued GPU (nor is the device its rows name): the transfer "
+            "model reads a GPU's published figures; `joulecast hardware` lists the catalog"
+        )
+    rates = GpuRates.from_spec(spec)
+    data = from_stores([store_path], lambda h: rates if h == hardware else None)
+    frame = data.frame
+    if not frame.empty:
+        frame = frame[frame["hardware"] == hardware]
+    try:
+        fit = fewshot.calibrate(frame, prior.params)
+    except ValueError as exc:
+        reason = f"cannot calibrate {hardware}: {exc} (left out: {data.skipped or 'nothing'})"
+        raise FailedPrecondition(reason) from exc
+    model = calibrated.build(fit, prior, hardware=hardware, gpu=spec.id, facts=_facts(rows))
+    path = calibrated.publish(model, artifacts_dir)
+    log.info("calibration of %s (%s) published: %s", hardware, model.version, path)
+    return Calibration(model, fit, path)
+
+
+def _facts(rows: list[Row]) -> dict[str, Any]:
+    """What the rows say about the device and when they were measured."""
+    started = sorted(r.started_at or r.finished_at or "" for r in rows)
+    started = [s for s in started if s]
+    limits = sorted({float(r.power_limit_w) for r in rows if r.power_limit_w})
+    return {
+        "energy_sources": dict(Counter(r.energy_source or "unknown" for r in rows)),
+        "device_names": sorted({r.device_name for r in rows if r.device_name}),
+        "drivers": sorted({r.driver for r in rows if r.driver}),
+        "power_limits_w": limits,
+        "measured_at": [started[0], started[-1]] if started else [],
+        "fitted_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
