@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from estimator.transfer import artifact, calibrated, fewshot
 from estimator.transfer.calibrated import CalibratedModel
@@ -144,3 +147,64 @@ def _facts(rows: list[Row]) -> dict[str, Any]:
         "measured_at": [started[0], started[-1]] if started else [],
         "fitted_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
+
+
+@dataclass(frozen=True)
+class HeldOutItem:
+    """One suite item (a configuration at a batch size, one phase) answered without its rows,
+    before calibration (the transfer model, its served interval) and after (a calibration on
+    the other configurations, the interval their held-out errors give). Energies per sample,
+    in joules; medians over the item's repeats."""
+
+    configuration: str
+    phase: str
+    batch_size: int
+    measured_j: float
+    before_j: float
+    before_low_j: float
+    before_high_j: float
+    after_j: float | None
+    after_low_j: float | None
+    after_high_j: float | None
+
+
+def held_out_items(done: Calibration, prior: artifact.TransferModel) -> list[HeldOutItem]:
+    """Before and after for every item of the calibration, each answered without its own
+    configuration; the after-interval of an item comes from the other configurations' held-out
+    errors only (none where nothing was held out)."""
+    from estimator.transfer.answer import band
+
+    held = done.fit.held_out.copy()
+    lowo = prior.bands.get("lowo", (-0.5, 0.5))
+    before_band = band(prior, gpu_measured=done.model.gpu in prior.fitted_on.get("gpus", []))
+    held["error"] = np.log(held["loco_j"] / held["measured_j"])
+    items: list[HeldOutItem] = []
+    keys = ["configuration", "phase", "batch_size"]
+    for (config, phase, batch), part in held.groupby(keys, sort=True):
+        per = part[["measured_j", "prior_j", "loco_j"]].div(part["samples"], axis=0).median()
+        after = per["loco_j"] if np.isfinite(per["loco_j"]) else None
+        others = held[(held["phase"] == phase) & (held["configuration"] != config)]
+        others = others[np.isfinite(others["error"])]
+        low = high = None
+        if after is not None and not others.empty:
+            lo, hi = calibrated.combined(
+                others["error"].to_numpy(float), others["configuration"].nunique(), lowo
+            )
+            low, high = after * math.exp(-hi), after * math.exp(-lo)
+        served = phase == "train"  # the transfer model answers training only
+        prior_j = float(per["prior_j"])
+        items.append(
+            HeldOutItem(
+                configuration=str(config),
+                phase=str(phase),
+                batch_size=int(batch),
+                measured_j=float(per["measured_j"]),
+                before_j=prior_j if served else None,
+                before_low_j=prior_j * math.exp(-before_band[1]) if served else None,
+                before_high_j=prior_j * math.exp(-before_band[0]) if served else None,
+                after_j=None if after is None else float(after),
+                after_low_j=low,
+                after_high_j=high,
+            )
+        )
+    return items

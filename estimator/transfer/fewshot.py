@@ -52,7 +52,7 @@ class FewShot:
     ``params``: the calibrated parameters; ``sigma``: the prior width used; ``sigma_scores``:
     leave-one-configuration-out RMSE of log energy (training rows) per width tried (empty when
     too few configurations); ``held_out``: one row per measured row with ``configuration``,
-    ``phase``, ``batch_size``, ``measured_j``, ``prior_j`` (the transfer model's answer),
+    ``phase``, ``batch_size``, ``samples``, ``measured_j``, ``prior_j`` (the transfer model's answer),
     ``loco_j`` (the answer of a calibration without its configuration; NaN when none was made)
     and ``fitted_j`` (the final calibration's answer).
     """
@@ -120,6 +120,7 @@ def calibrate(
             "configuration": configs,
             "phase": frame["phase"],
             "batch_size": frame["batch_size"],
+            "samples": frame["samples"],
             "measured_j": frame["energy_j"],
             "prior_j": log_errors(prior, frame)["energy_j"],
             "loco_j": loco.get(sigma, np.full(len(frame), np.nan)),
