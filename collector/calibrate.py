@@ -2,8 +2,9 @@
 
 The suite (``collector/plans/calibrate.json``) spans what the transfer model's parameters need:
 dense layers at a small batch (weight-bound) and a large one (compute-bound), convolutions at
-both, a GRU over 64 frames (sequential steps), a small patch transformer (attention) and a
-narrow MLP whose steps are mostly fixed costs. Every configuration-phase is measured in a timed
+both, a GRU over 64 frames and a CRNN's GRU over 512 positions (sequential steps, short and
+long: the transfer model's worst guess on the H200 was a long recurrence), a small patch
+transformer (attention) and a narrow MLP whose steps are mostly fixed costs. Every configuration-phase is measured in a timed
 window of :data:`WINDOW_S` (wall seconds on a GPU, CPU seconds on a CPU), after an idle baseline
 (GPU), repeats interleaved so that a budget cut still leaves every configuration measured once.
 
@@ -33,7 +34,7 @@ log = logging.getLogger(__name__)
 
 PLAN = "calibrate"
 DEFAULT_BUDGET_S = 180.0
-"""Three minutes: the suite's 48 windows of 2 s with their idle baselines take about 2.5 on a
+"""Three minutes: the suite's 54 windows of 2 s with their idle baselines take about 2.5 on a
 modern GPU; a budget that runs out stops before the next configuration, never inside a window."""
 WINDOW_S = 2.0
 REPEATS = 3

@@ -113,8 +113,10 @@ def calibrated(
     max_factor: float,
 ) -> EnergyPrediction:
     """The answer for a GPU calibrated on a few rows of its own: the transfer model's equations
-    with the calibrated parameters, each phase the calibration has a band for, a phase whose
-    interval would span more than ``max_factor`` (high/low) refused with a warning."""
+    with the calibrated parameters, each phase the calibration has a band for. A test answer
+    whose interval would span more than ``max_factor`` (high/low) is refused, as a measured
+    predictor's is (the transfer model never answers testing); a training answer never is, as
+    the transferred one is not, but a warning says its interval is wide."""
     limit = answer.check_power_limit(rates, power_limit_w)
     info = model.calibration
     configs = info.get("configurations", [])
@@ -140,7 +142,7 @@ def calibrated(
             phases[phase] = None
             continue
         factor = math.exp(band[1] - band[0])
-        if factor > max_factor:
+        if factor > max_factor and phase == "test":
             warnings.append(
                 f"{phase}: no answer: its 90 % interval would span a factor {factor:.0f} (more "
                 f"than {max_factor:g}); the calibration's held-out {phase} rows strayed too far"
@@ -148,6 +150,14 @@ def calibrated(
             phases[phase] = None
             refused.append(phase)
             continue
+        if factor > max_factor:
+            # Training is answered whatever its width, as the transferred tier it refines is:
+            # a calibration that stops answering would be worse than none.
+            warnings.append(
+                f"{phase}: a wide interval (a factor {factor:.0f}): a configuration the "
+                "calibration held out strayed far from the others' answer, as a network of a "
+                "kind its suite lacks may"
+            )
         est = answer.estimate_with(
             model.params, band, rates, profile, power_limit_w=limit, phase=phase, **kwargs
         )

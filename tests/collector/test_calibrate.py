@@ -28,7 +28,7 @@ TRACES = REPO / "tests" / "data" / "traces"
 def test_the_reference_plan_spans_kinds_of_work_inside_its_budget() -> None:
     plan = load_plan("calibrate")
     families = {r.config.family for r in plan.runs}
-    assert families == {"mlp", "cnn", "rnn", "transformer"}
+    assert families == {"mlp", "cnn", "rnn", "crnn", "transformer"}
     batches = {f: {r.batch_size for r in plan.runs if r.config.family == f} for f in families}
     assert min(batches["mlp"]) <= 8 and max(batches["mlp"]) >= 256  # weight- and compute-bound
     assert min(batches["cnn"]) <= 8 and max(batches["cnn"]) >= 128
