@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from collector.calibrate import SuiteResult
+    from estimator.description import PredictorDescription
     from estimator.transfer.calibrate import HeldOutItem
 
 DEFAULT_DB = Path("runs/calibrate.db")
@@ -143,20 +144,37 @@ def _calibrate_gpu(args: argparse.Namespace, suite: SuiteResult) -> int:
 
 
 def _fit_cpu(args: argparse.Namespace, suite: SuiteResult) -> int:
+    from estimator.artifacts import load_version
+    from estimator.canary import CanaryFailed
+    from estimator.description import describe_published
     from estimator.fit_cli import format_summary
     from estimator.service import fit_and_publish
 
-    described = fit_and_publish(args.db, suite.hardware, args.artifacts)
+    try:
+        described = fit_and_publish(args.db, suite.hardware, args.artifacts)
+    except CanaryFailed as failed:
+        # The version is kept aside, not served: its held-out scores still say why.
+        kept = describe_published(load_version(args.artifacts, suite.hardware, failed.version))
+        print(f"version {failed.version} of {suite.hardware} is kept aside (not served):")
+        _print_loco(kept)
+        raise
     print(format_summary(described))
+    _print_loco(described)
+    return 0
+
+
+def _print_loco(described: PredictorDescription) -> None:
+    """Each selected predictor's leave-one-configuration-out figures on the suite."""
     loco = described.scores.get("loco", {})
     for phase, name in described.selected.items():
         s = loco.get(phase, {}).get(name, {})
+        coverage = s.get("coverage_90")
         print(
             f"  held out by configuration ({phase}, {name}): median error "
-            f"{_pct(s.get('median_ape_pct'))}, 90 % interval coverage "
-            f"{_pct(100 * s['coverage_90'] if s.get('coverage_90') is not None else None)}"
+            f"{_pct(s.get('median_ape_pct'))}, MAPE {_pct(s.get('mape_pct'))}, 90 % interval "
+            f"x{s.get('width_factor', float('nan')):.1f} covering "
+            f"{_pct(None if coverage is None else 100 * coverage)}"
         )
-    return 0
 
 
 def _keep_a_larger_sweep(args: argparse.Namespace) -> None:
