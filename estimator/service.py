@@ -615,7 +615,7 @@ def fit_and_publish(
     report's predicted-vs-measured figure. Returns :func:`describe_published` of the new version.
     A catalogued GPU whose rows span fewer than
     :data:`estimator.transfer.calibrate.MAX_CONFIG_PHASES` configuration-phases is calibrated
-    instead (the transfer model fitted to its rows, published under ``transfer/calibrated/``;
+    instead, when ``artifacts_dir`` holds the transfer model (the transfer model fitted to its rows, published under ``transfer/calibrated/``;
     :func:`describe_calibration` of it is returned). A version that fails :func:`estimator.canary.require_servable` is written but kept aside
     (CURRENT unchanged) and :class:`~estimator.canary.CanaryFailed` is raised with the reasons.
     """
@@ -623,7 +623,7 @@ def fit_and_publish(
     from estimator.canary import require_servable
     from estimator.transfer import calibrate
 
-    few_shot = calibrate.few_shot_hardware(store_path, hardware)
+    few_shot = calibrate.few_shot_hardware(store_path, hardware, artifacts_dir)
     if few_shot is not None:
         # A catalogued GPU with a handful of rows: calibrate the transfer model on them rather
         # than fit predictors that so few networks cannot cross-validate.

@@ -74,13 +74,16 @@ def gpu_of_rows(hardware: str, rows: list[Row]) -> GpuSpec | None:
     return next(iter(found.values())) if len(found) == 1 else None
 
 
-def few_shot_hardware(store_path: Path | str, hardware: str | None) -> str | None:
+def few_shot_hardware(
+    store_path: Path | str, hardware: str | None, artifacts_dir: Path | str
+) -> str | None:
     """The hardware ``joulecast fit`` should calibrate rather than fit: a catalogued GPU whose
-    measured rows span fewer than :data:`MAX_CONFIG_PHASES` configuration-phases; None for any
-    other (the per-hardware predictors then answer, or refuse)."""
+    measured rows span fewer than :data:`MAX_CONFIG_PHASES` configuration-phases, when
+    ``artifacts_dir`` holds the transfer model to calibrate (the prior); None otherwise (the
+    per-hardware predictors are then fitted, as without calibration)."""
     from estimator.dataset import choose_hardware
 
-    if not Path(store_path).is_file():
+    if not Path(store_path).is_file() or not artifact.path_in(artifacts_dir).is_file():
         return None
     with MeasurementStore(store_path, read_only=True) as store:
         names = store.hardware_names()

@@ -105,8 +105,10 @@ def artifacts_dir(tmp_path: Path) -> Path:
 
 
 def test_fit_calibrates_a_catalogued_gpu_with_few_rows(few_store, artifacts_dir) -> None:
-    assert few_shot_hardware(few_store, None) == "quadro-rtx6000"
-    assert few_shot_hardware(ZEUS, "quadro-rtx6000") is None  # 224 rows: a measured fit
+    assert few_shot_hardware(few_store, None, artifacts_dir) == "quadro-rtx6000"
+    assert few_shot_hardware(ZEUS, "quadro-rtx6000", artifacts_dir) is None  # 224 rows
+    # without the transfer model to calibrate, the per-hardware fit runs as it always did
+    assert few_shot_hardware(few_store, None, artifacts_dir / "nowhere") is None
     assert MAX_CONFIG_PHASES > 12
     described = fit_and_publish(few_store, None, artifacts_dir)
     assert described.selected == {"train": "gpu-transfer-calibrated"}
