@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-TIERS = ("measured", "transferred")
+TIERS = ("measured", "calibrated", "transferred")
 """Where an answer's knowledge of the hardware comes from: a predictor fitted on rows of that
-exact hardware, or the transfer model reading its spec sheet (no row of it)."""
+exact hardware, the transfer model fitted to a few rows of it (``joulecast calibrate``), or the
+transfer model reading its spec sheet (no row of it)."""
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from estimator.artifacts import Published
+
+if TYPE_CHECKING:
+    from estimator.transfer.calibrated import CalibratedModel
 
 
 @dataclass(frozen=True)
@@ -83,3 +86,51 @@ class PredictorDescription:
 
 def describe_published(published: Published) -> PredictorDescription:
     return PredictorDescription.of(published)
+
+
+def describe_calibration(model: CalibratedModel) -> PredictorDescription:
+    """A calibrated GPU (the transfer model fitted to a few rows of it) in the same record, so
+    that ``joulecast fit``, Retrain and ListPredictors report it like a predictor version:
+    ``scores`` holds the calibration's held-out errors (``loco``: phase -> median APE and
+    log-error quantiles), ``notes`` what it rests on."""
+    from estimator.transfer.serve import CALIBRATED_PREDICTOR
+
+    info = model.calibration
+    phases = tuple(model.bands)
+    held = info.get("held_out", {})
+    notes = [
+        f"calibrated transfer model: {model.rows} rows of {len(info.get('configurations', []))} "
+        f"configurations measured {model.measured}, prior sigma {info.get('sigma')} "
+        f"(prior transfer model {info.get('prior', {}).get('version', '?')})",
+    ]
+    for phase, errors in info.get("log_errors", {}).items():
+        before, after = errors.get("prior", {}), errors.get("calibrated", {})
+        notes.append(
+            f"{phase}: the rows' median error {before.get('median_ape', float('nan')):.1%} "
+            f"before calibration, {after.get('median_ape', float('nan')):.1%} after"
+            + (
+                f"; held out by configuration {held[phase]['median_ape']:.1%}"
+                if phase in held
+                else "; nothing held out"
+            )
+        )
+    return PredictorDescription(
+        hardware=model.hardware,
+        version=model.version,
+        created_at=str(info.get("fitted_at", "")),
+        energy_source="+".join(sorted(info.get("energy_sources", {}))) or "unknown",
+        energy_is_estimate=False,
+        phases=phases,
+        families={},
+        selected={phase: CALIBRATED_PREDICTOR for phase in phases},
+        fallback_unseen_family={phase: CALIBRATED_PREDICTOR for phase in phases},
+        scores={"loco": {phase: {CALIBRATED_PREDICTOR: dict(v)} for phase, v in held.items()}},
+        dataset={
+            "rows": model.rows,
+            "configs": len(info.get("configurations", [])),
+            "families": [],
+            "calibrated_gpu": model.gpu,
+        },
+        domain={},
+        notes=tuple(notes),
+    )

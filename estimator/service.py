@@ -17,7 +17,11 @@ from typing import TYPE_CHECKING
 from estimator.answers import EnergyPrediction, PhaseEstimate
 from estimator.artifacts import Published, list_hardware, load_current
 from estimator.dataset import from_store
-from estimator.description import PredictorDescription, describe_published
+from estimator.description import (
+    PredictorDescription,
+    describe_calibration,
+    describe_published,
+)
 from estimator.domain import WIDEN as DOMAIN_WIDEN
 from estimator.domain import outside
 from estimator.evaluation import OBSERVED_VARIANT
@@ -32,6 +36,7 @@ from joulecast.hardware_name import check_hardware_name
 if TYPE_CHECKING:
     from estimator.layerwise import LayerAnswer, LayerSum
     from estimator.transfer.artifact import TransferModel
+    from estimator.transfer.calibrated import CalibratedModel
     from joulecast.hardware import GpuSpec
 
 logger = logging.getLogger(__name__)
@@ -355,8 +360,26 @@ def _load_transfer(artifacts_dir: Path) -> TransferModel | None:
         return None
 
 
+def _load_calibrations(artifacts_dir: Path) -> dict[str, CalibratedModel]:
+    """Every calibrated GPU under ``artifacts_dir/transfer/calibrated``, by hardware id."""
+    from estimator.transfer import calibrated
+
+    out: dict[str, CalibratedModel] = {}
+    for hardware in calibrated.list_calibrated(artifacts_dir):
+        try:
+            model = calibrated.load(artifacts_dir, hardware)
+        except JoulecastError as exc:
+            # One broken calibration must not stop the others, or anything else, from serving.
+            logger.error("calibration of %s not loaded: %s", hardware, exc)
+            continue
+        if model is not None:
+            out[hardware] = model
+    return out
+
+
 class PredictorRegistry:
-    """The CURRENT predictor version of every hardware under ``artifacts_dir/predictors``.
+    """The CURRENT predictor version of every hardware under ``artifacts_dir/predictors``, the
+    GPU transfer model and the GPUs calibrated on it (``artifacts_dir/transfer/calibrated``).
 
     Thread-safe: :meth:`reload` loads a new version fully, then swaps it in under a lock, so
     :meth:`predict` keeps answering with the old version meanwhile.
@@ -375,6 +398,7 @@ class PredictorRegistry:
                 logger.error("predictor of %s not loaded: %s", hardware, exc)
                 self._errors[hardware] = str(exc)
         self._transfer = _load_transfer(self._dir)
+        self._calibrated = _load_calibrations(self._dir)
 
     def hardware(self) -> list[str]:
         with self._lock:
@@ -407,32 +431,43 @@ class PredictorRegistry:
         with self._lock:
             return any(p.bundle.layer_sum is not None for p in self._loaded.values())
 
-    def _resolve(self, hardware: str | None) -> tuple[Published | None, GpuSpec | None]:
+    def _resolve(
+        self, hardware: str | None
+    ) -> tuple[Published | None, CalibratedModel | None, GpuSpec | None]:
         """Who answers for ``hardware``: its measured predictor (by id, or by any name the GPU
-        catalog knows it by) and, for a catalogued GPU, its figures; a catalogued GPU without a
-        predictor is answered by the transfer model. NotFound when neither knows it."""
+        catalog knows it by); else its calibration (by id, or the catalog id of the GPU named);
+        else, for a catalogued GPU, the transfer model. Returns (predictor, calibration, the
+        GPU's figures); NotFound when none knows it."""
         with self._lock:
             loaded = dict(self._loaded)
+            calibrations = dict(self._calibrated)
         if hardware is None or hardware in loaded:
-            return self._get(hardware), _catalogued(hardware)
+            return self._get(hardware), None, _catalogued(hardware)
+        if hardware in calibrations:
+            model = calibrations[hardware]
+            return None, model, _catalogued(model.gpu)
         spec = _catalogued(hardware)
         if spec is not None and spec.id in loaded:
-            return loaded[spec.id], spec
+            return loaded[spec.id], None, spec
+        if spec is not None and spec.id in calibrations:
+            return None, calibrations[spec.id], spec
         if spec is not None and self._transfer is not None:
-            return None, spec
+            return None, None, spec
         known = "" if self._transfer is None else "; or a GPU of `joulecast hardware`"
         raise NotFound(
             f"no predictor for hardware {hardware!r}; available: {sorted(loaded)}{known}"
         )
 
     def serving(self, hardware: str | None = None) -> object:
-        """The loaded version that answers for ``hardware`` (None: the default hardware), or
-        the transfer model for a catalogued GPU without one.
+        """The loaded version that answers for ``hardware`` (None: the default hardware), its
+        calibration, or the transfer model for a catalogued GPU without either.
 
         The same object until :meth:`reload` swaps in another, so that a caller may keep
         answers computed with it (the server's answer cache) and know when they are stale."""
-        published, _ = self._resolve(hardware)
-        return published if published is not None else self._transfer
+        published, calibration, _ = self._resolve(hardware)
+        if published is not None:
+            return published
+        return calibration if calibration is not None else self._transfer
 
     @property
     def transfer(self) -> TransferModel | None:
@@ -461,8 +496,27 @@ class PredictorRegistry:
         from estimator.transfer.gpu import GpuRates
 
         check_counts(batch_size, samples, epochs, observed_gpu_util)
-        published, spec = self._resolve(hardware)
+        published, calibration, spec = self._resolve(hardware)
         counts = {"batch_size": batch_size, "samples": samples, "epochs": epochs}
+        if calibration is not None:
+            if observed_gpu_util is not None:
+                raise InvalidArgument("observed_gpu_util needs a measured predictor")
+            if spec is None:
+                raise FailedPrecondition(
+                    f"the calibration of {calibration.hardware} names GPU {calibration.gpu!r}, "
+                    "which the catalog no longer holds"
+                )
+            answer = serve.calibrated(
+                calibration,
+                GpuRates.from_spec(spec),
+                spec.name,
+                profile,
+                power_limit_w=power_limit_w,
+                max_factor=MAX_INTERVAL_FACTOR,
+                **counts,
+            )
+            train, test = _tie(answer.train, answer.test)
+            return replace(answer, train=train, test=test)
         if published is None:
             assert spec is not None and self._transfer is not None
             if observed_gpu_util is not None:
@@ -546,7 +600,17 @@ class PredictorRegistry:
         )
 
     def reload(self, hardware: str) -> str:
-        """Load the newest CURRENT version of ``hardware`` and swap it in; returns its version."""
+        """Load the newest CURRENT version of ``hardware`` and swap it in; returns its version.
+        A hardware with no predictor but a calibration (a few-shot fit) reloads that."""
+        if hardware not in list_hardware(self._dir):
+            from estimator.transfer import calibrated
+
+            model = calibrated.load(self._dir, hardware)
+            if model is not None:
+                with self._lock:
+                    self._calibrated[hardware] = model
+                logger.info("calibration of %s now at version %s", hardware, model.version)
+                return model.version
         published = load_current(self._dir, hardware)
         with self._lock:
             self._loaded[hardware] = published
@@ -585,10 +649,14 @@ class PredictorRegistry:
         return version
 
     def describe(self) -> list[PredictorDescription]:
-        """One entry per loaded hardware: version, energy source, selection, CV scores."""
+        """One entry per loaded hardware (version, energy source, selection, CV scores), then
+        one per calibrated GPU without a predictor of its own."""
         with self._lock:
             loaded = dict(self._loaded)
-        return [describe_published(loaded[h]) for h in sorted(loaded)]
+            calibrations = dict(self._calibrated)
+        return [describe_published(loaded[h]) for h in sorted(loaded)] + [
+            describe_calibration(calibrations[h]) for h in sorted(calibrations) if h not in loaded
+        ]
 
 
 def fit_and_publish(
@@ -603,14 +671,24 @@ def fit_and_publish(
     ``held_out_csv``, when given, receives the leave-one-configuration-out predictions of every
     predictor (config_id, family, phase, predictor, measured_j, predicted_j), the input of the
     report's predicted-vs-measured figure. Returns :func:`describe_published` of the new version.
-    A version that fails :func:`estimator.canary.require_servable` is written but kept aside
+    A catalogued GPU whose rows span fewer than
+    :data:`estimator.transfer.calibrate.MAX_CONFIG_PHASES` configuration-phases is calibrated
+    instead, when ``artifacts_dir`` holds the transfer model (the transfer model fitted to its rows, published under ``transfer/calibrated/``;
+    :func:`describe_calibration` of it is returned). A version that fails :func:`estimator.canary.require_servable` is written but kept aside
     (CURRENT unchanged) and :class:`~estimator.canary.CanaryFailed` is raised with the reasons.
     """
     from estimator.artifacts import publish
     from estimator.canary import require_servable
+    from estimator.transfer import calibrate
 
     if hardware is not None:
         check_hardware_name(hardware)
+    few_shot = calibrate.few_shot_hardware(store_path, hardware, artifacts_dir)
+    if few_shot is not None:
+        # A catalogued GPU with a handful of rows: calibrate the transfer model on them rather
+        # than fit predictors that so few networks cannot cross-validate.
+        done = calibrate.calibrate_and_publish(store_path, few_shot, artifacts_dir)
+        return describe_calibration(done.model)
     dataset = from_store(store_path, hardware)
     bundle = fit_bundle(dataset)
     bundle = with_layer_sum(bundle, store_path)

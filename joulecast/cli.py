@@ -16,6 +16,7 @@ _COMMAND_MODULES = (
     "estimator.profile_cli",
     "estimator.fit_cli",
     "estimator.transfer.cli",
+    "joulecast.calibrate_cli",
     "estimator.report.cli",
     "estimator.hardware_cli",
     "server.cli",

@@ -215,6 +215,15 @@ class NvmlMeter(EnergyMeter):
             return stats.power_mean_w * duration_s, SOURCE_NVML_INTEGRAL, True, (note,)
         raise MeterUnavailable("no power sample in the window")
 
+    def compute_pids(self) -> frozenset[int] | None:
+        """Process ids holding a compute context on the metered GPU now (NVML's ids: the host's,
+        inside a container); None when the driver does not say."""
+        return self._device.compute_pids()
+
+    def power_limit_w(self) -> float | None:
+        """The board's power limit now, in watts; None when the driver does not say."""
+        return self._device.power_limit_w()
+
     def measure_idle_power_w(self, duration_s: float) -> float | None:
         """Mean board power in watts over ``duration_s`` seconds of doing nothing (from the
         counter where there is one, else the mean of the sampled power)."""

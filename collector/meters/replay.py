@@ -18,7 +18,10 @@ until the next row, as the driver does. Past the end the trace loops, the counte
 from where it stopped. ``energy_counter: false`` (or ``energy_counter=False``) makes the counter
 answer NOT_SUPPORTED, as on pre-Volta boards. An optional ``"power_limit_w": 150`` is the
 board's power limit in watts (served in milliwatts like the driver); without it the limit
-answers NOT_SUPPORTED. ``ReplayNvml.power_limit_w`` may be changed while replaying.
+answers NOT_SUPPORTED. ``ReplayNvml.power_limit_w`` may be changed while replaying. An optional
+``"compute_pids": [4242]`` lists the processes holding a compute context on the board, as
+``nvmlDeviceGetComputeRunningProcesses`` reports them (``[]``: none); without it that call
+answers NOT_SUPPORTED, since a trace records the board, not who used it.
 """
 
 from __future__ import annotations
@@ -96,6 +99,7 @@ class Trace:
     memory_total_mib: float
     energy_counter: bool
     power_limit_w: float | None
+    compute_pids: tuple[int, ...] | None
     t_s: tuple[float, ...]
     energy_mj: tuple[float, ...]
     power_w: tuple[float, ...]
@@ -122,6 +126,12 @@ class Trace:
         valid = isinstance(limit, int | float) and not isinstance(limit, bool)
         if limit is not None and not (valid and math.isfinite(limit) and limit > 0):
             raise InvalidArgument(f"{path}: power_limit_w must be a number of watts > 0")
+        pids = doc.get("compute_pids")
+        if pids is not None and not (
+            isinstance(pids, list)
+            and all(isinstance(p, int) and not isinstance(p, bool) and p > 0 for p in pids)
+        ):
+            raise InvalidArgument(f"{path}: compute_pids must be a list of process ids")
         columns = list(zip(*rows, strict=True))
         return cls(
             name=str(doc.get("name", path.stem)),
@@ -131,6 +141,7 @@ class Trace:
             memory_total_mib=float(doc.get("memory_total_mib", 16384)),
             energy_counter=bool(doc.get("energy_counter", True)),
             power_limit_w=None if limit is None else float(limit),
+            compute_pids=None if pids is None else tuple(pids),
             t_s=columns[0],
             energy_mj=columns[1],
             power_w=columns[2],
@@ -211,7 +222,7 @@ class ReplayNvml:
         processes: Sequence[int] | None = None,
     ) -> None:
         self.trace = trace
-        self.processes = None if processes is None else tuple(processes)
+        self.processes = trace.compute_pids if processes is None else tuple(processes)
         self.clock = clock if clock is not None else ReplayClock()
         self.energy_counter = trace.energy_counter if energy_counter is None else energy_counter
         self.power = power
@@ -294,8 +305,8 @@ class ReplayNvml:
         )
 
     def nvmlDeviceGetComputeRunningProcesses(self, handle: int) -> list[ProcessInfo]:
-        """The compute processes given as ``processes`` (not supported when none were given:
-        a trace records the board, not who used it)."""
+        """The compute processes given as ``processes``, else the trace's ``compute_pids`` (not
+        supported when neither lists any: a trace records the board, not who used it)."""
         self._handle(handle)
         if self.processes is None:
             raise NVMLError_NotSupported()

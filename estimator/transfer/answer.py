@@ -74,6 +74,33 @@ def estimate(
     gpu_measured: bool = False,
 ) -> TransferEstimate:
     """The model's answer for one phase; ``power_limit_w`` None is the board's default."""
+    return estimate_with(
+        model.params,
+        band(model, gpu_measured),
+        rates,
+        profile,
+        batch_size=batch_size,
+        samples=samples,
+        epochs=epochs,
+        power_limit_w=power_limit_w,
+        phase=phase,
+    )
+
+
+def estimate_with(
+    params: Mapping[str, float],
+    log_band: tuple[float, float],
+    rates: GpuRates,
+    profile: GraphProfile,
+    *,
+    batch_size: int,
+    samples: int,
+    epochs: int,
+    power_limit_w: float | None = None,
+    phase: str = "train",
+) -> TransferEstimate:
+    """The equations' answer for one phase with ``params``, its interval from ``log_band``
+    (the (low, high) log-error quantiles); a calibrated GPU answers through this too."""
     limit = check_power_limit(rates, power_limit_w)
     row: Mapping[str, float] = {
         **work_of(profile),
@@ -85,8 +112,8 @@ def estimate(
         **gpu_of(rates),
     }
     x = {c: np.array([row[c]], dtype=float) for c in QUERY_COLUMNS}
-    out = predict(model.params, x)
-    low, high = band(model, gpu_measured)
+    out = predict(params, x)
+    low, high = log_band
     energy = float(out.energy_j[0])
     return TransferEstimate(
         energy_j=energy,

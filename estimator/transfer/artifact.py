@@ -25,6 +25,7 @@ from joulecast.errors import FailedPrecondition
 SCHEMA_VERSION = 1
 FILE_NAME = "gpu-training.json"
 FOLDER = "transfer"
+KIND = "gpu-training-transfer"
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,7 @@ class TransferModel:
     def content(self) -> dict[str, Any]:
         return {
             "schema": SCHEMA_VERSION,
-            "kind": "gpu-training-transfer",
+            "kind": KIND,
             "params": {k: float(self.params[k]) for k in PARAMS},
             "bands": {k: [float(v[0]), float(v[1])] for k, v in sorted(self.bands.items())},
             "scores": self.scores,
@@ -53,23 +54,20 @@ class TransferModel:
 
     @property
     def version(self) -> str:
-        return _hash(self.content())
+        return content_hash(self.content())
 
 
-def _hash(content: Mapping[str, Any]) -> str:
+def content_hash(content: Mapping[str, Any]) -> str:
+    """The version of a JSON artifact: the first 12 hex digits of its canonical form's sha256."""
     text = json.dumps(content, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def path_in(artifacts_dir: str | Path) -> Path:
-    return Path(artifacts_dir) / FOLDER / FILE_NAME
-
-
-def publish(model: TransferModel, artifacts_dir: str | Path) -> Path:
-    """Write ``model`` atomically; returns the file's path."""
-    path = path_in(artifacts_dir)
+def write_versioned(path: Path, content: Mapping[str, Any]) -> Path:
+    """Write ``content`` with its ``version`` (:func:`content_hash`) to ``path`` atomically: a
+    temporary file renamed into place, so a reader sees the old file or the new one."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    body = {**model.content(), "version": model.version}
+    body = {**content, "version": content_hash(content)}
     text = json.dumps(body, indent=1, sort_keys=True) + "\n"
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
     try:
@@ -85,6 +83,38 @@ def publish(model: TransferModel, artifacts_dir: str | Path) -> Path:
     return path
 
 
+def read_versioned(path: Path, kind: str) -> dict[str, Any]:
+    """The content of a file :func:`write_versioned` wrote, of schema :data:`SCHEMA_VERSION`
+    and ``kind``; ValueError when it is not (another schema, or a content that does not match
+    its version hash: edited by hand or truncated)."""
+    body = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(body, dict):
+        raise ValueError("not a JSON object")
+    version = body.pop("version", None)
+    if body.get("schema") != SCHEMA_VERSION or body.get("kind") != kind:
+        raise ValueError(f"schema {body.get('schema')!r}, kind {body.get('kind')!r}")
+    if content_hash(body) != version:
+        raise ValueError("its content does not match its version hash")
+    return body
+
+
+def checked_params(raw: Mapping[str, Any]) -> dict[str, float]:
+    """Stored parameters, refused (ValueError) when one lies outside its box."""
+    params = clip_params(raw)
+    if any(abs(params[k] - float(raw[k])) > 1e-12 * abs(params[k]) for k in PARAMS):
+        raise ValueError("a parameter lies outside its box")
+    return params
+
+
+def path_in(artifacts_dir: str | Path) -> Path:
+    return Path(artifacts_dir) / FOLDER / FILE_NAME
+
+
+def publish(model: TransferModel, artifacts_dir: str | Path) -> Path:
+    """Write ``model`` atomically; returns the file's path."""
+    return write_versioned(path_in(artifacts_dir), model.content())
+
+
 def load(artifacts_dir: str | Path) -> TransferModel | None:
     """The published model, None when there is none; FailedPrecondition when the file is not
     a transfer model this code wrote (schema, hash or a parameter out of its box)."""
@@ -92,15 +122,8 @@ def load(artifacts_dir: str | Path) -> TransferModel | None:
     if not path.is_file():
         return None
     try:
-        body = json.loads(path.read_text(encoding="utf-8"))
-        version = body.pop("version")
-        if body.get("schema") != SCHEMA_VERSION or body.get("kind") != "gpu-training-transfer":
-            raise ValueError(f"schema {body.get('schema')!r}, kind {body.get('kind')!r}")
-        if _hash(body) != version:
-            raise ValueError("its content does not match its version hash")
-        params = clip_params(body["params"])
-        if any(abs(params[k] - float(body["params"][k])) > 1e-12 * abs(params[k]) for k in PARAMS):
-            raise ValueError("a parameter lies outside its box")
+        body = read_versioned(path, KIND)
+        params = checked_params(body["params"])
         bands = {k: (float(v[0]), float(v[1])) for k, v in body["bands"].items()}
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise FailedPrecondition(f"{path} is not a usable transfer model: {exc}") from exc

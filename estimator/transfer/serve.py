@@ -1,5 +1,6 @@
-"""Served answers from the transfer model: a catalogued GPU nobody measured, or a measured GPU
-under another power limit than the one it was measured at.
+"""Served answers from the transfer model: a catalogued GPU nobody measured, a GPU calibrated by
+a few rows of its own (``joulecast calibrate``), or a measured GPU under another power limit than
+the one it was measured at.
 
 A transferred answer says so in its tier and in a warning, with the interval its leave-one-GPU-
 out and leave-one-workload-out errors earned. The test phase is not answered: every row the
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from estimator.answers import EnergyPrediction, PhaseEstimate
 from estimator.transfer import answer
@@ -17,7 +19,11 @@ from estimator.transfer.artifact import TransferModel
 from estimator.transfer.gpu import GpuRates
 from joulecast.graph import GraphProfile
 
+if TYPE_CHECKING:
+    from estimator.transfer.calibrated import CalibratedModel
+
 PREDICTOR = "gpu-transfer"
+CALIBRATED_PREDICTOR = "gpu-transfer-calibrated"
 SOURCE_JOINER = "+"
 
 
@@ -27,13 +33,13 @@ def energy_source(model: TransferModel) -> str:
     return SOURCE_JOINER.join(sources) or "unknown"
 
 
-def _phase(est: answer.TransferEstimate) -> PhaseEstimate:
+def _phase(est: answer.TransferEstimate, predictor: str = PREDICTOR) -> PhaseEstimate:
     return PhaseEstimate(
         energy_j=est.energy_j,
         energy_low_j=est.energy_low_j,
         energy_high_j=est.energy_high_j,
         duration_s=est.duration_s,
-        predictor=PREDICTOR,
+        predictor=predictor,
         power_w=est.power_w,
     )
 
@@ -90,6 +96,88 @@ def transferred(
         energy_is_estimate=False,
         warnings=tuple(dict.fromkeys(warnings)),
         tier="measured" if measured else "transferred",
+        power_limit_w=limit,
+    )
+
+
+def calibrated(
+    model: CalibratedModel,
+    rates: GpuRates,
+    name: str,
+    profile: GraphProfile,
+    *,
+    batch_size: int,
+    samples: int,
+    epochs: int,
+    power_limit_w: float | None,
+    max_factor: float,
+) -> EnergyPrediction:
+    """The answer for a GPU calibrated on a few rows of its own: the transfer model's equations
+    with the calibrated parameters, each phase the calibration has a band for. A test answer
+    whose interval would span more than ``max_factor`` (high/low) is refused, as a measured
+    predictor's is (the transfer model never answers testing); a training answer never is, as
+    the transferred one is not, but a warning says its interval is wide."""
+    limit = answer.check_power_limit(rates, power_limit_w)
+    info = model.calibration
+    configs = info.get("configurations", [])
+    warnings = [
+        f"calibrated on this GPU ({name}): the transfer model fitted to {model.rows} rows of "
+        f"{len(configs)} configurations measured {model.measured}, prior transfer model "
+        f"{info.get('prior', {}).get('version', '?')}; the interval combines the calibration's "
+        "leave-one-configuration-out error with the transfer model's leave-one-workload-out band"
+    ]
+    if not info.get("held_out"):
+        warnings.append(
+            f"the calibration spans {len(configs)} configuration(s): nothing could be held out, "
+            "so the parameters stay near the transfer model's and the interval is the "
+            "transferred one"
+        )
+    kwargs = {"batch_size": batch_size, "samples": samples, "epochs": epochs}
+    phases: dict[str, PhaseEstimate | None] = {}
+    refused: list[str] = []
+    for phase in ("train", "test"):
+        band = model.bands.get(phase)
+        if band is None:
+            warnings.append(f"no {phase} prediction: the calibration holds no {phase} rows")
+            phases[phase] = None
+            continue
+        factor = math.exp(band[1] - band[0])
+        if factor > max_factor and phase == "test":
+            warnings.append(
+                f"{phase}: no answer: its 90 % interval would span a factor {factor:.0f} (more "
+                f"than {max_factor:g}); the calibration's held-out {phase} rows strayed too far"
+            )
+            phases[phase] = None
+            refused.append(phase)
+            continue
+        if factor > max_factor:
+            # Training is answered whatever its width, as the transferred tier it refines is:
+            # a calibration that stops answering would be worse than none.
+            warnings.append(
+                f"{phase}: a wide interval (a factor {factor:.0f}): a configuration the "
+                "calibration held out strayed far from the others' answer, as a network of a "
+                "kind its suite lacks may"
+            )
+        est = answer.estimate_with(
+            model.params, band, rates, profile, power_limit_w=limit, phase=phase, **kwargs
+        )
+        phases[phase] = _phase(est, CALIBRATED_PREDICTOR)
+    if phases.get("test") is not None:
+        warnings.append(
+            "test: the same equations' forward pass (the calibration fits training rows only); "
+            "its interval comes from the suite's held-out test rows"
+        )
+    sources = sorted(info.get("energy_sources", {})) or ["unknown"]
+    return EnergyPrediction(
+        train=phases["train"],
+        test=phases["test"],
+        hardware=model.hardware,
+        predictor_version=model.version,
+        energy_source=SOURCE_JOINER.join(sources),
+        energy_is_estimate=False,
+        warnings=tuple(dict.fromkeys([*warnings, *profile.warnings])),
+        refused=tuple(refused),
+        tier="calibrated",
         power_limit_w=limit,
     )
 

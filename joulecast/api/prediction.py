@@ -95,8 +95,9 @@ class Prediction:
     interval would span more than a factor 10; a warning says which. ``energy_is_estimate`` is
     True when the predictor learned from estimated energy, not from a power meter (its answers
     are estimates too, and so are their carbon and cost). ``tier`` says who answered:
-    ``measured`` (a predictor fitted on that hardware's rows) or ``transferred`` (a catalogued
-    GPU nobody measured, answered by the transfer model from its published figures);
+    ``measured`` (a predictor fitted on that hardware's rows), ``calibrated`` (the transfer
+    model fitted to a few rows of that GPU by ``joulecast calibrate``) or ``transferred`` (a
+    catalogued GPU nobody measured, answered by the transfer model from its published figures);
     ``power_limit_w`` is the GPU power limit answered for, when one was asked. ``params`` and
     FLOPs (per sample, forward and training) come from the graph; ``grid`` and
     ``price_per_kwh`` only when the request named a region or a price.

@@ -63,3 +63,17 @@ if __name__ == "__main__":
         ],
         seed=3,
     )
+    # A calibration: idle, training, a test pass, on a board nothing else computes on (NVML
+    # lists no compute process before ours starts).
+    write(
+        "t4_calibrate",
+        [
+            (1.0, 10.0, 0.2, 0, 0, 420),
+            (6.0, 58.0, 2.0, 94, 40, 2300),
+            (2.0, 36.0, 2.0, 65, 25, 2300),
+        ],
+        seed=4,
+        compute_pids=[],
+    )
+    # The same board while another process (pid 4242) trains on it.
+    write("t4_busy", [(3.0, 45.0, 1.0, 80, 30, 3000)], seed=5, compute_pids=[4242])

@@ -1,0 +1,251 @@
+"""``joulecast calibrate``: a few minutes of measurement on this machine's GPU (or CPU) turn the
+transfer model's guess into a predictor of it.
+
+The one command that composes the collector (``collector.calibrate`` measures the reference
+suite into a store) and the estimator (``estimator.transfer.calibrate`` fits the transfer model
+to a GPU's rows; ``estimator.service.fit_and_publish`` fits a CPU's predictors): part of the
+``joulecast`` entry point, which alone may import both, and only once the command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collector.calibrate import SuiteResult
+    from estimator.description import PredictorDescription
+    from estimator.transfer.calibrate import HeldOutItem
+
+DEFAULT_DB = Path("runs/calibrate.db")
+DEFAULT_ARTIFACTS = Path("artifacts")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "calibrate",
+        help="measure a reference suite on this GPU or CPU (3 minutes) and publish a "
+        "calibrated predictor of it",
+        description="Measure joulecast's reference suite (dense, convolution, recurrence, "
+        "attention; small and large batches; timed windows, 3 interleaved repeats) on this "
+        "machine, then publish a predictor of it: on a catalogued GPU the transfer model fitted "
+        "to the rows (answers tier 'calibrated'), on a CPU the per-hardware predictors. A rerun "
+        "with the same --db resumes (nothing finished is measured again).",
+    )
+    p.add_argument("--device", default="cuda", help="cuda, cuda:N or cpu (default: cuda)")
+    p.add_argument(
+        "--hardware",
+        help="hardware id of the rows and the predictor (default: the catalog's id of the GPU "
+        "NVML names, else its name slugged; cpu-<model> on a CPU)",
+    )
+    p.add_argument("--budget-s", type=float, default=180.0, help="measuring time, s (default 180)")
+    p.add_argument("--db", type=Path, default=DEFAULT_DB, help=f"store (default {DEFAULT_DB})")
+    p.add_argument(
+        "--artifacts",
+        type=Path,
+        default=DEFAULT_ARTIFACTS,
+        help="artifacts folder holding the transfer model; the result is published there",
+    )
+    p.add_argument(
+        "--meter",
+        default="auto",
+        help="auto (NVML on a GPU, RAPL or the cpu-time estimate on a CPU), nvml, rapl, "
+        "cpu-time or replay",
+    )
+    p.add_argument("--trace", help="recorded NVML trace for --meter replay")
+    p.add_argument(
+        "--allow-busy-gpu",
+        action="store_true",
+        help="measure even while other processes compute on the GPU (their work is metered too)",
+    )
+    p.add_argument("--plan", default="calibrate", help=argparse.SUPPRESS)
+    p.add_argument("--window-s", type=float, default=2.0, help="window length, s (default 2)")
+    p.add_argument("--repeats", type=int, default=3, help="repeats per item (default 3)")
+    p.add_argument(
+        "--idle-s", type=float, default=1.0, help="idle baseline per configuration, s (GPU)"
+    )
+    p.add_argument("--core-watts", type=float, help="per-core power for --meter cpu-time, W")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from collector.calibrate import SuiteSettings, measure_suite
+
+    settings = SuiteSettings(
+        db=args.db,
+        device=args.device,
+        hardware=args.hardware,
+        budget_s=args.budget_s,
+        meter=args.meter,
+        trace=args.trace,
+        plan=args.plan,
+        window_s=args.window_s,
+        repeats=args.repeats,
+        idle_s=args.idle_s,
+        allow_busy_gpu=args.allow_busy_gpu,
+        core_watts=args.core_watts,
+    )
+    on_cpu = args.device == "cpu" and args.meter != "replay"
+    if on_cpu:
+        _keep_a_larger_sweep(args)
+    try:
+        suite = measure_suite(settings)
+    except KeyboardInterrupt:
+        print(f"interrupted: finished rows are in {args.db}; rerun to resume", file=sys.stderr)
+        return 130
+    summary = suite.summary
+    print(
+        f"measured {summary.measured} rows ({summary.skipped} already done, {summary.failed} "
+        f"failed) of {suite.hardware} in {suite.seconds:.0f} s -> {args.db}"
+    )
+    for note in suite.notes:
+        print(f"NOTE: {note}", file=sys.stderr)
+    for failure in summary.failures:
+        print(f"  failed: {failure}", file=sys.stderr)
+    if suite.estimated:
+        print(
+            "NOTE: energy in these rows is ESTIMATED (no power meter): the predictor will say so",
+            file=sys.stderr,
+        )
+    if on_cpu:
+        return _fit_cpu(args, suite)
+    return _calibrate_gpu(args, suite)
+
+
+def _calibrate_gpu(args: argparse.Namespace, suite: SuiteResult) -> int:
+    from estimator.transfer import artifact
+    from estimator.transfer.calibrate import calibrate_and_publish, held_out_items
+
+    done = calibrate_and_publish(args.db, suite.hardware, args.artifacts)
+    model = done.model
+    prior = artifact.load(args.artifacts)
+    assert prior is not None  # calibrate_and_publish refused otherwise
+    info = model.calibration
+    print(
+        f"calibrated {model.hardware} (GPU {model.gpu}): {model.rows} rows of "
+        f"{len(info['configurations'])} configurations, prior width {info['sigma']:g} "
+        f"(chosen by leaving a configuration out: {info['sigma_scores'] or 'too few to choose'})"
+    )
+    print(f"published {done.path} (version {model.version}); answers now say tier 'calibrated'")
+    from estimator.published import list_hardware
+
+    if model.hardware in list_hardware(args.artifacts):
+        print(
+            f"NOTE: {model.hardware} has a measured predictor under {args.artifacts}: it keeps "
+            "answering; the calibration is kept beside it",
+            file=sys.stderr,
+        )
+    print()
+    print(format_items(held_out_items(done, prior)))
+    return 0
+
+
+def _fit_cpu(args: argparse.Namespace, suite: SuiteResult) -> int:
+    from estimator.artifacts import load_version
+    from estimator.canary import CanaryFailed
+    from estimator.description import describe_published
+    from estimator.fit_cli import format_summary
+    from estimator.service import fit_and_publish
+
+    try:
+        described = fit_and_publish(args.db, suite.hardware, args.artifacts)
+    except CanaryFailed as failed:
+        # The version is kept aside, not served: its held-out scores still say why.
+        kept = describe_published(load_version(args.artifacts, suite.hardware, failed.version))
+        print(f"version {failed.version} of {suite.hardware} is kept aside (not served):")
+        _print_loco(kept)
+        raise
+    print(format_summary(described))
+    _print_loco(described)
+    return 0
+
+
+def _print_loco(described: PredictorDescription) -> None:
+    """Each selected predictor's leave-one-configuration-out figures on the suite."""
+    loco = described.scores.get("loco", {})
+    for phase, name in described.selected.items():
+        s = loco.get(phase, {}).get(name, {})
+        coverage = s.get("coverage_90")
+        print(
+            f"  held out by configuration ({phase}, {name}): median error "
+            f"{_pct(s.get('median_ape_pct'))}, MAPE {_pct(s.get('mape_pct'))}, 90 % interval "
+            f"x{s.get('width_factor', float('nan')):.1f} covering "
+            f"{_pct(None if coverage is None else 100 * coverage)}"
+        )
+
+
+def _keep_a_larger_sweep(args: argparse.Namespace) -> None:
+    """FailedPrecondition, before anything is measured, when ``--artifacts`` already serves a
+    predictor of this CPU fitted on more rows than the whole suite would hold: the suite must
+    not replace a sweep (the shipped ``cpu-amd-epyc`` is this machine's 858 rows)."""
+    from collector.hardware import default_hardware
+    from collector.plans import load_plan
+    from estimator.artifacts import load_current
+    from estimator.published import list_hardware
+    from joulecast.errors import FailedPrecondition
+
+    hardware = args.hardware or default_hardware("cpu")
+    if hardware not in list_hardware(args.artifacts):
+        return
+    existing = int(load_current(args.artifacts, hardware).bundle.dataset.get("rows", 0))
+    suite_rows = len(load_plan(args.plan).runs) * 2 * args.repeats
+    if existing > suite_rows:
+        raise FailedPrecondition(
+            f"{args.artifacts} already serves a predictor of {hardware} fitted on {existing} "
+            f"rows; the suite's {suite_rows} would replace it. Name this calibration with "
+            "--hardware NAME or publish it to another --artifacts folder"
+        )
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None or not math.isfinite(value) else f"{value:.0f} %"
+
+
+def _mj(value: float | None) -> str:
+    return "-" if value is None else f"{1000 * value:.3g}"
+
+
+def _span(low: float | None, high: float | None) -> str:
+    return "-" if low is None or high is None else f"{_mj(low)}..{_mj(high)}"
+
+
+def format_items(items: list[HeldOutItem]) -> str:
+    """The before/after table: each suite item answered without its configuration's rows."""
+    header = (
+        f"{'held out (mJ per sample)':34} {'phase':5} {'measured':>9} {'transferred':>11} "
+        f"{'interval':>17} {'calibrated':>10} {'interval':>17}"
+    )
+    lines = [header, "-" * len(header)]
+    for it in items:
+        name = f"{it.configuration} b{it.batch_size}"
+        lines.append(
+            f"{name[:34]:34} {it.phase:5} {_mj(it.measured_j):>9} {_mj(it.before_j):>11} "
+            f"{_span(it.before_low_j, it.before_high_j):>17} {_mj(it.after_j):>10} "
+            f"{_span(it.after_low_j, it.after_high_j):>17}"
+        )
+    for phase in ("train", "test"):
+        part = [i for i in items if i.phase == phase and i.after_j is not None]
+        if not part:
+            continue
+        after = _median([abs(i.after_j / i.measured_j - 1) for i in part])  # type: ignore[operator]
+        inside = sum(
+            1
+            for i in part
+            if i.after_low_j is not None and i.after_low_j <= i.measured_j <= i.after_high_j  # type: ignore[operator]
+        )
+        line = f"{phase}: calibrated median error {after:.0%}, {inside} of {len(part)} inside"
+        served = [i for i in part if i.before_j is not None]
+        if served:
+            before = _median([abs(i.before_j / i.measured_j - 1) for i in served])  # type: ignore[operator]
+            line += f"; transferred {before:.0%}"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
