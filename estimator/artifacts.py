@@ -30,12 +30,16 @@ from typing import Any
 
 from estimator.features import LOG_FEATURES, PROFILE_FEATURES, RUN_FEATURES
 from estimator.predictors import PREDICTORS, ArtifactFormatError, Predictor
+from estimator.predictors.carried import Carried
 from estimator.published import CURRENT, MANIFEST, VERSION_RE, predictors_root
 from estimator.published import list_hardware as list_hardware
 from estimator.training import Bundle
 from joulecast import hardware_name
 from joulecast.errors import FailedPrecondition, InvalidArgument, NotFound
 
+LOADABLE: dict[str, type[Predictor]] = {**PREDICTORS, Carried.name: Carried}
+"""Every predictor a published version may hold: the fitted ones, and ``carried`` (built by a
+CPU's few-shot calibration, never fitted on rows alone)."""
 logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
@@ -310,10 +314,10 @@ def _from_manifest(
         raise ArtifactError(f"{folder}: manifest content does not hash to version {version}")
     predictors: dict[str, Predictor] = {}
     for name, owned in manifest["predictors"].items():
-        if name not in PREDICTORS:
+        if name not in LOADABLE:
             raise ArtifactError(f"{folder}: unknown predictor {name!r}")
         try:
-            predictors[name] = PREDICTORS[name].from_files({f: files[f] for f in owned})
+            predictors[name] = LOADABLE[name].from_files({f: files[f] for f in owned})
         except ArtifactFormatError as exc:
             raise ArtifactError(f"{folder}: {exc}") from exc
     layer_sum = None

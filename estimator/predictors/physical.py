@@ -341,6 +341,12 @@ class RooflineDuration(_PowerDurationBase):
             value = min(value, alone)
         return max(value, self.floor_)
 
+    def term_parts(self, features: Mapping[str, object], phase: str) -> np.ndarray:
+        """Each :data:`ROOFLINE_TERMS` term's part of the additive model's answer for one row
+        (before any floor): which costs make up the answer (per-step overheads, FLOPs of each
+        kind, bytes moved)."""
+        return _roofline_design(features, phase) * np.asarray(self.coef_[phase], float)
+
     def state(self) -> dict[str, Any]:
         return {
             "terms": list(ROOFLINE_TERMS),

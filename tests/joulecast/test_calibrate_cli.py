@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -182,3 +183,35 @@ def test_a_cpu_suite_never_replaces_a_whole_sweep(tmp_path, capsys) -> None:
     argv += ["--db", str(db), "--artifacts", str(REPO / "artifacts")]
     assert main(argv) == 2
     assert "fitted on 858 rows" in capsys.readouterr().err and not db.exists()
+
+
+def test_the_cpu_path_carries_the_served_cpu_predictor_to_its_rows(tmp_path, capsys) -> None:
+    """With another CPU's predictor served, the suite's rows correct it instead of fitting
+    predictors of their own; the result serves like any predictor, labelled estimated."""
+    plan = tmp_path / "cpu.json"
+    runs = [
+        {"family": "mlp", "layers": [1], "hidden": [512]},
+        {"family": "mlp", "layers": [1], "hidden": [1024]},
+        {"family": "cnn", "layers": [1], "hidden": [128]},
+    ]
+    plan.write_text(
+        json.dumps({"name": "calibrate-cpu", "defaults": {"samples": 16}, "runs": runs})
+    )
+    db, artifacts = tmp_path / "cpu.db", tmp_path / "artifacts"
+    shipped = REPO / "artifacts" / "predictors" / "cpu-amd-epyc"
+    shutil.copytree(shipped, artifacts / "predictors" / "cpu-amd-epyc")
+    argv = ["calibrate", "--device", "cpu", "--meter", "cpu-time", "--plan", str(plan)]
+    argv += ["--db", str(db), "--artifacts", str(artifacts), "--window-s", "0.1"]
+    argv += ["--repeats", "1", "--hardware", "cpu-calibration-test"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "carried cpu-amd-epyc (version 89590f45d6bc, 858 rows) to cpu-calibration-test" in out
+    assert "train: carried median error" in out and "test: carried median error" in out
+    registry = PredictorRegistry(artifacts)
+    answer = registry.predict(
+        profile_graph(SAMPLE.read_bytes()), batch_size=8, samples=100, epochs=1,
+        hardware="cpu-calibration-test",
+    )  # fmt: skip
+    assert answer.train.predictor == "carried" and answer.energy_is_estimate
+    assert any("ESTIMATED" in w for w in answer.warnings)
+    assert answer.train.energy_j >= answer.test.energy_j > 0
