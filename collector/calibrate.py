@@ -172,9 +172,9 @@ def measure_suite(settings: SuiteSettings, say: Callable[[str], None] = _say) ->
             refuse_busy_gpu(meter, settings.device, settings.allow_busy_gpu, say)
             device_name = meter.describe().get("device_name") or settings.device
         else:
-            from collector.hardware import cpu_model
+            from collector.hardware import cpu_name
 
-            device_name = cpu_model()
+            device_name = cpu_name()
         hardware = suite_hardware("cuda" if gpu_metered else "cpu", device_name, settings.hardware)
         if meter.name == "cpu-time":
             from collector.meters.cputime import pin_torch_threads

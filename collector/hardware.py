@@ -13,14 +13,32 @@ from joulecast.hardware_name import check_hardware_name
 
 
 @cache
-def cpu_model() -> str:
-    """The CPU's model name, from /proc/cpuinfo where it exists."""
+def _cpuinfo() -> dict[str, str]:
+    """The first processor's fields of /proc/cpuinfo (empty where there is none)."""
     cpuinfo = Path("/proc/cpuinfo")
+    fields: dict[str, str] = {}
     if cpuinfo.is_file():
         for line in cpuinfo.read_text(errors="replace").splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
+            if not line.strip():
+                break
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip().lower(), value.strip())
+    return fields
+
+
+def cpu_name() -> str:
+    """The CPU's model name, from /proc/cpuinfo where it exists (what default ids are made of)."""
+    return _cpuinfo().get("model name") or platform.processor() or platform.machine()
+
+
+def cpu_model() -> str:
+    """The CPU's model name with its family, model and stepping numbers where /proc/cpuinfo
+    gives them: a VM may name its CPU only "AMD EPYC", and two generations behind that name
+    ran the same work at 0.5-0.7x each other's CPU time."""
+    info = _cpuinfo()
+    numbers = [f"{k} {info[k]}" for k in ("cpu family", "model", "stepping") if info.get(k)]
+    name = cpu_name()
+    return f"{name} ({', '.join(numbers)})" if numbers else name
 
 
 def slug(text: str) -> str:
@@ -46,7 +64,7 @@ def default_hardware(device: str) -> str:
     if device.startswith("cuda"):
         index = int(device.split(":")[1]) if ":" in device else 0
         return slug(cuda_device_name(index))
-    return "cpu-" + slug(cpu_model())
+    return "cpu-" + slug(cpu_name())
 
 
 def sweep_hardware(

@@ -61,16 +61,18 @@ def run_serial(
     costs: dict[str, tuple[Cost, str | None]] = {}
     windows = stored_windows(store) if options.window_s else {}
     summary.hardware.add(options.hardware)
-    longest_s = 0.0
+    lasted: dict[int, float] = {}
     for repeat in range(options.repeats):  # interleaved: repeat r of every run, then r + 1
-        for spec in todo:
+        for index, spec in enumerate(todo):
             # A run the deadline would cut is not started: a budget is a promise about when
             # the command ends, and a run (two windows and its set-up) can last many seconds.
-            if options.stop_at is not None and time.monotonic() + longest_s >= options.stop_at:
+            # Its length is guessed from its previous repeat (a first repeat is started).
+            expected = lasted.get(index, 0.0)
+            if options.stop_at is not None and time.monotonic() + expected >= options.stop_at:
                 summary.stopped = True
                 return summary
             began = time.monotonic()
             context = RunContext(store, meter, options, device, done, costs, windows)
             measure_run(spec, repeat, dataset, context, summary, progress)
-            longest_s = max(longest_s, time.monotonic() - began)
+            lasted[index] = time.monotonic() - began
     return summary

@@ -159,10 +159,12 @@ class CpuTimeMeter(EnergyMeter):
         machine: Callable[[], float | None] = read_busy_s,
     ) -> None:
         from collector.hardware import cpu_model as machine_cpu_model
+        from collector.hardware import cpu_name
 
         self.cpu_model = cpu_model or machine_cpu_model()
         if core_power_w is None:
-            found = core_power(self.cpu_model)
+            # CodeCarbon's table is keyed by the model name alone.
+            found = core_power(cpu_model or cpu_name())
             core_power_w, origin = found.watts, found.origin
         if not core_power_w > 0:
             raise InvalidArgument(f"per-core power must be > 0 W, got {core_power_w!r}")
