@@ -1,14 +1,16 @@
 """Score a CPU calibration on configurations it never saw.
 
 ``joulecast calibrate --device cpu`` carries the served predictor of another CPU to this one
-(``estimator.carry``). This script answers every configuration-phase of a held-out store (e.g.
-``joulecast collect --plan collector/plans/holdout-cpu.json --meter cpu-time --window-seconds 2
---repeats 3 --hardware <the calibrated id>``: twelve configurations of the four families that
-no plan holds) with the calibrated predictor and with its prior as it is, and prints the median
-error of each, and how many measurements fall inside the served 90 % interval.
+(``estimator.carry``) from the reference suite's rows. This script does the same from a store
+holding the suite's rows (plan ``calibrate``) and held-out rows (by default plan
+``holdout-cpu``: twelve configurations of the four families that no other plan holds, measured
+with ``joulecast collect --plan collector/plans/holdout-cpu.json --meter cpu-time
+--window-seconds 2 --repeats 3``), then answers every held-out configuration-phase with the
+carried predictor and with its prior as it is: the median error of each, and how many
+measurements fall inside the carried 90 % interval. Nothing is published.
 
-    PYTHONPATH=. python examples/cpu/score_carry.py --artifacts artifacts \\
-        --hardware cpu-epyc-f26m2 --db runs/holdout-cpu.db
+    PYTHONPATH=. python examples/cpu/score_carry.py \\
+        --db artifacts/measurements/cpu-epyc-f26m2.db --artifacts artifacts
 """
 
 from __future__ import annotations
@@ -19,36 +21,55 @@ from pathlib import Path
 
 import numpy as np
 
-from estimator.artifacts import load_current
-from estimator.dataset import aggregate_repeats, from_store
+from estimator.carry import carry, choose_prior
+from estimator.dataset import aggregate_repeats, from_rows
 from estimator.predictors.base import frame_rows
 from estimator.predictors.carried import Carried
+from joulecast.store import MeasurementStore
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--artifacts", type=Path, default=Path("artifacts"))
-    parser.add_argument("--hardware", required=True, help="the calibrated (carried) hardware id")
-    parser.add_argument("--db", type=Path, required=True, help="store of held-out measurements")
+    parser.add_argument("--db", type=Path, required=True, help="store of suite and held-out rows")
+    parser.add_argument("--artifacts", type=Path, default=Path("artifacts"), help="the prior's")
+    parser.add_argument("--hardware", help="hardware of the rows (default: the store's only one)")
+    parser.add_argument("--suite-plan", default="calibrate")
+    parser.add_argument("--holdout-plan", default="holdout-cpu")
     args = parser.parse_args()
 
-    published = load_current(args.artifacts, args.hardware)
-    bundle = published.bundle
-    model = bundle.predictors.get(Carried.name)
-    if not isinstance(model, Carried):
-        raise SystemExit(f"{args.hardware} is not a carried (calibrated) CPU predictor")
-    prior = bundle.dataset["prior"]
-    frame = aggregate_repeats(from_store(args.db, args.hardware).frame)
-    rows = frame_rows(frame)
+    with MeasurementStore(args.db, read_only=True) as store:
+        rows = store.rows(hardware=args.hardware)
+        graphs = {r.graph_sha256: store.get_graph(r.graph_sha256) for r in rows if r.graph_sha256}
+    hardware = args.hardware or _only({r.hardware for r in rows})
+    suite = from_rows([r for r in rows if r.plan == args.suite_plan], graphs, hardware)
+    held = from_rows([r for r in rows if r.plan == args.holdout_plan], graphs, hardware)
+    prior = choose_prior(args.artifacts, exclude=hardware)
+    if prior is None:
+        raise SystemExit(f"{args.artifacts} serves no CPU predictor to carry")
+    done = carry(suite, prior)
+    bundle = done.bundle
+    model = bundle.predictors[Carried.name]
+    assert isinstance(model, Carried)
+    frame = aggregate_repeats(held.frame)
+    rows_ = frame_rows(frame)
     measured = frame["energy_per_sample_j"].to_numpy(float)
-    carried = np.array([model.predict_row(r) for r in rows])
-    before = np.array([model.inner_[r.phase].predict_row(r) for r in rows])
-    q = np.array([bundle.q_log[r.phase][Carried.name] for r in rows])
+    carried = np.array([model.predict_row(r) for r in rows_])
+    before = np.array([model.inner_[r.phase].predict_row(r) for r in rows_])
+    q = np.array([bundle.q_log[r.phase][Carried.name] for r in rows_])
     inside = np.abs(np.log(carried / measured)) <= q
     print(
-        f"{args.hardware} (version {published.version}), carried from {prior['hardware']} "
-        f"(version {prior['version']}); {len(frame)} held-out configuration-phases of {args.db}"
+        f"{hardware}: {prior.bundle.hardware} (version {prior.version}) carried by "
+        f"{len(suite.frame)} rows of plan {args.suite_plan}; scored on "
+        f"{len(frame)} configuration-phases of plan {args.holdout_plan}"
     )
+    print("correction (log):", ", ".join(f"{k} {v:+.3f}" for k, v in model.coef_.items()))
+    for phase in ("train", "test"):
+        s = bundle.scores.get("loco", {}).get(phase, {}).get(Carried.name)
+        if s:
+            print(
+                f"suite held out by configuration ({phase}): carried {s['median_ape_pct']:.1f} %, "
+                f"prior as it is {s['prior_median_ape_pct']:.1f} %"
+            )
     print(f"{'configuration':24} {'phase':5} {'batch':>5} {'measured mJ':>11} "
           f"{'prior':>7} {'carried':>7} {'inside':>6}")  # fmt: skip
     for i, row in enumerate(frame.itertuples()):
@@ -64,6 +85,12 @@ def main() -> None:
             f"prior as it is {_ape(before, measured, part):.1%}; {int(inside[part].sum())} of "
             f"{int(part.sum())} inside the 90 % interval (x{math.exp(2 * q[part].max()):.1f})"
         )
+
+
+def _only(names: set[str]) -> str:
+    if len(names) != 1:
+        raise SystemExit(f"the store holds {sorted(names)}: name one with --hardware")
+    return names.pop()
 
 
 def _ape(predicted: np.ndarray, measured: np.ndarray, part: np.ndarray) -> float:
