@@ -11,12 +11,16 @@ measurements fall inside the carried 90 % interval. Nothing is published.
 
     PYTHONPATH=. python examples/cpu/score_carry.py \\
         --db artifacts/measurements/cpu-epyc-f26m2.db --artifacts artifacts
+    # a fresh calibration of this machine against the shipped held-out rows:
+    PYTHONPATH=. python examples/cpu/score_carry.py \
+        --db artifacts/measurements/cpu-epyc-f26m2.db --suite-db runs/calibrate.db
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +29,7 @@ from estimator.carry import carry, choose_prior
 from estimator.dataset import aggregate_repeats, from_rows
 from estimator.predictors.base import frame_rows
 from estimator.predictors.carried import Carried
+from joulecast.measurement import Row
 from joulecast.store import MeasurementStore
 
 
@@ -33,16 +38,24 @@ def main() -> None:
     parser.add_argument("--db", type=Path, required=True, help="store of suite and held-out rows")
     parser.add_argument("--artifacts", type=Path, default=Path("artifacts"), help="the prior's")
     parser.add_argument("--hardware", help="hardware of the rows (default: the store's only one)")
+    parser.add_argument(
+        "--suite-db",
+        type=Path,
+        help="store of the suite's rows when they are not in --db (a fresh calibrate's --db)",
+    )
     parser.add_argument("--suite-plan", default="calibrate")
     parser.add_argument("--holdout-plan", default="holdout-cpu")
     args = parser.parse_args()
 
-    with MeasurementStore(args.db, read_only=True) as store:
-        rows = store.rows(hardware=args.hardware)
-        graphs = {r.graph_sha256: store.get_graph(r.graph_sha256) for r in rows if r.graph_sha256}
+    rows, graphs = _read(args.db, args.hardware)
     hardware = args.hardware or _only({r.hardware for r in rows})
-    suite = from_rows([r for r in rows if r.plan == args.suite_plan], graphs, hardware)
     held = from_rows([r for r in rows if r.plan == args.holdout_plan], graphs, hardware)
+    if args.suite_db is not None:
+        # Another store's suite (another name for this machine): carried under the held-out
+        # rows' hardware name so that both sides are one machine to the scoring.
+        rows, graphs = _read(args.suite_db, None)
+        rows = [replace(r, hardware=hardware) for r in rows]
+    suite = from_rows([r for r in rows if r.plan == args.suite_plan], graphs, hardware)
     prior = choose_prior(args.artifacts, exclude=hardware)
     if prior is None:
         raise SystemExit(f"{args.artifacts} serves no CPU predictor to carry")
@@ -85,6 +98,13 @@ def main() -> None:
             f"prior as it is {_ape(before, measured, part):.1%}; {int(inside[part].sum())} of "
             f"{int(part.sum())} inside the 90 % interval (x{math.exp(2 * q[part].max()):.1f})"
         )
+
+
+def _read(db: Path, hardware: str | None) -> tuple[list[Row], dict[str, bytes]]:
+    with MeasurementStore(db, read_only=True) as store:
+        rows = store.rows(hardware=hardware)
+        graphs = {r.graph_sha256: store.get_graph(r.graph_sha256) for r in rows if r.graph_sha256}
+    return rows, graphs
 
 
 def _only(names: set[str]) -> str:
