@@ -66,7 +66,7 @@ def throwaway_artifacts(folder: Path) -> Path:
     import torch
 
     from collector.models import INPUT_SHAPE, ModelConfig, build_model
-    from estimator.service import fit_and_publish
+    from estimator.publish import fit_and_publish
     from joulecast.graph import profile_graph
     from joulecast.measurement import Row
     from joulecast.store import MeasurementStore

@@ -1,1 +1,2 @@
-"""The estimator: graph profiling (ONNX -> features), predictors, evaluation, artifacts."""
+"""The estimator: features of profiled graphs, predictors, evaluation, artifacts; serving
+(``service``) apart from fitting and publishing (``publish``)."""

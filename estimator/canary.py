@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
+from estimator.service import estimate
 from joulecast.errors import FailedPrecondition, JoulecastError
 from joulecast.graph import GraphProfile
 
@@ -92,8 +93,6 @@ def _finite_score(scores: Any, phase: str, name: str) -> bool:
 
 def check_published(published: Published) -> list[str]:
     """Every reason not to serve ``published`` (empty: it may serve)."""
-    from estimator.service import estimate
-
     bundle = published.bundle
     reasons: list[str] = []
     for phase in bundle.phases:

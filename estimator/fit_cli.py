@@ -53,7 +53,7 @@ def run_fit(args: argparse.Namespace) -> int:
     if args.hardware is not None:
         check_hardware_name(args.hardware)  # before the store is read or anything fitted
     check_store_file(args.db)
-    from estimator.service import fit_and_publish  # XGBoost and friends: only when fitting
+    from estimator.publish import fit_and_publish  # XGBoost and friends: only when fitting
 
     result = fit_and_publish(args.db, args.hardware, args.out, held_out_csv=args.cv_out)
     if args.json:

@@ -1,7 +1,9 @@
-"""The estimator's Python API for the server: load published predictors, predict, fit, publish.
+"""The estimator's Python API for the server: load published predictors and predict.
 
 Transport-agnostic: the gRPC servicer converts messages to a :class:`GraphProfile` and run
 counts, calls :meth:`PredictorRegistry.predict`, and converts the :class:`EnergyPrediction` back.
+Fitting and publishing live in :mod:`estimator.publish`, which stands on this module (through
+the canary) and never the other way round: serving imports nothing that fits.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from typing import TYPE_CHECKING
 
 from estimator.answers import EnergyPrediction, PhaseEstimate
 from estimator.artifacts import Published, list_hardware, load_current
-from estimator.dataset import from_store
 from estimator.description import (
     PredictorDescription,
     describe_calibration,
@@ -28,10 +29,9 @@ from estimator.evaluation import OBSERVED_VARIANT
 from estimator.features import ServeRow, run_features, serve_rows
 from estimator.intervals import interval
 from estimator.predictors import PhysicalPredictor, Predictor, UtilisationAware, family_key
-from estimator.training import Bundle, fit_bundle
+from estimator.training import Bundle
 from joulecast.errors import FailedPrecondition, InvalidArgument, JoulecastError, NotFound
 from joulecast.graph import GraphLimits, GraphProfile, profile_nodes
-from joulecast.hardware_name import check_hardware_name
 
 if TYPE_CHECKING:
     from estimator.layerwise import LayerAnswer, LayerSum
@@ -657,67 +657,3 @@ class PredictorRegistry:
         return [describe_published(loaded[h]) for h in sorted(loaded)] + [
             describe_calibration(calibrations[h]) for h in sorted(calibrations) if h not in loaded
         ]
-
-
-def fit_and_publish(
-    store_path: Path,
-    hardware: str | None,
-    artifacts_dir: Path,
-    held_out_csv: Path | None = None,
-) -> PredictorDescription:
-    """Fit on one hardware's rows of a measurement store and publish a new version.
-
-    ``hardware`` None means the only hardware in the store (an error lists them otherwise).
-    ``held_out_csv``, when given, receives the leave-one-configuration-out predictions of every
-    predictor (config_id, family, phase, predictor, measured_j, predicted_j), the input of the
-    report's predicted-vs-measured figure. Returns :func:`describe_published` of the new version.
-    A catalogued GPU whose rows span fewer than
-    :data:`estimator.transfer.calibrate.MAX_CONFIG_PHASES` configuration-phases is calibrated
-    instead, when ``artifacts_dir`` holds the transfer model (the transfer model fitted to its rows, published under ``transfer/calibrated/``;
-    :func:`describe_calibration` of it is returned). A version that fails :func:`estimator.canary.require_servable` is written but kept aside
-    (CURRENT unchanged) and :class:`~estimator.canary.CanaryFailed` is raised with the reasons.
-    """
-    from estimator.artifacts import publish
-    from estimator.canary import require_servable
-    from estimator.transfer import calibrate
-
-    if hardware is not None:
-        check_hardware_name(hardware)
-    few_shot = calibrate.few_shot_hardware(store_path, hardware, artifacts_dir)
-    if few_shot is not None:
-        # A catalogued GPU with a handful of rows: calibrate the transfer model on them rather
-        # than fit predictors that so few networks cannot cross-validate.
-        done = calibrate.calibrate_and_publish(store_path, few_shot, artifacts_dir)
-        return describe_calibration(done.model)
-    dataset = from_store(store_path, hardware)
-    bundle = fit_bundle(dataset)
-    bundle = with_layer_sum(bundle, store_path)
-    published = publish(bundle, artifacts_dir, check=require_servable)
-    if held_out_csv is not None and bundle.held_out is not None:
-        held_out_csv.parent.mkdir(parents=True, exist_ok=True)
-        bundle.held_out.to_csv(held_out_csv, index=False)
-    return describe_published(published)
-
-
-def with_layer_sum(bundle: Bundle, store_path: Path) -> Bundle:
-    """``bundle`` plus a layer-sum model when every test row of its hardware measured one layer.
-
-    The layer-sum model then answers the test phase; the manifest records why (its grouped-CV
-    scores per operator type beside the one-constant J/FLOP baseline on the same folds).
-    """
-    import dataclasses
-
-    from estimator.layerwise import layer_frame
-    from estimator.layerwise.fit import fit_layer_sum
-
-    if "test" not in bundle.phases:
-        return bundle
-    try:
-        frame = layer_frame(store_path, bundle.hardware)
-    except FailedPrecondition:
-        return bundle
-    if len(frame) < bundle.dataset.get("rows", 0):
-        return bundle  # some test rows are whole networks: the whole-graph predictors answer
-    model, info = fit_layer_sum(frame)
-    notes = (*bundle.notes, str(info["why"]))
-    return dataclasses.replace(bundle, layer_sum=model, layer_sum_info=info, notes=notes)

@@ -4,7 +4,7 @@ transfer model's guess into a predictor of it.
 The one command that composes the collector (``collector.calibrate`` measures the reference
 suite into a store) and the estimator (``estimator.transfer.calibrate`` fits the transfer model
 to a GPU's rows; ``estimator.carry`` carries another CPU's predictor to a CPU's rows, or, with
-no such prior, ``estimator.service.fit_and_publish`` fits the CPU's predictors alone): part of the
+no such prior, ``estimator.publish.fit_and_publish`` fits the CPU's predictors alone): part of the
 ``joulecast`` entry point, which alone may import both, and only once the command runs.
 """
 
@@ -218,7 +218,7 @@ def _fit_cpu_alone(args: argparse.Namespace, suite: SuiteResult) -> int:
     from estimator.canary import CanaryFailed
     from estimator.description import describe_published
     from estimator.fit_cli import format_summary
-    from estimator.service import fit_and_publish
+    from estimator.publish import fit_and_publish
 
     try:
         described = fit_and_publish(args.db, suite.hardware, args.artifacts)

@@ -90,7 +90,7 @@ def serve(
     """Build and start the server described by ``settings``.
 
     ``registry`` defaults to ``PredictorRegistry(settings.artifacts_dir)`` and ``fit`` to
-    ``estimator.service.fit_and_publish``.
+    ``estimator.publish.fit_and_publish``.
     """
     raise_fd_limit()
     if registry is None:

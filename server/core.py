@@ -231,7 +231,7 @@ class _LayerModels:
 
 class EstimatorCore:
     """Profiles graphs and answers predictions from ``registry``; stores rows in ``db_path``
-    and retrains with ``fit`` (``estimator.service.fit_and_publish`` by default).
+    and retrains with ``fit`` (``estimator.publish.fit_and_publish`` by default).
 
     ``pool`` (:class:`server.profiling.ProfilePool`, what the server passes) profiles graphs
     and answers layer-sum's per-node predictions in worker processes, under deadlines, stopped
@@ -608,6 +608,6 @@ def _require_finite(prediction: Any) -> None:
 
 
 def _default_fit() -> FitFn:
-    from estimator.service import fit_and_publish
+    from estimator.publish import fit_and_publish
 
     return fit_and_publish

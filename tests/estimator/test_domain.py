@@ -12,7 +12,8 @@ import torch
 
 from collector import nasbench101 as nb
 from estimator import domain
-from estimator.service import WIDEN_LOG, PredictorRegistry, fit_and_publish
+from estimator.publish import fit_and_publish
+from estimator.service import WIDEN_LOG, PredictorRegistry
 from joulecast.cli import main
 from joulecast.graph import profile_graph
 from joulecast.weightless import export_weightless

@@ -15,7 +15,8 @@ from testkit import a_row, config_fields
 from collector.models import ModelConfig, build_model
 from estimator.dataset import dataset_size_check, from_store
 from estimator.fit_cli import register
-from estimator.service import PredictorRegistry, fit_and_publish
+from estimator.publish import fit_and_publish
+from estimator.service import PredictorRegistry
 from joulecast.errors import InvalidArgument, NotFound
 from joulecast.graph import profile_graph
 from joulecast.measurement import Row

@@ -31,7 +31,7 @@ rpc_error = server_fixtures.rpc_error
 def fitted(tmp_path_factory: pytest.TempPathFactory, make_rows) -> tuple[Path, Path]:
     """(artifacts, store): a store holding the measured sweep of ``cpu-test`` and a predictor
     fitted on it and published with ``fit_and_publish``. Copy before changing either."""
-    from estimator.service import fit_and_publish
+    from estimator.publish import fit_and_publish
 
     base = tmp_path_factory.mktemp("fitted")
     db, artifacts = base / "m.db", base / "artifacts"

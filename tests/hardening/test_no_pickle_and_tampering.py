@@ -14,7 +14,8 @@ import pytest
 from hardening_harness import ROOT
 
 from estimator.artifacts import MANIFEST, current_version, predictors_root
-from estimator.service import PredictorRegistry, fit_and_publish
+from estimator.publish import fit_and_publish
+from estimator.service import PredictorRegistry
 from joulecast.store import MeasurementStore
 from server.generated import estimator_pb2 as pb
 

@@ -25,7 +25,7 @@ from hardening_harness import HARDWARE, ROOT
 
 from collector.importer import GraphCache, Record, import_records
 from estimator.layerwise.data import layer_frame
-from estimator.service import fit_and_publish
+from estimator.publish import fit_and_publish
 from joulecast.errors import FailedPrecondition
 
 NOBODY = 65534
@@ -103,7 +103,7 @@ _AS_NOBODY = textwrap.dedent(
     import os, shutil, sys
     from pathlib import Path
     sys.path.insert(0, sys.argv[1])
-    from estimator.service import fit_and_publish
+    from estimator.publish import fit_and_publish
 
     db, work = Path(sys.argv[2]), Path(sys.argv[3])
     warm = work / "warm"

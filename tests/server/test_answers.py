@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from estimator.service import PredictorRegistry, fit_and_publish
+from estimator.publish import fit_and_publish
+from estimator.service import PredictorRegistry
 from joulecast.graph import profile_graph
 from joulecast.store import MeasurementStore
 from server.core import EstimatorCore, PredictQuery

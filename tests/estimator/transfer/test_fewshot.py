@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from estimator.service import PredictorRegistry, fit_and_publish
+from estimator.publish import fit_and_publish
+from estimator.service import PredictorRegistry
 from estimator.transfer import artifact, calibrated
 from estimator.transfer.calibrate import MAX_CONFIG_PHASES, few_shot_hardware
 from estimator.transfer.cli import _lookup
