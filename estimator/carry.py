@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +25,7 @@ import pandas as pd
 from estimator.artifacts import Published, load_current, publish
 from estimator.canary import require_servable
 from estimator.dataset import Dataset, aggregate_repeats, from_store
-from estimator.evaluation import fold_of
+from estimator.evaluation import fold_of, metrics
 from estimator.intervals import conformal_quantile
 from estimator.predictors.base import frame_rows
 from estimator.predictors.carried import GROUPS, TERMS, Carried, design
@@ -101,6 +101,15 @@ def choose_prior(artifacts_dir: Path, exclude: str | None = None) -> Published |
         if best is None or rows > int(best.bundle.dataset.get("rows", 0)):  # type: ignore[call-overload]
             best = published
     return best
+
+
+def prior_for_few(dataset: Dataset, artifacts_dir: Path) -> Published | None:
+    """The prior to carry to ``dataset`` when its rows are a CPU's few (a suite, not a sweep)
+    and ``artifacts_dir`` serves another CPU's predictor; None when they are to be fitted
+    alone."""
+    if not is_cpu(dataset.hardware) or not is_few(dataset):
+        return None
+    return choose_prior(artifacts_dir, exclude=dataset.hardware)
 
 
 def is_few(dataset: Dataset) -> bool:
@@ -206,20 +215,20 @@ def carry(dataset: Dataset, prior: Published) -> Carry:
 
 
 def _phase_scores(part: pd.DataFrame, q: float) -> dict[str, float | int]:
-    residual = np.log(part["measured_j"] / part["loco_j"]).to_numpy(float)
-    ape = np.abs(np.expm1(-residual)) * 100
-    return {
-        "n": len(part),
-        "folds": int(part["config_id"].nunique()),
-        "median_ape_pct": float(np.median(ape)),
-        "mape_pct": float(np.mean(ape)),
-        "coverage_90": float(np.mean(np.abs(residual) <= q)),
-        "q_log": q,
-        "width_factor": math.exp(2 * q),
-        "prior_median_ape_pct": float(
-            np.median(np.abs(part["prior_j"] / part["measured_j"] - 1)) * 100
-        ),
-    }
+    """Held-out scores of the carried answers in the keys every predictor's scores have, with
+    the served half-width ``q`` (pooled over both phases) and the prior's own median error."""
+    measured = part["measured_j"].to_numpy(float)
+    residual = np.log(measured / part["loco_j"].to_numpy(float))
+    scores = metrics(measured, part["loco_j"].to_numpy(float), part["config_id"].to_numpy())
+    scores = replace(
+        scores,
+        folds=int(part["config_id"].nunique()),
+        q_log=q,
+        coverage_90=float(np.mean(np.abs(residual) <= q)),
+        width_factor=math.exp(2 * q),
+    )
+    prior_ape = np.median(np.abs(part["prior_j"].to_numpy(float) / measured - 1)) * 100
+    return {**asdict(scores), "prior_median_ape_pct": float(prior_ape)}
 
 
 def _bundle(

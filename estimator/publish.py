@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from estimator import carry
 from estimator.artifacts import publish
 from estimator.canary import require_servable
 from estimator.dataset import from_store
@@ -37,9 +38,12 @@ def fit_and_publish(
     report's predicted-vs-measured figure. Returns :func:`describe_published` of the new version.
     A catalogued GPU whose rows span fewer than
     :data:`estimator.transfer.calibrate.MAX_CONFIG_PHASES` configuration-phases is calibrated
-    instead, when ``artifacts_dir`` holds the transfer model (the transfer model fitted to its rows, published under ``transfer/calibrated/``;
-    :func:`describe_calibration` of it is returned). A version that fails :func:`estimator.canary.require_servable` is written but kept aside
-    (CURRENT unchanged) and :class:`~estimator.canary.CanaryFailed` is raised with the reasons.
+    instead, when ``artifacts_dir`` holds the transfer model (the transfer model fitted to its
+    rows, published under ``transfer/calibrated/``;
+    :func:`describe_calibration` of it is returned). A CPU whose rows span fewer than
+    :data:`estimator.carry.MAX_CONFIG_PHASES` is carried from another CPU's served predictor
+    (:mod:`estimator.carry`) when ``artifacts_dir`` serves one. A version that fails
+    :func:`estimator.canary.require_servable` is written but kept aside (CURRENT unchanged) and :class:`~estimator.canary.CanaryFailed` is raised with the reasons.
     """
     if hardware is not None:
         check_hardware_name(hardware)
@@ -50,10 +54,16 @@ def fit_and_publish(
         done = calibrate.calibrate_and_publish(store_path, few_shot, artifacts_dir)
         return describe_calibration(done.model)
     dataset = from_store(store_path, hardware)
-    bundle = fit_bundle(dataset)
-    bundle = with_layer_sum(bundle, store_path)
+    prior = carry.prior_for_few(dataset, artifacts_dir)
+    if prior is not None:
+        # A CPU with a suite's worth of rows: another CPU's predictor carried by them, where
+        # predictors fitted on so few networks alone erred by 36-62 % on configurations they
+        # never saw.
+        bundle = carry.carry(dataset, prior).bundle
+    else:
+        bundle = with_layer_sum(fit_bundle(dataset), store_path)
     published = publish(bundle, artifacts_dir, check=require_servable)
-    if held_out_csv is not None and bundle.held_out is not None:
+    if held_out_csv is not None and bundle.held_out is not None and prior is None:
         held_out_csv.parent.mkdir(parents=True, exist_ok=True)
         bundle.held_out.to_csv(held_out_csv, index=False)
     return describe_published(published)
