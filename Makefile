@@ -7,7 +7,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 RAY_STAMP := $(VENV)/.installed-ray
 
-.PHONY: venv test lint demo smoke proto bench clean gpu-campaign gpu-campaign-dry
+.PHONY: venv test lint demo smoke proto bench clean gpu-campaign gpu-campaign-dry \
+	gpu-calibrate-check gpu-calibrate-check-dry
 
 venv: $(STAMP)
 
@@ -50,6 +51,31 @@ gpu-campaign:
 gpu-campaign-dry: venv
 	$(BIN)/python -m collector.campaign --device cpu --meter cpu-time --plans smoke \
 		--repeats 1 --out runs/gpu-campaign-dry
+
+# On a lent GPU: joulecast calibrate (its suite, ~3 min), then the paper's sweep the same day
+# (one repeat, timed windows of 2 s) to judge the calibration against; ~9 min in all, two
+# commands that can also be sent to the device machine one at a time. Score it here with
+#   PYTHONPATH=. python examples/zeus/score_calibration.py --h200 OUT/measurements.db \
+#       --h200-suite OUT/calibrate.db
+GPU ?= h200
+gpu-calibrate-check:
+	mkdir -p $(OUT)/artifacts/transfer
+	cp artifacts/transfer/gpu-training.json $(OUT)/artifacts/transfer/
+	PYTHONPATH=. python3 -m joulecast.cli calibrate --device cuda --hardware $(GPU) \
+		--db $(OUT)/calibrate.db --artifacts $(OUT)/artifacts --budget-s 180
+	PYTHONPATH=. python3 -m collector.campaign --out $(OUT) --plans paper --repeats 1 \
+		--window-seconds 2 --budget-s 320 --meter nvml --hardware $(GPU)
+
+# The same two commands here, without a GPU: a replayed T4 trace and the cpu-time estimate.
+gpu-calibrate-check-dry: venv
+	mkdir -p runs/calibrate-check-dry/artifacts/transfer
+	cp artifacts/transfer/gpu-training.json runs/calibrate-check-dry/artifacts/transfer/
+	$(BIN)/python -m joulecast.cli calibrate --device cpu --meter replay \
+		--trace tests/data/traces/t4_calibrate.json --hardware $(GPU) --window-s 0.1 \
+		--repeats 1 --idle-s 0.05 --db runs/calibrate-check-dry/calibrate.db \
+		--artifacts runs/calibrate-check-dry/artifacts
+	$(BIN)/python -m collector.campaign --out runs/calibrate-check-dry --device cpu \
+		--meter cpu-time --plans paper --samples 16 --repeats 1 --budget-s 60 --hardware $(GPU)
 
 demo: venv
 	$(BIN)/python -m joulecast.demo
