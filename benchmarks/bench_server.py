@@ -192,7 +192,7 @@ def load(
     max_requests: int,
 ) -> dict[str, float]:
     """``clients`` threads calling PredictEnergy for ``seconds``; see the module docstring."""
-    from server.client import EstimatorClient
+    from client.remote import EstimatorClient
 
     latencies: list[list[float]] = [[] for _ in range(clients)]
     errors = [0] * clients

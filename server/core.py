@@ -41,8 +41,9 @@ from joulecast.graph import GraphLimits, GraphProfile, profile_graph
 from joulecast.hardware_name import check_hardware_name, check_hardware_query
 from joulecast.measurement import check_row
 from joulecast.store import MeasurementStore
+from rpc.records import RowVerdict
 from server.cancel import CallCancel
-from server.measurements import IncomingRow, RowVerdict, graph_sha256
+from server.measurements import IncomingRow, graph_sha256
 from server.row_budget import TRIM_AFTER_BYTES, CallSpending, RowBudget, trim
 
 if TYPE_CHECKING:

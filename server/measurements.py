@@ -23,15 +23,5 @@ class IncomingRow:
     graph: bytes | None
 
 
-@dataclass(frozen=True)
-class RowVerdict:
-    """Whether one row was committed; ``reason`` says why not."""
-
-    index: int
-    run_key: str
-    accepted: bool
-    reason: str = ""
-
-
 def graph_sha256(graph: bytes) -> str:
     return hashlib.sha256(graph).hexdigest()

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from client.results import PhaseReply, PredictionReply
     from joulecast.carbon import GridIntensity
-    from server.client_results import PhaseReply, PredictionReply
 
 _FOOTPRINT = (
     "energy_kwh",
@@ -157,7 +157,7 @@ class Prediction:
 
     @classmethod
     def from_reply(cls, reply: PredictionReply) -> Prediction:
-        """The record of the client's reply (:class:`server.client_results.PredictionReply`)."""
+        """The record of the client's reply (:class:`client.results.PredictionReply`)."""
         return cls(
             family=reply.family,
             family_reason=reply.family_reason,

@@ -12,15 +12,15 @@ import grpc
 import pytest
 from hardening_harness import TOKEN
 
+from client import convert as client_convert
 from collector.hardware import slug, sweep_hardware
 from collector.importer import BadImport, GraphCache, Record, import_records
 from estimator.artifacts import check_hardware_name as artifact_name
 from joulecast.errors import InvalidArgument
 from joulecast.measurement import check_row
 from joulecast.store import MeasurementStore
-from server import client_convert
-from server.auth import bearer_metadata
-from server.generated import estimator_pb2 as pb
+from rpc.auth import bearer_metadata
+from rpc.generated import estimator_pb2 as pb
 
 AUTH = bearer_metadata(TOKEN)
 BAD_NAMES = ("h" * 65_536, "../../evil", "cpu\x00x", "cpü-x", ".", "-flag", "a b", "h" * 129)

@@ -2,7 +2,7 @@
 
 Each record's :meth:`as_dict` is the JSON the CLI prints (``--json``; the layout of
 docs/ARCHITECTURE.md), so a script reading the CLI and a program using
-:class:`server.client.EstimatorClient` see the same fields.
+:class:`client.remote.EstimatorClient` see the same fields.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from joulecast.carbon import GridIntensity, PhaseFootprint
-from server.measurements import RowVerdict
+from rpc.records import RowVerdict
 
 
 @dataclass(frozen=True)
