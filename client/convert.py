@@ -146,6 +146,18 @@ def measurements_from_response(response: pb.AddMeasurementsResponse) -> Measurem
     )
 
 
+def retrain_request(hardware: str) -> pb.RetrainRequest:
+    return pb.RetrainRequest(hardware=hardware)
+
+
+def delete_request(run_keys: list[str]) -> pb.DeleteMeasurementsRequest:
+    return pb.DeleteMeasurementsRequest(run_keys=run_keys)
+
+
+def list_predictors_request() -> pb.ListPredictorsRequest:
+    return pb.ListPredictorsRequest()
+
+
 def retrain_from_response(response: pb.RetrainResponse) -> RetrainReply:
     return RetrainReply(
         hardware=response.hardware,

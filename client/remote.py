@@ -214,7 +214,7 @@ class EstimatorClient:
         self._connect()
         try:
             response = self._stub.Retrain(
-                pb.RetrainRequest(hardware=hardware), metadata=self._metadata(), timeout=timeout_s
+                convert.retrain_request(hardware), metadata=self._metadata(), timeout=timeout_s
             )
         except grpc.RpcError as exc:
             raise self._error(exc) from None
@@ -225,7 +225,7 @@ class EstimatorClient:
         self._connect()
         try:
             response = self._stub.DeleteMeasurements(
-                pb.DeleteMeasurementsRequest(run_keys=run_keys),
+                convert.delete_request(run_keys),
                 metadata=self._metadata(),
                 timeout=self._timeout_s,
             )
@@ -237,7 +237,7 @@ class EstimatorClient:
         self._connect()
         try:
             response = self._stub.ListPredictors(
-                pb.ListPredictorsRequest(), timeout=self._timeout_s
+                convert.list_predictors_request(), timeout=self._timeout_s
             )
         except grpc.RpcError as exc:
             raise self._error(exc) from None
