@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from joulecast.carbon import GridIntensity, PhaseFootprint
+from joulecast.measurement import PHASES
 from rpc.records import RowVerdict
 
 
@@ -77,7 +78,7 @@ class PredictionReply:
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         out["flops_by_kind"] = dict(self.flops_by_kind)
         out["warnings"] = list(self.warnings)
-        for phase in ("train", "test"):
+        for phase in PHASES:
             answer = out[phase]
             out[phase] = None if answer is None else answer.as_dict()
         if self.grid is None:

@@ -7,7 +7,6 @@ featurizes every row from its graph).
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 from joulecast.measurement import Row
@@ -21,7 +20,3 @@ class IncomingRow:
     index: int
     row: Row
     graph: bytes | None
-
-
-def graph_sha256(graph: bytes) -> str:
-    return hashlib.sha256(graph).hexdigest()

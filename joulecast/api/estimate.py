@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from joulecast.api.graphs import weightless_graph
 from joulecast.api.prediction import Prediction
 from joulecast.errors import InternalError, InvalidArgument, JoulecastError
+from joulecast.measurement import PHASES
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -208,7 +209,7 @@ class Estimator:
                 "tier": answer.tier,
                 "power_limit_w": answer.power_limit_w,
             }
-            for name in ("train", "test"):
+            for name in PHASES:
                 phase = getattr(answer, name)
                 row.update({f"{name}_{c}": getattr(phase, c, None) for c in columns})
             row["warnings"] = answer.warnings
