@@ -81,7 +81,7 @@ demo: venv
 	$(BIN)/python -m joulecast.demo
 
 proto: venv
-	$(BIN)/python -m server.gen_protos
+	$(BIN)/python -m rpc.gen_protos
 
 bench: venv
 	$(BIN)/python benchmarks/bench_profiler.py

@@ -41,6 +41,7 @@ from collector.executors.serial import run_serial
 from collector.meters.cputime import CpuTimeMeter, pin_torch_threads
 from collector.plans import load_plan
 from collector.runner import Progress, SweepOptions
+from joulecast.measurement import PHASES
 from joulecast.store import MeasurementStore
 
 
@@ -107,7 +108,7 @@ def main() -> int:
     labels = [
         f"{s.config.config_id} s{s.samples} b{s.batch_size} {phase}"
         for s in plan.runs
-        for phase in ("train", "test")
+        for phase in PHASES
     ]
     round_trip = [by_label[label].round_trip_s for label in labels]
     own = [by_label[label].round_trip_s - by_label[label].worker_s for label in labels]

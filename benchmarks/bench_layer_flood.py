@@ -71,14 +71,14 @@ def flood_graph(nodes: int, tag: int, width: int = 64) -> bytes:
 
 
 def _stub(address: str):
-    from server.generated import estimator_pb2_grpc as pb_grpc
+    from rpc.generated import estimator_pb2_grpc as pb_grpc
 
     options = [("grpc.max_send_message_length", 64 << 20)]
     return pb_grpc.EnergyEstimatorStub(grpc.insecure_channel(address, options=options))
 
 
 def _request(graph: bytes, hardware: str | None, batch: int = 8):
-    from server.generated import estimator_pb2 as pb
+    from rpc.generated import estimator_pb2 as pb
 
     return pb.PredictEnergyRequest(
         onnx_model=graph, batch_size=batch, samples=batch * 10, epochs=1, hardware=hardware or ""

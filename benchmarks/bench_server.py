@@ -68,7 +68,7 @@ def throwaway_artifacts(folder: Path) -> Path:
     from collector.models import INPUT_SHAPE, ModelConfig, build_model
     from estimator.publish import fit_and_publish
     from joulecast.graph import profile_graph
-    from joulecast.measurement import Row
+    from joulecast.measurement import PHASES, Row
     from joulecast.store import MeasurementStore
     from joulecast.weightless import export_weightless
 
@@ -83,7 +83,7 @@ def throwaway_artifacts(folder: Path) -> Path:
             graph = export_weightless(build_model(config).eval(), torch.zeros(1, *INPUT_SHAPE))
             sha = store.put_graph(graph)
             profile = profile_graph(graph)
-            for phase in ("train", "test"):
+            for phase in PHASES:
                 flops = profile.flops_train if phase == "train" else profile.flops_forward
                 energy = 2e-9 * flops * 64
                 rows.append(
@@ -192,7 +192,7 @@ def load(
     max_requests: int,
 ) -> dict[str, float]:
     """``clients`` threads calling PredictEnergy for ``seconds``; see the module docstring."""
-    from server.client import EstimatorClient
+    from client.remote import EstimatorClient
 
     latencies: list[list[float]] = [[] for _ in range(clients)]
     errors = [0] * clients

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from collector.models import N_CLASSES, N_FRAMES, N_MELS
+from collector.spectrogram import N_CLASSES, N_FRAMES, N_MELS
 from joulecast.errors import InvalidArgument
 
 log = logging.getLogger(__name__)

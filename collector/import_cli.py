@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from joulecast.errors import InvalidArgument
 from joulecast.hardware_name import check_hardware_name
+from joulecast.measurement import PHASES
 
 if TYPE_CHECKING:
     from collector.importer import ImportResult, Record
@@ -44,7 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     cc.add_argument(
         "--hardware", help="hardware name of every row (EC-NAS-Bench: default quadro-rtx6000)"
     )
-    cc.add_argument("--phase", choices=("train", "test"), help="phase of every row")
+    cc.add_argument("--phase", choices=PHASES, help="phase of every row")
     cc.add_argument(
         "--energy",
         choices=ENERGY_CHOICES,

@@ -32,7 +32,14 @@ from collector.import_file import (
 from collector.import_layers import build_descriptor, is_descriptor
 from joulecast.errors import InvalidArgument, JoulecastError
 from joulecast.hardware_name import hardware_name_problem
-from joulecast.measurement import Row, check_row, is_estimate, source_problem
+from joulecast.measurement import (
+    PHASES,
+    Row,
+    check_row,
+    graph_sha256,
+    is_estimate,
+    source_problem,
+)
 from joulecast.store import MeasurementStore
 from joulecast.weightless import strip_weights_file
 
@@ -314,7 +321,7 @@ def to_row(record: Record, graphs: GraphCache, store_graph: dict[str, bytes]) ->
     if missing:
         raise ValueError(f"missing {', '.join(missing)}")
     phase = str(v["phase"]).strip()
-    if phase not in ("train", "test"):
+    if phase not in PHASES:
         raise ValueError(f"phase={phase!r} must be 'train' or 'test'")
     hardware = str(v["hardware"]).strip()
     problem = hardware_name_problem(hardware)
@@ -338,7 +345,7 @@ def to_row(record: Record, graphs: GraphCache, store_graph: dict[str, bytes]) ->
     texts = {n: _text(v, n) for n in _TEXT_OPTIONAL}
     ref = str(v["graph"]).strip()
     onnx_bytes, profile = graphs.get(ref, record.base_dir)
-    sha = hashlib.sha256(onnx_bytes).hexdigest()
+    sha = graph_sha256(onnx_bytes)
     store_graph[sha] = onnx_bytes
     config_id = texts["config_id"] or f"{hardware}/{sha[:16]}/b{batch_size}"
     content = {

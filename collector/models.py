@@ -13,12 +13,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from collector.spectrogram import INPUT_SHAPE as INPUT_SHAPE  # the input every family takes
+from collector.spectrogram import N_CLASSES, N_FRAMES, N_MELS
+from collector.transformers import Conformer, PatchTransformer
 from joulecast.errors import InvalidArgument
 
-N_MELS = 128
-N_FRAMES = 64
-N_CLASSES = 10
-INPUT_SHAPE = (1, N_MELS, N_FRAMES)
 FAMILIES = ("mlp", "cnn", "rnn", "crnn", "transformer")
 RNN_INPUTS = ("flat", "frames")
 BLOCKS = ("patch", "conformer")
@@ -180,8 +179,6 @@ def build_model(config: ModelConfig) -> nn.Module:
     if config.family == "rnn":
         return RNN(config.layers[0], config.hidden[0], config.rnn_input)
     if config.family == "transformer":
-        from collector.transformers import Conformer, PatchTransformer
-
         kind = Conformer if config.block == "conformer" else PatchTransformer
         return kind(config.layers[0], config.hidden[0], config.hidden[1])
     return CRNN(config.layers[0], config.layers[1], config.hidden[0], config.hidden[1])

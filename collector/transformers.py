@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from collector.models import N_CLASSES, N_FRAMES, N_MELS
+from collector.spectrogram import N_CLASSES, N_FRAMES, N_MELS
 
 PATCH = 8
 """Patch side (mel bins and frames) of the patch encoders."""

@@ -23,7 +23,7 @@ import numpy as np
 from estimator.features import PROFILE_FEATURES, run_features
 from joulecast.errors import FailedPrecondition, InvalidArgument, NotFound
 from joulecast.graph import GraphError, GraphProfile, profile_graph
-from joulecast.measurement import Row, is_estimate
+from joulecast.measurement import PHASES, Row, is_estimate
 from joulecast.store import MeasurementStore
 
 if TYPE_CHECKING:
@@ -70,7 +70,7 @@ class Dataset:
 
     @property
     def phases(self) -> tuple[str, ...]:
-        return tuple(p for p in ("train", "test") if (self.frame["phase"] == p).any())
+        return tuple(p for p in PHASES if (self.frame["phase"] == p).any())
 
 
 def choose_hardware(names: Iterable[str], hardware: str | None) -> str:

@@ -32,6 +32,7 @@ from estimator.predictors import PhysicalPredictor, Predictor, UtilisationAware,
 from estimator.training import Bundle
 from joulecast.errors import FailedPrecondition, InvalidArgument, JoulecastError, NotFound
 from joulecast.graph import GraphLimits, GraphProfile, profile_nodes
+from joulecast.measurement import PHASES
 
 if TYPE_CHECKING:
     from estimator.layerwise import LayerAnswer, LayerSum
@@ -118,7 +119,7 @@ def estimate(
     features = run_features(
         profile, phase="train", batch_size=batch_size, samples=samples, epochs=epochs
     )
-    rows = serve_rows(features, tuple(p for p in ("train", "test") if p in bundle.phases))
+    rows = serve_rows(features, tuple(p for p in PHASES if p in bundle.phases))
     # Input shapes outside the data (batch size, samples and FLOPs: _outside_data below).
     extrapolations = outside(bundle.domain, features, batch_size=False)
     warnings.extend(
@@ -129,7 +130,7 @@ def estimate(
     widen = _outside_data(bundle, rows, batch_size, samples, warnings)
     widen = {p: v + len(extrapolations) * math.log(DOMAIN_WIDEN) for p, v in widen.items()}
     answers: dict[str, PhaseEstimate | None] = {}
-    for phase in ("train", "test"):
+    for phase in PHASES:
         if phase not in bundle.phases:
             warnings.append(
                 f"no {phase} measurements for hardware {bundle.hardware}; no {phase} prediction"

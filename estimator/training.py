@@ -32,6 +32,7 @@ from estimator.evaluation import (
 )
 from estimator.predictors import PREDICTORS, PhysicalPredictor, Predictor, UtilisationAware
 from joulecast.errors import FailedPrecondition
+from joulecast.measurement import PHASES
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -90,8 +91,8 @@ def fit_bundle(dataset: Dataset, names: list[str] | None = None) -> Bundle:
     frame = dataset.frame
     notes = list(dataset.warnings)
     configs = frame.groupby("phase")["config_id"].nunique()
-    phases = tuple(p for p in ("train", "test") if configs.get(p, 0) >= MIN_CONFIGS)
-    for p in ("train", "test"):
+    phases = tuple(p for p in PHASES if configs.get(p, 0) >= MIN_CONFIGS)
+    for p in PHASES:
         if p not in phases:
             notes.append(
                 f"{p}: {int(configs.get(p, 0))} configuration(s) measured, {MIN_CONFIGS} needed; "
@@ -168,7 +169,7 @@ def data_domain(frame: pd.DataFrame, fitted: Mapping[str, Predictor]) -> dict[st
         for f, s in zip(frame["family"], frame["recurrent_steps"], strict=True)
     ]
     flops: dict[str, dict[str, list[float]]] = {}
-    for phase in ("train", "test"):
+    for phase in PHASES:
         m = (frame["phase"] == phase).to_numpy()
         column = "flops_train" if phase == "train" else "flops_forward"
         for key in sorted({k for k, i in zip(keys, m, strict=True) if i}):

@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from joulecast.measurement import PHASES
+
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
@@ -198,7 +200,7 @@ def format_carried(held_out: pd.DataFrame, q_log: Mapping[str, Mapping[str, floa
             f"{name[:34]:34} {row.phase:5} {_mj(row.measured_j):>9} {_mj(row.prior_j):>9} "
             f"{_mj(loco):>9} {span:>17}"
         )
-    for phase in ("train", "test"):
+    for phase in PHASES:
         part = held_out[(held_out["phase"] == phase) & held_out["loco_j"].notna()]
         if part.empty:
             continue
@@ -296,7 +298,7 @@ def format_items(items: list[HeldOutItem]) -> str:
             f"{_span(it.before_low_j, it.before_high_j):>17} {_mj(it.after_j):>10} "
             f"{_span(it.after_low_j, it.after_high_j):>17}"
         )
-    for phase in ("train", "test"):
+    for phase in PHASES:
         part = [i for i in items if i.phase == phase and i.after_j is not None]
         if not part:
             continue

@@ -1,27 +1,42 @@
-"""The `joulecast` command: each package registers its own subcommands."""
+"""The `joulecast` command, the one composition root: each package registers its own
+subcommands, and only this module sees them all.
+
+Every ``register`` module imports nothing heavy at the top (their commands import what they
+need when they run), so building the parser for ``--help`` stays fast.
+"""
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
+from collections.abc import Callable
 
+from client import cli as client_cli
+from collector import cli as collect_cli
+from collector import import_cli
+from estimator import fit_cli, hardware_cli
+from estimator.report import cli as report_cli
+from estimator.transfer import cli as transfer_cli
+from joulecast import calibrate_cli, predict_cli, profile_cli, regions_cli
 from joulecast.errors import JoulecastError
+from server import cli as serve_cli
 
-# Modules that define ``register(subparsers)``; imported lazily so `--help` stays fast.
-_COMMAND_MODULES = (
-    "collector.cli",
-    "collector.import_cli",
-    "estimator.profile_cli",
-    "estimator.fit_cli",
-    "estimator.transfer.cli",
-    "joulecast.calibrate_cli",
-    "estimator.report.cli",
-    "estimator.hardware_cli",
-    "server.cli",
-    "joulecast.regions_cli",
+_REGISTERS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
+    collect_cli.register,
+    import_cli.register,
+    profile_cli.register,
+    fit_cli.register,
+    transfer_cli.register,
+    calibrate_cli.register,
+    report_cli.register,
+    hardware_cli.register,
+    serve_cli.register,
+    predict_cli.register,
+    client_cli.register,
+    regions_cli.register,
 )
+"""In the order ``joulecast --help`` lists the commands."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,14 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = parser.add_subparsers(dest="command", required=True)
-    for name in _COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue
-        module.register(sub)
+    for register in _REGISTERS:
+        register(sub)
     return parser
 
 

@@ -11,8 +11,9 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+from server.spawn import LISTENING, start_serve
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "examples" / "sample_crnn.onnx"
@@ -22,22 +23,6 @@ ARTIFACTS = REPO / "artifacts"
 
 def _joulecast(*args: str) -> list[str]:
     return [sys.executable, "-m", "joulecast.cli", *args]
-
-
-def wait_for_address(server: subprocess.Popen[str], timeout_s: float) -> str:
-    """Read the server's stdout until it says where it listens."""
-    deadline = time.monotonic() + timeout_s
-    assert server.stdout is not None
-    while time.monotonic() < deadline:
-        line = server.stdout.readline()
-        if not line:
-            if server.poll() is not None:
-                raise SystemExit(f"the server exited with code {server.returncode}")
-            continue
-        print(f"server: {line.rstrip()}")
-        if line.startswith("listening on "):
-            return line.split("listening on ", 1)[1].strip()
-    raise SystemExit(f"the server did not start within {timeout_s:.0f} s")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,15 +38,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    server = subprocess.Popen(
-        _joulecast("serve", "--port", "0", "--artifacts", args.artifacts),
-        stdout=subprocess.PIPE,
-        text=True,
-        env=env,
-        cwd=REPO,
-    )
+    server, address = start_serve("--artifacts", args.artifacts, cwd=REPO, env=env, wait_s=120)
     try:
-        address = wait_for_address(server, timeout_s=120)
+        if address is None:
+            code = server.poll()
+            raise SystemExit(
+                f"the server exited with code {code}"
+                if code is not None
+                else "the server did not start within 120 s"
+            )
+        print(f"server: {LISTENING}{address}")
         predict = ["predict", args.model, "--server", address, "--hardware", args.hardware]
         if args.json:
             predict.append("--json")

@@ -13,6 +13,7 @@ fallback) and is never shown or served as a measurement. Any other name is refus
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 import re
 from dataclasses import dataclass, fields
@@ -167,6 +168,13 @@ ROW_COLUMNS = tuple(f.name for f in fields(Row))
 PHASES = ("train", "test")
 """The two phases of a run: every definition of them in joulecast imports this one."""
 STATUSES = ("ok", "failed")
+
+
+def graph_sha256(onnx_bytes: bytes) -> str:
+    """The id a graph is stored and sent under (``Row.graph_sha256`` refers to it): the sha256
+    of its bytes, hex."""
+    return hashlib.sha256(onnx_bytes).hexdigest()
+
 
 MAX_TEXT = 64 * 1024
 """Longest text field of a row, in characters (``software`` holds a JSON of versions)."""

@@ -15,7 +15,6 @@ since its version read NULL.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import sqlite3
@@ -27,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from joulecast.errors import InvalidArgument
-from joulecast.measurement import ROW_COLUMNS, Row, TraceSample, check_row
+from joulecast.measurement import ROW_COLUMNS, Row, TraceSample, check_row, graph_sha256
 
 logger = logging.getLogger(__name__)
 
@@ -123,11 +122,6 @@ def decode_trace(blob: bytes | None) -> tuple[TraceSample, ...]:
     cols = json.loads(zlib.decompress(blob))
     n = len(cols["t_s"])
     return tuple(TraceSample(**{k: v[i] for k, v in cols.items()}) for i in range(n))
-
-
-def graph_sha256(onnx_bytes: bytes) -> str:
-    """The id a graph is stored under (rows refer to it): sha256 of its bytes, hex."""
-    return hashlib.sha256(onnx_bytes).hexdigest()
 
 
 class MeasurementStore:

@@ -20,10 +20,10 @@ from grpc_reflection.v1alpha import reflection
 
 from joulecast.errors import InvalidArgument
 from joulecast.graph import GraphLimits
+from rpc.generated import estimator_pb2 as pb
+from rpc.generated import estimator_pb2_grpc as pb_grpc
 from server.auth import TokenCheck
 from server.core import EstimatorCore, FitFn, Registry
-from server.generated import estimator_pb2 as pb
-from server.generated import estimator_pb2_grpc as pb_grpc
 from server.profiling import ProfilePool
 from server.row_budget import RowBudget
 from server.servicer import CallGate, EnergyEstimatorServicer

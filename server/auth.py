@@ -1,6 +1,6 @@
 """The token that guards state-changing RPCs (AddMeasurements, Retrain).
 
-Clients send metadata ``authorization: Bearer <token>``. The comparison takes constant time
+Clients send metadata ``authorization: Bearer <token>`` (:mod:`rpc.auth`). The comparison takes constant time
 (:func:`hmac.compare_digest`) and the token never appears in a message or a log line.
 """
 
@@ -10,14 +10,7 @@ import hmac
 from collections.abc import Iterable
 
 from joulecast.errors import Unauthenticated
-
-METADATA_KEY = "authorization"
-SCHEME = "Bearer "
-
-
-def bearer_metadata(token: str) -> tuple[tuple[str, str], ...]:
-    """Call metadata that carries ``token`` (for clients)."""
-    return ((METADATA_KEY, SCHEME + token),)
+from rpc.auth import METADATA_KEY, SCHEME
 
 
 class TokenCheck:

@@ -1,7 +1,7 @@
 """Server side of protobuf <-> domain objects, at the edge: no message travels past here.
 
 Requests become :class:`~server.core.PredictQuery` and :class:`~server.measurements.IncomingRow`;
-results become responses. The client's conversions are in :mod:`server.client_convert`.
+results become responses. The client's conversions are in :mod:`client.convert`.
 """
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING, Any
 from joulecast.carbon import PhaseFootprint
 from joulecast.errors import InvalidArgument, ResourceLimit
 from joulecast.measurement import ROW_COLUMNS, Row
+from rpc.generated import estimator_pb2 as pb
+from rpc.records import RowVerdict
 from server.core import PredictQuery, PredictResult, RetrainResult
-from server.generated import estimator_pb2 as pb
-from server.measurements import IncomingRow, RowVerdict
+from server.measurements import IncomingRow
 
 if TYPE_CHECKING:
     from estimator.description import PredictorDescription
@@ -183,6 +184,10 @@ def response_from_retrain(result: RetrainResult) -> pb.RetrainResponse:
         selected=result.selected,
         scores_json=_json(result.scores),
     )
+
+
+def response_from_deleted(deleted: int, missing: list[str]) -> pb.DeleteMeasurementsResponse:
+    return pb.DeleteMeasurementsResponse(deleted=deleted, missing=missing)
 
 
 def response_from_predictors(

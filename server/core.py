@@ -39,10 +39,11 @@ from joulecast.errors import (
 )
 from joulecast.graph import GraphLimits, GraphProfile, profile_graph
 from joulecast.hardware_name import check_hardware_name, check_hardware_query
-from joulecast.measurement import check_row
+from joulecast.measurement import PHASES, check_row, graph_sha256
 from joulecast.store import MeasurementStore
+from rpc.records import RowVerdict
 from server.cancel import CallCancel
-from server.measurements import IncomingRow, RowVerdict, graph_sha256
+from server.measurements import IncomingRow
 from server.row_budget import TRIM_AFTER_BYTES, CallSpending, RowBudget, trim
 
 if TYPE_CHECKING:
@@ -378,7 +379,7 @@ class EstimatorCore:
                     est.energy_j, est.energy_low_j, est.energy_high_j, grid, price, phase
                 ),
             )
-            for phase in ("train", "test")
+            for phase in PHASES
             if (est := getattr(prediction, phase)) is not None
         )
         if prediction.energy_is_estimate:
@@ -596,7 +597,7 @@ def _require_finite(prediction: Any) -> None:
     """A finite question gets finite answers: a phase whose numbers left the double range (a
     run of 10^12 samples for 10^5 epochs of a huge graph) is refused with the reason, never
     answered ``inf``."""
-    for phase in ("train", "test"):
+    for phase in PHASES:
         estimate = getattr(prediction, phase, None)
         for name in _PHASE_NUMBERS:
             value = getattr(estimate, name, None)

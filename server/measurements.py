@@ -7,7 +7,6 @@ featurizes every row from its graph).
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 from joulecast.measurement import Row
@@ -21,17 +20,3 @@ class IncomingRow:
     index: int
     row: Row
     graph: bytes | None
-
-
-@dataclass(frozen=True)
-class RowVerdict:
-    """Whether one row was committed; ``reason`` says why not."""
-
-    index: int
-    run_key: str
-    accepted: bool
-    reason: str = ""
-
-
-def graph_sha256(graph: bytes) -> str:
-    return hashlib.sha256(graph).hexdigest()

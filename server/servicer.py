@@ -16,13 +16,13 @@ from typing import TypeVar
 import grpc
 
 from joulecast.errors import ResourceLimit
+from rpc.generated import estimator_pb2 as pb
+from rpc.generated import estimator_pb2_grpc as pb_grpc
 from server import converters
 from server.auth import TokenCheck
 from server.cancel import CallCancel
 from server.core import EstimatorCore
 from server.errors import grpc_errors
-from server.generated import estimator_pb2 as pb
-from server.generated import estimator_pb2_grpc as pb_grpc
 
 T = TypeVar("T")
 
@@ -266,7 +266,7 @@ class EnergyEstimatorServicer(pb_grpc.EnergyEstimatorServicer):
         self._auth.require(context.invocation_metadata())
         with self._gate.call():
             deleted, missing = self._core.delete_measurements(list(request.run_keys))
-            return pb.DeleteMeasurementsResponse(deleted=deleted, missing=missing)
+            return converters.response_from_deleted(deleted, missing)
 
     @grpc_errors
     def ListPredictors(

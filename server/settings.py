@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from joulecast.errors import InvalidArgument
 
 DEFAULT_ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
-TOKEN_ENV = "JOULECAST_TOKEN"
 MiB = 1024 * 1024
 
 
@@ -125,22 +123,3 @@ class ServerSettings:
     @property
     def address(self) -> str:
         return f"{self.host}:{self.port}"
-
-
-def read_token(
-    token_file: str | os.PathLike[str] | None, env: dict[str, str] | None = None
-) -> str | None:
-    """The token from ``token_file`` (surrounding whitespace stripped), else from the
-    ``JOULECAST_TOKEN`` environment variable, else ``None``."""
-    if token_file is not None:
-        path = Path(token_file)
-        try:
-            token = path.read_text().strip()
-        except OSError as exc:
-            raise InvalidArgument(f"cannot read token file {path}: {exc.strerror}") from exc
-        if not token:
-            raise InvalidArgument(f"token file {path} is empty")
-        return token
-    env = os.environ if env is None else env
-    token = env.get(TOKEN_ENV, "").strip()
-    return token or None

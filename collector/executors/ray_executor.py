@@ -38,7 +38,6 @@ from collector.data import Clip, SpectrogramSet
 from collector.meters.sampler import DEFAULT_INTERVAL_S
 from collector.plans import RunSpec
 from collector.runner import (
-    PHASES,
     Progress,
     RunContext,
     SweepOptions,
@@ -51,8 +50,8 @@ from collector.runner import (
     sweep_dataset,
 )
 from joulecast.errors import FailedPrecondition, InvalidArgument
-from joulecast.measurement import Row, TraceSample
-from joulecast.store import MeasurementStore, graph_sha256
+from joulecast.measurement import PHASES, Row, TraceSample, graph_sha256
+from joulecast.store import MeasurementStore
 
 log = logging.getLogger(__name__)
 

@@ -30,6 +30,7 @@ from estimator.report.stats import (
     separation_auc,
     spearman,
 )
+from joulecast.measurement import PHASES
 
 HOLDS = "holds"
 FAILS = "does not hold"
@@ -369,7 +370,7 @@ def _util_correlations(
         )
     )
     per_phase: dict[str, float] = {}
-    for phase in ("train", "test"):
+    for phase in PHASES:
         sub = _sub(frame, None, phase)
         if len(sub) >= MIN_CONFIGS:
             corr = spearman(sub[column], sub["energy_j"])

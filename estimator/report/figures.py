@@ -18,6 +18,7 @@ from matplotlib.lines import Line2D
 
 from estimator.report import style
 from estimator.report.data import ReportData, family_key
+from joulecast.measurement import PHASES
 from joulecast.store import MeasurementStore
 
 log = logging.getLogger(__name__)
@@ -302,7 +303,7 @@ def dataset_size(data: ReportData, path: Path) -> FigureFile:
     if cfg.empty:
         return FigureFile(name, title, None, "every configuration was measured at one sample count")
     fig, axes = style.new_figure(1, 2, 13.0, 5.0)
-    for ax, phase in zip(axes.flat, ("train", "test"), strict=True):
+    for ax, phase in zip(axes.flat, PHASES, strict=True):
         sub = cfg[cfg["phase"] == phase]
         for (_config, variant), part in sub.groupby(["config_id", "variant"]):
             part = part.sort_values("samples")

@@ -40,6 +40,7 @@ from estimator.transfer.artifact import (
 )
 from estimator.transfer.model import PARAMS
 from joulecast.errors import FailedPrecondition, InvalidArgument
+from joulecast.measurement import PHASES
 
 if TYPE_CHECKING:
     from estimator.transfer.fewshot import FewShot  # fitting only: loading imports no pandas
@@ -52,7 +53,6 @@ PRIOR_CONFIGS = 3
 when pooled with a calibration's own (:data:`estimator.transfer.fewshot.MIN_CONFIGS`, the
 fewest a calibration holds out): three configurations of a suite weigh as much as the Zeus
 workloads' band, thirty outweigh it ten to one."""
-PHASES = ("train", "test")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from estimator.transfer.gpu import GpuRates
 from joulecast.graph import GraphProfile, profile_graph
-from joulecast.measurement import Row, is_estimate
+from joulecast.measurement import PHASES, Row, is_estimate
 from joulecast.store import MeasurementStore
 
 if TYPE_CHECKING:
@@ -113,7 +113,7 @@ def workload_names(frame: pd.DataFrame) -> pd.Series:
 def from_stores(
     paths: Iterable[str | Path],
     gpu_lookup: Callable[[str], GpuRates | None],
-    phases: tuple[str, ...] = ("train", "test"),
+    phases: tuple[str, ...] = PHASES,
 ) -> TrainingSet:
     """Every usable measured row of the stores at ``paths``.
 

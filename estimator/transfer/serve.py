@@ -18,6 +18,7 @@ from estimator.transfer import answer
 from estimator.transfer.artifact import TransferModel
 from estimator.transfer.gpu import GpuRates
 from joulecast.graph import GraphProfile
+from joulecast.measurement import PHASES
 
 if TYPE_CHECKING:
     from estimator.transfer.calibrated import CalibratedModel
@@ -135,7 +136,7 @@ def calibrated(
     kwargs = {"batch_size": batch_size, "samples": samples, "epochs": epochs}
     phases: dict[str, PhaseEstimate | None] = {}
     refused: list[str] = []
-    for phase in ("train", "test"):
+    for phase in PHASES:
         band = model.bands.get(phase)
         if band is None:
             warnings.append(f"no {phase} prediction: the calibration holds no {phase} rows")
@@ -201,7 +202,7 @@ def at_power_limit(
         return replace(measured, power_limit_w=limit)
     scaled: dict[str, PhaseEstimate | None] = {}
     widened = False
-    for phase in ("train", "test"):
+    for phase in PHASES:
         est = getattr(measured, phase)
         if est is None or est.duration_s is None or est.power_w is None:
             scaled[phase] = est

@@ -29,7 +29,7 @@ from estimator.carry import carry, choose_prior
 from estimator.dataset import aggregate_repeats, from_rows
 from estimator.predictors.base import frame_rows
 from estimator.predictors.carried import Carried
-from joulecast.measurement import Row
+from joulecast.measurement import PHASES, Row
 from joulecast.store import MeasurementStore
 
 
@@ -76,7 +76,7 @@ def main() -> None:
         f"{len(frame)} configuration-phases of plan {args.holdout_plan}"
     )
     print("correction (log):", ", ".join(f"{k} {v:+.3f}" for k, v in model.coef_.items()))
-    for phase in ("train", "test"):
+    for phase in PHASES:
         s = bundle.scores.get("loco", {}).get(phase, {}).get(Carried.name)
         if s:
             print(

@@ -48,6 +48,7 @@ from estimator.transfer.data import from_stores
 from estimator.transfer.evaluate import cross_validate
 from estimator.transfer.fit import fit_params, log_errors
 from estimator.transfer.train import _band
+from joulecast.measurement import PHASES
 
 REPO = Path(__file__).resolve().parents[2]
 ZEUS = REPO / "artifacts" / "measurements" / "zeus-nsdi23.db"
@@ -174,7 +175,7 @@ def h200_exam(db: Path, suite_db: Path | None = None) -> pd.DataFrame:
     fit = fewshot.calibrate(cal, prior.params)
     model = calibrated.build(fit, prior, hardware=gpus[0], gpu=gpus[0])
     out = []
-    for phase in ("train", "test"):
+    for phase in PHASES:
         part = scored[scored["phase"] == phase]
         zero = log_errors(prior.params, part)["energy_j"].to_numpy(float)
         after = log_errors(fit.params, part)["energy_j"].to_numpy(float)

@@ -1,8 +1,8 @@
 """``joulecast.Estimator``: predict a model's training and testing energy in one call.
 
 In this process by default (the predictors under ``artifacts/``, profiled and answered as a
-server would: :class:`server.local.InProcessClient`), or from a server
-(``Estimator(server="host:port")``, through :class:`server.client.EstimatorClient`); the two give
+server would: :class:`joulecast.api.local.InProcessClient`), or from a server
+(``Estimator(server="host:port")``, through :class:`client.remote.EstimatorClient`); the two give
 the same :class:`~joulecast.api.prediction.Prediction` for the same question. Nothing heavy is
 imported before the first prediction, and the predictors (or the channel) are kept for the next.
 """
@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from joulecast.api.graphs import weightless_graph
 from joulecast.api.prediction import Prediction
 from joulecast.errors import InternalError, InvalidArgument, JoulecastError
+from joulecast.measurement import PHASES
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -94,7 +95,7 @@ class Estimator:
         with self._lock:
             if self._answerer is None:
                 if self.server is not None:
-                    from server.client import EstimatorClient, read_root_cert
+                    from client.remote import EstimatorClient, read_root_cert
 
                     self._answerer = EstimatorClient(
                         self.server,
@@ -102,7 +103,7 @@ class Estimator:
                         timeout_s=self.timeout_s,
                     )
                 else:
-                    from server.local import InProcessClient
+                    from joulecast.api.local import InProcessClient
 
                     self._answerer = InProcessClient(self.artifacts)
             return self._answerer
@@ -208,7 +209,7 @@ class Estimator:
                 "tier": answer.tier,
                 "power_limit_w": answer.power_limit_w,
             }
-            for name in ("train", "test"):
+            for name in PHASES:
                 phase = getattr(answer, name)
                 row.update({f"{name}_{c}": getattr(phase, c, None) for c in columns})
             row["warnings"] = answer.warnings

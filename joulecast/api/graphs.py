@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,26 @@ from typing import Any
 from joulecast.errors import ExportError, InvalidArgument
 
 _UNSUPPORTED = re.compile(r"operator '([^']+)'")
+
+
+MAX_MODEL_FILE_BYTES = 4 * 1024**3
+"""Largest ONNX file read (weights included; they are stripped)."""
+
+
+def check_input_file(path: Path, max_bytes: int = MAX_MODEL_FILE_BYTES) -> Path:
+    """Refuse, before reading a byte, what is not a regular file of at most ``max_bytes``
+    (``/dev/zero``, a FIFO, a folder) so that the CLI never reads without end."""
+    try:
+        info = path.stat()
+    except FileNotFoundError as exc:
+        raise InvalidArgument(f"no such file: {path}") from exc
+    except OSError as exc:
+        raise InvalidArgument(f"cannot read {path}: {exc.strerror}") from exc
+    if not stat.S_ISREG(info.st_mode):
+        raise InvalidArgument(f"{path} is not a regular file")
+    if info.st_size > max_bytes:
+        raise InvalidArgument(f"{path} is {info.st_size:,} bytes; the limit is {max_bytes:,}")
+    return path
 
 
 def is_torch_module(model: object) -> bool:
@@ -48,8 +69,6 @@ def weightless_graph(model: Any, example_input: Any = None) -> bytes:
     from joulecast.weightless import strip_weights, strip_weights_file
 
     if isinstance(model, str | os.PathLike):
-        from server.cli import check_input_file
-
         return strip_weights_file(check_input_file(Path(model)))
     if isinstance(model, bytes | bytearray | memoryview) or _is_onnx_proto(model):
         if isinstance(model, bytes | bytearray | memoryview) and not len(model):

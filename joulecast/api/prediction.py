@@ -12,9 +12,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from joulecast.measurement import PHASES
+
 if TYPE_CHECKING:
+    from client.results import PhaseReply, PredictionReply
     from joulecast.carbon import GridIntensity
-    from server.client_results import PhaseReply, PredictionReply
 
 _FOOTPRINT = (
     "energy_kwh",
@@ -145,7 +147,7 @@ class Prediction:
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         out["flops_by_kind"] = dict(self.flops_by_kind)
         out["warnings"] = list(self.warnings)
-        for phase in ("train", "test"):
+        for phase in PHASES:
             out[phase] = None if out[phase] is None else out[phase].to_dict()
         if self.grid is None:
             del out["grid"]
@@ -157,7 +159,7 @@ class Prediction:
 
     @classmethod
     def from_reply(cls, reply: PredictionReply) -> Prediction:
-        """The record of the client's reply (:class:`server.client_results.PredictionReply`)."""
+        """The record of the client's reply (:class:`client.results.PredictionReply`)."""
         return cls(
             family=reply.family,
             family_reason=reply.family_reason,
@@ -186,7 +188,7 @@ class Prediction:
             f"predictor {self.predictor_version}, energy source "
             f"{self.energy_source}{': ESTIMATED, not measured' if self.energy_is_estimate else ''})"
         ]
-        for name in ("train", "test"):
+        for name in PHASES:
             phase: PhaseEstimate | None = getattr(self, name)
             if phase is None:
                 lines.append(f"  {name:<5}  no answer (see warnings)")

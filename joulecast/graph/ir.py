@@ -21,6 +21,7 @@ from joulecast.graph.errors import ExternalDataRefused, GraphError, GraphTooLarg
 from joulecast.graph.opset import graph_opset
 from joulecast.graph.order import topological
 from joulecast.graph.parse import GraphLimits
+from joulecast.graph.values import FLOAT_PARAMS, VALUE_ELEMENTS
 
 _AT = onnx.AttributeProto
 _EXTERNAL = onnx.TensorProto.EXTERNAL
@@ -37,14 +38,6 @@ _INT_TYPES = frozenset(
         onnx.TensorProto.BOOL,
     }
 )
-_FLOAT_PARAMS = frozenset(
-    {
-        onnx.TensorProto.FLOAT,
-        onnx.TensorProto.FLOAT16,
-        onnx.TensorProto.BFLOAT16,
-        onnx.TensorProto.DOUBLE,
-    }
-)
 _NO_ATTRS: dict[str, object] = {}
 _LITTLE = sys.byteorder == "little"
 _ARRAY_CODES = {
@@ -53,9 +46,6 @@ _ARRAY_CODES = {
     onnx.TensorProto.FLOAT: "f",
     onnx.TensorProto.DOUBLE: "d",
 }
-VALUE_ELEMENTS = 64
-"""Initializers and Constant tensors up to this many elements have their values read
-(shape constants, Slice bounds, Resize scales); larger ones only their header."""
 
 
 @dataclass(slots=True)
@@ -409,7 +399,7 @@ def read_graph(model: onnx.ModelProto, limits: GraphLimits) -> Graph:
         dt = t.data_type
         name = t.name
         init = Initializer(name, dt, dims)
-        if dt not in _FLOAT_PARAMS and prod(dims) <= VALUE_ELEMENTS:
+        if dt not in FLOAT_PARAMS and prod(dims) <= VALUE_ELEMENTS:
             init.values = tensor_values(t)  # float initializers are weights: never read
         initializers[name] = init
     for s in graph.sparse_initializer:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import onnx
 
 from joulecast.graph.errors import GraphError, GraphTooLarge
+from joulecast.graph.wire import strip_data
 
 logger = logging.getLogger(__name__)
 
@@ -44,10 +45,8 @@ def parse_model(onnx_bytes: bytes, limits: GraphLimits) -> onnx.ModelProto:
         raise GraphError("empty input: 0 bytes is not an ONNX model")
     if size > limits.max_bytes:
         raise GraphTooLarge(f"graph is {size} bytes; the limit is {limits.max_bytes} bytes")
-    from joulecast.graph.wire import strip_data  # the weights are never parsed
-
     raw = onnx_bytes if isinstance(onnx_bytes, bytes) else bytes(onnx_bytes)
-    raw = strip_data(raw) or raw
+    raw = strip_data(raw) or raw  # the weights are never parsed
     model = onnx.ModelProto()
     try:
         model.ParseFromString(raw)

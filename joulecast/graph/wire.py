@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from joulecast.graph.ir import _FLOAT_PARAMS, VALUE_ELEMENTS
+from joulecast.graph.values import FLOAT_PARAMS, VALUE_ELEMENTS
 from joulecast.protowire import Malformed, encode_varint, fields, tag_of, varint, varints
 
 MIN_BYTES = 1 << 20
@@ -55,7 +55,7 @@ def _strip_tensor(buf: memoryview, start: int, end: int) -> bytes | None:
     numel = 1
     for d in dims:
         numel *= d
-    if data_type not in _FLOAT_PARAMS and numel <= VALUE_ELEMENTS:
+    if data_type not in FLOAT_PARAMS and numel <= VALUE_ELEMENTS:
         return None
     return b"".join(buf[a:b] for a, b in keep)
 

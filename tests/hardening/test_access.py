@@ -12,11 +12,11 @@ import grpc
 import pytest
 from hardening_harness import TOKEN
 
-from server import client_convert
-from server.auth import bearer_metadata
-from server.client import EstimatorClient, RemoteError
-from server.generated import estimator_pb2 as pb
-from server.generated import estimator_pb2_grpc as pb_grpc
+from client import convert as client_convert
+from client.remote import EstimatorClient, RemoteError
+from rpc.auth import bearer_metadata
+from rpc.generated import estimator_pb2 as pb
+from rpc.generated import estimator_pb2_grpc as pb_grpc
 
 BAD_METADATA = [
     ((), "missing"),

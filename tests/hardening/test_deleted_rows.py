@@ -7,12 +7,12 @@ from __future__ import annotations
 import grpc
 from hardening_harness import HARDWARE, TOKEN
 
+from client import convert as client_convert
 from estimator.artifacts import RETIRED, current_version, list_hardware
 from estimator.service import PredictorRegistry
 from joulecast.store import MeasurementStore
-from server import client_convert
-from server.auth import bearer_metadata
-from server.generated import estimator_pb2 as pb
+from rpc.auth import bearer_metadata
+from rpc.generated import estimator_pb2 as pb
 
 AUTH = bearer_metadata(TOKEN)
 OPTIONS = client_convert.predict_options(8, 1578, 3, HARDWARE, None)

@@ -12,15 +12,15 @@ import grpc
 import pytest
 from hardening_harness import TOKEN
 
+from client import convert as client_convert
 from collector.hardware import slug, sweep_hardware
 from collector.importer import BadImport, GraphCache, Record, import_records
 from estimator.artifacts import check_hardware_name as artifact_name
 from joulecast.errors import InvalidArgument
 from joulecast.measurement import check_row
 from joulecast.store import MeasurementStore
-from server import client_convert
-from server.auth import bearer_metadata
-from server.generated import estimator_pb2 as pb
+from rpc.auth import bearer_metadata
+from rpc.generated import estimator_pb2 as pb
 
 AUTH = bearer_metadata(TOKEN)
 BAD_NAMES = ("h" * 65_536, "../../evil", "cpu\x00x", "cpü-x", ".", "-flag", "a b", "h" * 129)
@@ -181,3 +181,58 @@ def test_collect_campaign_and_fit_refuse_before_anything_is_written(tmp_path, ca
     )
     assert "hardware name" in line and len(line) < 400
     assert (tmp_path / "store.db").read_bytes() == b""
+
+
+def _edge_names(seed: int, count: int) -> list[str]:
+    """Names at the rule's edges: every allowed character, the longest length, and random
+    strings over the rule's alphabet and just outside it."""
+    import random
+
+    rng = random.Random(seed)
+    inside = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-"
+    outside = inside + " /\\:\x00\u00fc@+~"
+    names = ["0", "a.b_c-d", "9" * 128, "A" + ".-_" * 42, "x" * 127 + "."]
+    for _ in range(count):
+        alphabet = inside if rng.random() < 0.7 else outside
+        names.append("".join(rng.choice(alphabet) for _ in range(rng.randint(1, 140))))
+    return names
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_name_check_row_accepts_is_a_name_publishing_accepts(seed: int, make_rows) -> None:
+    row, _ = make_rows("cpu-test")[0]
+    for name in _edge_names(seed, 200):
+        try:
+            check_row(dataclasses.replace(row, hardware=name))
+        except InvalidArgument:
+            continue
+        assert artifact_name(name) == name
+        assert Path(name).name == name and name not in (".", "..")
+
+
+def test_a_name_add_measurements_accepts_is_published_by_retrain(
+    start_server, make_rows, tmp_path: Path
+) -> None:
+    """The longest name of the rule's every character, sent, stored, fitted and published."""
+    from estimator.publish import fit_and_publish
+    from estimator.service import PredictorRegistry
+
+    name = ("cpu.x_" + "y-" * 70)[:128]
+    artifacts, db = tmp_path / "artifacts", tmp_path / "m.db"
+    artifacts.mkdir()
+    served = start_server(
+        registry=PredictorRegistry(artifacts),
+        artifacts_dir=artifacts,
+        db_path=db,
+        fit=fit_and_publish,
+        profile_workers=0,
+    )
+    rows = [
+        client_convert.message_from_row(dataclasses.replace(row, hardware=name), graph)
+        for row, graph in make_rows(name)
+    ]
+    reply = served.stub.AddMeasurements(iter(rows), metadata=AUTH, timeout=120)
+    assert reply.accepted == len(rows) and reply.rejected == 0
+    done = served.stub.Retrain(pb.RetrainRequest(hardware=name), metadata=AUTH, timeout=600)
+    assert done.hardware == name and done.version
+    assert (artifacts / "predictors" / name / done.version).is_dir()

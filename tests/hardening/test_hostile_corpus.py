@@ -19,14 +19,14 @@ import pytest
 from hardening_harness import SERVING, TOKEN, health_status
 from hostile_corpus import BOUNDED, OK, Case, dynamic, load_static, static_cases, valid_mlp, write
 
+from client import convert as client_convert
 from estimator.service import PredictorRegistry
 from joulecast.errors import JoulecastError
 from joulecast.graph import GraphLimits, profile_graph
-from server import client_convert
+from rpc.auth import bearer_metadata
+from rpc.generated import estimator_pb2 as pb
+from rpc.generated import estimator_pb2_grpc as pb_grpc
 from server.app import serve
-from server.auth import bearer_metadata
-from server.generated import estimator_pb2 as pb
-from server.generated import estimator_pb2_grpc as pb_grpc
 from server.settings import MiB, ServerSettings
 
 MAX_MESSAGE = 4 * MiB

@@ -15,9 +15,9 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hostile_corpus import concat_doubling, function_bomb
 
-from server import client_convert
-from server.generated import estimator_pb2 as pb
-from server.generated import estimator_pb2_grpc as pb_grpc
+from client import convert as client_convert
+from rpc.generated import estimator_pb2 as pb
+from rpc.generated import estimator_pb2_grpc as pb_grpc
 
 OPTIONS = client_convert.predict_options(8, 1578, 1, None, None)
 

@@ -17,7 +17,7 @@ from layer_sum_kit import LAYER_HARDWARE, gemm_chain, publish_layer_bundle
 
 from estimator.layerwise import LayerSum
 from estimator.service import PredictorRegistry
-from server.generated import estimator_pb2 as pb
+from rpc.generated import estimator_pb2 as pb
 
 
 @pytest.fixture(scope="module")

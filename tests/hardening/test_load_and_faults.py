@@ -16,13 +16,13 @@ import grpc
 import pytest
 from hardening_harness import HARDWARE, SERVING, TOKEN, health_status
 
+from client import convert as client_convert
 from estimator.artifacts import current_version, load_current, predictors_root
 from estimator.service import PredictorRegistry
 from joulecast.store import MeasurementStore
-from server import client_convert
-from server.auth import bearer_metadata
-from server.generated import estimator_pb2 as pb
-from server.generated import estimator_pb2_grpc as pb_grpc
+from rpc.auth import bearer_metadata
+from rpc.generated import estimator_pb2 as pb
+from rpc.generated import estimator_pb2_grpc as pb_grpc
 
 pytestmark = pytest.mark.slow
 

@@ -17,7 +17,7 @@ from estimator.artifacts import MANIFEST, current_version, predictors_root
 from estimator.publish import fit_and_publish
 from estimator.service import PredictorRegistry
 from joulecast.store import MeasurementStore
-from server.generated import estimator_pb2 as pb
+from rpc.generated import estimator_pb2 as pb
 
 PACKAGES = ("collector", "estimator", "server", "joulecast")
 FORBIDDEN_MODULES = {"pickle", "cPickle", "_pickle", "joblib", "dill", "cloudpickle", "shelve"}

@@ -19,10 +19,10 @@ import pytest
 
 from estimator.service import PredictorRegistry
 from estimator.transfer import calibrated
+from joulecast.api.local import InProcessClient
 from joulecast.cli import main
 from joulecast.graph import profile_graph
 from joulecast.store import MeasurementStore
-from server.local import InProcessClient
 
 REPO = Path(__file__).parents[2]
 TRACE = REPO / "tests" / "data" / "traces" / "t4_calibrate.json"

@@ -114,7 +114,7 @@ def test_predict_in_process_imports_no_fitting_library_nor_grpc() -> None:
 
 
 def test_predict_without_a_server_answers_in_process_and_says_so() -> None:
-    from server.cli_predict import DEFAULT_SERVER, listening
+    from joulecast.predict_cli import DEFAULT_SERVER, listening
 
     if listening(DEFAULT_SERVER, 0.5):
         pytest.skip(f"something listens at {DEFAULT_SERVER}: the fallback cannot be seen")

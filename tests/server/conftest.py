@@ -23,8 +23,8 @@ from joulecast.errors import FailedPrecondition
 from joulecast.graph import profile_graph
 from joulecast.measurement import Row, is_estimate
 from joulecast.weightless import export_weightless
+from rpc.generated import estimator_pb2_grpc as pb_grpc
 from server.app import RunningServer, serve
-from server.generated import estimator_pb2_grpc as pb_grpc
 from server.settings import ServerSettings
 
 TOKEN = "s3cret-test-token"

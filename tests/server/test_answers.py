@@ -15,8 +15,8 @@ from estimator.publish import fit_and_publish
 from estimator.service import PredictorRegistry
 from joulecast.graph import profile_graph
 from joulecast.store import MeasurementStore
+from rpc.generated import estimator_pb2 as pb
 from server.core import EstimatorCore, PredictQuery
-from server.generated import estimator_pb2 as pb
 
 HARDWARE = "cpu-test"
 

@@ -8,12 +8,12 @@ import dataclasses
 import shutil
 from pathlib import Path
 
+from client import convert as client_convert
 from estimator.service import PredictorRegistry
 from estimator.transfer import artifact
 from joulecast.store import MeasurementStore
-from server import client_convert
-from server.auth import bearer_metadata
-from server.generated import estimator_pb2 as pb
+from rpc.auth import bearer_metadata
+from rpc.generated import estimator_pb2 as pb
 
 REPO = Path(__file__).parents[2]
 ZEUS = REPO / "artifacts" / "measurements" / "zeus-nsdi23.db"

@@ -13,13 +13,13 @@ import codecarbon
 import grpc
 import pytest
 
+from client.format import format_prediction
+from client.remote import EstimatorClient, RemoteInvalidArgument
 from estimator.description import PredictorDescription
 from estimator.service import EnergyPrediction, PhaseEstimate
 from joulecast.carbon import J_PER_KWH
 from joulecast.measurement import is_estimate
-from server.cli import format_prediction
-from server.client import EstimatorClient, RemoteInvalidArgument
-from server.generated import estimator_pb2 as pb
+from rpc.generated import estimator_pb2 as pb
 
 
 class FixedRegistry:

@@ -15,7 +15,7 @@ import torch
 
 import joulecast
 from joulecast.cli import main
-from server.cli_predict import listening
+from joulecast.predict_cli import listening
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "examples" / "sample_crnn.onnx"

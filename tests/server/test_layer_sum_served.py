@@ -9,7 +9,7 @@ import grpc
 import pytest
 
 from estimator.service import PredictorRegistry
-from server.generated import estimator_pb2 as pb
+from rpc.generated import estimator_pb2 as pb
 from tests.estimator.layerwise.nets import alexnet_like, graph
 
 REPO = Path(__file__).parents[2]

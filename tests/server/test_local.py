@@ -140,7 +140,7 @@ def test_refusals_are_the_same_project_errors(graphs, remote, options, kind) -> 
 
 
 def test_a_graph_over_the_servers_limit_is_refused_here_too(graphs) -> None:
-    from server.local import InProcessClient
+    from joulecast.api.local import InProcessClient
 
     small = ServerSettings(artifacts_dir=ARTIFACTS, max_graph_bytes=2048)
     with pytest.raises(ResourceLimit, match="limit"):

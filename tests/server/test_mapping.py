@@ -8,12 +8,14 @@ import grpc
 import pytest
 from testkit import a_row
 
+from client import convert as client_convert
 from joulecast import errors
 from joulecast.graph import ExternalDataRefused, GraphTooLarge
-from server import client_convert, converters
-from server.auth import TokenCheck, bearer_metadata
+from rpc.auth import bearer_metadata
+from rpc.generated import estimator_pb2 as pb
+from server import converters
+from server.auth import TokenCheck
 from server.errors import status_of
-from server.generated import estimator_pb2 as pb
 
 
 @pytest.mark.parametrize(

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import grpc
 
+from client import convert as client_convert
 from estimator.service import PredictorRegistry
 from joulecast.store import MeasurementStore
-from server import client_convert
-from server.auth import bearer_metadata
-from server.generated import estimator_pb2 as pb
+from rpc.auth import bearer_metadata
+from rpc.generated import estimator_pb2 as pb
 
 TOKEN = "s3cret-test-token"  # the `token` fixture of conftest.py
 AUTH = bearer_metadata(TOKEN)

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import grpc
 
+from client import convert as client_convert
+from client.cli import BYTES_PER_CALL, _batches
 from joulecast.store import MeasurementStore
-from server import client_convert
-from server.auth import bearer_metadata
-from server.cli import BYTES_PER_CALL, _batches
+from rpc.auth import bearer_metadata
 
 TOKEN = "s3cret-test-token"  # the `token` fixture of conftest.py
 AUTH = bearer_metadata(TOKEN)

@@ -7,8 +7,8 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from server import client_convert
-from server.generated import estimator_pb2 as pb
+from client import convert as client_convert
+from rpc.generated import estimator_pb2 as pb
 
 OPTIONS = {"batch_size": 8, "samples": 1578, "epochs": 1}
 

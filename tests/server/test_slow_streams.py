@@ -11,7 +11,7 @@ from pathlib import Path
 
 import grpc
 
-from server.generated import estimator_pb2 as pb
+from rpc.generated import estimator_pb2 as pb
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = (ROOT / "examples" / "sample_crnn.onnx").read_bytes()

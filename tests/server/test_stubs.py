@@ -1,4 +1,4 @@
-"""The committed stubs are exactly what ``python -m server.gen_protos`` makes from proto/."""
+"""The committed stubs are exactly what ``python -m rpc.gen_protos`` makes from proto/."""
 
 from __future__ import annotations
 
@@ -14,6 +14,6 @@ def test_regenerated_stubs_match_committed(tmp_path: Path) -> None:
         for p in gen_protos.DEFAULT_OUT.iterdir()
         if p.suffix in (".py", ".pyi")
     }
-    assert sorted(fresh) == sorted(committed), "stale or extra files in server/generated/"
+    assert sorted(fresh) == sorted(committed), "stale or extra files in rpc/generated/"
     stale = [name for name in fresh if fresh[name] != committed[name]]
-    assert not stale, f"{stale} differ from proto/: run `python -m server.gen_protos`"
+    assert not stale, f"{stale} differ from proto/: run `python -m rpc.gen_protos`"

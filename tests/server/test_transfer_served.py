@@ -9,12 +9,12 @@ from pathlib import Path
 import grpc
 import pytest
 
+from client.remote import EstimatorClient
 from estimator.service import PredictorRegistry
 from joulecast.cli import main
 from joulecast.graph import profile_graph
 from joulecast.hardware import find_gpu
-from server.client import EstimatorClient
-from server.generated import estimator_pb2 as pb
+from rpc.generated import estimator_pb2 as pb
 
 REPO = Path(__file__).parents[2]
 SAMPLE = REPO / "examples" / "sample_crnn.onnx"

@@ -1,5 +1,5 @@
 """Client side of protobuf <-> domain objects: requests from options and rows, responses to
-the records of :mod:`server.client_results`. The server's conversions are in
+the records of :mod:`client.results`. The server's conversions are in
 :mod:`server.converters`.
 """
 
@@ -10,10 +10,7 @@ import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from joulecast.carbon import GridIntensity, PhaseFootprint
-from joulecast.errors import InvalidArgument
-from joulecast.measurement import Row
-from server.client_results import (
+from client.results import (
     DeleteReply,
     MeasurementsReply,
     PhaseReply,
@@ -22,8 +19,11 @@ from server.client_results import (
     PredictorsReply,
     RetrainReply,
 )
-from server.generated import estimator_pb2 as pb
-from server.measurements import RowVerdict
+from joulecast.carbon import GridIntensity, PhaseFootprint
+from joulecast.errors import InvalidArgument
+from joulecast.measurement import Row
+from rpc.generated import estimator_pb2 as pb
+from rpc.records import RowVerdict
 
 _PREDICTOR_FIELDS = ("hardware", "version", "selected", "energy_source", "energy_is_estimate")
 _FOOTPRINT_FIELDS = tuple(f.name for f in pb.PhaseFootprint.DESCRIPTOR.fields)
@@ -144,6 +144,18 @@ def measurements_from_response(response: pb.AddMeasurementsResponse) -> Measurem
             for r in response.results
         ),
     )
+
+
+def retrain_request(hardware: str) -> pb.RetrainRequest:
+    return pb.RetrainRequest(hardware=hardware)
+
+
+def delete_request(run_keys: list[str]) -> pb.DeleteMeasurementsRequest:
+    return pb.DeleteMeasurementsRequest(run_keys=run_keys)
+
+
+def list_predictors_request() -> pb.ListPredictorsRequest:
+    return pb.ListPredictorsRequest()
 
 
 def retrain_from_response(response: pb.RetrainResponse) -> RetrainReply:

@@ -2,7 +2,7 @@
 
 Each record's :meth:`as_dict` is the JSON the CLI prints (``--json``; the layout of
 docs/ARCHITECTURE.md), so a script reading the CLI and a program using
-:class:`server.client.EstimatorClient` see the same fields.
+:class:`client.remote.EstimatorClient` see the same fields.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from joulecast.carbon import GridIntensity, PhaseFootprint
-from server.measurements import RowVerdict
+from joulecast.measurement import PHASES
+from rpc.records import RowVerdict
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,7 @@ class PredictionReply:
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         out["flops_by_kind"] = dict(self.flops_by_kind)
         out["warnings"] = list(self.warnings)
-        for phase in ("train", "test"):
+        for phase in PHASES:
             answer = out[phase]
             out[phase] = None if answer is None else answer.as_dict()
         if self.grid is None:

@@ -12,8 +12,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from client.results import PredictionReply
 from joulecast.errors import InvalidArgument
-from server.client_results import PredictionReply
 
 MAX_ROWS = 256
 """Most (batch size, power limit) pairs in one sweep."""

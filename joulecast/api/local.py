@@ -19,10 +19,11 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from client import convert
+from client.results import PredictionReply
 from joulecast.errors import InternalError, InvalidArgument, JoulecastError, ResourceLimit
 from joulecast.graph import GraphLimits
-from server import client_convert, converters
-from server.client_results import PredictionReply
+from server import converters
 from server.core import EstimatorCore
 from server.settings import DEFAULT_ARTIFACTS, ServerSettings
 
@@ -72,11 +73,11 @@ class InProcessClient:
         price_per_kwh: float | None = None,
         power_limit_w: float | None = None,
     ) -> PredictionReply:
-        """What :meth:`server.client.EstimatorClient.predict` returns for the same arguments
+        """What :meth:`client.remote.EstimatorClient.predict` returns for the same arguments
         (``stream`` is accepted and means nothing here)."""
         del stream
         try:
-            options = client_convert.predict_options(
+            options = convert.predict_options(
                 batch_size,
                 samples,
                 epochs,
@@ -86,7 +87,7 @@ class InProcessClient:
                 price_per_kwh,
                 power_limit_w,
             )
-            request = client_convert.predict_request(onnx_model, options)
+            request = convert.predict_request(onnx_model, options)
         except (TypeError, ValueError) as exc:  # a value the request message cannot carry
             raise InvalidArgument(f"cannot make a request of these options: {exc}") from exc
         query = converters.query_from_request(request)
@@ -103,7 +104,7 @@ class InProcessClient:
             # The server answers INTERNAL here and logs the traceback; so does this.
             logger.exception("unexpected error while predicting in-process")
             raise InternalError(f"internal error while predicting: {exc!r}") from exc
-        return client_convert.prediction_from_response(converters.response_from_result(result))
+        return convert.prediction_from_response(converters.response_from_result(result))
 
     def close(self) -> None:
         """Nothing to release (the same interface as the remote client)."""

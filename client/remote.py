@@ -1,6 +1,6 @@
 """A small client of the EnergyEstimator service (used by the CLI and the benchmark).
 
-It speaks domain objects and the records of :mod:`server.client_results`; gRPC errors come back as :class:`RemoteError`
+It speaks domain objects and the records of :mod:`client.results`; gRPC errors come back as :class:`RemoteError`
 subclasses of the project's errors, carrying the server's message.
 """
 
@@ -11,25 +11,26 @@ from pathlib import Path
 
 import grpc
 
-from joulecast import errors
-from joulecast.measurement import Row
-from server import client_convert
-from server.auth import bearer_metadata
-from server.client_results import (
+from client import convert
+from client.results import (
     DeleteReply,
     MeasurementsReply,
     PredictionReply,
     PredictorsReply,
     RetrainReply,
 )
-from server.generated import estimator_pb2 as pb
-from server.generated import estimator_pb2_grpc as pb_grpc
+from joulecast import errors
+from joulecast.measurement import Row
+from rpc import DEFAULT_SERVER
+from rpc.auth import bearer_metadata
+from rpc.generated import estimator_pb2 as pb
+from rpc.generated import estimator_pb2_grpc as pb_grpc
 
 MiB = 1024 * 1024
 STREAM_THRESHOLD = 1 * MiB
 """Graphs above this size (after stripping) go through the streaming RPC."""
 CHUNK_BYTES = 1 * MiB
-DEFAULT_SERVER = "localhost:50051"
+
 CONNECT_TIMEOUT_S = 2.0
 
 
@@ -160,7 +161,7 @@ class EstimatorClient:
     ) -> PredictionReply:
         """Predict for one graph (its ``as_dict()`` is the JSON of docs/ARCHITECTURE.md).
         ``stream`` ``None``: stream only graphs above :data:`STREAM_THRESHOLD`."""
-        options = client_convert.predict_options(
+        options = convert.predict_options(
             batch_size,
             samples,
             epochs,
@@ -176,16 +177,16 @@ class EstimatorClient:
         try:
             if stream:
                 response = self._stub.PredictEnergyStream(
-                    client_convert.predict_chunks(onnx_model, options, chunk_bytes),
+                    convert.predict_chunks(onnx_model, options, chunk_bytes),
                     timeout=self._timeout_s,
                 )
             else:
                 response = self._stub.PredictEnergy(
-                    client_convert.predict_request(onnx_model, options), timeout=self._timeout_s
+                    convert.predict_request(onnx_model, options), timeout=self._timeout_s
                 )
         except grpc.RpcError as exc:
             raise self._error(exc) from None
-        return client_convert.prediction_from_response(response)
+        return convert.prediction_from_response(response)
 
     def add_measurements(self, rows: Iterable[tuple[Row, bytes | None]]) -> MeasurementsReply:
         """Send ``(row, graph)`` pairs in one call; each graph is sent once per call (later
@@ -198,7 +199,7 @@ class EstimatorClient:
                     graph = None
                 elif graph is not None and row.graph_sha256:
                     sent.add(row.graph_sha256)
-                yield client_convert.message_from_row(row, graph)
+                yield convert.message_from_row(row, graph)
 
         self._connect()
         try:
@@ -207,40 +208,40 @@ class EstimatorClient:
             )
         except grpc.RpcError as exc:
             raise self._error(exc) from None
-        return client_convert.measurements_from_response(response)
+        return convert.measurements_from_response(response)
 
     def retrain(self, hardware: str, timeout_s: float | None = None) -> RetrainReply:
         self._connect()
         try:
             response = self._stub.Retrain(
-                pb.RetrainRequest(hardware=hardware), metadata=self._metadata(), timeout=timeout_s
+                convert.retrain_request(hardware), metadata=self._metadata(), timeout=timeout_s
             )
         except grpc.RpcError as exc:
             raise self._error(exc) from None
-        return client_convert.retrain_from_response(response)
+        return convert.retrain_from_response(response)
 
     def delete_measurements(self, run_keys: list[str]) -> DeleteReply:
         """Delete stored rows by run key: how many went, and the keys not stored."""
         self._connect()
         try:
             response = self._stub.DeleteMeasurements(
-                pb.DeleteMeasurementsRequest(run_keys=run_keys),
+                convert.delete_request(run_keys),
                 metadata=self._metadata(),
                 timeout=self._timeout_s,
             )
         except grpc.RpcError as exc:
             raise self._error(exc) from None
-        return client_convert.deleted_from_response(response)
+        return convert.deleted_from_response(response)
 
     def list_predictors(self) -> PredictorsReply:
         self._connect()
         try:
             response = self._stub.ListPredictors(
-                pb.ListPredictorsRequest(), timeout=self._timeout_s
+                convert.list_predictors_request(), timeout=self._timeout_s
             )
         except grpc.RpcError as exc:
             raise self._error(exc) from None
-        return client_convert.predictors_from_response(response)
+        return convert.predictors_from_response(response)
 
 
 def read_root_cert(path: str | Path | None) -> bytes | None:

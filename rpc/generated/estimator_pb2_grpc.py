@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from server.generated import estimator_pb2 as joulecast_dot_v1_dot_estimator__pb2
+from rpc.generated import estimator_pb2 as joulecast_dot_v1_dot_estimator__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__

@@ -1,11 +1,11 @@
-"""What ``joulecast predict`` predicts for, and who answers it.
+"""``joulecast predict``: what it predicts for, and who answers it.
 
 The graph: an ONNX file (stripped while read), or ``--torch MODULE:FACTORY --input-shape
 1,128,64``: the module the factory returns, exported in memory as ``joulecast.Estimator`` does.
 
 The answer: ``--server HOST:PORT`` asks that server (one that does not answer is an error, with
 the hint to start one); ``--local`` or ``--artifacts DIR`` answer in this process
-(:class:`server.local.InProcessClient`); with neither, the default server when one answers at
+(:class:`joulecast.api.local.InProcessClient`); with neither, the default server when one answers at
 ``localhost:50051`` within a short wait, else this process, which says so in one line on stderr.
 A refused connection is known at once, so that case costs nothing; gRPC is imported only when
 something listens.
@@ -17,6 +17,7 @@ import argparse
 import contextlib
 import importlib
 import importlib.util
+import json
 import os
 import socket
 import sys
@@ -24,12 +25,54 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from client.cli import add_client_args, open_client
+from client.format import format_prediction
 from joulecast.errors import InvalidArgument, JoulecastError
+from rpc import DEFAULT_SERVER
 
-DEFAULT_SERVER = "localhost:50051"
 PROBE_TIMEOUT_S = 0.5
 """Longest wait for the default server (TCP connect, then gRPC ready) before answering here."""
 START_HINT = "start one with `joulecast serve` (or leave out --server to answer in this process)"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "predict", help="predict train and test energy of an ONNX model or a torch module"
+    )
+    p.add_argument(
+        "model", type=Path, nargs="?", help="ONNX file (weights are stripped before upload)"
+    )
+    add_client_args(p, auto_server=True)
+    add_local_args(p)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--samples", type=int, default=1578, help="samples per epoch / test pass")
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--hardware", help="hardware to predict for (default: the server's)")
+    p.add_argument("--observed-gpu-util", type=float, help="observed mean GPU utilisation, %%")
+    p.add_argument(
+        "--region",
+        help="ISO 3166-1 alpha-3 country code (e.g. FRA): add gCO2eq per phase from "
+        "CodeCarbon's energy-mix data (`joulecast regions` lists the codes)",
+    )
+    p.add_argument(
+        "--price-per-kwh", type=float, help="electricity price per kWh: add a cost per phase"
+    )
+    p.add_argument(
+        "--power-limit-w",
+        type=float,
+        help="a GPU's power limit in W (default: the board's); a measured GPU is moved to it "
+        "by the transfer model",
+    )
+    p.add_argument(
+        "--batch-sizes",
+        help="comma list (e.g. 8,32,128,512): one answer per batch size, the cheapest marked",
+    )
+    p.add_argument(
+        "--power-limits", help="comma list of GPU power limits in W, swept with --batch-sizes"
+    )
+    p.add_argument("--stream", action="store_true", help="always use the streaming upload")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_predict)
 
 
 def add_local_args(p: argparse.ArgumentParser) -> None:
@@ -129,8 +172,8 @@ def model_graph(args: argparse.Namespace) -> tuple[bytes, str]:
         raise InvalidArgument("give an ONNX file, or --torch MODULE:FACTORY --input-shape ...")
     if args.input_shape is not None:
         raise InvalidArgument("--input-shape goes with --torch: an ONNX graph has its shapes")
+    from joulecast.api.graphs import check_input_file
     from joulecast.weightless import strip_weights_file
-    from server.cli import check_input_file
 
     return strip_weights_file(check_input_file(args.model)), str(args.model)
 
@@ -157,7 +200,7 @@ def open_answerer(args: argparse.Namespace, client: Any) -> tuple[Any, str | Non
             "--local and --artifacts answer in this process, --server asks a server: not both"
         )
     if local:
-        from server.local import InProcessClient
+        from joulecast.api.local import InProcessClient
 
         return InProcessClient(args.artifacts), None
     if args.server is not None:
@@ -167,7 +210,7 @@ def open_answerer(args: argparse.Namespace, client: Any) -> tuple[Any, str | Non
         if remote.ready(PROBE_TIMEOUT_S):
             return remote, None
         remote.close()
-    from server.local import InProcessClient
+    from joulecast.api.local import InProcessClient
 
     answerer = InProcessClient()
     note = (
@@ -185,6 +228,81 @@ def start_hint() -> Iterator[None]:
     except JoulecastError as exc:
         if getattr(exc, "code", None) != "UNAVAILABLE":
             raise
-        from server.client import RemoteError
+        from client.remote import RemoteError
 
         raise RemoteError(f"{exc}; {START_HINT}", "UNAVAILABLE") from None
+
+
+# -- the commands ----------------------------------------------------------------------------
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    graph, model = model_graph(args)
+    answerer, note = open_answerer(args, lambda address: open_client(args, address))
+    if note:
+        print(note, file=sys.stderr)
+    if args.batch_sizes or args.power_limits:
+        return _predict_sweep(args, graph, answerer)
+    with answerer as client, start_hint():
+        result = client.predict(
+            graph,
+            batch_size=args.batch_size,
+            samples=args.samples,
+            epochs=args.epochs,
+            hardware=args.hardware,
+            observed_gpu_util=args.observed_gpu_util,
+            stream=True if args.stream else None,
+            region=args.region,
+            price_per_kwh=args.price_per_kwh,
+            power_limit_w=args.power_limit_w,
+        )
+    if args.json:
+        print(json.dumps({**result.as_dict(), "uploaded_bytes": len(graph)}, indent=2))
+    else:
+        print(format_prediction(result, model, uploaded_bytes=len(graph)))
+    return 0
+
+
+def _predict_sweep(args: argparse.Namespace, graph: bytes, answerer: Any) -> int:
+    """One answer per batch size (and power limit), the energy-cheapest marked."""
+    from functools import partial
+
+    from client.sweep import format_sweep, parse_list, sweep
+
+    batches = parse_list(args.batch_sizes, int, "--batch-sizes") or [args.batch_size]
+    limits = parse_list(args.power_limits, float, "--power-limits")
+    if not limits and args.power_limit_w is not None:
+        limits = [args.power_limit_w]
+    with answerer as client, start_hint():
+        predict = partial(
+            client.predict,
+            graph,
+            samples=args.samples,
+            epochs=args.epochs,
+            hardware=args.hardware,
+            observed_gpu_util=args.observed_gpu_util,
+            stream=True if args.stream else None,
+            region=args.region,
+            price_per_kwh=args.price_per_kwh,
+        )
+        rows = sweep(predict, batches, limits)
+    if args.json:
+        from client.sweep import cheapest
+
+        best = cheapest(rows)
+        print(
+            json.dumps(
+                {
+                    "hardware": rows[0].reply.hardware,
+                    "tier": rows[0].reply.tier,
+                    "rows": [r.as_dict() for r in rows],
+                    "cheapest": None
+                    if best is None
+                    else {"batch_size": best.batch_size, "power_limit_w": best.reply.power_limit_w},
+                },
+                indent=2,
+            )
+        )
+    else:
+        print(format_sweep(rows))
+    return 0

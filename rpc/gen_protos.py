@@ -1,11 +1,11 @@
-"""Regenerate the Python stubs of ``proto/`` into ``server/generated/`` (one command).
+"""Regenerate the Python stubs of ``proto/`` into ``rpc/generated/`` (one command).
 
-    python -m server.gen_protos            # rewrite server/generated/
-    python -m server.gen_protos --out DIR  # write elsewhere (the stub test diffs the two)
+    python -m rpc.gen_protos            # rewrite rpc/generated/
+    python -m rpc.gen_protos --out DIR  # write elsewhere (the stub test diffs the two)
 
 grpc_tools' bundled protoc writes ``joulecast/v1/estimator_pb2*.py``; the package path
 ``joulecast`` would shadow our own package, so the files are flattened into one folder and the
-stub's import of the messages is rewritten to ``server.generated``. The descriptor keeps its
+stub's import of the messages is rewritten to ``rpc.generated``. The descriptor keeps its
 proto path (``joulecast/v1/estimator.proto``), which is what reflection reports.
 """
 
@@ -20,9 +20,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PROTO_ROOT = ROOT / "proto"
 PROTO_FILES = ("joulecast/v1/estimator.proto",)
-DEFAULT_OUT = ROOT / "server" / "generated"
-PACKAGE = "server.generated"
-INIT_TEXT = '"""Generated from proto/ by ``python -m server.gen_protos``; do not edit."""\n'
+DEFAULT_OUT = ROOT / "rpc" / "generated"
+PACKAGE = "rpc.generated"
+INIT_TEXT = '"""Generated from proto/ by ``python -m rpc.gen_protos``; do not edit."""\n'
 
 
 def generate(out_dir: Path) -> list[Path]:

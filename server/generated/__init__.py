@@ -1,1 +1,0 @@
-"""Generated from proto/ by ``python -m server.gen_protos``; do not edit."""
