@@ -21,6 +21,17 @@ def _fmt_w(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3g}"
 
 
+def _tier_and_limit(result: PredictionReply) -> str:
+    """The tier when the answer did not come from this hardware's own rows (transferred,
+    calibrated), and the power limit asked for. "measured" is left out: beside rows whose
+    energy was estimated it would read as a contradiction (the energy source line says what
+    the rows are)."""
+    parts = [] if result.tier == "measured" else [result.tier]
+    if result.power_limit_w is not None:
+        parts.append(f"power limit {result.power_limit_w:g} W")
+    return f"   ({', '.join(parts)})" if parts else ""
+
+
 def format_prediction(
     result: PredictionReply, model: Path | str, *, uploaded_bytes: int = 0
 ) -> str:
@@ -31,9 +42,7 @@ def format_prediction(
         f"params        {result.params:,}",
         f"FLOPs/sample  forward {result.flops_forward:.3e}   train {result.flops_train:.3e}",
         f"hardware      {result.hardware}   predictor version {result.predictor_version}"
-        f"   ({result.tier}"
-        + ("" if result.power_limit_w is None else f", power limit {result.power_limit_w:g} W")
-        + ")",
+        + _tier_and_limit(result),
         f"energy source {result.energy_source}",
     ]
     if result.energy_is_estimate:

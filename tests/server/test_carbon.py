@@ -114,6 +114,8 @@ def test_carbon_of_estimated_energy_says_it_is_an_estimate(start_server) -> None
     assert any("carbon and cost" in w and "estimate" in w for w in answer.warnings)
     table = format_prediction(answer, "sample_crnn.onnx")
     assert "gCO2eq" in table and "ESTIMATED     carbon" in table
+    # rows of its own hardware, but estimated: the table must not call the answer "measured"
+    assert answer.tier == "measured" and "measured" not in table.split("energy source")[0]
     served = start_server(registry=FixedRegistry("rapl"))
     with EstimatorClient(served.address) as client:
         measured = client.predict(SAMPLE, region="FRA")

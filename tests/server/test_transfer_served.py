@@ -9,6 +9,7 @@ from pathlib import Path
 import grpc
 import pytest
 
+from client.format import format_prediction
 from client.remote import EstimatorClient
 from estimator.service import PredictorRegistry
 from joulecast.cli import main
@@ -71,6 +72,7 @@ def test_the_server_answers_a_catalogued_gpu_and_refuses_a_bad_limit(start_serve
         reply = client.predict(SAMPLE.read_bytes(), hardware="NVIDIA A40", batch_size=32)
         assert reply.tier == "transferred" and reply.hardware == "a40"
         assert reply.as_dict()["tier"] == "transferred" and reply.test is None
+        assert "(transferred, power limit 300 W)" in format_prediction(reply, "sample_crnn.onnx")
     request = pb.PredictEnergyRequest(
         onnx_model=SAMPLE.read_bytes(), batch_size=8, samples=100, epochs=1, hardware="a40",
         power_limit_w=10_000.0,
