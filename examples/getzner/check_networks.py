@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from composition_tables import (  # a script: its folder is on sys.path
     composition_section,
+    control_section,
     power_section,
 )
 from torch import nn
@@ -124,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-sizes", default="1,8,32,128")
     parser.add_argument("--before", help="a previous version of the predictor to compare with")
     parser.add_argument("--composition", type=Path, help="the composition experiment's CSV")
+    parser.add_argument("--control", type=Path, help="the composition experiment's control CSV")
     parser.add_argument("--getzner-dir", type=Path, help="Getzner et al.'s raw CSV folder")
     parser.add_argument("--out", type=Path, help="also write the report as Markdown here")
     args = parser.parse_args(argv)
@@ -175,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
             "",
             *lines,
             "",
+            *([*control_section(args.composition, args.control), ""] if args.control else []),
         ]
     text += [
         "## The Getzner single-layer rows",
