@@ -20,7 +20,6 @@ predicting a network from its own layers' single-layer energies and parameters f
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -190,11 +189,9 @@ def best_rule(scores: list[RuleScore]) -> RuleScore:
     return min(scores, key=lambda s: s.median_ape_pct)
 
 
-def analyse(
-    windows: pd.DataFrame, select: Callable[[pd.DataFrame], pd.DataFrame] | None = None
-) -> tuple[list[Network], dict[str, CallCost], list[RuleScore]]:
+def analyse(windows: pd.DataFrame) -> tuple[list[Network], dict[str, CallCost], list[RuleScore]]:
     """Networks, per-call costs and rule scores of a composition CSV's windows."""
-    items = item_medians(select(windows) if select else windows)
+    items = item_medians(windows)
     costs = call_costs(items)
     nets = networks(items, costs)
     return nets, costs, score_rules(nets, j_per_mac(items))
