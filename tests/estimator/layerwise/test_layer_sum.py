@@ -3,6 +3,7 @@ the checks are consistency and physics, not accuracy), and fitting on a known la
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -36,10 +37,12 @@ def alexnet() -> bytes:
 
 
 def test_a_network_is_its_layers_summed(model: LayerSum, alexnet: bytes) -> None:
+    """The composition experiment's rule: the plain sum, each node paying its own call."""
     nodes = profile_nodes(alexnet)
     whole = model.predict_nodes(nodes, 32)
-    alone = [model.predict_nodes((n,), 32).energy_j - model.overhead_j_ for n in nodes]
-    assert whole.energy_j == pytest.approx(model.overhead_j_ + sum(alone), rel=1e-9)
+    alone = [model.predict_nodes((n,), 32).energy_j for n in nodes]
+    assert model.legacy_overhead_j_ is None
+    assert whole.energy_j == pytest.approx(sum(alone), rel=1e-9)
     assert set(whole.by_op_j) >= {"Conv", "Gemm", "MaxPool", "Relu"}
     assert whole.low_j < whole.energy_j < whole.high_j
     assert any("single layers only" in w for w in whole.warnings)
@@ -73,6 +76,38 @@ def test_out_of_domain_is_flagged_and_widens(model: LayerSum) -> None:
     q_in = math.log(inside.high_j / inside.energy_j)
     q_huge = math.log(huge.high_j / huge.energy_j)
     assert q_huge > 1.4 * q_in
+
+
+def test_per_call_costs_are_the_rows_own_and_the_once_fraction_takes_them_out(
+    model: LayerSum, alexnet: bytes
+) -> None:
+    assert set(model.per_call_j_) == {"Conv", "Gemm", "MaxPool"}
+    median_w = model.power_w_[1]
+    for op, joules in model.per_call_j_.items():  # a call's cost, not a layer's: < 2 ms
+        assert 0 <= joules / median_w < 2e-3, op
+    nodes = profile_nodes(alexnet)
+    files = model.to_files()
+    state = json.loads(files["layer-sum.json"])
+    state["state"]["once_fraction"] = 1.0
+    once = LayerSum.from_files({**files, "layer-sum.json": json.dumps(state).encode()})
+    modelled = [n for n in nodes if n.op_type in ("Conv", "Gemm", "MaxPool")]
+    taken = sum(model.per_call_j_[n.op_type] for n in modelled)
+    whole, less = model.predict_nodes(nodes, 32), once.predict_nodes(nodes, 32)
+    assert less.energy_j == pytest.approx(whole.energy_j - taken, rel=1e-6)
+
+
+def test_a_version_with_a_flat_overhead_still_answers_as_it_did(
+    model: LayerSum, alexnet: bytes
+) -> None:
+    files = model.to_files()
+    state = json.loads(files["layer-sum.json"])
+    del state["state"]["per_call_j"], state["state"]["once_fraction"]
+    state["state"]["overhead_j"] = 0.036
+    legacy = LayerSum.from_files({**files, "layer-sum.json": json.dumps(state).encode()})
+    nodes = profile_nodes(alexnet)
+    alone = [legacy.predict_nodes((n,), 8).energy_j - 0.036 for n in nodes]
+    assert legacy.predict_nodes(nodes, 8).energy_j == pytest.approx(0.036 + sum(alone), rel=1e-9)
+    assert LayerSum.from_files(legacy.to_files()).legacy_overhead_j_ == 0.036
 
 
 def test_files_round_trip(model: LayerSum, alexnet: bytes) -> None:
