@@ -29,6 +29,7 @@ from estimator.evaluation import OBSERVED_VARIANT
 from estimator.features import ServeRow, run_features, serve_rows
 from estimator.intervals import interval
 from estimator.predictors import PhysicalPredictor, Predictor, UtilisationAware, family_key
+from estimator.predictors.physical import MIN_TRAIN_OVER_TEST
 from estimator.training import Bundle
 from joulecast.errors import FailedPrecondition, InvalidArgument, JoulecastError, NotFound
 from joulecast.graph import GraphLimits, GraphProfile, profile_nodes
@@ -314,15 +315,19 @@ def _power_duration(
 def _tie(
     train: PhaseEstimate | None, test: PhaseEstimate | None
 ) -> tuple[PhaseEstimate | None, PhaseEstimate | None]:
-    """Training the samples never costs less (energy, time) than testing them: raise train's
-    duration (and so its energy) to test's where two different predictors answered."""
+    """Training the samples costs more (energy, time) than testing them: where two different
+    predictors answered, raise train's duration (and so its energy) to the floor every
+    physical predictor keeps, :data:`MIN_TRAIN_OVER_TEST` times test's (a training step runs
+    the forward pass and a backward pass)."""
     if train is None or test is None or train.duration_s is None or test.duration_s is None:
         return train, test
-    if train.energy_j >= test.energy_j and train.duration_s >= test.duration_s:
+    floor_j = MIN_TRAIN_OVER_TEST * test.energy_j
+    floor_s = MIN_TRAIN_OVER_TEST * test.duration_s
+    if train.energy_j >= floor_j and train.duration_s >= floor_s:
         return train, test
     power = train.power_w if train.power_w is not None else test.power_w
     assert power is not None
-    duration = max(train.duration_s, test.duration_s, test.energy_j / power)
+    duration = max(train.duration_s, floor_s, floor_j / power)
     energy = power * duration
     scale = energy / train.energy_j
     return (

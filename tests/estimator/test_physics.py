@@ -20,11 +20,13 @@ import torch
 from torch import nn
 
 from collector.models import INPUT_SHAPE, ModelConfig, build_model
+from estimator.answers import PhaseEstimate
 from estimator.artifacts import publish
 from estimator.dataset import from_store
 from estimator.features import run_features, serve_rows
 from estimator.predictors import PHYSICAL_PREDICTORS, PhysicalPredictor
-from estimator.service import MAX_INTERVAL_FACTOR, PredictorRegistry
+from estimator.predictors.physical import MIN_TRAIN_OVER_TEST
+from estimator.service import MAX_INTERVAL_FACTOR, PredictorRegistry, _tie
 from estimator.training import fit_bundle
 from joulecast.graph import profile_graph
 from joulecast.weightless import export_weightless
@@ -252,3 +254,18 @@ def test_duration_is_monotone_in_flops_within_a_family(graphs: dict[str, bytes],
                     bigger[key] = float(base[key]) * scale  # type: ignore[arg-type]
                 times.append(model.predict_parts_row(serve_rows(bigger)[phase])[1])
             assert times == sorted(times), (model.name, phase, times)
+
+
+def test_two_predictors_answering_keep_training_dearer_than_testing() -> None:
+    # a layer sum (test) and a whole-graph predictor (train) answer apart: when the test answer
+    # passes the train one, train is raised to the floor every physical predictor keeps
+    train = PhaseEstimate(10.0, 8.0, 12.5, 2.0, "boosted", power_w=5.0)
+    test = PhaseEstimate(12.0, 9.0, 16.0, 1.5, "layer-sum", power_w=8.0)
+    raised, same = _tie(train, test)
+    assert same is test
+    assert raised.energy_j == pytest.approx(MIN_TRAIN_OVER_TEST * test.energy_j)
+    assert raised.duration_s >= MIN_TRAIN_OVER_TEST * test.duration_s
+    assert raised.energy_j == pytest.approx(raised.power_w * raised.duration_s)
+    assert raised.energy_low_j < raised.energy_j < raised.energy_high_j
+    already = PhaseEstimate(30.0, 20.0, 40.0, 6.0, "boosted", power_w=5.0)
+    assert _tie(already, test) == (already, test)
