@@ -64,6 +64,8 @@ _FLOAT_OPTIONAL = (
     "idle_power_w",
     "energy_dynamic_j",
     "codecarbon_energy_j",
+    "cpu_s",
+    "others_busy_cores",
 )
 _POSITIVE_OPTIONAL = ("power_limit_w",)
 _TEXT_OPTIONAL = (
