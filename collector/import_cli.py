@@ -5,14 +5,16 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from joulecast.errors import InvalidArgument
 from joulecast.hardware_name import check_hardware_name
 from joulecast.measurement import PHASES
 
 if TYPE_CHECKING:
-    from collector.importer import ImportResult, Record
+    from collections.abc import Iterable
+
+    from collector.importer import GraphCache, ImportResult, Record
 
 FORMATS = ("auto", "joulecast", "codecarbon", "ecnas", "zeus")
 ENERGY_CHOICES = ("cpu_energy", "energy_consumed", "gpu_energy", "ram_energy")
@@ -134,7 +136,6 @@ def _records(args: argparse.Namespace) -> list[Record]:
 
 def _import_ecnas(args: argparse.Namespace) -> tuple[ImportResult, dict[str, object]]:
     from collector.import_ecnas import HARDWARE, read_ecnas
-    from collector.importer import import_records
 
     if len(args.files) != 1:
         raise InvalidArgument("import one EC-NAS-Bench folder at a time")
@@ -144,14 +145,7 @@ def _import_ecnas(args: argparse.Namespace) -> tuple[ImportResult, dict[str, obj
         read = read_ecnas(
             args.files[0], hardware=args.hardware or HARDWARE, jobs=args.jobs, progress=progress
         )
-    result = import_records(
-        read.records,
-        args.db,
-        skip_bad=args.skip_bad,
-        dry_run=args.dry_run,
-        graphs=read.graphs,
-        dropped=read.dropped,
-    )
+    result = _import(args, read.records, read.graphs, dropped=read.dropped)
     facts = {
         "runs": read.runs,
         "architectures": read.architectures,
@@ -162,7 +156,6 @@ def _import_ecnas(args: argparse.Namespace) -> tuple[ImportResult, dict[str, obj
 
 def _import_zeus(args: argparse.Namespace) -> tuple[ImportResult, dict[str, object]]:
     from collector.import_zeus import read_zeus
-    from collector.importer import import_records
 
     if len(args.files) != 1:
         raise InvalidArgument("import one Zeus trace folder at a time")
@@ -172,19 +165,28 @@ def _import_zeus(args: argparse.Namespace) -> tuple[ImportResult, dict[str, obje
         )
     with _bar("building the Zeus workloads' graphs", quiet=args.json) as progress:
         read = read_zeus(args.files[0], progress=progress)
-    result = import_records(
-        read.records,
-        args.db,
-        skip_bad=args.skip_bad,
-        dry_run=args.dry_run,
-        graphs=read.graphs,
-    )
+    result = _import(args, read.records, read.graphs)
     facts = {
         "zeus_files": read.files,
         "zeus_workloads": read.workloads,
         "zeus_power_above_limit": read.above_limit,
     }
     return result, facts
+
+
+def _import(
+    args: argparse.Namespace,
+    records: Iterable[Record],
+    graphs: GraphCache | None = None,
+    **extra: Any,
+) -> ImportResult:
+    """Store what a reader built, with the command's ``--db``, ``--skip-bad`` and
+    ``--dry-run``."""
+    from collector.importer import import_records
+
+    return import_records(
+        records, args.db, skip_bad=args.skip_bad, dry_run=args.dry_run, graphs=graphs, **extra
+    )
 
 
 class _bar:
@@ -216,8 +218,6 @@ class _bar:
 
 
 def import_command(args: argparse.Namespace) -> int:
-    from collector.importer import import_records
-
     if args.hardware is not None:
         check_hardware_name(args.hardware)  # once, not once per record
     facts: dict[str, object] = {}
@@ -227,9 +227,7 @@ def import_command(args: argparse.Namespace) -> int:
     elif "zeus" in kinds:
         result, facts = _import_zeus(args)
     else:
-        result = import_records(
-            _records(args), args.db, skip_bad=args.skip_bad, dry_run=args.dry_run
-        )
+        result = _import(args, _records(args))
     if args.json:
         print(json.dumps({**result.to_json(), **facts}, indent=2))
         return 0

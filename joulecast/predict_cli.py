@@ -247,20 +247,28 @@ def cmd_predict(args: argparse.Namespace) -> int:
         result = client.predict(
             graph,
             batch_size=args.batch_size,
-            samples=args.samples,
-            epochs=args.epochs,
-            hardware=args.hardware,
-            observed_gpu_util=args.observed_gpu_util,
-            stream=True if args.stream else None,
-            region=args.region,
-            price_per_kwh=args.price_per_kwh,
             power_limit_w=args.power_limit_w,
+            **_run_options(args),
         )
     if args.json:
         print(json.dumps({**result.as_dict(), "uploaded_bytes": len(graph)}, indent=2))
     else:
         print(format_prediction(result, model, uploaded_bytes=len(graph)))
     return 0
+
+
+def _run_options(args: argparse.Namespace) -> dict[str, Any]:
+    """What every answer of one ``predict`` asks alike (a sweep varies the batch size and the
+    power limit)."""
+    return {
+        "samples": args.samples,
+        "epochs": args.epochs,
+        "hardware": args.hardware,
+        "observed_gpu_util": args.observed_gpu_util,
+        "stream": True if args.stream else None,
+        "region": args.region,
+        "price_per_kwh": args.price_per_kwh,
+    }
 
 
 def _predict_sweep(args: argparse.Namespace, graph: bytes, answerer: Any) -> int:
@@ -274,17 +282,7 @@ def _predict_sweep(args: argparse.Namespace, graph: bytes, answerer: Any) -> int
     if not limits and args.power_limit_w is not None:
         limits = [args.power_limit_w]
     with answerer as client, start_hint():
-        predict = partial(
-            client.predict,
-            graph,
-            samples=args.samples,
-            epochs=args.epochs,
-            hardware=args.hardware,
-            observed_gpu_util=args.observed_gpu_util,
-            stream=True if args.stream else None,
-            region=args.region,
-            price_per_kwh=args.price_per_kwh,
-        )
+        predict = partial(client.predict, graph, **_run_options(args))
         rows = sweep(predict, batches, limits)
     if args.json:
         from client.sweep import cheapest
