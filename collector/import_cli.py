@@ -95,6 +95,7 @@ def templates_from(args: argparse.Namespace) -> dict[str, str]:
 def _kind(args: argparse.Namespace, file: Path) -> str:
     """The file's format. What the path is (a regular file of a readable size, or a folder of
     a known format) is checked before any byte is read, sniffing included."""
+    # imported when the command runs: `joulecast --help` stays light
     from collector.import_ecnas import looks_like_ecnas
     from collector.import_file import MAX_IMPORT_BYTES, check_regular
     from collector.import_zeus import looks_like_zeus
@@ -111,12 +112,14 @@ def _kind(args: argparse.Namespace, file: Path) -> str:
     check_regular(file, MAX_IMPORT_BYTES, "import file")
     if args.format != "auto":
         return args.format
+    # imported when the command runs: `joulecast --help` stays light
     from collector.import_codecarbon import looks_like_codecarbon
 
     return "codecarbon" if looks_like_codecarbon(file) else "joulecast"
 
 
 def _records(args: argparse.Namespace) -> list[Record]:
+    # imported when the command runs: `joulecast --help` stays light
     from collector.import_codecarbon import read_codecarbon
     from collector.importer import read_records
 
@@ -135,6 +138,7 @@ def _records(args: argparse.Namespace) -> list[Record]:
 
 
 def _import_ecnas(args: argparse.Namespace) -> tuple[ImportResult, dict[str, object]]:
+    # imported when the command runs: `joulecast --help` stays light
     from collector.import_ecnas import HARDWARE, read_ecnas
 
     if len(args.files) != 1:
@@ -155,6 +159,7 @@ def _import_ecnas(args: argparse.Namespace) -> tuple[ImportResult, dict[str, obj
 
 
 def _import_zeus(args: argparse.Namespace) -> tuple[ImportResult, dict[str, object]]:
+    # imported when the command runs: `joulecast --help` stays light
     from collector.import_zeus import read_zeus
 
     if len(args.files) != 1:
@@ -182,6 +187,7 @@ def _import(
 ) -> ImportResult:
     """Store what a reader built, with the command's ``--db``, ``--skip-bad`` and
     ``--dry-run``."""
+    # imported when the command runs: `joulecast --help` stays light
     from collector.importer import import_records
 
     return import_records(
@@ -198,6 +204,7 @@ class _bar:
     def __enter__(self):
         if self.quiet:
             return None
+        # imported when the command runs: `joulecast --help` stays light
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
@@ -243,6 +250,7 @@ def import_command(args: argparse.Namespace) -> int:
             "(within NVML's ±5 %, kept)"
         )
     elif facts:
+        # imported when the command runs: `joulecast --help` stays light
         from collector.ecnas import OVERHEAD_GPU_POWER_W
 
         pooled = facts["overhead_gpu_power_w_pooled"]
