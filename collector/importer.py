@@ -382,17 +382,10 @@ def to_row(record: Record, graphs: GraphCache, store_graph: dict[str, bytes]) ->
     return check_row(row)
 
 
-_TEXT_KEPT = (
-    "codecarbon_mode",
-    "device_name",
-    "driver",
-    "cpu_model",
-    "software",
-    "data",
-    "started_at",
-    "finished_at",
-)
-"""Text fields stored as they were given (the others get defaults or go into the run key)."""
+_TEXT_SHAPED = ("run_id", "config_id", "plan", "device", "variant", "num_layers", "hidden_size")
+_TEXT_KEPT = tuple(n for n in _TEXT_OPTIONAL if n not in (*_TEXT_SHAPED, "meter", "notes"))
+"""Text fields stored as they were given (the others get defaults, go into the run key or,
+for the run id, into the notes)."""
 
 
 def _check_fields(v: Mapping[object, object]) -> None:
