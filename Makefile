@@ -42,7 +42,7 @@ smoke: venv
 	$(BIN)/joulecast collect --plan smoke --device cpu --data synthetic --db runs/smoke.db --resume
 	$(BIN)/joulecast export --db runs/smoke.db --format csv --out runs/smoke.csv
 
-# The GPU campaign (issue 15): one command inside a 7-minute budget, store and identity in OUT.
+# The GPU campaign: one command inside a 7-minute budget, store and identity in OUT.
 # On the device machine run it with that machine's python: PYTHONPATH=. python3 -m collector.campaign
 OUT ?= runs/gpu-campaign
 gpu-campaign:

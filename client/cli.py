@@ -80,6 +80,7 @@ def add_client_args(
 
 def open_client(args: argparse.Namespace, address: str | None = None) -> EstimatorClient:
     """A client of ``address`` (else ``--server``) with the command's TLS, timeout and token."""
+    # imported when the command runs: `joulecast --help` stays light
     from client.remote import EstimatorClient, read_root_cert
 
     token = read_token(args.token_file) if hasattr(args, "token_file") else None
@@ -115,6 +116,7 @@ def _batches(rows: list, graphs: dict[str, bytes | None]) -> Iterator[tuple[int,
 
 
 def cmd_add_measurements(args: argparse.Namespace) -> int:
+    # imported when the command runs: `joulecast --help` stays light
     from joulecast.store import MeasurementStore, check_store_file
 
     check_store_file(args.store)

@@ -8,7 +8,7 @@ docs/ARCHITECTURE.md), so a script reading the CLI and a program using
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,19 +75,26 @@ class PredictionReply:
         return {"train": self.train, "test": self.test}[name]
 
     def as_dict(self) -> dict[str, Any]:
-        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        out["flops_by_kind"] = dict(self.flops_by_kind)
-        out["warnings"] = list(self.warnings)
-        for phase in PHASES:
-            answer = out[phase]
-            out[phase] = None if answer is None else answer.as_dict()
-        if self.grid is None:
-            del out["grid"]
-        else:
-            out["grid"] = dataclasses.asdict(self.grid)
-        if self.price_per_kwh is None:
-            del out["price_per_kwh"]
-        return out
+        return prediction_dict(self, lambda answer: answer.as_dict())
+
+
+def prediction_dict(record: Any, phase_dict: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
+    """The JSON of a prediction record (:class:`PredictionReply`, or the API's ``Prediction``,
+    which has the same fields): its fields, each phase through ``phase_dict``, and ``grid`` and
+    ``price_per_kwh`` only when the request named a region or a price."""
+    out = {f.name: getattr(record, f.name) for f in dataclasses.fields(record)}
+    out["flops_by_kind"] = dict(record.flops_by_kind)
+    out["warnings"] = list(record.warnings)
+    for phase in PHASES:
+        answer = out[phase]
+        out[phase] = None if answer is None else phase_dict(answer)
+    if record.grid is None:
+        del out["grid"]
+    else:
+        out["grid"] = dataclasses.asdict(record.grid)
+    if record.price_per_kwh is None:
+        del out["price_per_kwh"]
+    return out
 
 
 @dataclass(frozen=True)

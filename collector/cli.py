@@ -93,6 +93,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def plans_command(args: argparse.Namespace) -> int:
+    # imported when the command runs: `joulecast --help` stays light
     from collector.plans import available_plans, load_plan
 
     for name in available_plans():
@@ -102,6 +103,7 @@ def plans_command(args: argparse.Namespace) -> int:
 
 
 def export_command(args: argparse.Namespace) -> int:
+    # imported when the command runs: `joulecast --help` stays light
     from collector.export import export_store
 
     db = Path(args.db)
@@ -114,6 +116,7 @@ def export_command(args: argparse.Namespace) -> int:
 
 
 def collect_command(args: argparse.Namespace) -> int:
+    # imported when the command runs: `joulecast --help` stays light
     from collector.data import desed_clips, synthetic_clips
     from collector.plans import load_plan
     from collector.runner import SweepOptions
@@ -123,6 +126,7 @@ def collect_command(args: argparse.Namespace) -> int:
     if args.ray_address and args.executor != "ray":
         raise JoulecastError("--ray-address needs --executor ray")
     if args.executor == "ray":
+        # imported when the command runs: `joulecast --help` stays light
         from collector.executors.ray_executor import import_ray
 
         import_ray()  # before any work: one line saying what to install
@@ -186,6 +190,7 @@ def _collect_here(
     args: argparse.Namespace, runs: Sequence[RunSpec], clips: Sequence[Clip], base: SweepOptions
 ) -> SweepSummary:
     """The serial executor: the meter opened here, every run measured in this process."""
+    # imported when the command runs: `joulecast --help` stays light
     from collector.executors.serial import run_serial
     from collector.hardware import sweep_hardware
     from collector.meters.select import default_idle_s, estimate_banner, open_meter
@@ -195,6 +200,7 @@ def _collect_here(
     hardware = sweep_hardware(args.device, args.meter, args.trace, args.hardware)
     meter = open_meter(device=args.device, **_meter_settings(args))
     if meter.name == "cpu-time":
+        # imported when the command runs: `joulecast --help` stays light
         from collector.meters.cputime import pin_torch_threads
 
         pin_torch_threads()  # a spinning worker thread would count as work
@@ -216,6 +222,7 @@ def _collect_on_ray(
     args: argparse.Namespace, runs: Sequence[RunSpec], clips: Sequence[Clip], base: SweepOptions
 ) -> SweepSummary:
     """The Ray executor: each worker opens its own meter and names its own hardware."""
+    # imported when the command runs: `joulecast --help` stays light
     from collector.executors.ray_executor import MeterSpec, run_ray
     from collector.progress import make_progress
     from joulecast.store import MeasurementStore

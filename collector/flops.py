@@ -28,8 +28,9 @@ class Cost:
     params: int
 
 
-def deepspeed_cost(model: nn.Module) -> Cost:
-    """Count one forward pass of one (1, 1, 128, 64) sample on the model's current device.
+def deepspeed_cost(model: nn.Module, input_shape: tuple[int, ...] = (1, *INPUT_SHAPE)) -> Cost:
+    """Count one forward pass of ``input_shape`` (one (1, 1, 128, 64) sample by default) on the
+    model's current device.
 
     DeepSpeed reports FLOPs for GRUs but almost no MACs, so FLOPs are used throughout (docs/PAPER.md).
     """
@@ -39,7 +40,7 @@ def deepspeed_cost(model: nn.Module) -> Cost:
 
         flops, _macs, params = get_model_profile(
             model,
-            input_shape=(1, *INPUT_SHAPE),
+            input_shape=input_shape,
             print_profile=False,
             detailed=False,
             warm_up=0,

@@ -5,14 +5,16 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from joulecast.errors import InvalidArgument
 from joulecast.hardware_name import check_hardware_name
 from joulecast.measurement import PHASES
 
 if TYPE_CHECKING:
-    from collector.importer import ImportResult, Record
+    from collections.abc import Iterable
+
+    from collector.importer import GraphCache, ImportResult, Record
 
 FORMATS = ("auto", "joulecast", "codecarbon", "ecnas", "zeus")
 ENERGY_CHOICES = ("cpu_energy", "energy_consumed", "gpu_energy", "ram_energy")
@@ -93,6 +95,7 @@ def templates_from(args: argparse.Namespace) -> dict[str, str]:
 def _kind(args: argparse.Namespace, file: Path) -> str:
     """The file's format. What the path is (a regular file of a readable size, or a folder of
     a known format) is checked before any byte is read, sniffing included."""
+    # imported when the command runs: `joulecast --help` stays light
     from collector.import_ecnas import looks_like_ecnas
     from collector.import_file import MAX_IMPORT_BYTES, check_regular
     from collector.import_zeus import looks_like_zeus
@@ -109,12 +112,14 @@ def _kind(args: argparse.Namespace, file: Path) -> str:
     check_regular(file, MAX_IMPORT_BYTES, "import file")
     if args.format != "auto":
         return args.format
+    # imported when the command runs: `joulecast --help` stays light
     from collector.import_codecarbon import looks_like_codecarbon
 
     return "codecarbon" if looks_like_codecarbon(file) else "joulecast"
 
 
 def _records(args: argparse.Namespace) -> list[Record]:
+    # imported when the command runs: `joulecast --help` stays light
     from collector.import_codecarbon import read_codecarbon
     from collector.importer import read_records
 
@@ -133,8 +138,8 @@ def _records(args: argparse.Namespace) -> list[Record]:
 
 
 def _import_ecnas(args: argparse.Namespace) -> tuple[ImportResult, dict[str, object]]:
+    # imported when the command runs: `joulecast --help` stays light
     from collector.import_ecnas import HARDWARE, read_ecnas
-    from collector.importer import import_records
 
     if len(args.files) != 1:
         raise InvalidArgument("import one EC-NAS-Bench folder at a time")
@@ -144,14 +149,7 @@ def _import_ecnas(args: argparse.Namespace) -> tuple[ImportResult, dict[str, obj
         read = read_ecnas(
             args.files[0], hardware=args.hardware or HARDWARE, jobs=args.jobs, progress=progress
         )
-    result = import_records(
-        read.records,
-        args.db,
-        skip_bad=args.skip_bad,
-        dry_run=args.dry_run,
-        graphs=read.graphs,
-        dropped=read.dropped,
-    )
+    result = _import(args, read.records, read.graphs, dropped=read.dropped)
     facts = {
         "runs": read.runs,
         "architectures": read.architectures,
@@ -161,8 +159,8 @@ def _import_ecnas(args: argparse.Namespace) -> tuple[ImportResult, dict[str, obj
 
 
 def _import_zeus(args: argparse.Namespace) -> tuple[ImportResult, dict[str, object]]:
+    # imported when the command runs: `joulecast --help` stays light
     from collector.import_zeus import read_zeus
-    from collector.importer import import_records
 
     if len(args.files) != 1:
         raise InvalidArgument("import one Zeus trace folder at a time")
@@ -172,19 +170,29 @@ def _import_zeus(args: argparse.Namespace) -> tuple[ImportResult, dict[str, obje
         )
     with _bar("building the Zeus workloads' graphs", quiet=args.json) as progress:
         read = read_zeus(args.files[0], progress=progress)
-    result = import_records(
-        read.records,
-        args.db,
-        skip_bad=args.skip_bad,
-        dry_run=args.dry_run,
-        graphs=read.graphs,
-    )
+    result = _import(args, read.records, read.graphs)
     facts = {
         "zeus_files": read.files,
         "zeus_workloads": read.workloads,
         "zeus_power_above_limit": read.above_limit,
     }
     return result, facts
+
+
+def _import(
+    args: argparse.Namespace,
+    records: Iterable[Record],
+    graphs: GraphCache | None = None,
+    **extra: Any,
+) -> ImportResult:
+    """Store what a reader built, with the command's ``--db``, ``--skip-bad`` and
+    ``--dry-run``."""
+    # imported when the command runs: `joulecast --help` stays light
+    from collector.importer import import_records
+
+    return import_records(
+        records, args.db, skip_bad=args.skip_bad, dry_run=args.dry_run, graphs=graphs, **extra
+    )
 
 
 class _bar:
@@ -196,6 +204,7 @@ class _bar:
     def __enter__(self):
         if self.quiet:
             return None
+        # imported when the command runs: `joulecast --help` stays light
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
@@ -216,8 +225,6 @@ class _bar:
 
 
 def import_command(args: argparse.Namespace) -> int:
-    from collector.importer import import_records
-
     if args.hardware is not None:
         check_hardware_name(args.hardware)  # once, not once per record
     facts: dict[str, object] = {}
@@ -227,9 +234,7 @@ def import_command(args: argparse.Namespace) -> int:
     elif "zeus" in kinds:
         result, facts = _import_zeus(args)
     else:
-        result = import_records(
-            _records(args), args.db, skip_bad=args.skip_bad, dry_run=args.dry_run
-        )
+        result = _import(args, _records(args))
     if args.json:
         print(json.dumps({**result.to_json(), **facts}, indent=2))
         return 0
@@ -245,6 +250,7 @@ def import_command(args: argparse.Namespace) -> int:
             "(within NVML's ±5 %, kept)"
         )
     elif facts:
+        # imported when the command runs: `joulecast --help` stays light
         from collector.ecnas import OVERHEAD_GPU_POWER_W
 
         pooled = facts["overhead_gpu_power_w_pooled"]

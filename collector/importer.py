@@ -64,6 +64,8 @@ _FLOAT_OPTIONAL = (
     "idle_power_w",
     "energy_dynamic_j",
     "codecarbon_energy_j",
+    "cpu_s",
+    "others_busy_cores",
 )
 _POSITIVE_OPTIONAL = ("power_limit_w",)
 _TEXT_OPTIONAL = (
@@ -310,27 +312,8 @@ def _text(values: Mapping[str, object], name: str) -> str | None:
 def to_row(record: Record, graphs: GraphCache, store_graph: dict[str, bytes]) -> Row:
     """Validate one record and build its store row; ValueError/InvalidArgument say why not."""
     v = record.values
-    if "__error__" in v:
-        raise ValueError(str(v["__error__"]))
-    if None in v:
-        raise ValueError("more fields than the header has columns (an unquoted comma?)")
-    unknown = sorted(str(k) for k in v if k not in COLUMNS)
-    if unknown:
-        raise ValueError(f"unknown field(s) {', '.join(unknown)}")
-    missing = [c for c in REQUIRED if _blank(v.get(c))]
-    if missing:
-        raise ValueError(f"missing {', '.join(missing)}")
-    phase = str(v["phase"]).strip()
-    if phase not in PHASES:
-        raise ValueError(f"phase={phase!r} must be 'train' or 'test'")
-    hardware = str(v["hardware"]).strip()
-    problem = hardware_name_problem(hardware)
-    if problem is not None:
-        raise ValueError(problem)
-    source = str(v["energy_source"]).strip()
-    why = source_problem(source)
-    if why:
-        raise ValueError(why)
+    _check_fields(v)
+    phase, hardware, source = _checked_names(v)
     batch_size = _int(v, "batch_size", 1)
     samples = _int(v, "samples", 1)
     epochs = _int(v, "epochs", 1, default=1)
@@ -343,8 +326,7 @@ def to_row(record: Record, graphs: GraphCache, store_graph: dict[str, bytes]) ->
     }
     power_limit_w = _float(v, "power_limit_w", positive=True, required=False)
     texts = {n: _text(v, n) for n in _TEXT_OPTIONAL}
-    ref = str(v["graph"]).strip()
-    onnx_bytes, profile = graphs.get(ref, record.base_dir)
+    onnx_bytes, profile = graphs.get(str(v["graph"]).strip(), record.base_dir)
     sha = graph_sha256(onnx_bytes)
     store_graph[sha] = onnx_bytes
     config_id = texts["config_id"] or f"{hardware}/{sha[:16]}/b{batch_size}"
@@ -365,9 +347,8 @@ def to_row(record: Record, graphs: GraphCache, store_graph: dict[str, bytes]) ->
     if power_limit_w is not None:  # only when set: keys of rows imported without it stay put
         content["power_limit_w"] = repr(power_limit_w)
     digest = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:32]
-    notes = "; ".join(
-        n for n in (texts["notes"], f"run_id={texts['run_id']}" if texts["run_id"] else None) if n
-    )
+    if floats["power_mean_w"] is None:
+        floats["power_mean_w"] = energy_j / duration_s
     row = Row(
         run_key=f"import/{hardware}/{digest}",
         plan=texts["plan"] or "import",
@@ -391,29 +372,57 @@ def to_row(record: Record, graphs: GraphCache, store_graph: dict[str, bytes]) ->
         energy_j=energy_j,
         energy_source=source,
         energy_is_estimate=is_estimate(source),
-        energy_dynamic_j=floats["energy_dynamic_j"],
-        idle_power_w=floats["idle_power_w"],
-        power_mean_w=floats["power_mean_w"]
-        if floats["power_mean_w"] is not None
-        else energy_j / duration_s,
         power_limit_w=power_limit_w,
-        gpu_util_mean=floats["gpu_util_mean"],
-        mem_util_mean=floats["mem_util_mean"],
-        mem_used_mean_mib=floats["mem_used_mean_mib"],
-        codecarbon_energy_j=floats["codecarbon_energy_j"],
-        codecarbon_mode=texts["codecarbon_mode"],
         meter=texts["meter"] or "import",
-        notes=notes or None,
-        device_name=texts["device_name"],
-        driver=texts["driver"],
-        cpu_model=texts["cpu_model"],
-        software=texts["software"],
-        data=texts["data"],
+        notes=_notes(texts),
         graph_sha256=sha,
-        started_at=texts["started_at"],
-        finished_at=texts["finished_at"],
+        **floats,
+        **{n: texts[n] for n in _TEXT_KEPT},
     )
     return check_row(row)
+
+
+_TEXT_SHAPED = ("run_id", "config_id", "plan", "device", "variant", "num_layers", "hidden_size")
+_TEXT_KEPT = tuple(n for n in _TEXT_OPTIONAL if n not in (*_TEXT_SHAPED, "meter", "notes"))
+"""Text fields stored as they were given (the others get defaults, go into the run key or,
+for the run id, into the notes)."""
+
+
+def _check_fields(v: Mapping[object, object]) -> None:
+    """Refuse a record whose fields cannot be read: a parse error, more values than the header
+    has columns, a column the format does not know, a required one left blank."""
+    if "__error__" in v:
+        raise ValueError(str(v["__error__"]))
+    if None in v:
+        raise ValueError("more fields than the header has columns (an unquoted comma?)")
+    unknown = sorted(str(k) for k in v if k not in COLUMNS)
+    if unknown:
+        raise ValueError(f"unknown field(s) {', '.join(unknown)}")
+    missing = [c for c in REQUIRED if _blank(v.get(c))]
+    if missing:
+        raise ValueError(f"missing {', '.join(missing)}")
+
+
+def _checked_names(v: Mapping[object, object]) -> tuple[str, str, str]:
+    """The record's phase, hardware and energy source, each checked by the ground's rule."""
+    phase = str(v["phase"]).strip()
+    if phase not in PHASES:
+        raise ValueError(f"phase={phase!r} must be 'train' or 'test'")
+    hardware = str(v["hardware"]).strip()
+    problem = hardware_name_problem(hardware)
+    if problem is not None:
+        raise ValueError(problem)
+    source = str(v["energy_source"]).strip()
+    why = source_problem(source)
+    if why:
+        raise ValueError(why)
+    return phase, hardware, source
+
+
+def _notes(texts: Mapping[str, str | None]) -> str | None:
+    """The record's notes, and the run id it was given (which is not a column)."""
+    run_id = f"run_id={texts['run_id']}" if texts["run_id"] else None
+    return "; ".join(n for n in (texts["notes"], run_id) if n) or None
 
 
 def import_records(

@@ -66,6 +66,7 @@ def run_fit(args: argparse.Namespace) -> int:
 
 
 def run_predictors(args: argparse.Namespace) -> int:
+    # imported when the command runs: `joulecast --help` stays light
     from estimator.artifacts import list_hardware
     from estimator.service import PredictorRegistry
 

@@ -89,6 +89,7 @@ class HardwareEntry:
 
 def hardware_entries(artifacts_dir: Path | str) -> list[HardwareEntry]:
     """Catalogued GPUs in catalog order, then measured hardware the catalog lacks, by id."""
+    # imported when the command runs: `joulecast --help` stays light
     from estimator.published import list_hardware, read_summary
     from joulecast.hardware import AmbiguousGpuName, find_gpu, load_catalog
 
@@ -190,6 +191,7 @@ def format_table(entries: list[HardwareEntry]) -> str:
 
 
 def _uncatalogued_figures() -> dict[str, Any]:
+    # imported when the command runs: `joulecast --help` stays light
     from joulecast.hardware.spec import FIGURES
 
     return {

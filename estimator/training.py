@@ -30,7 +30,13 @@ from estimator.evaluation import (
     evaluate,
     selection_score,
 )
-from estimator.predictors import PREDICTORS, PhysicalPredictor, Predictor, UtilisationAware
+from estimator.predictors import (
+    PREDICTORS,
+    PhysicalPredictor,
+    Predictor,
+    UtilisationAware,
+    family_key,
+)
 from joulecast.errors import FailedPrecondition
 from joulecast.measurement import PHASES
 
@@ -162,8 +168,6 @@ def _repeat_cv(frame: pd.DataFrame) -> float | None:
 def data_domain(frame: pd.DataFrame, fitted: Mapping[str, Predictor]) -> dict[str, object]:
     """The ranges the training rows cover: batch sizes, sample counts, FLOPs per phase and
     architecture key, and the power the hardware drew (W). JSON-ready."""
-    from estimator.predictors import family_key
-
     keys = [
         family_key(str(f), float(s))
         for f, s in zip(frame["family"], frame["recurrent_steps"], strict=True)

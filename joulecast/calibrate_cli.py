@@ -90,6 +90,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     began = time.monotonic()
+    # imported when the command runs: `joulecast --help` stays light
     from collector.calibrate import SuiteSettings, measure_suite
 
     settings = SuiteSettings(
@@ -135,6 +136,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _calibrate_gpu(args: argparse.Namespace, suite: SuiteResult) -> int:
+    # imported when the command runs: `joulecast --help` stays light
     from estimator.transfer import artifact
     from estimator.transfer.calibrate import calibrate_and_publish, held_out_items
 
@@ -149,6 +151,7 @@ def _calibrate_gpu(args: argparse.Namespace, suite: SuiteResult) -> int:
         f"(chosen by leaving a configuration out: {info['sigma_scores'] or 'too few to choose'})"
     )
     print(f"published {done.path} (version {model.version}); answers now say tier 'calibrated'")
+    # imported when the command runs: `joulecast --help` stays light
     from estimator.published import list_hardware
 
     if model.hardware in list_hardware(args.artifacts):
@@ -163,6 +166,7 @@ def _calibrate_gpu(args: argparse.Namespace, suite: SuiteResult) -> int:
 
 
 def _fit_cpu(args: argparse.Namespace, suite: SuiteResult) -> int:
+    # imported when the command runs: `joulecast --help` stays light
     from estimator.carry import carry_and_publish, choose_prior, is_few
     from estimator.dataset import from_store
 
@@ -216,6 +220,7 @@ def format_carried(held_out: pd.DataFrame, q_log: Mapping[str, Mapping[str, floa
 
 
 def _fit_cpu_alone(args: argparse.Namespace, suite: SuiteResult) -> int:
+    # imported when the command runs: `joulecast --help` stays light
     from estimator.artifacts import load_version
     from estimator.canary import CanaryFailed
     from estimator.description import describe_published
@@ -253,6 +258,7 @@ def _keep_a_larger_sweep(args: argparse.Namespace) -> None:
     """FailedPrecondition, before anything is measured, when ``--artifacts`` already serves a
     predictor of this CPU fitted on more rows than the whole suite would hold: the suite must
     not replace a sweep (the shipped ``cpu-amd-epyc`` is this machine's 858 rows)."""
+    # imported when the command runs: `joulecast --help` stays light
     from collector.hardware import default_hardware
     from collector.plans import load_plan
     from estimator.artifacts import load_current

@@ -116,6 +116,10 @@ class Row:
     ``power_limit_w`` is the GPU power limit the work ran under (None: the board's default or
     not known); energy per sample depends on it as much as on the batch size.
     ``energy_is_estimate`` is true whenever ``energy_source`` starts with ``estimate-``.
+    What else shared the meter: ``cpu_s`` (the process's CPU seconds in the window, cpu-time
+    meter), ``others_busy_cores`` (cores other work kept busy meanwhile) and
+    ``gpu_other_processes`` (other compute processes on the GPU at either edge of the window; a
+    lower bound when the notes say so); None where the meter did not record it.
     The power trace is not a column of this record: the store keeps it compressed beside the row.
     """
 
@@ -162,6 +166,9 @@ class Row:
     graph_sha256: str | None = None
     started_at: str | None = None
     finished_at: str | None = None
+    cpu_s: float | None = None
+    others_busy_cores: float | None = None
+    gpu_other_processes: int | None = None
 
 
 ROW_COLUMNS = tuple(f.name for f in fields(Row))
@@ -196,6 +203,8 @@ _NON_NEGATIVE_FLOATS = (
     "power_mean_w",
     "mem_used_mean_mib",
     "codecarbon_energy_j",
+    "cpu_s",
+    "others_busy_cores",
 )
 _PERCENT = ("gpu_util_mean", "mem_util_mean")
 
@@ -247,7 +256,7 @@ def check_row(row: Row, *, require_graph: bool = True) -> Row:
         value = getattr(row, name)
         if value is not None and not 0 <= value <= 100:
             raise InvalidArgument(f"{name} is a percentage in [0, 100], got {value}")
-    for name in ("flops_forward", "flops_train", "params"):
+    for name in ("flops_forward", "flops_train", "params", "gpu_other_processes"):
         value = getattr(row, name)
         if value is not None and value < 0:
             raise InvalidArgument(f"{name} must be >= 0, got {value}")

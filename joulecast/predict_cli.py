@@ -145,6 +145,7 @@ def torch_module(spec: str) -> Any:
     if not callable(factory):
         raise InvalidArgument(f"--torch: {module_name} has no callable {attr!r}")
     model = factory()
+    # imported when the command runs: `joulecast --help` stays light
     from joulecast.api.graphs import is_torch_module
 
     if not is_torch_module(model):
@@ -163,6 +164,7 @@ def model_graph(args: argparse.Namespace) -> tuple[bytes, str]:
             raise InvalidArgument("--torch needs --input-shape (one batch of the input, 1,128,64)")
         shape = parse_shape(args.input_shape)
         module = torch_module(args.torch)
+        # imported when the command runs: `joulecast --help` stays light
         import torch
 
         from joulecast.api.graphs import export_module
@@ -172,6 +174,7 @@ def model_graph(args: argparse.Namespace) -> tuple[bytes, str]:
         raise InvalidArgument("give an ONNX file, or --torch MODULE:FACTORY --input-shape ...")
     if args.input_shape is not None:
         raise InvalidArgument("--input-shape goes with --torch: an ONNX graph has its shapes")
+    # imported when the command runs: `joulecast --help` stays light
     from joulecast.api.graphs import check_input_file
     from joulecast.weightless import strip_weights_file
 
@@ -200,6 +203,7 @@ def open_answerer(args: argparse.Namespace, client: Any) -> tuple[Any, str | Non
             "--local and --artifacts answer in this process, --server asks a server: not both"
         )
     if local:
+        # imported when the command runs: `joulecast --help` stays light
         from joulecast.api.local import InProcessClient
 
         return InProcessClient(args.artifacts), None
@@ -210,6 +214,7 @@ def open_answerer(args: argparse.Namespace, client: Any) -> tuple[Any, str | Non
         if remote.ready(PROBE_TIMEOUT_S):
             return remote, None
         remote.close()
+    # imported when the command runs: `joulecast --help` stays light
     from joulecast.api.local import InProcessClient
 
     answerer = InProcessClient()
@@ -228,6 +233,7 @@ def start_hint() -> Iterator[None]:
     except JoulecastError as exc:
         if getattr(exc, "code", None) != "UNAVAILABLE":
             raise
+        # imported when the command runs: `joulecast --help` stays light
         from client.remote import RemoteError
 
         raise RemoteError(f"{exc}; {START_HINT}", "UNAVAILABLE") from None
@@ -247,14 +253,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         result = client.predict(
             graph,
             batch_size=args.batch_size,
-            samples=args.samples,
-            epochs=args.epochs,
-            hardware=args.hardware,
-            observed_gpu_util=args.observed_gpu_util,
-            stream=True if args.stream else None,
-            region=args.region,
-            price_per_kwh=args.price_per_kwh,
             power_limit_w=args.power_limit_w,
+            **_run_options(args),
         )
     if args.json:
         print(json.dumps({**result.as_dict(), "uploaded_bytes": len(graph)}, indent=2))
@@ -263,8 +263,23 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_options(args: argparse.Namespace) -> dict[str, Any]:
+    """What every answer of one ``predict`` asks alike (a sweep varies the batch size and the
+    power limit)."""
+    return {
+        "samples": args.samples,
+        "epochs": args.epochs,
+        "hardware": args.hardware,
+        "observed_gpu_util": args.observed_gpu_util,
+        "stream": True if args.stream else None,
+        "region": args.region,
+        "price_per_kwh": args.price_per_kwh,
+    }
+
+
 def _predict_sweep(args: argparse.Namespace, graph: bytes, answerer: Any) -> int:
     """One answer per batch size (and power limit), the energy-cheapest marked."""
+    # imported when the command runs: `joulecast --help` stays light
     from functools import partial
 
     from client.sweep import format_sweep, parse_list, sweep
@@ -274,19 +289,10 @@ def _predict_sweep(args: argparse.Namespace, graph: bytes, answerer: Any) -> int
     if not limits and args.power_limit_w is not None:
         limits = [args.power_limit_w]
     with answerer as client, start_hint():
-        predict = partial(
-            client.predict,
-            graph,
-            samples=args.samples,
-            epochs=args.epochs,
-            hardware=args.hardware,
-            observed_gpu_util=args.observed_gpu_util,
-            stream=True if args.stream else None,
-            region=args.region,
-            price_per_kwh=args.price_per_kwh,
-        )
+        predict = partial(client.predict, graph, **_run_options(args))
         rows = sweep(predict, batches, limits)
     if args.json:
+        # imported when the command runs: `joulecast --help` stays light
         from client.sweep import cheapest
 
         best = cheapest(rows)

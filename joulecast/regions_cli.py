@@ -20,6 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # imported when the command runs: `joulecast --help` stays light
     from joulecast.carbon import load_intensities
 
     grids = sorted(load_intensities().values(), key=lambda g: g.region)

@@ -8,9 +8,10 @@ Commands that only read (export, fit and its layer-sum data, report, add-measure
 ``read_only=True``: nothing is written, not even the pragmas and the schema a writer sets up,
 so the file's bytes and mtime stay as they are, and a store on a read-only disk can be read.
 
-The schema is versioned by ``PRAGMA user_version`` (:data:`SCHEMA_VERSION`). A writer migrates
-an older store in place, in one transaction; a reader takes it as it is, and the columns added
-since its version read NULL.
+The schema is versioned by ``PRAGMA user_version`` (:data:`SCHEMA_VERSION`,
+:mod:`joulecast.store_schema`). A writer migrates an older store in place, in one transaction;
+a reader migrates a copy of its rows in memory, so that it sees today's columns filled as a
+writer's migration fills them while the file stays as it is.
 """
 
 from __future__ import annotations
@@ -27,85 +28,9 @@ from pathlib import Path
 
 from joulecast.errors import InvalidArgument
 from joulecast.measurement import ROW_COLUMNS, Row, TraceSample, check_row, graph_sha256
+from joulecast.store_schema import SCHEMA, SCHEMA_VERSION, migrate, migrate_in_memory
 
 logger = logging.getLogger(__name__)
-
-SCHEMA_VERSION = 2
-"""1: the first schema. 2: ``measurements.power_limit_w`` (the GPU power limit of a row)."""
-
-_MIGRATIONS: dict[int, tuple[str, ...]] = {
-    2: ("ALTER TABLE measurements ADD COLUMN power_limit_w REAL",),
-}
-"""Statements that take a store from the version before the key to the key's version."""
-
-# ``meta`` (the store's identity) and ``deleted`` (tombstones of deleted rows) were added to
-# schema 1 in place: a writer's open creates them, readers take their absence as "no identity,
-# nothing deleted", and older joulecast ignore them.
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS graphs (
-    sha256 TEXT PRIMARY KEY,
-    onnx BLOB NOT NULL
-);
-CREATE TABLE IF NOT EXISTS measurements (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    run_key TEXT NOT NULL UNIQUE,
-    plan TEXT NOT NULL,
-    config_id TEXT NOT NULL,
-    family TEXT NOT NULL,
-    variant TEXT NOT NULL,
-    num_layers TEXT NOT NULL,
-    hidden_size TEXT NOT NULL,
-    phase TEXT NOT NULL CHECK (phase IN ('train', 'test')),
-    repeat INTEGER NOT NULL,
-    samples INTEGER NOT NULL,
-    batch_size INTEGER NOT NULL,
-    epochs INTEGER NOT NULL,
-    status TEXT NOT NULL CHECK (status IN ('ok', 'failed')),
-    error TEXT,
-    flops_forward INTEGER,
-    flops_train INTEGER,
-    params INTEGER,
-    duration_s REAL,
-    energy_j REAL,
-    energy_source TEXT,
-    energy_is_estimate INTEGER,
-    energy_dynamic_j REAL,
-    idle_power_w REAL,
-    power_mean_w REAL,
-    power_limit_w REAL,
-    gpu_util_mean REAL,
-    mem_util_mean REAL,
-    mem_used_mean_mib REAL,
-    short_window INTEGER,
-    codecarbon_energy_j REAL,
-    codecarbon_mode TEXT,
-    meter TEXT,
-    notes TEXT,
-    hardware TEXT NOT NULL,
-    device TEXT NOT NULL,
-    device_name TEXT,
-    driver TEXT,
-    cpu_model TEXT,
-    software TEXT,
-    data TEXT,
-    graph_sha256 TEXT REFERENCES graphs(sha256),
-    trace BLOB,
-    started_at TEXT,
-    finished_at TEXT
-);
-CREATE INDEX IF NOT EXISTS measurements_hardware ON measurements(hardware, phase);
-CREATE TABLE IF NOT EXISTS meta (
-    key TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS deleted (
-    row_id INTEGER PRIMARY KEY,
-    run_key TEXT NOT NULL,
-    hardware TEXT NOT NULL,
-    status TEXT NOT NULL,
-    deleted_at TEXT NOT NULL
-);
-"""
 
 
 def encode_trace(trace: tuple[TraceSample, ...]) -> bytes | None:
@@ -160,41 +85,20 @@ class MeasurementStore:
             if not {"graphs", "measurements"} <= tables:
                 self._db.close()
                 raise InvalidArgument(f"{self.path} is not a measurement store (no tables)")
-            self._columns = self._stored_columns()
+            migrate_in_memory(self._db, version)
             return
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA foreign_keys=ON")
-        self._db.executescript(_SCHEMA)
+        self._db.executescript(SCHEMA)
         if version == 0:
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         elif version < SCHEMA_VERSION:
-            self._migrate()
+            migrate(self._db, self.path)
         if self.store_id() is None:
             self._db.execute(
                 "INSERT OR IGNORE INTO meta(key, value) VALUES ('store_id', ?)", (uuid.uuid4().hex,)
             )
-        self._columns = self._stored_columns()
-
-    def _stored_columns(self) -> frozenset[str]:
-        return frozenset(r[1] for r in self._db.execute("PRAGMA table_info(measurements)"))
-
-    def _migrate(self) -> None:
-        """Bring an older store to :data:`SCHEMA_VERSION` in place, in one transaction; the
-        version is read again under the write lock, since another process may have migrated
-        the file meanwhile."""
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            version = self._db.execute("PRAGMA user_version").fetchone()[0]
-            for target in range(version + 1, SCHEMA_VERSION + 1):
-                for statement in _MIGRATIONS[target]:
-                    self._db.execute(statement)
-                logger.info("%s: store schema %d -> %d", self.path, target - 1, target)
-            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
 
     def _writable(self) -> None:
         if self.read_only:
@@ -339,9 +243,7 @@ class MeasurementStore:
         return {r[0] for r in self._db.execute("SELECT run_key FROM measurements")}
 
     def rows(self, status: str | None = "ok", hardware: str | None = None) -> list[Row]:
-        # A store opened read-only is never migrated: columns added since its schema read NULL.
-        selected = (c if c in self._columns else f"NULL AS {c}" for c in ROW_COLUMNS)
-        sql = f"SELECT {', '.join(selected)} FROM measurements WHERE 1=1"
+        sql = f"SELECT {', '.join(ROW_COLUMNS)} FROM measurements WHERE 1=1"
         args: list[object] = []
         if status is not None:
             sql += " AND status = ?"

@@ -95,19 +95,7 @@ def serve(
     raise_fd_limit()
     if registry is None:
         registry = default_registry(settings.artifacts_dir)
-    pool = None
-    if settings.profile_workers != 0:
-        uses_layer_sum = getattr(registry, "uses_layer_sum", None)
-        pool = ProfilePool(
-            GraphLimits(max_bytes=settings.max_graph_bytes),
-            workers=settings.profile_workers,
-            deadline_s=settings.profile_deadline_s,
-            layer_deadline_s=settings.layer_deadline_s,
-            memory_bytes=settings.profile_memory_bytes,
-            # xgboost and the layer-sum model's code, imported when a worker starts rather
-            # than by the first request that needs them (a second of CPU, behind a queue)
-            preload=LAYER_SUM_MODULES if uses_layer_sum is not None and uses_layer_sum() else (),
-        )
+    pool = _profile_pool(settings, registry)
     core = EstimatorCore(
         registry,
         artifacts_dir=settings.artifacts_dir,
@@ -121,21 +109,7 @@ def serve(
         fit=fit,
         pool=pool,
     )
-    options = [
-        ("grpc.max_receive_message_length", settings.max_message_bytes),
-        ("grpc.max_send_message_length", settings.max_message_bytes),
-        ("grpc.so_reuseport", 0),
-        ("grpc.max_allowed_incoming_connections", settings.max_connections),
-        ("grpc.max_connection_idle_ms", 120_000),
-        ("grpc.max_concurrent_streams", 64),
-    ]
-    server = grpc.server(
-        futures.ThreadPoolExecutor(
-            max_workers=settings.max_workers, thread_name_prefix="joulecast-rpc"
-        ),
-        options=options,
-        maximum_concurrent_rpcs=settings.max_workers * 8,
-    )
+    server = _grpc_server(settings)
     servicer = EnergyEstimatorServicer(
         core,
         TokenCheck(settings.token),
@@ -162,18 +136,7 @@ def serve(
         server,
     )
 
-    try:
-        if settings.tls_cert is not None and settings.tls_key is not None:
-            credentials = grpc.ssl_server_credentials(
-                [(_read(settings.tls_key), _read(settings.tls_cert))]
-            )
-            port = server.add_secure_port(settings.address, credentials)
-        else:
-            port = server.add_insecure_port(settings.address)
-    except RuntimeError as exc:
-        raise InvalidArgument(f"cannot listen on {settings.address}: {exc}") from exc
-    if not port:
-        raise InvalidArgument(f"cannot listen on {settings.address}")
+    port = _listen(server, settings)
     if pool is not None and not pool.wait_ready(settings.profile_start_timeout_s):
         logger.warning("not every profiling worker started yet; serving with fewer")
     server.start()
@@ -198,3 +161,56 @@ def _read(path: Path) -> bytes:
         return Path(path).read_bytes()
     except OSError as exc:
         raise InvalidArgument(f"cannot read {path}: {exc.strerror}") from exc
+
+
+def _profile_pool(settings: ServerSettings, registry: Registry) -> ProfilePool | None:
+    """The worker processes that profile uploads (None: profile in the calling thread)."""
+    if settings.profile_workers == 0:
+        return None
+    uses_layer_sum = getattr(registry, "uses_layer_sum", None)
+    return ProfilePool(
+        GraphLimits(max_bytes=settings.max_graph_bytes),
+        workers=settings.profile_workers,
+        deadline_s=settings.profile_deadline_s,
+        layer_deadline_s=settings.layer_deadline_s,
+        memory_bytes=settings.profile_memory_bytes,
+        # xgboost and the layer-sum model's code, imported when a worker starts rather
+        # than by the first request that needs them (a second of CPU, behind a queue)
+        preload=LAYER_SUM_MODULES if uses_layer_sum is not None and uses_layer_sum() else (),
+    )
+
+
+def _grpc_server(settings: ServerSettings) -> grpc.Server:
+    """A gRPC server bounded as ``settings`` says (message size, connections, threads)."""
+    options = [
+        ("grpc.max_receive_message_length", settings.max_message_bytes),
+        ("grpc.max_send_message_length", settings.max_message_bytes),
+        ("grpc.so_reuseport", 0),
+        ("grpc.max_allowed_incoming_connections", settings.max_connections),
+        ("grpc.max_connection_idle_ms", 120_000),
+        ("grpc.max_concurrent_streams", 64),
+    ]
+    return grpc.server(
+        futures.ThreadPoolExecutor(
+            max_workers=settings.max_workers, thread_name_prefix="joulecast-rpc"
+        ),
+        options=options,
+        maximum_concurrent_rpcs=settings.max_workers * 8,
+    )
+
+
+def _listen(server: grpc.Server, settings: ServerSettings) -> int:
+    """Bind ``settings.address`` (with TLS when a certificate and key are given); the port."""
+    try:
+        if settings.tls_cert is not None and settings.tls_key is not None:
+            credentials = grpc.ssl_server_credentials(
+                [(_read(settings.tls_key), _read(settings.tls_cert))]
+            )
+            port = server.add_secure_port(settings.address, credentials)
+        else:
+            port = server.add_insecure_port(settings.address)
+    except RuntimeError as exc:
+        raise InvalidArgument(f"cannot listen on {settings.address}: {exc}") from exc
+    if not port:
+        raise InvalidArgument(f"cannot listen on {settings.address}")
+    return port

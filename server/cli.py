@@ -79,6 +79,7 @@ def check_serve_paths(artifacts: Path, db: Path | None) -> None:
         raise InvalidArgument(f"artifacts folder {artifacts} does not exist")
     if db is not None:
         if db.exists():
+            # imported when the command runs: `joulecast --help` stays light
             from joulecast.store import check_store_file
 
             check_store_file(db)
@@ -87,6 +88,7 @@ def check_serve_paths(artifacts: Path, db: Path | None) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    # imported when the command runs: `joulecast --help` stays light
     from server.app import serve
 
     check_serve_paths(args.artifacts, args.db)

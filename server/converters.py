@@ -20,6 +20,7 @@ from server.core import PredictQuery, PredictResult, RetrainResult
 from server.measurements import IncomingRow
 
 if TYPE_CHECKING:
+    from estimator.answers import PhaseEstimate
     from estimator.description import PredictorDescription
 
 _PROFILE_FIELDS = tuple(
@@ -87,7 +88,7 @@ def query_from_chunks(chunks: Iterable[pb.PredictEnergyChunk], max_bytes: int) -
     return _query(b"".join(parts), options)
 
 
-def _phase(estimate: Any) -> pb.PhasePrediction:
+def _phase(estimate: PhaseEstimate | None) -> pb.PhasePrediction:
     if estimate is None:
         return pb.PhasePrediction(available=False)
     phase = pb.PhasePrediction(
@@ -99,7 +100,7 @@ def _phase(estimate: Any) -> pb.PhasePrediction:
     )
     if estimate.duration_s is not None:
         phase.duration_s = float(estimate.duration_s)
-    if getattr(estimate, "power_w", None) is not None:
+    if estimate.power_w is not None:
         phase.power_w = float(estimate.power_w)
     return phase
 

@@ -47,6 +47,7 @@ from server.measurements import IncomingRow
 from server.row_budget import TRIM_AFTER_BYTES, CallSpending, RowBudget, trim
 
 if TYPE_CHECKING:
+    from estimator.answers import EnergyPrediction
     from estimator.description import PredictorDescription
     from server.profiling import ProfilePool
 
@@ -65,7 +66,7 @@ class Registry(Protocol):
     @property
     def default_hardware(self) -> str | None: ...
 
-    def predict(self, profile: GraphProfile, **kwargs: Any) -> Any: ...
+    def predict(self, profile: GraphProfile, **kwargs: Any) -> EnergyPrediction: ...
 
     def reload(self, hardware: str) -> str: ...
 
@@ -114,7 +115,7 @@ class PredictResult:
     """The graph's profile and the estimator's ``EnergyPrediction`` for it."""
 
     profile: GraphProfile
-    prediction: Any
+    prediction: EnergyPrediction
     warnings: tuple[str, ...]
     grid: GridIntensity | None = None
     """The region's grid, when the query named one."""
@@ -131,7 +132,8 @@ class RetrainResult:
     hardware: str
     version: str
     selected: str
-    scores: Any
+    scores: object
+    """The new version's cross-validation scores (JSON-ready), or {} when none was fitted."""
 
 
 class _ProfileCache:
@@ -177,10 +179,10 @@ class _AnswerCache:
 
     def __init__(self, size: int) -> None:
         self._size = size
-        self._items: OrderedDict[AnswerKey, tuple[object, Any]] = OrderedDict()
+        self._items: OrderedDict[AnswerKey, tuple[object, EnergyPrediction]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: AnswerKey, serving: object) -> Any | None:
+    def get(self, key: AnswerKey, serving: object) -> EnergyPrediction | None:
         with self._lock:
             found = self._items.get(key)
             if found is None:
@@ -191,7 +193,7 @@ class _AnswerCache:
             self._items.move_to_end(key)
             return found[1]
 
-    def put(self, key: AnswerKey, serving: object, prediction: Any) -> None:
+    def put(self, key: AnswerKey, serving: object, prediction: EnergyPrediction) -> None:
         if self._size <= 0:
             return
         with self._lock:
@@ -593,7 +595,7 @@ class EstimatorCore:
 _PHASE_NUMBERS = ("energy_j", "energy_low_j", "energy_high_j", "duration_s", "power_w")
 
 
-def _require_finite(prediction: Any) -> None:
+def _require_finite(prediction: EnergyPrediction) -> None:
     """A finite question gets finite answers: a phase whose numbers left the double range (a
     run of 10^12 samples for 10^5 epochs of a huge graph) is refused with the reason, never
     answered ``inf``."""

@@ -69,6 +69,7 @@ def bounded_warnings(warnings: tuple[str, ...] | list[str]) -> list[str]:
 
 
 def _error_kind(exc: BaseException) -> str:
+    # loaded in the worker by its first job of this kind: workers start fast
     from joulecast.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceLimit
 
     for cls in (ResourceLimit, InvalidArgument, NotFound, FailedPrecondition):
@@ -84,6 +85,7 @@ def layer_job(
     with the job, else kept from an earlier one."""
     key = str(header["model"])
     if files:
+        # loaded in the worker by its first job of this kind: workers start fast
         from estimator.layerwise.model import LayerSum
 
         models.pop(key, None)
@@ -110,6 +112,7 @@ def split_layer_job(payload: bytes) -> tuple[dict[str, Any], dict[str, bytes], b
 
 
 def _layer_sum(payload: bytes, limits: Any, models: dict[str, Any]) -> dict[str, Any]:
+    # loaded in the worker by its first job of this kind: workers start fast
     from joulecast.graph import profile_nodes
 
     header, files, graph = split_layer_job(payload)
@@ -127,6 +130,7 @@ def _layer_sum(payload: bytes, limits: Any, models: dict[str, Any]) -> dict[str,
 
 
 def _profile(data: bytes, limits: Any) -> dict[str, Any]:
+    # loaded in the worker by its first job of this kind: workers start fast
     from joulecast.graph import profile_graph
 
     profile = profile_graph(data, limits)
@@ -139,6 +143,7 @@ def answer(
     data: bytes, limits: Any, memory_bytes: int, models: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     """The JSON answer for one job: ``{"ok": ...}`` or ``{"error": kind, "message": ...}``."""
+    # loaded in the worker by its first job of this kind: workers start fast
     from joulecast.errors import JoulecastError
 
     kind, payload = data[:1], data[1:]
@@ -217,6 +222,7 @@ def run_job(data: bytes, limits: Any, memory_bytes: int, models: dict[str, Any])
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    # loaded in the worker by its first job of this kind: workers start fast
     from joulecast.graph import GraphLimits
 
     _die_with_parent()

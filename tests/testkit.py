@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -38,6 +40,23 @@ def a_row(key: str = "paper/mlp-n1-h512/s8/b8/e1/train/r0@cpu-x/cpu", **kw: Any)
     )
     base.update(kw)
     return Row(**base)
+
+
+def run_python(*args: str, timeout_s: float = 120) -> subprocess.CompletedProcess[str]:
+    """``python ARGS`` in a fresh interpreter on the tree under test; raises when it fails."""
+    return subprocess.run(
+        [sys.executable, *args],
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=True,
+    )
+
+
+def joulecast_command(*args: str) -> list[str]:
+    """The argv of ``joulecast ARGS`` run by this interpreter from the tree under test."""
+    return [sys.executable, "-m", "joulecast.cli", *args]
 
 
 def config_fields(config: Any) -> dict[str, str]:

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from collector.meters.machine_load import BUSY_NOTE, CROWDED_CORES
+from collector.meters.machine_load import CROWDED_CORES
 from joulecast.errors import NotFound
-from joulecast.store import connect_read_only
+from joulecast.store import MeasurementStore
 
 REPEAT_KEYS = ("plan", "config_id", "variant", "phase", "batch_size", "samples")
 """What makes rows repeats of one measurement: the same configuration-phase at the same batch
@@ -33,16 +33,12 @@ def repeat_table(paths: list[str]) -> pd.DataFrame:
     for path in paths:
         if not Path(path).is_file():
             raise NotFound(f"no measurement store at {path}")
-        db = connect_read_only(Path(path))  # no -wal or -shm next to a store it only reads
-        try:
-            frames.append(pd.read_sql("SELECT * FROM measurements WHERE status = 'ok'", db))
-        finally:
-            db.close()
+        # read-only: no -wal or -shm next to a store it only reads, and columns of any schema
+        with MeasurementStore(path, read_only=True) as store:
+            frames.append(pd.DataFrame(store.iter_dicts(status="ok")))
     rows = pd.concat(frames, ignore_index=True)
-    rows["cpu_s"] = rows["notes"].str.extract(r"(?:^|; )cpu_s=([0-9.eE+-]+)")[0].astype(float)
-    rows["others_busy"] = (
-        rows["notes"].str.extract(rf"(?:^|; ){BUSY_NOTE}=([0-9.eE+-]+)")[0].astype(float)
-    )
+    rows["cpu_s"] = rows["cpu_s"].astype(float)
+    rows["others_busy"] = rows["others_busy_cores"].astype(float)
     rows["energy_per_sample"] = rows["energy_j"] / rows["samples"]
     rows["wall_per_sample"] = rows["duration_s"] / rows["samples"]
     rows["codecarbon_per_sample"] = rows["codecarbon_energy_j"] / rows["samples"]

@@ -76,6 +76,7 @@ and every server listens on loopback only. The second keeps Ray from reporting u
 def import_ray() -> ModuleType:
     """The ``ray`` module, or FailedPrecondition saying what to install."""
     try:
+        # loaded in the Ray worker that measures, not in the driver
         import ray
         import ray.exceptions
     except ImportError as exc:
@@ -171,6 +172,7 @@ class CollectedRows:
 
 def measure_task(task: Task, dataset: SpectrogramSet) -> TaskResult:
     """Measure ``task`` in this process (a Ray worker) and return its rows; writes nothing."""
+    # loaded in the Ray worker that measures, not in the driver
     import torch
 
     from collector.hardware import sweep_hardware
@@ -193,6 +195,7 @@ def measure_task(task: Task, dataset: SpectrogramSet) -> TaskResult:
     summary = SweepSummary()
     with meter:
         if meter.name == "cpu-time":
+            # loaded in the Ray worker that measures, not in the driver
             from collector.meters.cputime import pin_torch_threads
 
             pin_torch_threads()  # a spinning worker thread would count as work
@@ -221,6 +224,7 @@ def measure_task(task: Task, dataset: SpectrogramSet) -> TaskResult:
 def assigned_gpu_nvml_index() -> int:
     """NVML index of the GPU this process's CUDA device 0 is. Ray shows a task only its GPU
     (``CUDA_VISIBLE_DEVICES``) but NVML counts every GPU of the node: match them by UUID."""
+    # loaded in the Ray worker that measures, not in the driver
     import torch
 
     from collector.meters.nvml_device import import_pynvml
@@ -367,6 +371,7 @@ def local_ray(ray: ModuleType, resources: dict[str, float], **init: Any) -> Iter
     listening on 127.0.0.1, no dashboard, no usage report. Yields ``ray.init``'s context
     (its ``address_info["gcs_address"]`` lets other drivers join); stops it on exit.
     ``init`` = more keyword arguments of ``ray.init`` (e.g. ``num_cpus``)."""
+    # loaded in the Ray worker that measures, not in the driver
     from ray._private import ray_constants
 
     saved_env = {name: os.environ.get(name) for name in LOCAL_RAY_ENV}

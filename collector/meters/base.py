@@ -29,7 +29,8 @@ class Measurement:
     ``power_limit_w`` is the GPU's power limit over the window (None: not read, or it changed
     within the window). ``shared`` says
     that other work shared what the meter read (other processes on the GPU, other cores busy
-    beside a CPU-time estimate); the notes say how much.
+    beside a CPU-time estimate); ``others_busy_cores`` and ``gpu_other_processes`` say how
+    much, and ``cpu_s`` is the process's CPU seconds in the window (cpu-time meter).
     """
 
     duration_s: float
@@ -46,6 +47,9 @@ class Measurement:
     shared: bool = False
     codecarbon_energy_j: float | None = None
     codecarbon_mode: str | None = None
+    cpu_s: float | None = None
+    others_busy_cores: float | None = None
+    gpu_other_processes: int | None = None
     trace: tuple[TraceSample, ...] = field(default=(), repr=False)
     notes: tuple[str, ...] = ()
 

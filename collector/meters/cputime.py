@@ -28,7 +28,6 @@ from pathlib import Path
 
 from collector.meters.base import EnergyMeter, Measurement, with_idle_baseline
 from collector.meters.machine_load import (
-    BUSY_NOTE,
     CROWDED_CORES,
     others_busy_cores,
     read_busy_s,
@@ -41,9 +40,6 @@ logger = logging.getLogger(__name__)
 SOURCE_CPU_TIME = "estimate-cpu-time"
 DEFAULT_CORE_POWER_W = 4.0
 """Watts per busy core when the CPU's TDP is unknown (CodeCarbon's DEFAULT_POWER_PER_CORE)."""
-_CPU_S_NOTE = re.compile(r"(?:^|; )cpu_s=([0-9.eE+-]+)")
-"""Process CPU seconds of a window; ``main_thread_cpu_s`` beside it excludes helper threads
-(CodeCarbon's sampler when it runs alongside)."""
 
 
 @dataclass(frozen=True)
@@ -127,12 +123,6 @@ def pin_torch_threads() -> None:
         )
 
 
-def cpu_seconds_of(notes: str | None) -> float | None:
-    """The CPU seconds a cpu-time window recorded in a row's notes (``cpu_s=...``), or None."""
-    match = _CPU_S_NOTE.search(notes or "")
-    return float(match.group(1)) if match else None
-
-
 class CpuTimeMeter(EnergyMeter):
     """Energy = the process's CPU seconds in the window x ``core_power_w`` (an estimate).
 
@@ -198,11 +188,10 @@ class CpuTimeMeter(EnergyMeter):
                 logger.warning(
                     "window %s ran while other work kept %.1f core(s) busy: CPU time per unit "
                     "of work grows with such neighbours (shared caches, memory bandwidth); "
-                    "for repeatable estimates measure on a quiet machine (each row's notes "
-                    "keep %s)",
+                    "for repeatable estimates measure on a quiet machine (each row keeps "
+                    "others_busy_cores)",
                     key,
                     others,
-                    BUSY_NOTE,
                 )
             self.shared_windows += 1
         measurement = Measurement(
@@ -212,11 +201,12 @@ class CpuTimeMeter(EnergyMeter):
             power_mean_w=energy_j / duration_s if duration_s > 0 else None,
             short_window=cpu_s <= 0,
             shared=crowded,
+            cpu_s=cpu_s,
+            others_busy_cores=others,
             notes=(
-                f"cpu_s={cpu_s:.6f}",
+                # main_thread_cpu_s leaves out helper threads (CodeCarbon's sampler alongside)
                 f"main_thread_cpu_s={thread_end - thread_start:.6f}",
                 f"core_power_w={self.core_power_w:g} ({self.origin})",
-                *(() if others is None else (f"{BUSY_NOTE}={others:.2f}",)),
             ),
         )
         return with_idle_baseline(measurement, self.idle_baseline_w)

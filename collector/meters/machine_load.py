@@ -15,8 +15,6 @@ import os
 from pathlib import Path
 
 PROC_STAT = Path("/proc/stat")
-BUSY_NOTE = "others_busy_cores"
-"""Name of the figure in a row's notes (mean cores busy with other work over the window)."""
 CROWDED_CORES = 0.5
 """Other work keeping at least this many cores busy makes a window *crowded* (warned about)."""
 

@@ -128,7 +128,7 @@ class NvmlMeter(EnergyMeter):
         energy_j, source, short, notes = self._energy(window, energy1, duration_s, trace)
         if window.sampler.errors:
             notes += (f"{window.sampler.errors} samples failed: {window.sampler.first_error}",)
-        sharing, shared = self._sharing(key, window.pids0, self._device.compute_pids())
+        sharing, others = self._sharing(key, window.pids0, self._device.compute_pids())
         notes += sharing
         limit_w, limit_notes = _power_limit(window.limit0_w, self._device.power_limit_w())
         notes += limit_notes
@@ -143,7 +143,8 @@ class NvmlMeter(EnergyMeter):
             mem_util_mean=stats.mem_util_mean,
             mem_used_mean_mib=stats.mem_used_mean_mib,
             short_window=short,
-            shared=shared,
+            shared=bool(others),
+            gpu_other_processes=others,
             trace=trace,
             notes=notes,
         )
@@ -151,36 +152,38 @@ class NvmlMeter(EnergyMeter):
 
     def _sharing(
         self, key: str, before: frozenset[int] | None, after: frozenset[int] | None
-    ) -> tuple[tuple[str, ...], bool]:
+    ) -> tuple[tuple[str, ...], int | None]:
         """What else held the GPU during the window: the energy counter and the power samples
         are the whole board's, so another process's kernels count as this window's work.
-        Notes ``gpu_processes=N`` (compute processes seen at either edge) and, where this
-        process is among them, ``gpu_other_processes=M``; warns once when others are there.
-        Returns the notes and whether another process shared the GPU."""
+        Returns notes (``gpu_processes=N``, the compute processes seen at either edge) and the
+        other processes among them (None when NVML listed none, this process included, so that
+        none can be told apart; a lower bound, said in the notes, when this process is not
+        among NVML's ids); warns once when others are there."""
         if before is None and after is None:
-            return (), False
+            return (), None
         seen = (before or frozenset()) | (after or frozenset())
         notes = [f"gpu_processes={len(seen)}"]
         own = os.getpid()
         if own in seen:
             others = len(seen - {own})
-            notes.append(f"gpu_other_processes={others}")
         elif seen:
             others = len(seen) - 1  # NVML's host ids (a container); one context is this one's
-            notes.append(f"gpu_other_processes>={others} (this process's id is not among NVML's)")
+            notes.append(
+                "gpu_other_processes is a lower bound (this process's id is not among NVML's)"
+            )
         else:
             others = 0
         if others > 0:
             if self.shared_windows == 0:
                 logger.warning(
                     "window %s: %d other process(es) ran on GPU %d; the board's energy counts "
-                    "their work as this window's (each row's notes keep gpu_other_processes)",
+                    "their work as this window's (each row keeps gpu_other_processes)",
                     key,
                     others,
                     self.gpu_index,
                 )
             self.shared_windows += 1
-        return tuple(notes), others > 0
+        return tuple(notes), others if seen else None
 
     def _energy(
         self,

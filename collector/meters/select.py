@@ -34,6 +34,7 @@ def _source_of(meter: EnergyMeter) -> str:
 
 
 def _open_nvml(gpu_index: int, sample_interval_s: float) -> EnergyMeter:
+    # each meter's library (pynvml, codecarbon) loads only when that meter is chosen
     from collector.meters.nvml import NvmlMeter
 
     meter = NvmlMeter(gpu_index=gpu_index, sample_interval_s=sample_interval_s)
@@ -43,6 +44,7 @@ def _open_nvml(gpu_index: int, sample_interval_s: float) -> EnergyMeter:
 
 
 def _open_rapl(rapl_root: str | Path | None, sample_interval_s: float) -> EnergyMeter:
+    # each meter's library (pynvml, codecarbon) loads only when that meter is chosen
     from collector.meters.rapl import DEFAULT_ROOT, RaplMeter
 
     meter = RaplMeter(root=rapl_root or DEFAULT_ROOT, sample_interval_s=sample_interval_s)
@@ -51,6 +53,7 @@ def _open_rapl(rapl_root: str | Path | None, sample_interval_s: float) -> Energy
 
 
 def _open_cputime(core_watts: float | None) -> EnergyMeter:
+    # each meter's library (pynvml, codecarbon) loads only when that meter is chosen
     from collector.meters.cputime import CpuTimeMeter
 
     meter = CpuTimeMeter(core_power_w=core_watts)
@@ -64,6 +67,7 @@ def _open_cputime(core_watts: float | None) -> EnergyMeter:
 def _open_codecarbon(
     device: str, gpu_index: int, country_iso_code: str, component: str | None = None
 ) -> EnergyMeter:
+    # each meter's library (pynvml, codecarbon) loads only when that meter is chosen
     from collector.meters.codecarbon_meter import CodeCarbonMeter
 
     meter = CodeCarbonMeter(
@@ -80,6 +84,7 @@ def _open_codecarbon(
 def _open_replay(
     trace: str | Path | None, replay_speed: float, sample_interval_s: float
 ) -> EnergyMeter:
+    # each meter's library (pynvml, codecarbon) loads only when that meter is chosen
     from collector.meters.replay import ReplayMeter
 
     if trace is None:
@@ -152,6 +157,7 @@ def open_meter(
     meter.estimated = is_estimate(_source_of(meter))
 
     if with_codecarbon and meter.name != "codecarbon":
+        # each meter's library (pynvml, codecarbon) loads only when that meter is chosen
         from collector.meters.companion import WithCodeCarbon
 
         try:

@@ -75,36 +75,42 @@ class Workload:
 
 
 def _shufflenet() -> object:
+    # a workload's model code loads only when that workload is built
     from collector.zeus_workloads.vision import ShuffleNetV2Cifar
 
     return ShuffleNetV2Cifar(classes=100)
 
 
 def _resnet50() -> object:
+    # a workload's model code loads only when that workload is built
     from collector.zeus_workloads.vision import ResNet50
 
     return ResNet50(classes=1000)
 
 
 def _deepspeech2() -> object:
+    # a workload's model code loads only when that workload is built
     from collector.zeus_workloads.speech import DeepSpeech2
 
     return DeepSpeech2()
 
 
 def _bert_qa() -> object:
+    # a workload's model code loads only when that workload is built
     from collector.zeus_workloads.bert import BertForQuestionAnswering
 
     return BertForQuestionAnswering()
 
 
 def _bert_sentiment() -> object:
+    # a workload's model code loads only when that workload is built
     from collector.zeus_workloads.bert import BertForSequenceClassification
 
     return BertForSequenceClassification(labels=2)
 
 
 def _neumf() -> object:
+    # a workload's model code loads only when that workload is built
     from collector.zeus_workloads.ncf import NeuMF
 
     return NeuMF()
@@ -238,6 +244,7 @@ def workload_graph(workload: Workload) -> bytes:
     parameters would take seconds), then given zero-filled memory to be traced: the graph and
     its profile do not depend on the weights' values.
     """
+    # a workload's model code loads only when that workload is built
     import torch
 
     from joulecast.weightless import export_weightless

@@ -25,7 +25,12 @@ import numpy as np
 from estimator.features import ServeRow, serve_rows
 from estimator.predictors import PREDICTORS
 from estimator.predictors.base import FEATURES_IN, PhysicalPredictor
-from estimator.predictors.physical import MIN_TRAIN_OVER_TEST, ROOFLINE_TERMS, RooflineDuration
+from estimator.predictors.physical import (
+    MEMORY_TERMS,
+    MIN_TRAIN_OVER_TEST,
+    ROOFLINE_TERMS,
+    RooflineDuration,
+)
 from joulecast.errors import FailedPrecondition
 
 if TYPE_CHECKING:
@@ -37,14 +42,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "dense": ("flops_dense",),
     "recurrent": ("flops_recurrent",),
     "other": ("flops_other",),
-    "memory": (
-        "weight_bytes_per_sample",
-        "packed_weight_bytes_per_sample",
-        "large_weight_bytes_per_sample",
-        "activation_bytes_conv",
-        "activation_bytes_rest",
-        "activation_bytes_large",
-    ),
+    "memory": MEMORY_TERMS,
 }
 """The prior roofline's terms (:data:`estimator.predictors.physical.ROOFLINE_TERMS`) in the
 groups a CPU may differ by: fixed costs per call and step, FLOPs of each kind, bytes moved."""

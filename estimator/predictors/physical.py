@@ -51,16 +51,20 @@ SEQUENCE_STEPS = 32
 flattened step per layer: it is kept apart as ``rnn-seq`` (its throughput differs)."""
 
 _KINDS = ("conv", "dense", "recurrent", "other")
-ROOFLINE_TERMS = (
-    "overhead",
-    "batches_per_sample",
-    *(f"flops_{k}" for k in _KINDS),
+MEMORY_TERMS = (
     "weight_bytes_per_sample",
     "packed_weight_bytes_per_sample",
     "large_weight_bytes_per_sample",
     "activation_bytes_conv",
     "activation_bytes_rest",
     "activation_bytes_large",
+)
+"""The roofline's terms priced per byte moved (weights and activations)."""
+ROOFLINE_TERMS = (
+    "overhead",
+    "batches_per_sample",
+    *(f"flops_{k}" for k in _KINDS),
+    *MEMORY_TERMS,
     "recurrent_steps_per_sample",
 )
 """Columns of the roofline design, in order (seconds per sample per unit).

@@ -44,6 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _lookup(hardware: str):  # type: ignore[no-untyped-def]
+    # imported when the command runs: `joulecast --help` stays light
     from estimator.transfer.gpu import GpuRates
     from joulecast.hardware import AmbiguousGpuName, find_gpu
 
@@ -55,6 +56,7 @@ def _lookup(hardware: str):  # type: ignore[no-untyped-def]
 
 
 def run(args: argparse.Namespace) -> int:
+    # imported when the command runs: `joulecast --help` stays light
     from estimator.transfer import artifact, report
     from estimator.transfer.data import from_stores
     from estimator.transfer.train import train

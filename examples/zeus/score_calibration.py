@@ -56,6 +56,17 @@ SENTIMENT = "zeus/sentiment140/bert_base_uncased/adamw"
 ONE_WORKLOAD_ROWS = 6
 
 
+def _before_after(zero: tuple, calibrated: tuple) -> dict[str, float]:
+    """(APE, coverage, width) of the uncalibrated and the calibrated answer, side by side."""
+    return {
+        f"{who}_{what}": value
+        for what, pair in zip(
+            ("ape", "cov", "width"), zip(zero, calibrated, strict=True), strict=False
+        )
+        for who, value in zip(("zero", "cal"), pair, strict=True)
+    }
+
+
 def spread(rows: pd.DataFrame, n: int) -> pd.DataFrame:
     """``n`` rows at the board's highest power limit, batch sizes spread from least to most."""
     top = rows[rows["power_limit_w"] == rows["power_limit_w"].max()].sort_values("batch_size")
@@ -94,12 +105,7 @@ def calibrated_vs_zero(
     return {
         "rows": len(cal),
         "sigma": fit.sigma,
-        "zero_ape": z[0],
-        "cal_ape": c[0],
-        "zero_cov": z[1],
-        "cal_cov": c[1],
-        "zero_width": z[2],
-        "cal_width": c[2],
+        **_before_after(z, c),
     }
 
 
@@ -187,12 +193,7 @@ def h200_exam(db: Path, suite_db: Path | None = None) -> pd.DataFrame:
                 "rows": len(cal[cal["phase"] == phase]),
                 "sigma": fit.sigma,
                 "scored": len(part),
-                "zero_ape": z[0],
-                "cal_ape": c[0],
-                "zero_cov": z[1],
-                "cal_cov": c[1],
-                "zero_width": z[2],
-                "cal_width": c[2],
+                **_before_after(z, c),
             }
         )
     return pd.DataFrame(out)

@@ -95,6 +95,7 @@ class Estimator:
         with self._lock:
             if self._answerer is None:
                 if self.server is not None:
+                    # gRPC or the estimator, only for the transport asked for
                     from client.remote import EstimatorClient, read_root_cert
 
                     self._answerer = EstimatorClient(
@@ -103,6 +104,7 @@ class Estimator:
                         timeout_s=self.timeout_s,
                     )
                 else:
+                    # gRPC or the estimator, only for the transport asked for
                     from joulecast.api.local import InProcessClient
 
                     self._answerer = InProcessClient(self.artifacts)
@@ -215,6 +217,7 @@ class Estimator:
             row["warnings"] = answer.warnings
             rows.append(row)
         try:
+            # gRPC or the estimator, only for the transport asked for
             import pandas as pd
         except ImportError:
             return rows

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from client.results import prediction_dict
 from joulecast.measurement import PHASES
 
 if TYPE_CHECKING:
@@ -144,18 +145,7 @@ class Prediction:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON of ``joulecast predict --json``, less ``uploaded_bytes``."""
-        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        out["flops_by_kind"] = dict(self.flops_by_kind)
-        out["warnings"] = list(self.warnings)
-        for phase in PHASES:
-            out[phase] = None if out[phase] is None else out[phase].to_dict()
-        if self.grid is None:
-            del out["grid"]
-        else:
-            out["grid"] = dataclasses.asdict(self.grid)
-        if self.price_per_kwh is None:
-            del out["price_per_kwh"]
-        return out
+        return prediction_dict(self, lambda phase: phase.to_dict())
 
     @classmethod
     def from_reply(cls, reply: PredictionReply) -> Prediction:

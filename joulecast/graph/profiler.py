@@ -11,6 +11,7 @@ import logging
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from math import prod
 
 from joulecast.errors import JoulecastError
@@ -148,93 +149,108 @@ def _bounded(warnings: list[str]) -> tuple[str, ...]:
     return tuple(out)
 
 
+@dataclass
+class _Walk:
+    """What one pass over the nodes in topological order counted, for the whole batch."""
+
+    flops_by_kind: dict[str, int] = field(default_factory=lambda: dict.fromkeys(FLOP_KINDS, 0))
+    bytes_by_kind: dict[str, int] = field(default_factory=lambda: dict.fromkeys(FLOP_KINDS, 0))
+    """Activation bytes written, by the FLOP kind of the node that wrote them."""
+    kinds: list[str] = field(default_factory=list)
+    """Each node's FLOP kind ("" when it does none), in node order: what the family reads."""
+    weights_seen: dict[str, int] = field(default_factory=dict)
+    """Bytes of each weight, by the name of the initializer it is a view of."""
+    activation_bytes: int = 0
+    tensor_sizes: Counter[int] = field(default_factory=Counter)
+    recurrent_steps: int = 0
+    attention: str | None = None
+    """The first node that makes the graph a transformer."""
+    control_flow: str | None = None
+    unknown_ops: Counter[str] = field(default_factory=Counter)
+    unknown_shapes: Counter[str] = field(default_factory=Counter)
+    depth: int = 0
+    """Parametric layers on the longest path."""
+    warnings: list[str] = field(default_factory=list)
+
+
 def _profile(graph: Graph, model: object, limits: GraphLimits) -> GraphProfile:
     table = infer(graph, model, limits)
-    nodes = graph.nodes
-    warnings: list[str] = list(table.warnings)
-    # One pass in topological order: each value's status (dynamic / param / const), the
-    # producer of each value, the views of weights, FLOPs, params and the dependency chain.
+    walk = _walk(graph.nodes, table)
+    warnings = [*table.warnings, *walk.warnings, *_unknown_warnings(walk, table)]
+    batch = table.batch
+    if batch > 1:
+        warnings.append(f"fixed batch {batch}: counts divided by {batch}")
+    per_sample = {k: _per_sample(v, batch) for k, v in walk.flops_by_kind.items()}
+    forward = sum(per_sample.values())
+    weights = walk.weights_seen
+    params = sum(_params_of(name, b, table) for name, b in weights.items())
+    weight_bytes = sum(weights.values())
+    activation_bytes = _per_sample(walk.activation_bytes, batch)
+    _check_ceiling(limits, TRAIN_FACTOR * forward, weight_bytes, activation_bytes)
+    moved = weight_bytes + activation_bytes
+    family, reason = classify(walk.kinds, _Parents(graph.nodes), walk.attention, walk.control_flow)
+    return GraphProfile(
+        family=family,
+        family_reason=reason,
+        params=params,
+        flops_forward=forward,
+        flops_train=TRAIN_FACTOR * forward,
+        flops_by_kind=per_sample,
+        weight_bytes=weight_bytes,
+        weight_bytes_large=sum(b for b in weights.values() if b >= LARGE_TENSOR_BYTES),
+        activation_bytes=activation_bytes,
+        activation_bytes_by_kind={k: _per_sample(v, batch) for k, v in walk.bytes_by_kind.items()},
+        activation_sizes=tuple(
+            (_per_sample(size, batch), n)
+            for size, n in sorted(walk.tensor_sizes.items(), reverse=True)[:MAX_ACTIVATION_SIZES]
+        ),
+        arithmetic_intensity=forward / moved if moved else 0.0,
+        recurrent_steps=walk.recurrent_steps,
+        depth=walk.depth,
+        node_count=len(graph.nodes),
+        warnings=_bounded(warnings),
+        input_shape=_sample_shape(table),
+    )
+
+
+def _status(op: str, in_status: list[str]) -> str:
+    """Whether a node's outputs are dynamic (they depend on the input), parameters (computed
+    from weights alone: a view of a weight) or constants."""
+    if op in _SOURCE_OPS and DYNAMIC not in in_status:
+        return CONST
+    if DYNAMIC in in_status or (not in_status and op != "Constant"):
+        return DYNAMIC
+    if PARAM in in_status:
+        return PARAM
+    return CONST
+
+
+def _walk(nodes: list[Node], table: ShapeTable) -> _Walk:
+    """One pass in topological order: each value's status (dynamic / param / const), the
+    producer of each value, the views of weights, FLOPs, params and the dependency chain."""
+    walk = _Walk()
     status: dict[str, str] = dict.fromkeys(table.inputs, DYNAMIC)
     for name in table.initializers:
         status[name] = PARAM if table.elem_type(name) in FLOAT_TYPES else CONST
     producers: dict[str, Node] = {}
     depth_of: dict[str, int] = {}
     """Parametric layers on the longest path ending at each value."""
-    depth = 0
     roots: dict[str, str] = {}
-
-    flops_by_kind = dict.fromkeys(FLOP_KINDS, 0)
-    kinds: list[str] = []
-    weights_seen: dict[str, int] = {}
-    activation_bytes = 0
-    bytes_by_kind = dict.fromkeys(FLOP_KINDS, 0)
-    tensor_sizes: Counter[int] = Counter()
-    recurrent_steps = 0
-    attention: str | None = None
-    control_flow: str | None = None
-    unknown_ops: Counter[str] = Counter()
-    unknown_shapes: Counter[str] = Counter()
     shapes = table.shapes
     types = table.types
-    rule_of = rules.RULES
-    control_ops = rules.CONTROL_FLOW_OPS
-    zero_ops = rules.ZERO_OPS
-    recurrent_ops = rules.RECURRENT_OPS
-    attention_ops = rules.ATTENTION_OPS
     get_status = status.get
     element_bytes = BYTES_PER_ELEMENT.get
-
     for node in nodes:
-        op = node.op
         ins = node.inputs
         in_status = [get_status(n, DYNAMIC) for n in ins if n]
-        if op in _SOURCE_OPS and DYNAMIC not in in_status:
-            st = CONST
-        elif DYNAMIC in in_status or (not in_status and op != "Constant"):
-            st = DYNAMIC
-        elif PARAM in in_status:
-            st = PARAM
-        else:
-            st = CONST
-        if op in _VIEW_OPS and ins and in_status and get_status(ins[0]) == PARAM:
+        st = _status(node.op, in_status)
+        if node.op in _VIEW_OPS and ins and in_status and get_status(ins[0]) == PARAM:
             src = roots.get(ins[0], ins[0])
             for out in node.outputs:
                 if out:
                     roots[out] = src
-
-        kind = ""
-        foreign = node.domain not in ("", "ai.onnx")
-        rule = None if foreign else rule_of.get(op)
-        if op == "Softmax" and rule is not None and rules.is_sdpa_softmax(node, producers):
-            rule = _no_flops
-        if rule is not None:
-            result = rule(node, table)
-            if result is None:
-                unknown_shapes[op] += 1
-            else:
-                flops, kind = result
-                flops_by_kind[kind] += flops
-        elif op in control_ops and not foreign:
-            control_flow = control_flow or node.label
-            warnings.append(f"{node.label}: control flow; its subgraphs are not counted")
-        elif foreign or op not in zero_ops:
-            unknown_ops[f"{node.domain}::{op}" if foreign else op] += 1
-        if not foreign:
-            if op == "Mul":
-                flops_by_kind["other"] += rules.silu_flops(node, table, producers)
-            if op in recurrent_ops:
-                kind = "recurrent"
-                dims = rules.recurrent_dims(node, table)
-                recurrent_steps += dims[0] if dims else 0
-                for name, n in _recurrent_weight_sizes(node, table):
-                    weights_seen.setdefault(name, n * bytes_per_element(table.elem_type(name)))
-            elif op in attention_ops or (
-                op in _MATMUL_OPS and len(ins) >= 2 and in_status[:2].count(DYNAMIC) == 2
-            ):
-                attention = attention or node.label
-            if op in _WEIGHT_SLOTS:
-                _count_weights(node, table, status, roots, weights_seen)
-        kinds.append(kind)
+        kind = _count(node, table, in_status, status, producers, roots, walk)
+        walk.kinds.append(kind)
         best = 0
         for n in ins:
             d = depth_of.get(n, 0)
@@ -242,8 +258,8 @@ def _profile(graph: Graph, model: object, limits: GraphLimits) -> GraphProfile:
                 best = d
         if kind in _PARAMETRIC:
             best += 1
-        if best > depth:
-            depth = best
+        if best > walk.depth:
+            walk.depth = best
         for out in node.outputs:
             if not out:
                 continue
@@ -254,14 +270,70 @@ def _profile(graph: Graph, model: object, limits: GraphLimits) -> GraphProfile:
                 shape = shapes.get(out)
                 if shape is not None:
                     size = prod(shape) * element_bytes(types.get(out, 1), 4)
-                    activation_bytes += size
-                    bytes_by_kind[kind or "other"] += size
-                    tensor_sizes[size] += 1
+                    walk.activation_bytes += size
+                    walk.bytes_by_kind[kind or "other"] += size
+                    walk.tensor_sizes[size] += 1
+    return walk
 
-    for op, n in sorted(unknown_ops.items()):
-        warnings.append(f"op {op} has no FLOP rule; counted as 0 ({n} node(s))")
-    for op, n in sorted(unknown_shapes.items()):
-        warnings.append(f"{op}: shapes unknown, counted as 0 ({n} node(s))")
+
+def _count(
+    node: Node,
+    table: ShapeTable,
+    in_status: list[str],
+    status: dict[str, str],
+    producers: dict[str, Node],
+    roots: dict[str, str],
+    walk: _Walk,
+) -> str:
+    """Add one node's FLOPs, recurrent steps and weights to ``walk``; its FLOP kind."""
+    op = node.op
+    kind = ""
+    foreign = node.domain not in ("", "ai.onnx")
+    rule = None if foreign else rules.RULES.get(op)
+    if op == "Softmax" and rule is not None and rules.is_sdpa_softmax(node, producers):
+        rule = _no_flops
+    if rule is not None:
+        result = rule(node, table)
+        if result is None:
+            walk.unknown_shapes[op] += 1
+        else:
+            flops, kind = result
+            walk.flops_by_kind[kind] += flops
+    elif op in rules.CONTROL_FLOW_OPS and not foreign:
+        walk.control_flow = walk.control_flow or node.label
+        walk.warnings.append(f"{node.label}: control flow; its subgraphs are not counted")
+    elif foreign or op not in rules.ZERO_OPS:
+        walk.unknown_ops[f"{node.domain}::{op}" if foreign else op] += 1
+    if foreign:
+        return kind
+    if op == "Mul":
+        walk.flops_by_kind["other"] += rules.silu_flops(node, table, producers)
+    ins = node.inputs
+    if op in rules.RECURRENT_OPS:
+        kind = "recurrent"
+        dims = rules.recurrent_dims(node, table)
+        walk.recurrent_steps += dims[0] if dims else 0
+        for name, n in _recurrent_weight_sizes(node, table):
+            walk.weights_seen.setdefault(name, n * bytes_per_element(table.elem_type(name)))
+    elif op in rules.ATTENTION_OPS or (
+        op in _MATMUL_OPS and len(ins) >= 2 and in_status[:2].count(DYNAMIC) == 2
+    ):
+        walk.attention = walk.attention or node.label
+    if op in _WEIGHT_SLOTS:
+        _count_weights(node, table, status, roots, walk.weights_seen)
+    return kind
+
+
+def _unknown_warnings(walk: _Walk, table: ShapeTable) -> list[str]:
+    """What was counted as 0 for want of a FLOP rule or of shapes."""
+    warnings = [
+        f"op {op} has no FLOP rule; counted as 0 ({n} node(s))"
+        for op, n in sorted(walk.unknown_ops.items())
+    ]
+    warnings += [
+        f"{op}: shapes unknown, counted as 0 ({n} node(s))"
+        for op, n in sorted(walk.unknown_shapes.items())
+    ]
     if table.unknown_nodes:
         listed = ", ".join(table.unknown_nodes[:MAX_UNKNOWN_LISTED])
         more = len(table.unknown_nodes) - MAX_UNKNOWN_LISTED
@@ -269,18 +341,15 @@ def _profile(graph: Graph, model: object, limits: GraphLimits) -> GraphProfile:
             f"{len(table.unknown_nodes)} node(s) with unknown output shapes: {listed}"
             + (f" and {more} more" if more > 0 else "")
         )
+    return warnings
 
-    batch = table.batch
-    if batch > 1:
-        warnings.append(f"fixed batch {batch}: counts divided by {batch}")
-    per_sample = {k: _per_sample(v, batch) for k, v in flops_by_kind.items()}
-    forward = sum(per_sample.values())
-    params = sum(_params_of(name, b, table) for name, b in weights_seen.items())
-    weight_bytes = sum(weights_seen.values())
-    weight_bytes_large = sum(b for b in weights_seen.values() if b >= LARGE_TENSOR_BYTES)
-    activation_bytes = _per_sample(activation_bytes, batch)
+
+def _check_ceiling(
+    limits: GraphLimits, train_flops: int, weight_bytes: int, activation_bytes: int
+) -> None:
+    """Refuse a graph whose per-sample counts pass ``limits.max_flops`` (exact in a double)."""
     for what, value in (
-        ("training FLOPs", TRAIN_FACTOR * forward),
+        ("training FLOPs", train_flops),
         ("weight bytes", weight_bytes),
         ("activation bytes", activation_bytes),
     ):
@@ -289,30 +358,6 @@ def _profile(graph: Graph, model: object, limits: GraphLimits) -> GraphProfile:
                 f"graph has {value:.3g} {what} per sample; the ceiling is "
                 f"{limits.max_flops:.3g} (2^{limits.max_flops.bit_length() - 1})"
             )
-    moved = weight_bytes + activation_bytes
-    family, reason = classify(kinds, _Parents(nodes), attention, control_flow)
-    return GraphProfile(
-        family=family,
-        family_reason=reason,
-        params=params,
-        flops_forward=forward,
-        flops_train=TRAIN_FACTOR * forward,
-        flops_by_kind=per_sample,
-        weight_bytes=weight_bytes,
-        weight_bytes_large=weight_bytes_large,
-        activation_bytes=activation_bytes,
-        activation_bytes_by_kind={k: _per_sample(v, batch) for k, v in bytes_by_kind.items()},
-        activation_sizes=tuple(
-            (_per_sample(size, batch), n)
-            for size, n in sorted(tensor_sizes.items(), reverse=True)[:MAX_ACTIVATION_SIZES]
-        ),
-        arithmetic_intensity=forward / moved if moved else 0.0,
-        recurrent_steps=recurrent_steps,
-        depth=depth,
-        node_count=len(nodes),
-        warnings=_bounded(warnings),
-        input_shape=_sample_shape(table),
-    )
 
 
 class _Parents(Sequence[Sequence[int]]):

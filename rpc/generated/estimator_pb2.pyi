@@ -176,7 +176,7 @@ class PredictEnergyResponse(_message.Message):
     def __init__(self, profile: _Optional[_Union[GraphProfile, _Mapping]] = ..., train: _Optional[_Union[PhasePrediction, _Mapping]] = ..., test: _Optional[_Union[PhasePrediction, _Mapping]] = ..., hardware: _Optional[str] = ..., predictor_version: _Optional[str] = ..., energy_source: _Optional[str] = ..., energy_is_estimate: _Optional[bool] = ..., warnings: _Optional[_Iterable[str]] = ..., grid: _Optional[_Union[GridIntensity, _Mapping]] = ..., price_per_kwh: _Optional[float] = ..., tier: _Optional[str] = ..., power_limit_w: _Optional[float] = ...) -> None: ...
 
 class MeasurementRow(_message.Message):
-    __slots__ = ("graph_onnx", "run_key", "plan", "config_id", "family", "variant", "num_layers", "hidden_size", "phase", "repeat", "samples", "batch_size", "epochs", "status", "hardware", "device", "error", "flops_forward", "flops_train", "params", "duration_s", "energy_j", "energy_source", "energy_is_estimate", "energy_dynamic_j", "idle_power_w", "power_mean_w", "gpu_util_mean", "mem_util_mean", "mem_used_mean_mib", "short_window", "codecarbon_energy_j", "codecarbon_mode", "meter", "notes", "device_name", "driver", "cpu_model", "software", "data", "graph_sha256", "started_at", "finished_at", "power_limit_w")
+    __slots__ = ("graph_onnx", "run_key", "plan", "config_id", "family", "variant", "num_layers", "hidden_size", "phase", "repeat", "samples", "batch_size", "epochs", "status", "hardware", "device", "error", "flops_forward", "flops_train", "params", "duration_s", "energy_j", "energy_source", "energy_is_estimate", "energy_dynamic_j", "idle_power_w", "power_mean_w", "gpu_util_mean", "mem_util_mean", "mem_used_mean_mib", "short_window", "codecarbon_energy_j", "codecarbon_mode", "meter", "notes", "device_name", "driver", "cpu_model", "software", "data", "graph_sha256", "started_at", "finished_at", "power_limit_w", "cpu_s", "others_busy_cores", "gpu_other_processes")
     GRAPH_ONNX_FIELD_NUMBER: _ClassVar[int]
     RUN_KEY_FIELD_NUMBER: _ClassVar[int]
     PLAN_FIELD_NUMBER: _ClassVar[int]
@@ -221,6 +221,9 @@ class MeasurementRow(_message.Message):
     STARTED_AT_FIELD_NUMBER: _ClassVar[int]
     FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
     POWER_LIMIT_W_FIELD_NUMBER: _ClassVar[int]
+    CPU_S_FIELD_NUMBER: _ClassVar[int]
+    OTHERS_BUSY_CORES_FIELD_NUMBER: _ClassVar[int]
+    GPU_OTHER_PROCESSES_FIELD_NUMBER: _ClassVar[int]
     graph_onnx: bytes
     run_key: str
     plan: str
@@ -265,7 +268,10 @@ class MeasurementRow(_message.Message):
     started_at: str
     finished_at: str
     power_limit_w: float
-    def __init__(self, graph_onnx: _Optional[bytes] = ..., run_key: _Optional[str] = ..., plan: _Optional[str] = ..., config_id: _Optional[str] = ..., family: _Optional[str] = ..., variant: _Optional[str] = ..., num_layers: _Optional[str] = ..., hidden_size: _Optional[str] = ..., phase: _Optional[str] = ..., repeat: _Optional[int] = ..., samples: _Optional[int] = ..., batch_size: _Optional[int] = ..., epochs: _Optional[int] = ..., status: _Optional[str] = ..., hardware: _Optional[str] = ..., device: _Optional[str] = ..., error: _Optional[str] = ..., flops_forward: _Optional[int] = ..., flops_train: _Optional[int] = ..., params: _Optional[int] = ..., duration_s: _Optional[float] = ..., energy_j: _Optional[float] = ..., energy_source: _Optional[str] = ..., energy_is_estimate: _Optional[bool] = ..., energy_dynamic_j: _Optional[float] = ..., idle_power_w: _Optional[float] = ..., power_mean_w: _Optional[float] = ..., gpu_util_mean: _Optional[float] = ..., mem_util_mean: _Optional[float] = ..., mem_used_mean_mib: _Optional[float] = ..., short_window: _Optional[bool] = ..., codecarbon_energy_j: _Optional[float] = ..., codecarbon_mode: _Optional[str] = ..., meter: _Optional[str] = ..., notes: _Optional[str] = ..., device_name: _Optional[str] = ..., driver: _Optional[str] = ..., cpu_model: _Optional[str] = ..., software: _Optional[str] = ..., data: _Optional[str] = ..., graph_sha256: _Optional[str] = ..., started_at: _Optional[str] = ..., finished_at: _Optional[str] = ..., power_limit_w: _Optional[float] = ...) -> None: ...
+    cpu_s: float
+    others_busy_cores: float
+    gpu_other_processes: int
+    def __init__(self, graph_onnx: _Optional[bytes] = ..., run_key: _Optional[str] = ..., plan: _Optional[str] = ..., config_id: _Optional[str] = ..., family: _Optional[str] = ..., variant: _Optional[str] = ..., num_layers: _Optional[str] = ..., hidden_size: _Optional[str] = ..., phase: _Optional[str] = ..., repeat: _Optional[int] = ..., samples: _Optional[int] = ..., batch_size: _Optional[int] = ..., epochs: _Optional[int] = ..., status: _Optional[str] = ..., hardware: _Optional[str] = ..., device: _Optional[str] = ..., error: _Optional[str] = ..., flops_forward: _Optional[int] = ..., flops_train: _Optional[int] = ..., params: _Optional[int] = ..., duration_s: _Optional[float] = ..., energy_j: _Optional[float] = ..., energy_source: _Optional[str] = ..., energy_is_estimate: _Optional[bool] = ..., energy_dynamic_j: _Optional[float] = ..., idle_power_w: _Optional[float] = ..., power_mean_w: _Optional[float] = ..., gpu_util_mean: _Optional[float] = ..., mem_util_mean: _Optional[float] = ..., mem_used_mean_mib: _Optional[float] = ..., short_window: _Optional[bool] = ..., codecarbon_energy_j: _Optional[float] = ..., codecarbon_mode: _Optional[str] = ..., meter: _Optional[str] = ..., notes: _Optional[str] = ..., device_name: _Optional[str] = ..., driver: _Optional[str] = ..., cpu_model: _Optional[str] = ..., software: _Optional[str] = ..., data: _Optional[str] = ..., graph_sha256: _Optional[str] = ..., started_at: _Optional[str] = ..., finished_at: _Optional[str] = ..., power_limit_w: _Optional[float] = ..., cpu_s: _Optional[float] = ..., others_busy_cores: _Optional[float] = ..., gpu_other_processes: _Optional[int] = ...) -> None: ...
 
 class RowResult(_message.Message):
     __slots__ = ("index", "run_key", "accepted", "reason")

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from collector import nasbench101 as nb
+from collector.flops import deepspeed_cost
 from joulecast.errors import InvalidArgument
 
 ARCHITECTURES = Path(__file__).parent.parent / "data" / "ecnas" / "architectures.csv"
@@ -131,19 +132,6 @@ def test_bad_specs_are_refused(matrix, ops, words) -> None:
         nb.CellSpec.from_lists(matrix, ops)
 
 
-def _deepspeed(model: torch.nn.Module) -> tuple[int, int]:
-    import warnings
-
-    from deepspeed.profiling.flops_profiler import get_model_profile
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        flops, _macs, params = get_model_profile(
-            model, input_shape=(1, *nb.INPUT_SHAPE), print_profile=False, as_string=False
-        )
-    return int(flops), int(params)
-
-
 @pytest.mark.parametrize(
     ("matrix", "ops"),
     [
@@ -159,7 +147,8 @@ def test_weightless_graph_profiles_like_deepspeed(matrix, ops) -> None:
     model = nb.build(matrix, ops)
     graph = nb.export_onnx(model)
     profile = profile_graph(graph)
-    flops, params = _deepspeed(model)
+    cost = deepspeed_cost(model, (1, *nb.INPUT_SHAPE))
+    flops, params = cost.flops_forward, cost.params
     assert profile.family == "cnn"
     assert profile.params == params == nb.trainable_params(model)
     assert profile.flops_forward == flops

@@ -11,7 +11,6 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -20,6 +19,8 @@ from pathlib import Path
 import pytest
 
 ray = pytest.importorskip("ray")
+
+from testkit import joulecast_command  # noqa: E402
 
 from collector.data import synthetic_clips  # noqa: E402
 from collector.executors.ray_executor import (  # noqa: E402
@@ -45,10 +46,6 @@ def cluster() -> Iterator[str]:
     starts one; yields its address for other drivers (the CLI in a subprocess)."""
     with local_ray(ray, {NODE_RESOURCE: 1}, num_cpus=2, log_to_driver=False) as context:
         yield context.address_info["gcs_address"]
-
-
-def _joulecast(*args: str) -> list[str]:
-    return [sys.executable, "-m", "joulecast.cli", *args]
 
 
 def _rows(db: Path) -> int:
@@ -127,7 +124,7 @@ def _parity_through_a_killed_driver(
     common += ["--batch-size", "1", "--repeats", "1"]
     serial_db, ray_db = tmp_path / "serial.db", tmp_path / "ray.db"
     serial = subprocess.run(
-        _joulecast(*common, "--db", str(serial_db)), cwd=REPO, capture_output=True, text=True
+        joulecast_command(*common, "--db", str(serial_db)), cwd=REPO, capture_output=True, text=True
     )
     assert serial.returncode == 0, serial.stderr
     assert _rows(serial_db) == configuration_phases
@@ -135,7 +132,7 @@ def _parity_through_a_killed_driver(
     half = configuration_phases // 2
     on_ray = [*common, "--db", str(ray_db), "--executor", "ray", "--ray-address", cluster]
     driver = subprocess.Popen(
-        _joulecast(*on_ray), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        joulecast_command(*on_ray), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     deadline = time.monotonic() + 1200
     while time.monotonic() < deadline and driver.poll() is None and _rows(ray_db) < half:
@@ -146,9 +143,11 @@ def _parity_through_a_killed_driver(
     killed_at = _rows(ray_db)
     assert half <= killed_at < configuration_phases
 
-    refused = subprocess.run(_joulecast(*on_ray), cwd=REPO, capture_output=True, text=True)
+    refused = subprocess.run(joulecast_command(*on_ray), cwd=REPO, capture_output=True, text=True)
     assert refused.returncode == 2 and "--resume" in refused.stderr
-    done = subprocess.run(_joulecast(*on_ray, "--resume"), cwd=REPO, capture_output=True, text=True)
+    done = subprocess.run(
+        joulecast_command(*on_ray, "--resume"), cwd=REPO, capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stderr
     left = configuration_phases - killed_at
     assert f"{left} rows measured, {killed_at} already done, 0 failed" in done.stdout

@@ -7,11 +7,11 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from testkit import joulecast_command
 
 from collector.data import synthetic_clips
 from collector.executors.serial import run_serial
@@ -146,10 +146,6 @@ def test_a_failing_configuration_is_recorded_and_the_sweep_goes_on(tmp_path: Pat
     assert all(r.config_id == "cnn-n2-h8" for r in ok)
 
 
-def _joulecast(*args: str) -> list[str]:
-    return [sys.executable, "-m", "joulecast.cli", *args]
-
-
 def test_a_killed_sweep_resumes_without_duplicates_or_losses(tmp_path: Path) -> None:
     runs = [
         {"family": "mlp", "layers": [n], "hidden": [h]}
@@ -172,7 +168,11 @@ def test_a_killed_sweep_resumes_without_duplicates_or_losses(tmp_path: Path) -> 
     ]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
-        _joulecast(*args), cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        joulecast_command(*args),
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 120
     count = 0
@@ -193,10 +193,12 @@ def test_a_killed_sweep_resumes_without_duplicates_or_losses(tmp_path: Path) -> 
     killed_at = sqlite3.connect(db).execute("SELECT COUNT(*) FROM measurements").fetchone()[0]
     assert 3 <= killed_at < 16
 
-    refused = subprocess.run(_joulecast(*args), cwd=REPO, capture_output=True, text=True)
+    refused = subprocess.run(joulecast_command(*args), cwd=REPO, capture_output=True, text=True)
     assert refused.returncode == 2 and "--resume" in refused.stderr
 
-    done = subprocess.run(_joulecast(*args, "--resume"), cwd=REPO, capture_output=True, text=True)
+    done = subprocess.run(
+        joulecast_command(*args, "--resume"), cwd=REPO, capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stderr
     assert f"{16 - killed_at} rows measured, {killed_at} already done" in done.stdout
     db_rows = (

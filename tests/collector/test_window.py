@@ -13,7 +13,7 @@ from collector.campaign.repeatability import main as repeatability_main
 from collector.campaign.repeatability import repeat_table
 from collector.data import synthetic_clips
 from collector.executors.serial import run_serial
-from collector.meters.cputime import CpuTimeMeter, cpu_seconds_of
+from collector.meters.cputime import CpuTimeMeter
 from collector.plans import load_plan
 from collector.runner import SweepOptions
 from collector.window import batches_for_window, samples_for_window
@@ -57,10 +57,8 @@ def test_timed_sweep_interleaves_repeats_and_records_samples(tmp_path: Path) -> 
     order = [(r.repeat, r.config_id) for r in rows]
     assert [rep for rep, _ in order] == [0] * 4 + [1] * 4 + [2] * 4
     for row in rows:
-        cpu_s = cpu_seconds_of(row.notes)
-        # the notes keep cpu_s to 6 decimals: the energy agrees within 5 W x 0.5 us
-        assert cpu_s is not None
-        assert row.energy_j == pytest.approx(5.0 * cpu_s, rel=1e-5, abs=5.0 * 5e-7)
+        assert row.cpu_s is not None
+        assert row.energy_j == pytest.approx(5.0 * row.cpu_s, rel=1e-9)
         assert row.samples % row.batch_size == 0 and row.samples >= row.batch_size
         assert row.energy_is_estimate and row.energy_source == "estimate-cpu-time"
     # every repeat of one configuration-phase holds the same samples, chosen once

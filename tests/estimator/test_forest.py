@@ -10,14 +10,12 @@ pandas, SciPy or scikit-learn.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import xgboost as xgb
+from testkit import run_python
 
 from estimator.predictors.forest import Forest, ForestFormatError, LazyForest
 
@@ -126,15 +124,9 @@ print(json.dumps({"answered": sorted(answers), "heavy": heavy}))
 
 
 def test_answering_for_every_shipped_hardware_imports_no_fitting_library() -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", _ANSWER_ALL, str(ROOT / "examples" / "sample_crnn.onnx"),
-         str(ROOT / "artifacts")],
-        env=dict(os.environ, PYTHONPATH=str(ROOT)),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )  # fmt: skip
+    done = run_python(
+        "-c", _ANSWER_ALL, str(ROOT / "examples" / "sample_crnn.onnx"), str(ROOT / "artifacts")
+    )
     result = json.loads(done.stdout)
     shipped = sorted(p.parent.name for p in (ROOT / "artifacts" / "predictors").glob("*/CURRENT"))
     assert result["answered"] == shipped

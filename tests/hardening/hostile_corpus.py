@@ -148,7 +148,9 @@ def _nested_if(depth: int) -> bytes:
     return model.SerializeToString()
 
 
-def _varint(n: int) -> bytes:
+def varint(n: int) -> bytes:
+    """``n`` (>= 0) as a protobuf varint, written apart from joulecast.protowire so that the
+    parser's tests do not build their inputs with the code they test."""
     out = bytearray()
     while True:
         byte, n = n & 0x7F, n >> 7
@@ -159,7 +161,7 @@ def _varint(n: int) -> bytes:
 
 def _ld(field_no: int, payload: bytes) -> bytes:
     """A length-delimited protobuf field."""
-    return _varint(field_no << 3 | 2) + _varint(len(payload)) + payload
+    return varint(field_no << 3 | 2) + varint(len(payload)) + payload
 
 
 def _protobuf_bomb(levels: int) -> bytes:
@@ -170,8 +172,8 @@ def _protobuf_bomb(levels: int) -> bytes:
         attribute = _ld(1, b"g") + _ld(6, graph)  # AttributeProto: name=1, g=6
         node = _ld(4, b"If") + _ld(5, attribute)  # NodeProto: op_type=4, attribute=5
         graph = _ld(1, node)  # GraphProto: node=1
-    opset = _ld(8, _varint(2 << 3) + _varint(OPSET))  # ModelProto.opset_import=8 {version=2}
-    return _varint(1 << 3) + _varint(IR_VERSION) + opset + _ld(7, graph)  # ir_version=1, graph=7
+    opset = _ld(8, varint(2 << 3) + varint(OPSET))  # ModelProto.opset_import=8 {version=2}
+    return varint(1 << 3) + varint(IR_VERSION) + opset + _ld(7, graph)  # ir_version=1, graph=7
 
 
 def _sequence_bomb(levels: int) -> bytes:

@@ -13,7 +13,7 @@ from pathlib import Path
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from hostile_corpus import concat_doubling, function_bomb
+from hostile_corpus import concat_doubling, function_bomb, varint
 
 from client import convert as client_convert
 from rpc.generated import estimator_pb2 as pb
@@ -154,20 +154,11 @@ def test_concat_doubling_keeps_the_server_small(served, family_graphs) -> None:
     )
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        out.append((n & 0x7F) | (0x80 if n > 0x7F else 0))
-        n >>= 7
-        if not n:
-            return bytes(out)
-
-
 def empty_nodes(total_bytes: int) -> bytes:
     """A ModelProto whose graph holds ``total_bytes / 2`` empty nodes (case 6: once parsed
     whole in the server, 5 GB for 64 MiB)."""
     nodes = b"\x0a\x00" * (total_bytes // 2)
-    return b"\x08\x08" + b"\x42\x02\x10\x11" + b"\x3a" + _varint(len(nodes)) + nodes
+    return b"\x08\x08" + b"\x42\x02\x10\x11" + b"\x3a" + varint(len(nodes)) + nodes
 
 
 def test_a_stream_of_empty_nodes_keeps_the_server_small(served, family_graphs) -> None:

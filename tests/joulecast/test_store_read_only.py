@@ -13,9 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from testkit import a_row
 
 from joulecast.errors import InvalidArgument
-from joulecast.measurement import Row
 from joulecast.store import MeasurementStore
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -105,19 +105,10 @@ def test_export_reads_a_store_in_a_read_only_folder(read_only_copy: Path, tmp_pa
             store.put_graph(b"x")
 
 
-def _row(key: str) -> Row:
-    return Row(
-        run_key=key, plan="t", config_id="c", family="mlp", variant="v", num_layers="1",
-        hidden_size="8", phase="test", repeat=0, samples=8, batch_size=8, epochs=1,
-        status="ok", hardware="hw", device="cpu", duration_s=1.0, energy_j=2.0,
-        energy_source="estimate-test", energy_is_estimate=True,
-    )  # fmt: skip
-
-
 def test_read_only_sees_commits_still_in_the_wal(tmp_path: Path) -> None:
     db = tmp_path / "live.db"
     with MeasurementStore(db) as writer:
-        writer.put_row(_row("a"))
+        writer.put_row(a_row("a"))
         # The writer is still open: its commit sits in live.db-wal, not yet in live.db.
         assert (tmp_path / "live.db-wal").stat().st_size > 0
         with MeasurementStore(db, read_only=True) as reader:

@@ -47,7 +47,7 @@ def test_a_new_store_has_the_current_schema(tmp_path: Path) -> None:
     with MeasurementStore(tmp_path / "new.db") as store:
         store.put_row(a_row("k", power_limit_w=150.0))
         assert store.rows()[0].power_limit_w == 150.0
-    assert _version(tmp_path / "new.db") == SCHEMA_VERSION == 2
+    assert _version(tmp_path / "new.db") == SCHEMA_VERSION == 3
 
 
 def test_a_writer_migrates_a_schema_1_store_in_place_and_keeps_its_rows(v1_copy: Path) -> None:
@@ -94,3 +94,73 @@ def test_check_row_refuses_a_power_limit_that_no_gpu_runs_under(limit: float) ->
     assert (
         check_row(replace(a_row(), power_limit_w=None), require_graph=False).power_limit_w is None
     )
+
+
+SHIPPED = Path(__file__).resolve().parents[2] / "artifacts" / "measurements"
+SIDE_FACTS = ("cpu_s", "others_busy_cores", "gpu_other_processes")
+
+
+def _raw_rows(path: Path) -> list[dict[str, object]]:
+    """Every column of every row, read with sqlite3 alone (no joulecast in between)."""
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    db.row_factory = sqlite3.Row
+    try:
+        return [dict(r) for r in db.execute("SELECT * FROM measurements ORDER BY id")]
+    finally:
+        db.close()
+
+
+def _side_fact_in_notes(notes: object, name: str) -> float | None:
+    """The figure an older meter wrote as ``name=N`` (or ``name>=N``) into the notes."""
+    for part in str(notes or "").split("; "):
+        key, _, value = part.partition("=")
+        if key.rstrip(">") == name and value:
+            return float(value.split()[0])
+    return None
+
+
+@pytest.mark.parametrize(
+    "name", ["cpu-amd-epyc.db", "h200.db", "cpu-epyc-f26m2.db", "zeus-nsdi23.db"]
+)
+def test_a_shipped_store_migrates_in_place_and_keeps_every_row_and_value(
+    name: str, tmp_path: Path
+) -> None:
+    """A copy of a store this release ships (schema 1 or 2): every row stays, every stored
+    value stays equal, and the side facts older meters wrote into the notes become columns."""
+    copy = tmp_path / name
+    shutil.copyfile(SHIPPED / name, copy)
+    old_version = _version(copy)
+    assert old_version < SCHEMA_VERSION
+    before = _raw_rows(copy)
+    with MeasurementStore(copy, read_only=True) as store:
+        read_before = store.rows(status=None)
+    assert _version(copy) == old_version  # a reader migrates in memory only
+
+    with MeasurementStore(copy) as store:
+        migrated = store.rows(status=None)
+    assert _version(copy) == SCHEMA_VERSION
+    after = _raw_rows(copy)
+    assert len(after) == len(before) > 0
+    for old, new in zip(before, after, strict=True):
+        assert {k: new[k] for k in old} == old  # every old column, value for value (notes too)
+        for fact in SIDE_FACTS:
+            assert new[fact] == _side_fact_in_notes(old["notes"], fact), (old["notes"], fact)
+    assert migrated == read_before  # what a reader sees before equals the migrated rows
+    recorded = {f: sum(r[f] is not None for r in after) for f in SIDE_FACTS}
+    if name.startswith("cpu-"):
+        assert recorded["cpu_s"] == len(after)
+    if name == "cpu-epyc-f26m2.db":
+        assert recorded["others_busy_cores"] == len(after)
+    if name == "h200.db":
+        assert recorded["gpu_other_processes"] == len(after)
+
+
+def test_a_new_row_keeps_its_side_facts_in_columns(tmp_path: Path) -> None:
+    row = a_row("k", cpu_s=1.5, others_busy_cores=0.25, gpu_other_processes=2)
+    with MeasurementStore(tmp_path / "s.db") as store:
+        store.put_row(row)
+        (stored,) = store.rows()
+    assert (stored.cpu_s, stored.others_busy_cores, stored.gpu_other_processes) == (1.5, 0.25, 2)
+    for bad in ({"cpu_s": -1.0}, {"others_busy_cores": float("nan")}, {"gpu_other_processes": -1}):
+        with pytest.raises(InvalidArgument):
+            check_row(a_row(**bad), require_graph=False)

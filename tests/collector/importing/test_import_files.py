@@ -217,3 +217,17 @@ def test_power_limit_is_imported_from_csv_and_jsonl_and_exported(tmp_path: Path)
     with (tmp_path / "out.csv").open() as fh:
         exported = {float(r["energy_j"]): r["power_limit_w"] for r in csv.DictReader(fh)}
     assert exported == {12.5: "150.0", 13.5: "", 11.0: "175.5"}
+
+
+def test_side_facts_are_imported_as_columns(tmp_path: Path) -> None:
+    header = "graph,phase,batch_size,samples,energy_j,energy_source,duration_s,hardware,cpu_s,others_busy_cores"
+    lines = [
+        header,
+        f"{LAYER},train,8,800,12.5,estimate-cpu-time,3.0,cpu-x,2.5,0.25",
+        f"{LAYER},train,8,800,13.5,estimate-cpu-time,3.0,cpu-x,,",
+    ]
+    (tmp_path / "runs.csv").write_text("\n".join(lines) + "\n")
+    _run([str(tmp_path / "runs.csv"), "--db", str(tmp_path / "a.db")])
+    with MeasurementStore(tmp_path / "a.db") as store:
+        facts = {r.energy_j: (r.cpu_s, r.others_busy_cores) for r in store.rows()}
+    assert facts == {12.5: (2.5, 0.25), 13.5: (None, None)}

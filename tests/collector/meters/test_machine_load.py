@@ -13,20 +13,12 @@ import pytest
 
 from collector.meters.cputime import CpuTimeMeter
 from collector.meters.machine_load import (
-    BUSY_NOTE,
     others_busy_cores,
     read_busy_s,
 )
 from joulecast.store import MeasurementStore
 
 linux_only = pytest.mark.skipif(not Path("/proc/stat").is_file(), reason="needs /proc/stat")
-
-
-def _note(notes: tuple[str, ...]) -> float | None:
-    for note in notes:
-        if note.startswith(f"{BUSY_NOTE}="):
-            return float(note.split("=", 1)[1])
-    return None
 
 
 def test_busy_seconds_come_from_the_first_line_of_proc_stat(tmp_path: Path) -> None:
@@ -64,7 +56,7 @@ def test_a_window_beside_a_spinning_process_records_it_and_warns_once(
                 meter.begin_window(key)
                 time.sleep(1.0)  # this process idles: the busy core is the spinner's
                 m = meter.end_window(key)
-                others = _note(m.notes)
+                others = m.others_busy_cores
                 assert others is not None and others >= 0.6, m.notes
                 assert m.shared
     finally:
@@ -80,7 +72,7 @@ def test_without_proc_stat_the_window_is_measured_and_the_figure_left_out() -> N
     meter.begin_window("w")
     sum(range(200_000))
     m = meter.end_window("w")
-    assert m.energy_j > 0 and _note(m.notes) is None and meter.shared_windows == 0
+    assert m.energy_j > 0 and m.others_busy_cores is None and meter.shared_windows == 0
     assert not m.shared
 
 
@@ -112,5 +104,5 @@ def test_collect_says_how_many_windows_ran_beside_other_work(tmp_path: Path) -> 
     assert done.returncode == 0, done.stderr
     assert "2 of 2 windows shared what the meter reads with other work" in done.stderr
     with MeasurementStore(db, read_only=True) as store:
-        figures = [_note(tuple((r.notes or "").split("; "))) for r in store.rows()]
+        figures = [r.others_busy_cores for r in store.rows()]
     assert len(figures) == 2 and all(f is not None and f >= 0.5 for f in figures), figures

@@ -197,30 +197,31 @@ def test_other_processes_on_the_gpu_are_named_in_the_notes_and_warned_once(
             meter.begin_window(key)
             clock.advance(1.0)
             m = meter.end_window(key)
-            assert "gpu_processes=2" in m.notes and "gpu_other_processes=1" in m.notes
+            assert "gpu_processes=2" in m.notes and m.gpu_other_processes == 1
             assert m.shared
         assert meter.shared_windows == 2
     assert len([r for r in caplog.records if "other process(es) ran on GPU" in r.getMessage()]) == 1
 
 
 def test_a_gpu_to_itself_and_an_nvml_without_process_lists() -> None:
-    def one_window(processes: list[int] | None) -> tuple[tuple[str, ...], int]:
+    def one_window(processes: list[int] | None) -> tuple[tuple[str, ...], int | None, int]:
         clock = ManualClock(1.0)
         with ReplayMeter(STEADY, clock=clock, processes=processes) as meter:
             meter.begin_window("w")
             clock.advance(1.0)
             m = meter.end_window("w")
             assert m.shared == (meter.shared_windows == 1)
-            return m.notes, meter.shared_windows
+            return m.notes, m.gpu_other_processes, meter.shared_windows
 
-    notes, shared = one_window([os.getpid()])
-    assert "gpu_other_processes=0" in notes and shared == 0
+    notes, others, shared = one_window([os.getpid()])
+    assert others == 0 and shared == 0
     # in a container NVML reports host ids: one context is ours, the rest are others
-    notes, shared = one_window([os.getpid() + 1, os.getpid() + 2, os.getpid() + 3])
-    assert "gpu_other_processes>=2 (this process's id is not among NVML's)" in notes
+    notes, others, shared = one_window([os.getpid() + 1, os.getpid() + 2, os.getpid() + 3])
+    assert others == 2
+    assert "gpu_other_processes is a lower bound (this process's id is not among NVML's)" in notes
     assert shared == 1
-    notes, shared = one_window(None)  # NVML cannot list processes: no figure, no warning
-    assert not any(n.startswith("gpu_") for n in notes) and shared == 0
+    notes, others, shared = one_window(None)  # NVML cannot list processes: no figure, no warning
+    assert not any(n.startswith("gpu_") for n in notes) and others is None and shared == 0
 
 
 def test_the_power_limit_is_read_at_the_window_edges(tmp_path: Path) -> None:

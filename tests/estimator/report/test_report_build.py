@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from testkit import a_row
 
 from estimator.report import build_report
 from estimator.report.cli import register
 from estimator.report.data import load
 from estimator.report.figures import utilisation
 from joulecast.errors import FailedPrecondition, InvalidArgument, JoulecastError, NotFound
-from joulecast.measurement import Row
 from joulecast.store import MeasurementStore
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -118,15 +118,6 @@ def test_utilisation_figure_says_plainly_when_rows_have_none(
     assert fig.path.read_bytes()[:8] == PNG_SIGNATURE
 
 
-def _row(run_key: str, hardware: str) -> Row:
-    return Row(
-        run_key=run_key, plan="p", config_id="mlp-0", family="mlp", variant="paper",
-        num_layers="1", hidden_size="512", phase="test", repeat=0, samples=8, batch_size=8,
-        epochs=1, status="ok", hardware=hardware, device="cpu", flops_forward=10, flops_train=30,
-        params=5, duration_s=1.0, energy_j=2.0, energy_source="rapl",
-    )  # fmt: skip
-
-
 def test_user_errors_are_joulecast_errors(tmp_path: Path) -> None:
     with pytest.raises(NotFound):
         build_report(tmp_path / "missing.db", tmp_path / "out")
@@ -136,8 +127,11 @@ def test_user_errors_are_joulecast_errors(tmp_path: Path) -> None:
         build_report(empty, tmp_path / "out")
     two = tmp_path / "two.db"
     with MeasurementStore(two) as store:
-        store.put_row(_row("a", "hw-a"))
-        store.put_row(_row("b", "hw-b"))
+        for key in ("a", "b"):
+            store.put_row(
+                a_row(key, hardware=f"hw-{key}", phase="test", energy_j=2.0, energy_source="rapl",
+                      energy_is_estimate=None, flops_forward=10, flops_train=30, params=5)
+            )  # fmt: skip
     with pytest.raises(InvalidArgument, match="--hardware"):
         build_report(two, tmp_path / "out")
     with pytest.raises(NotFound):

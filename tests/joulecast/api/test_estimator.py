@@ -7,15 +7,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import onnx
 import pandas as pd
 import pytest
 import torch
+from testkit import run_python
 from torch import nn
 
 import joulecast
@@ -61,14 +59,9 @@ def test_an_onnx_graph_as_a_path_bytes_or_a_proto_gets_one_answer(estimator) -> 
 
 def test_to_dict_is_the_clis_json(estimator, tmp_path: Path) -> None:
     """The same keys and values as `joulecast predict --local --json` (less uploaded_bytes)."""
-    done = subprocess.run(
-        [sys.executable, "-m", "joulecast.cli", "predict", str(SAMPLE), "--local", "--json",
-         "--batch-size", "16", "--samples", "5000", "--epochs", "3", "--region", "DEU"],
-        env=dict(os.environ, PYTHONPATH=str(ROOT)),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
+    done = run_python(
+        "-m", "joulecast.cli", "predict", str(SAMPLE), "--local", "--json",
+        "--batch-size", "16", "--samples", "5000", "--epochs", "3", "--region", "DEU",
     )  # fmt: skip
     printed = json.loads(done.stdout)
     assert printed.pop("uploaded_bytes") > 0

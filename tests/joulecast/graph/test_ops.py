@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from testkit import export_graph
 from torch import nn
 
+from collector.flops import deepspeed_cost
 from collector.models import INPUT_SHAPE, ModelConfig, build_model
 from joulecast.graph import profile_graph
 from joulecast.weightless import export_weightless
@@ -163,17 +164,6 @@ def _export(model: nn.Module, exporter: str) -> bytes:
     return export_graph(model, X, exporter)
 
 
-def _deepspeed(model: nn.Module, batch: int = 1) -> tuple[int, int]:
-    from deepspeed.profiling.flops_profiler import get_model_profile
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        flops, _macs, params = get_model_profile(
-            model, input_shape=(batch, *INPUT_SHAPE), print_profile=False, as_string=False
-        )
-    return int(flops), int(params)
-
-
 @pytest.mark.parametrize(("case", "exporter"), CASES, ids=[f"{c}-{e}" for c, e in CASES])
 def test_op_matches_deepspeed(
     case: str,
@@ -185,7 +175,8 @@ def test_op_matches_deepspeed(
         request.applymarker(pytest.mark.xfail(reason=KNOWN_DEVIATIONS[case, exporter], strict=True))
     model, graph = graphs[case, exporter]
     profile = profile_graph(graph)
-    ds_flops, ds_params = _deepspeed(model)
+    cost = deepspeed_cost(model)
+    ds_flops, ds_params = cost.flops_forward, cost.params
     assert profile.flops_forward == pytest.approx(ds_flops, rel=0.005), profile.warnings
     assert profile.params == ds_params
     assert not any("unknown" in w for w in profile.warnings)
@@ -206,6 +197,6 @@ def test_fixed_batch_is_divided(config: str) -> None:
         )
     fixed = profile_graph(buffer.getvalue())
     dynamic = profile_graph(export_weightless(model, X))
-    assert fixed.flops_forward == dynamic.flops_forward == _deepspeed(model)[0]
+    assert fixed.flops_forward == dynamic.flops_forward == deepspeed_cost(model).flops_forward
     assert fixed.params == dynamic.params
     assert any("fixed batch 4" in w for w in fixed.warnings)

@@ -10,12 +10,12 @@ patched matmuls it counts, and the totals change.)
 from __future__ import annotations
 
 import json
-import warnings
 from importlib import resources
 
 import pytest
 import torch
 
+from collector.flops import deepspeed_cost
 from collector.models import INPUT_SHAPE, ModelConfig, build_model
 from joulecast.graph import profile_graph
 from joulecast.weightless import export_weightless
@@ -30,17 +30,6 @@ def _paper_configs() -> list[ModelConfig]:
 
 
 PAPER = _paper_configs()
-
-
-def _deepspeed_counts(model: torch.nn.Module) -> tuple[int, int]:
-    from deepspeed.profiling.flops_profiler import get_model_profile
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        flops, _macs, params = get_model_profile(
-            model, input_shape=(1, *INPUT_SHAPE), print_profile=False, as_string=False
-        )
-    return int(flops), int(params)
 
 
 def test_paper_plan_has_43_configurations() -> None:
@@ -60,7 +49,8 @@ def test_profile_equals_deepspeed(config: ModelConfig) -> None:
             p.fill_(1.0 + i / 1024)
     graph = export_weightless(model, torch.zeros(1, *INPUT_SHAPE))
     profile = profile_graph(graph)
-    ds_flops, ds_params = _deepspeed_counts(model)
+    cost = deepspeed_cost(model)
+    ds_flops, ds_params = cost.flops_forward, cost.params
     assert profile.flops_forward == ds_flops
     assert profile.params == ds_params
     assert profile.flops_train == 3 * ds_flops

@@ -7,14 +7,13 @@ the legacy exporter merges equal-valued initializers (RULES.md, "Known deviation
 
 from __future__ import annotations
 
-import warnings
-
 import pytest
 import torch
 import torch.nn.functional as F
 from testkit import export_graph
 from torch import nn
 
+from collector.flops import deepspeed_cost
 from collector.models import INPUT_SHAPE
 from joulecast.graph import profile_graph
 
@@ -149,22 +148,12 @@ def graphs() -> _Graphs:
     return out
 
 
-def _deepspeed(model: nn.Module) -> tuple[int, int]:
-    from deepspeed.profiling.flops_profiler import get_model_profile
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        flops, _macs, params = get_model_profile(
-            model, input_shape=(1, *INPUT_SHAPE), print_profile=False, as_string=False
-        )
-    return int(flops), int(params)
-
-
 @pytest.mark.parametrize(("name", "exporter"), PARAMS)
 def test_transformer_matches_deepspeed(name: str, exporter: str, graphs: _Graphs) -> None:
     model, graph = graphs[name, exporter]
     profile = profile_graph(graph)
-    ds_flops, ds_params = _deepspeed(model)
+    cost = deepspeed_cost(model)
+    ds_flops, ds_params = cost.flops_forward, cost.params
     assert profile.flops_forward == pytest.approx(ds_flops, rel=0.01), profile.warnings
     assert profile.params == ds_params - BN_FOLDED.get((name, exporter), 0)
     assert profile.family == "transformer", profile.family_reason
@@ -174,7 +163,7 @@ def test_transformer_matches_deepspeed(name: str, exporter: str, graphs: _Graphs
 def test_attention_matmuls_are_counted_exactly(graphs: _Graphs) -> None:
     """sdpa = its two matmuls (DeepSpeed's _attn_flops_compute), no softmax: exact."""
     model, graph = graphs["sdpa-hand-written", "legacy"]
-    assert profile_graph(graph).flops_forward == _deepspeed(model)[0]
+    assert profile_graph(graph).flops_forward == deepspeed_cost(model).flops_forward
 
 
 def test_conformer_is_a_transformer_with_convolutions(graphs: _Graphs) -> None:

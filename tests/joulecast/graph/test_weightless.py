@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from collector.models import INPUT_SHAPE, ModelConfig, build_model
-from estimator import profile_cli
+from joulecast import profile_cli
 from joulecast.errors import InvalidArgument
 from joulecast.graph import profile_graph
 from joulecast.weightless import (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from server import gen_protos
+from rpc import gen_protos
 
 
 def test_regenerated_stubs_match_committed(tmp_path: Path) -> None:
