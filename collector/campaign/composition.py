@@ -35,6 +35,7 @@ from torch import nn
 
 from collector.campaign.stacks import ARCHS, LayerSpec, StackSpec, build, layers_of
 from collector.meters.base import EnergyMeter
+from joulecast.errors import InvalidArgument
 
 log = logging.getLogger(__name__)
 
@@ -161,8 +162,9 @@ def measure(item: Item, meter: EnergyMeter, window_s: float, round_no: int) -> W
         passes = _passes(item.module, data, window_s)
         measured = meter.end_window(key)
     notes = dict(n.split("=", 1) for n in measured.notes if "=" in n)
-    others = notes.get("others_busy_cores")
     core_w = float(notes.get("core_power_w", "nan").split()[0])
+    if measured.cpu_s is None:
+        raise InvalidArgument(f"the {meter.name} meter reports no CPU seconds: use cpu-time")
     spec = item.network
     return WindowRow(
         timestamp_utc=datetime.now(UTC).isoformat(timespec="seconds"),
@@ -179,13 +181,13 @@ def measure(item: Item, meter: EnergyMeter, window_s: float, round_no: int) -> W
         macs=item.macs,
         elements_in=item.elements_in,
         passes=passes,
-        cpu_s=float(notes["cpu_s"]),
+        cpu_s=measured.cpu_s,
         wall_s=measured.duration_s,
         energy_j=measured.energy_j,
         energy_per_pass_j=measured.energy_j / max(passes, 1),
         energy_source=measured.energy_source,
         core_power_w=core_w,
-        others_busy_cores=None if others is None else float(others),
+        others_busy_cores=measured.others_busy_cores,
         loadavg_1m=os.getloadavg()[0],
         cpu_model=getattr(meter, "cpu_model", ""),
         torch_version=torch.__version__,
