@@ -17,7 +17,7 @@ import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -42,6 +42,8 @@ from joulecast.measurement import PHASES
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from estimator.layerwise.model import LayerSum
 
 logger = logging.getLogger(__name__)
 
@@ -76,8 +78,8 @@ class Bundle:
     dataset: Mapping[str, object] = field(default_factory=dict)
     held_out: pd.DataFrame | None = field(default=None, repr=False)
     """Leave-one-configuration-out predictions of every predictor (not stored in artifacts)."""
-    layer_sum: Any = field(default=None, repr=False)
-    """A fitted ``estimator.layerwise.LayerSum`` when the hardware's data is per layer: it then
+    layer_sum: LayerSum | None = field(default=None, repr=False)
+    """A fitted :class:`~estimator.layerwise.model.LayerSum` when the hardware's data is per layer: it then
     answers the test phase from the graph's nodes (see ``layer_sum_info`` for why)."""
     layer_sum_info: Mapping[str, object] = field(default_factory=dict)
     """What the manifest says about the layer-sum model: phase it answers, why, CV scores."""

@@ -47,6 +47,7 @@ from estimator.layerwise.features import (
     matrix,
     table_matrix,
 )
+from estimator.predictors.base import Hyperparameters
 from estimator.predictors.forest import ForestFormatError, LazyForest
 from joulecast.errors import FailedPrecondition
 from joulecast.graph import NodeRecord
@@ -152,10 +153,15 @@ def fold_ids(frame: pd.DataFrame, folds: int) -> np.ndarray:
     return ids
 
 
-class LayerSum:
-    """Per-operator layer models summed over a graph's nodes (see the module doc)."""
+class LayerSum(Hyperparameters):
+    """Per-operator layer models summed over a graph's nodes (see the module doc).
+
+    The estimator contract of every predictor: ``__init__`` takes hyperparameters only, and
+    the learned state (``ops_``, ``per_call_j_``, ...) is set by :meth:`fit` or
+    :meth:`from_files`."""
 
     name = NAME
+    fitted_marker = "ops_"
 
     def __init__(
         self,
@@ -168,14 +174,16 @@ class LayerSum:
         self.folds = folds
         self.seed = seed
         self.once_fraction = once_fraction
-        self.ops_: dict[str, _OpModel] = {}
-        self.per_call_j_: dict[str, float] = {}
-        self.legacy_overhead_j_: float | None = None
-        self.j_per_byte_ = math.nan
-        self.power_w_ = (math.nan, math.nan, math.nan)
-        self.max_flops_fp_ = 0.0
-        self.max_params_ = 0
-        self.held_out_: pd.DataFrame | None = None
+
+    ops_: dict[str, _OpModel]
+    per_call_j_: dict[str, float]
+    legacy_overhead_j_: float | None
+    """A flat energy taken out of every node by versions fitted before per-call costs."""
+    j_per_byte_: float
+    power_w_: tuple[float, float, float]
+    max_flops_fp_: float
+    max_params_: int
+    held_out_: pd.DataFrame | None
 
     def fit(self, frame: pd.DataFrame) -> LayerSum:
         """Fit on :func:`~estimator.layerwise.data.layer_frame` rows; CV residuals set ``q``."""
@@ -184,6 +192,7 @@ class LayerSum:
             raise FailedPrecondition(f"layer-sum needs {MIN_ROWS} rows of one operator type")
         import pandas as pd
 
+        self.ops_, self.per_call_j_, self.legacy_overhead_j_ = {}, {}, None
         held: list[pd.DataFrame] = []
         frame = frame.assign(fold=fold_ids(frame, self.folds))
         for op in ops:
@@ -222,8 +231,7 @@ class LayerSum:
         (:func:`~estimator.layerwise.features.feature_table`) and each operator type's model
         is called once on all its nodes (one call per node cost about 3 ms: a 4,000-node graph
         took 11.7 s)."""
-        if not self.ops_:
-            raise FailedPrecondition("layer-sum is not fitted")
+        self.check_is_fitted()
         costed = [n for n in nodes if n.op_type not in FREE_OPS]
         table = feature_table(costed, batch_size)
         op_types = np.array([n.op_type for n in costed], dtype=object)
@@ -362,17 +370,22 @@ class LayerSum:
                 float(state.get("once_fraction", 0.0)),
             )
             model.per_call_j_ = {k: float(v) for k, v in state.get("per_call_j", {}).items()}
-            if "overhead_j" in state:
-                model.legacy_overhead_j_ = float(state["overhead_j"])
+            overhead = state.get("overhead_j")
+            model.legacy_overhead_j_ = None if overhead is None else float(overhead)
+            model.held_out_ = None
             model.j_per_byte_ = float(state["j_per_byte"])
             model.power_w_ = tuple(float(v) for v in state["power_w"])
             model.max_flops_fp_ = float(state["max_flops_fp"])
             model.max_params_ = int(state["max_params"])
+            ops: dict[str, _OpModel] = {}
             for op, s in state["ops"].items():
                 trees = LazyForest(bytes(files[s["booster"]])) if s["booster"] else None
-                model.ops_[op] = _OpModel(
+                ops[op] = _OpModel(
                     np.array(s["base"], float), trees, float(s["q_log"]), s["low"], s["high"]
                 )
+            if not ops:
+                raise ValueError("no operator model")
+            model.ops_ = ops
         except (KeyError, TypeError, ValueError) as exc:
             raise FailedPrecondition(f"layer-sum: malformed model files: {exc}") from exc
         return model

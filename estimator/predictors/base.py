@@ -42,16 +42,14 @@ class NotFittedError(FailedPrecondition):
     """A predictor was asked to predict before ``fit`` (or loading) gave it learned state."""
 
 
-class Predictor(ABC):
-    """Predicts energy per sample per epoch (J) from feature rows."""
+class Hyperparameters:
+    """scikit-learn's contract for anything fitted: ``__init__`` stores hyperparameters only,
+    read and written by name; learned state ends in ``_`` and is set by ``fit`` (or by loading
+    files), so a model asked before that raises :class:`NotFittedError`."""
 
     name: ClassVar[str]
-    family_free: ClassVar[bool] = True
-    """True when predictions do not use the family label (usable on unseen families)."""
-    physical: ClassVar[bool] = False
-    """True when the predictor answers with power and duration (:class:`PhysicalPredictor`)."""
-
-    # -- scikit-learn's contract ----------------------------------------------------------------
+    fitted_marker: ClassVar[str] = "feature_names_in_"
+    """The learned attribute whose presence says the model is fitted."""
 
     @classmethod
     def _param_names(cls) -> list[str]:
@@ -72,8 +70,17 @@ class Predictor(ABC):
         return self
 
     def check_is_fitted(self) -> None:
-        if not hasattr(self, "feature_names_in_"):
+        if not hasattr(self, self.fitted_marker):
             raise NotFittedError(f"{self.name} is not fitted yet: call fit() first")
+
+
+class Predictor(Hyperparameters, ABC):
+    """Predicts energy per sample per epoch (J) from feature rows."""
+
+    family_free: ClassVar[bool] = True
+    """True when predictions do not use the family label (usable on unseen families)."""
+    physical: ClassVar[bool] = False
+    """True when the predictor answers with power and duration (:class:`PhysicalPredictor`)."""
 
     def _check_features(self, columns: object) -> None:
         self.check_is_fitted()

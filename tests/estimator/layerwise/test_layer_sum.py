@@ -17,6 +17,8 @@ from estimator.layerwise import LayerSum
 from estimator.layerwise.data import layer_node
 from estimator.layerwise.evaluate import BASELINE, cv_scores
 from estimator.layerwise.features import node_features
+from estimator.predictors.base import NotFittedError
+from joulecast.errors import InvalidArgument
 from joulecast.graph import profile_nodes
 from tests.estimator.layerwise.nets import alexnet_like, graph, vgg_like
 
@@ -198,3 +200,14 @@ def test_a_long_chain_is_predicted_in_one_call_per_operator(model: LayerSum, mon
     answer = model.predict_nodes(nodes, 32)
     assert len(calls) == 1 and answer.by_op_j.keys() == {"Gemm"}
     assert math.isfinite(answer.energy_j) and answer.energy_j > 0
+
+
+def test_layer_sum_follows_the_estimator_contract() -> None:
+    # hyperparameters only until fit or loading: a model asked before is refused by name
+    model = LayerSum(rounds=7, folds=3)
+    assert model.get_params() == {"rounds": 7, "folds": 3, "seed": 0, "once_fraction": 0.0}
+    assert not [name for name in vars(model) if name.endswith("_")]
+    with pytest.raises(NotFittedError, match="layer-sum is not fitted yet"):
+        model.predict_nodes(profile_nodes(graph(alexnet_like())), batch_size=1)
+    with pytest.raises(InvalidArgument, match="unknown parameter 'depth'"):
+        model.set_params(depth=3)
