@@ -43,7 +43,8 @@ def fit_and_publish(
     :func:`describe_calibration` of it is returned). A CPU whose rows span fewer than
     :data:`estimator.carry.MAX_CONFIG_PHASES` is carried from another CPU's served predictor
     (:mod:`estimator.carry`) when ``artifacts_dir`` serves one. A version that fails
-    :func:`estimator.canary.require_servable` is written but kept aside (CURRENT unchanged) and :class:`~estimator.canary.CanaryFailed` is raised with the reasons.
+    :func:`estimator.canary.require_servable` is written but kept aside (CURRENT unchanged)
+    and :class:`~estimator.canary.CanaryFailed` is raised with the reasons.
     """
     if hardware is not None:
         check_hardware_name(hardware)
