@@ -12,7 +12,10 @@ update period of ``COUNTER_UPDATE_PERIOD_S`` = 0.1 s (NVML's documented power-sa
 Volta..Hopper is 20-100 ms; 100 ms is the safe end). A window shorter than that, a counter that
 did not advance, or an integral over fewer than two power samples is flagged ``short_window``;
 when the counter did not advance and power samples exist, the energy is mean power x duration
-(source ``nvml-power-integral``) with a note. A zero is never stored silently.
+(source ``nvml-power-integral``) with a note. So is a short window across which the counter
+stepped by more than :data:`IMPOSSIBLE_OVER_LIMIT` times the board's limit would allow: the step
+holds energy drawn before the window. A zero, or a power no board draws, is never stored
+silently.
 
 Idle baseline: ``measure_idle_power_w(s)`` reads the counter (or samples power) while nothing
 runs; ``calibrate_idle(s)`` (from ``EnergyMeter``) also makes it the baseline, and every later
@@ -22,6 +25,7 @@ window carries ``idle_power_w`` and ``energy_dynamic_j`` = total - idle x durati
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from collections.abc import Callable
@@ -38,6 +42,10 @@ from joulecast.measurement import SOURCE_NVML_COUNTER, SOURCE_NVML_INTEGRAL, Tra
 logger = logging.getLogger(__name__)
 
 COUNTER_UPDATE_PERIOD_S = 0.1
+IMPOSSIBLE_OVER_LIMIT = 1.5
+"""A short window whose counter difference implies more than this many times the board's power
+limit holds a counter step, not the window's energy (boards exceed their limit in short spikes,
+never by half over a whole window)."""
 
 
 @dataclass
@@ -197,8 +205,26 @@ class NvmlMeter(EnergyMeter):
         if window.energy0_mj is not None and energy1_mj is not None:
             delta_mj = energy1_mj - window.energy0_mj
             short = duration_s < self.counter_period_s
-            if delta_mj > 0:
+            implied_w = delta_mj / 1000.0 / duration_s if duration_s > 0 else math.inf
+            limit_w = window.limit0_w
+            stepped = (
+                short
+                and limit_w is not None
+                and implied_w > IMPOSSIBLE_OVER_LIMIT * limit_w
+                and stats.power_mean_w is not None
+            )
+            if delta_mj > 0 and not stepped:
                 return delta_mj / 1000.0, SOURCE_NVML_COUNTER, short, ()
+            if stepped:
+                # The counter stepped inside a window shorter than its update period: the step
+                # holds energy drawn before the window began, a power no board can draw.
+                assert stats.power_mean_w is not None
+                note = (
+                    f"energy counter stepped by {delta_mj} mJ in {duration_s * 1000:.2f} ms "
+                    f"({implied_w:.0f} W implied, board limit {limit_w:g} W); energy = mean "
+                    "sampled power x duration"
+                )
+                return stats.power_mean_w * duration_s, SOURCE_NVML_INTEGRAL, True, (note,)
             if delta_mj < 0:
                 note = f"energy counter went backwards ({delta_mj} mJ): driver reset?"
             else:

@@ -151,6 +151,26 @@ def test_counter_that_does_not_advance_is_flagged(tmp_path: Path) -> None:
     assert any("did not advance" in note for note in m.notes)
 
 
+def test_a_counter_step_inside_a_short_window_is_not_taken_for_its_energy(tmp_path: Path) -> None:
+    # The driver refreshes the counter every tens of ms: a 1 ms window can straddle one refresh
+    # and see 7 J arrive at once, 7 kW on a 70 W board. The sampled power answers instead.
+    stepped = tmp_path / "stepped.json"
+    stepped.write_text(
+        '{"power_limit_w": 70, "columns":["t_s","energy_mj","power_w","gpu_util_pct",'
+        '"mem_util_pct","mem_used_mib"],"rows":[[0,1000,30.0,50,10,400],[1.0,1000,30.0,50,10,'
+        "400],[1.0001,8000,30.0,50,10,400],[10,8000,30.0,50,10,400]]}"
+    )
+    clock = ManualClock(0.9995)
+    with ReplayMeter(stepped, clock=clock) as meter:
+        meter.begin_window("w")
+        clock.advance(0.001)
+        m = meter.end_window("w")
+    assert m.short_window
+    assert m.energy_source == SOURCE_NVML_INTEGRAL
+    assert m.energy_j == pytest.approx(30.0 * m.duration_s, rel=1e-6)
+    assert any("stepped by 7000 mJ" in note and "board limit 70 W" in note for note in m.notes)
+
+
 def test_describe_names_gpu_driver_and_nvml() -> None:
     with ReplayMeter(STEADY) as meter:
         facts = meter.describe()
