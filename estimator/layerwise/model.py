@@ -268,7 +268,28 @@ class LayerSum(Hyperparameters):
         q_weighted = float(np.dot(q_node, energy))
         q_log = q_weighted / total if total > 0 else max(m.q_log for m in self.ops_.values())
         total += self.legacy_overhead_j_ or 0.0
-        total_flops = sum(n.flops for n in costed) * batch_size
+        warnings, widen = self._domain_warnings(costed, batch_size, by_op, fallback, outside)
+        q_log *= OOD_WIDEN**widen
+        duration = total / self.power_w_[1]
+        return LayerAnswer(
+            energy_j=total,
+            low_j=total * math.exp(-q_log),
+            high_j=total * math.exp(q_log),
+            duration_s=duration,
+            warnings=tuple(warnings),
+            by_op_j=by_op,
+        )
+
+    def _domain_warnings(
+        self,
+        costed: Sequence[NodeRecord],
+        batch_size: int,
+        by_op: dict[str, float],
+        fallback: dict[str, int],
+        outside: dict[str, set[str]],
+    ) -> tuple[list[str], int]:
+        """What an answer must say about how far it strays from the measured layers, and how
+        many times its interval is widened for it."""
         warnings: list[str] = []
         widen = 0
         if fallback:
@@ -277,7 +298,8 @@ class LayerSum(Hyperparameters):
                 f"layer-sum: no measurements of {listed}; costed at {self.j_per_byte_:.3g} J per "
                 f"byte moved (kernel-1 MaxPool's median), an assumption"
             )
-            share = sum(by_op[o] for o in fallback) / total
+            total = sum(by_op.values())
+            share = sum(by_op[o] for o in fallback) / total if total > 0 else 0.0
             widen += share > 0.05
         if outside:
             found = "; ".join(f"{op}: {', '.join(sorted(c))}" for op, c in sorted(outside.items()))
@@ -286,6 +308,7 @@ class LayerSum(Hyperparameters):
                 f"interval widened"
             )
             widen += 1
+        total_flops = sum(n.flops for n in costed) * batch_size
         if total_flops > self.max_flops_fp_:
             warnings.append(
                 f"out of domain: {total_flops:.3g} FLOPs per forward pass, above the largest "
@@ -304,16 +327,7 @@ class LayerSum(Hyperparameters):
                 f"layer-sum: the data holds single layers only; this graph's {len(costed)} "
                 f"nodes were predicted one by one and summed (no whole network was measured)"
             )
-        q_log *= OOD_WIDEN**widen
-        duration = total / self.power_w_[1]
-        return LayerAnswer(
-            energy_j=total,
-            low_j=total * math.exp(-q_log),
-            high_j=total * math.exp(q_log),
-            duration_s=duration,
-            warnings=tuple(warnings),
-            by_op_j=by_op,
-        )
+        return warnings, widen
 
     def _node_subtract_j(self, op: str) -> float:
         """Energy taken out of each node of operator ``op`` (J per forward pass)."""
