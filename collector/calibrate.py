@@ -27,8 +27,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from collector.runner import SweepSummary
+from collector.data import synthetic_clips
+from collector.executors.serial import run_serial
+from collector.hardware import cpu_name, default_hardware, slug
+from collector.meters.cputime import pin_torch_threads
+from collector.meters.select import estimate_banner, open_meter
+from collector.plans import load_plan
+from collector.progress import LineProgress
+from collector.runner import SweepOptions, SweepSummary
+from collector.window import window_clock
 from joulecast.errors import FailedPrecondition, InvalidArgument
+from joulecast.hardware import AmbiguousGpuName, find_gpu
+from joulecast.store import MeasurementStore
 
 log = logging.getLogger(__name__)
 
@@ -129,9 +139,6 @@ def refuse_busy_gpu(meter: object, device: str, allow: bool, say: Callable[[str]
 def suite_hardware(device: str, device_name: str, explicit: str | None) -> str:
     """The rows' hardware id: ``explicit``; on a GPU the catalog's id of the name NVML gives,
     else that name slugged (the collector's default); on a CPU ``cpu-<model>``."""
-    from collector.hardware import default_hardware, slug
-    from joulecast.hardware import AmbiguousGpuName, find_gpu
-
     if explicit:
         return explicit
     if device == "cpu":
@@ -146,15 +153,6 @@ def suite_hardware(device: str, device_name: str, explicit: str | None) -> str:
 def measure_suite(settings: SuiteSettings, say: Callable[[str], None] = _say) -> SuiteResult:
     """Measure the suite into ``settings.db`` (resuming what a previous run left) within the
     budget; returns what was measured. GpuBusy before any work when the GPU is in use."""
-    from collector.data import synthetic_clips
-    from collector.executors.serial import run_serial
-    from collector.meters.select import estimate_banner, open_meter
-    from collector.plans import load_plan
-    from collector.progress import LineProgress
-    from collector.runner import SweepOptions
-    from collector.window import window_clock
-    from joulecast.store import MeasurementStore
-
     settings.check()
     start = time.monotonic()
     plan = load_plan(settings.plan)
@@ -172,13 +170,9 @@ def measure_suite(settings: SuiteSettings, say: Callable[[str], None] = _say) ->
             refuse_busy_gpu(meter, settings.device, settings.allow_busy_gpu, say)
             device_name = meter.describe().get("device_name") or settings.device
         else:
-            from collector.hardware import cpu_name
-
             device_name = cpu_name()
         hardware = suite_hardware("cuda" if gpu_metered else "cpu", device_name, settings.hardware)
         if meter.name == "cpu-time":
-            from collector.meters.cputime import pin_torch_threads
-
             pin_torch_threads()  # a spinning worker thread would count as work
         banner = estimate_banner(meter)
         say(f"NOTE: {banner}" if banner else f"meter: {meter.chosen_reason}")

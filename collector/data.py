@@ -61,7 +61,7 @@ def mel_features(audio: np.ndarray, full_clip: bool = False) -> np.ndarray:
     clip = fit_to_clip(audio)
     if not full_clip:
         clip = clip[:_SAMPLES_FOR_FRAMES]
-    try:
+    try:  # librosa is optional, so it is looked for only here
         import librosa
     except ImportError:  # the GPU device machine has no librosa: the same numbers in numpy
         return _mel_numpy(clip)[:, :N_FRAMES][None].astype(np.float32)

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from collector.models import INPUT_SHAPE
+from joulecast.weightless import export_weightless
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,7 @@ def deepspeed_cost(model: nn.Module, input_shape: tuple[int, ...] = (1, *INPUT_S
     """
     logging.getLogger("DeepSpeed").setLevel(logging.ERROR)
     with contextlib.redirect_stdout(io.StringIO()):
+        # DeepSpeed is optional (model_cost asks deepspeed_available first) and prints on import
         from deepspeed.profiling.flops_profiler import get_model_profile
 
         flops, _macs, params = get_model_profile(
@@ -70,8 +72,6 @@ def model_cost(model: nn.Module, onnx_bytes: bytes | None = None) -> Cost:
     if deepspeed_available():
         return deepspeed_cost(model)
     if onnx_bytes is None:
-        from joulecast.weightless import export_weightless
-
         onnx_bytes = export_weightless(model, torch.zeros(1, *INPUT_SHAPE))
     log.debug("DeepSpeed is not installed: FLOPs from the graph profiler")
     return graph_cost(onnx_bytes)

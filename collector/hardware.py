@@ -48,7 +48,7 @@ def slug(text: str) -> str:
 
 
 def cuda_device_name(index: int = 0) -> str:
-    import torch
+    import torch  # only to name a CUDA device: naming a CPU and slugging stay free of torch
 
     if not torch.cuda.is_available():
         raise InvalidArgument("--device cuda: no CUDA device is available (use --device cpu)")
@@ -86,7 +86,7 @@ def software_versions() -> str:
     """JSON of the versions that shape a measurement."""
     from importlib.metadata import PackageNotFoundError, version
 
-    import torch
+    import torch  # only when versions are recorded: the CPU meter and --help need no torch
 
     found = {"python": platform.python_version(), "torch_cuda": torch.version.cuda}
     for name in ("torch", "deepspeed", "codecarbon", "nvidia-ml-py", "joulecast", "librosa"):

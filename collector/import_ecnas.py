@@ -20,11 +20,14 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
+
 from collector.ecnas import BATCH_SIZE, Run, RunError, derive, overhead_power_w, read_run
 from collector.import_file import MAX_JSON_BYTES, read_bytes, short
 from collector.importer import GraphCache, Problem, Record
-from collector.nasbench101 import CellSpec
+from collector.nasbench101 import CellSpec, Network, export_onnx
 from joulecast.errors import InvalidArgument
+from joulecast.graph import profile_graph
 from joulecast.measurement import SOURCE_CARBONTRACKER_NVML
 
 logger = logging.getLogger(__name__)
@@ -83,11 +86,6 @@ def load_cells(root: Path) -> dict[str, CellSpec]:
 
 def _rebuild(item: tuple[str, CellSpec]) -> tuple[str, bytes, object]:
     """(hash, weightless ONNX, profile) of one architecture (runs in a worker process)."""
-    import torch
-
-    from collector.nasbench101 import Network, export_onnx
-    from joulecast.graph import profile_graph
-
     arch_hash, spec = item
     torch.manual_seed(0)
     graph = export_onnx(Network(spec))
@@ -95,8 +93,6 @@ def _rebuild(item: tuple[str, CellSpec]) -> tuple[str, bytes, object]:
 
 
 def _one_thread() -> None:
-    import torch
-
     torch.set_num_threads(1)
 
 

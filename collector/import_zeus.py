@@ -35,7 +35,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from collector.import_file import MAX_JSON_BYTES, open_lines
 from collector.importer import GraphCache, Record
+from collector.zeus_workloads import find_workload, workload_graph
 from joulecast.errors import InvalidArgument
 from joulecast.measurement import SOURCE_ZEUS_NVML_EPOCH
 
@@ -157,8 +159,6 @@ class _Line:
 
 
 def _check(gpu: ZeusGpu, where: str, values: Mapping[str, str | None]) -> _Line:
-    from collector.zeus_workloads import find_workload
-
     if None in values:
         raise _BadLine("more fields than the header has columns")
     dataset, network = _name(values, "dataset"), _name(values, "network")
@@ -187,8 +187,6 @@ def _check(gpu: ZeusGpu, where: str, values: Mapping[str, str | None]) -> _Line:
 
 
 def _notes(line: _Line) -> str:
-    from collector.zeus_workloads import find_workload
-
     parts = [
         f"Zeus NSDI '23 trace {line.where}: {line.time_per_epoch_s:g} s x "
         f"{line.average_power_w:.4f} W (NVML, GPU only, one epoch with its data loading, "
@@ -205,8 +203,6 @@ def _notes(line: _Line) -> str:
 
 
 def _values(line: _Line) -> dict[str, object]:
-    from collector.zeus_workloads import find_workload
-
     workload = find_workload(line.dataset, line.network)
     return {
         "graph": graph_ref(line.dataset, line.network),
@@ -246,8 +242,6 @@ def _read_file(path: Path, out: ZeusRead, seen: dict[tuple[object, ...], str]) -
         reason = f"unknown GPU {tag!r} (known: {known}); its catalog id is not set"
         out.records.append(Record(f"{path.name}:1", {"__error__": reason}, path.parent))
         return
-    from collector.import_file import MAX_JSON_BYTES, open_lines
-
     # Looked at before it is read, then read bounded, like every file an import reads.
     with open_lines(path, "Zeus trace file", MAX_JSON_BYTES) as fh:
         reader = csv.DictReader(fh)
@@ -278,8 +272,6 @@ def _read_file(path: Path, out: ZeusRead, seen: dict[tuple[object, ...], str]) -
 def read_zeus(root: str | Path, progress: Progress | None = None) -> ZeusRead:
     """Read a Zeus trace folder: one record per good line, the graphs of the workloads they
     name built once each (a bad line becomes a bad record naming its file and line)."""
-    from collector.zeus_workloads import find_workload, workload_graph
-
     root = Path(root)
     if not looks_like_zeus(root):
         raise InvalidArgument(f"{root} is not a Zeus trace folder (no {FILE_PREFIX}*.csv)")

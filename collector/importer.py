@@ -31,6 +31,7 @@ from collector.import_file import (
 )
 from collector.import_layers import build_descriptor, is_descriptor
 from joulecast.errors import InvalidArgument, JoulecastError
+from joulecast.graph import profile_graph
 from joulecast.hardware_name import hardware_name_problem
 from joulecast.measurement import (
     PHASES,
@@ -216,16 +217,12 @@ class GraphCache:
     def add(self, ref: str, onnx_bytes: bytes, profile: object | None = None) -> None:
         """Let ``ref`` name ``onnx_bytes`` (a weightless graph built in memory, e.g. a rebuilt
         NAS-Bench-101 network); profiled here unless its ``profile`` is given."""
-        from joulecast.graph import profile_graph
-
         self._built[ref] = (
             onnx_bytes,
             profile if profile is not None else profile_graph(onnx_bytes),
         )
 
     def get(self, ref: str, base_dir: Path) -> tuple[bytes, object]:
-        from joulecast.graph import profile_graph
-
         if ref in self._built:
             return self._built[ref]
         key = (ref, str(base_dir))

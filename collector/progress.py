@@ -43,6 +43,7 @@ class LineProgress(Progress):
 
 class RichProgress(Progress):
     def __init__(self) -> None:
+        # rich is optional (the GPU device machine has none): imported only when it is found
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
         from rich.progress import Progress as _Bars

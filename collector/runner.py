@@ -35,7 +35,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Subset
 
 from collector.data import Clip, SpectrogramSet
-from collector.flops import Cost, model_cost
+from collector.flops import Cost, deepspeed_available, model_cost
 from collector.hardware import cpu_model, software_versions
 from collector.meters.base import EnergyMeter, Measurement
 from collector.models import INPUT_SHAPE, build_model
@@ -44,6 +44,7 @@ from collector.window import MARGIN, PROBE_S, samples_for_window
 from joulecast.errors import FailedPrecondition, InvalidArgument
 from joulecast.measurement import PHASES, ROW_COLUMNS, Row, TraceSample
 from joulecast.store import MeasurementStore
+from joulecast.weightless import export_weightless
 
 log = logging.getLogger(__name__)
 
@@ -240,14 +241,10 @@ def measure_run(
 
 
 def _needs_graph_cost() -> bool:
-    from collector.flops import deepspeed_available
-
     return not deepspeed_available()
 
 
 def _weightless(model: nn.Module) -> bytes:
-    from joulecast.weightless import export_weightless
-
     return export_weightless(model, torch.zeros(1, *INPUT_SHAPE))
 
 

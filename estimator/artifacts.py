@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from estimator.features import LOG_FEATURES, PROFILE_FEATURES, RUN_FEATURES
+from estimator.layerwise import LayerSum
 from estimator.predictors import PREDICTORS, ArtifactFormatError, Predictor
 from estimator.predictors.carried import Carried
 from estimator.published import CURRENT, MANIFEST, VERSION_RE, predictors_root
@@ -322,8 +323,6 @@ def _from_manifest(
             raise ArtifactError(f"{folder}: {exc}") from exc
     layer_sum = None
     if "layer_sum" in manifest:
-        from estimator.layerwise import LayerSum
-
         listed_layer = manifest["layer_sum"]["files"]
         try:
             layer_sum = LayerSum.from_files({f: files[f] for f in listed_layer})

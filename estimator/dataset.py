@@ -152,7 +152,7 @@ def from_rows(rows: list[Row], graphs: dict[str, bytes | None], hardware: str) -
         )
     for reason, n in sorted(skipped.items()):
         warnings.append(f"{n} row(s) skipped: {reason}")
-    import pandas as pd
+    import pandas as pd  # only when a frame is built: loading a predictor imports no pandas
 
     frame = pd.DataFrame.from_records(records)
     if frame.empty:

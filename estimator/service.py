@@ -31,9 +31,13 @@ from estimator.intervals import interval
 from estimator.predictors import PhysicalPredictor, Predictor, UtilisationAware, family_key
 from estimator.predictors.physical import MIN_TRAIN_OVER_TEST
 from estimator.training import Bundle
+from estimator.transfer import artifact, calibrated, serve
+from estimator.transfer.gpu import GpuRates
 from joulecast.errors import FailedPrecondition, InvalidArgument, JoulecastError, NotFound
 from joulecast.graph import GraphLimits, GraphProfile, profile_nodes
+from joulecast.hardware import AmbiguousGpuName, find_gpu
 from joulecast.measurement import PHASES
+from joulecast.store import MeasurementStore
 
 if TYPE_CHECKING:
     from estimator.layerwise import LayerAnswer, LayerSum
@@ -347,8 +351,6 @@ def _catalogued(hardware: str | None) -> GpuSpec | None:
     """The catalog's GPU for a hardware id or name; None for other hardware (CPUs, replay)."""
     if hardware is None:
         return None
-    from joulecast.hardware import AmbiguousGpuName, find_gpu
-
     try:
         return find_gpu(hardware)
     except AmbiguousGpuName as exc:
@@ -356,8 +358,6 @@ def _catalogued(hardware: str | None) -> GpuSpec | None:
 
 
 def _load_transfer(artifacts_dir: Path) -> TransferModel | None:
-    from estimator.transfer import artifact
-
     try:
         return artifact.load(artifacts_dir)
     except JoulecastError as exc:
@@ -368,8 +368,6 @@ def _load_transfer(artifacts_dir: Path) -> TransferModel | None:
 
 def _load_calibrations(artifacts_dir: Path) -> dict[str, CalibratedModel]:
     """Every calibrated GPU under ``artifacts_dir/transfer/calibrated``, by hardware id."""
-    from estimator.transfer import calibrated
-
     out: dict[str, CalibratedModel] = {}
     for hardware in calibrated.list_calibrated(artifacts_dir):
         try:
@@ -498,9 +496,6 @@ class PredictorRegistry:
         hardware (see :func:`estimate`).
         ``power_limit_w``: a GPU's power limit (None: the board's default); a measured GPU
         answers at another limit through the transfer model's ratio."""
-        from estimator.transfer import serve
-        from estimator.transfer.gpu import GpuRates
-
         check_counts(batch_size, samples, epochs, observed_gpu_util)
         published, calibration, spec = self._resolve(hardware)
         counts = {"batch_size": batch_size, "samples": samples, "epochs": epochs}
@@ -578,9 +573,6 @@ class PredictorRegistry:
         power_limit_w: float | None,
         counts: dict[str, int],
     ) -> EnergyPrediction:
-        from estimator.transfer import serve
-        from estimator.transfer.gpu import GpuRates
-
         assert self._transfer is not None
         rates = GpuRates.from_spec(spec)
         via = serve.transferred(
@@ -609,8 +601,6 @@ class PredictorRegistry:
         """Load the newest CURRENT version of ``hardware`` and swap it in; returns its version.
         A hardware with no predictor but a calibration (a few-shot fit) reloads that."""
         if hardware not in list_hardware(self._dir):
-            from estimator.transfer import calibrated
-
             model = calibrated.load(self._dir, hardware)
             if model is not None:
                 with self._lock:
@@ -628,8 +618,6 @@ class PredictorRegistry:
         """How many rows the version serving ``hardware`` was fitted on are deleted now from
         the store at ``store_path`` (its tombstones; 0 when that version was fitted on another
         store, or before versions recorded their store)."""
-        from joulecast.store import MeasurementStore
-
         try:
             source = self._get(hardware).bundle.source
         except (NotFound, FailedPrecondition):

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from joulecast.errors import FailedPrecondition
 from joulecast.measurement import PHASES
 
 if TYPE_CHECKING:
@@ -263,7 +264,6 @@ def _keep_a_larger_sweep(args: argparse.Namespace) -> None:
     from collector.plans import load_plan
     from estimator.artifacts import load_current
     from estimator.published import list_hardware
-    from joulecast.errors import FailedPrecondition
 
     hardware = args.hardware or default_hardware("cpu")
     if hardware not in list_hardware(args.artifacts):

@@ -146,7 +146,7 @@ def strip_weights(model: bytes | bytearray | memoryview | onnx.ModelProto) -> by
     weights are never parsed."""
     if isinstance(model, bytes | bytearray | memoryview):
         return strip_serialized(model)
-    import onnx
+    import onnx  # only for a proto, whose caller has onnx: bytes are stripped without it
 
     if not isinstance(model, onnx.ModelProto):
         raise InvalidArgument(f"expected ONNX bytes or a ModelProto, got {type(model).__name__}")
@@ -207,7 +207,7 @@ class _LightShapeInference:
         return getattr(self._real, name)
 
     def _jit_pass_onnx_graph_shape_type_inference(self, graph, params, opset):
-        import torch
+        import torch  # called by torch's exporter only: importing this module loads no torch
 
         small = {
             k: v
@@ -225,7 +225,7 @@ class _LightShapeInference:
 
 def _torch_export(export: Callable[[], None]) -> None:
     """Run ``export`` with the light shape-inference pass when this torch version allows it."""
-    try:
+    try:  # a private module, where this torch version has it
         from torch.onnx._internal.torchscript_exporter import utils as exporter_utils
     except ImportError:  # another torch layout: export unpatched (slower, same graph)
         export()
@@ -252,7 +252,7 @@ def export_weightless(model: torch.nn.Module, example: torch.Tensor) -> bytes:
     so no weight is ever serialised and nothing touches the filesystem: the paper's largest MLP
     (554 M parameters, 2.2 GB) exports in well under a second after its trace.
     """
-    import torch
+    import torch  # only to export: `import joulecast` and the client's stripping need no torch
 
     buffer = io.BytesIO()
 
@@ -272,7 +272,7 @@ def export_weightless(model: torch.nn.Module, example: torch.Tensor) -> bytes:
             )
 
     _torch_export(export)
-    import onnx
+    import onnx  # likewise: stripping bytes on the client needs no onnx
 
     proto = onnx.load_model_from_string(buffer.getvalue())
     params_to_initializers(proto)

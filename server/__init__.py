@@ -8,28 +8,27 @@ protobuf is read or built), ``errors`` (domain errors -> status codes, in one pl
 it shares with its clients is :mod:`rpc`; the clients are :mod:`client`, which this package
 never imports (nor they it).
 
-Public objects: :class:`ServerSettings` and :func:`serve` (imported lazily: the ``joulecast``
-command imports ``server.cli`` for ``--help`` and should not pay for gRPC and the estimator).
+Public objects: :class:`ServerSettings` and :func:`serve` (the latter imported lazily: the
+``joulecast`` command imports ``server.cli`` for ``--help`` and should not pay for gRPC and the
+estimator).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from server.settings import ServerSettings
+
 if TYPE_CHECKING:
     from server.app import serve
-    from server.settings import ServerSettings
 
 __all__ = ["ServerSettings", "serve"]
 
 
 def __getattr__(name: str) -> object:
     if name == "serve":
+        # on first use: `joulecast --help` imports server.cli and must not pay for gRPC
         from server.app import serve
 
         return serve
-    if name == "ServerSettings":
-        from server.settings import ServerSettings
-
-        return ServerSettings
     raise AttributeError(name)

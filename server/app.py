@@ -18,6 +18,8 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from estimator.artifacts import remove_stale_temporaries
+from estimator.service import PredictorRegistry
 from joulecast.errors import InvalidArgument
 from joulecast.graph import GraphLimits
 from rpc.generated import estimator_pb2 as pb
@@ -74,9 +76,6 @@ class RunningServer:
 
 
 def default_registry(artifacts_dir: Path) -> Registry:
-    from estimator.artifacts import remove_stale_temporaries
-    from estimator.service import PredictorRegistry
-
     remove_stale_temporaries(artifacts_dir)
     return PredictorRegistry(artifacts_dir)
 

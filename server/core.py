@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from estimator.layerwise import LayerAnswer
+from estimator.service import check_counts, in_process_layer_answer
 from joulecast.carbon import (
     GridIntensity,
     PhaseFootprint,
@@ -95,8 +97,6 @@ class PredictQuery:
 
     def check(self) -> None:
         """Raise :class:`InvalidArgument` naming the first bad field."""
-        from estimator.service import check_counts
-
         if not self.onnx_model:
             raise InvalidArgument("onnx_model is empty: send a serialised ONNX graph")
         check_counts(self.batch_size, self.samples, self.epochs, self.observed_gpu_util)
@@ -302,14 +302,10 @@ class EstimatorCore:
         per-node records of a graph of 49,000 nodes and their prediction never run in the
         server), or in this thread when there is no pool."""
         if self._pool is None:
-            from estimator.service import in_process_layer_answer
-
             return in_process_layer_answer(onnx_model, self._limits)
         pool = self._pool
 
         def answer(model: Any, batch_size: int) -> Any:
-            from estimator.layerwise import LayerAnswer
-
             key, files = self._layer_models.files(model)
             found = pool.layer_sum(onnx_model, key, files, batch_size, cancel)
             return LayerAnswer(
@@ -611,6 +607,7 @@ def _require_finite(prediction: EnergyPrediction) -> None:
 
 
 def _default_fit() -> FitFn:
+    # fitting imports pandas and SciPy: only when a retrain runs, never to serve
     from estimator.publish import fit_and_publish
 
     return fit_and_publish

@@ -35,6 +35,7 @@ from torch import nn
 
 from collector.campaign.stacks import ARCHS, LayerSpec, StackSpec, build, layers_of
 from collector.meters.base import EnergyMeter
+from collector.meters.cputime import CpuTimeMeter, pin_torch_threads
 from joulecast.errors import InvalidArgument
 
 log = logging.getLogger(__name__)
@@ -268,8 +269,6 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    from collector.meters.cputime import CpuTimeMeter, pin_torch_threads
-
     pin_torch_threads()
     archs = tuple(a for a in args.archs.split(",") if a)
     groups = plan(archs, _ints(args.widths), _ints(args.image_sizes), _ints(args.batch_sizes))

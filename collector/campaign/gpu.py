@@ -29,8 +29,13 @@ import sys
 import time
 from pathlib import Path
 
+from collector.hardware import cpu_model, default_hardware, software_versions
+from collector.meters.cputime import pin_torch_threads
+from collector.meters.select import estimate_banner, open_meter
+from collector.window import window_clock
 from joulecast.errors import InvalidArgument
 from joulecast.hardware_name import check_hardware_name
+from joulecast.store import MeasurementStore
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +76,6 @@ def _identity(device: str) -> str:
             return done.stdout or done.stderr
         except (OSError, subprocess.SubprocessError) as err:
             return f"nvidia-smi failed: {err}"
-    from collector.hardware import cpu_model
-
     return f"cpu: {cpu_model()} ({os.cpu_count()} logical CPUs); no nvidia-smi\n"
 
 
@@ -90,15 +93,13 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
+    # These import torch: only once the arguments are checked, so --help and a refused
+    # --hardware answer at once.
     from collector.data import synthetic_clips
     from collector.executors.serial import run_serial
-    from collector.hardware import default_hardware, software_versions
-    from collector.meters.select import estimate_banner, open_meter
     from collector.plans import load_plan
     from collector.progress import LineProgress
     from collector.runner import SweepOptions
-    from collector.window import window_clock
-    from joulecast.store import MeasurementStore
 
     (out / "identity.txt").write_text(_identity(args.device))
     (out / "versions.json").write_text(software_versions() + "\n")
@@ -107,8 +108,6 @@ def main(argv: list[str] | None = None) -> int:
     clips = synthetic_clips(max(r.samples for plan in plans for r in plan.runs))
     meter = open_meter(kind=args.meter, device=args.device)
     if meter.name == "cpu-time":
-        from collector.meters.cputime import pin_torch_threads
-
         pin_torch_threads()
     banner = estimate_banner(meter)
     print(f"NOTE: {banner}" if banner else f"meter: {meter.chosen_reason}", file=sys.stderr)

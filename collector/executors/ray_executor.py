@@ -34,8 +34,14 @@ from dataclasses import dataclass, field, replace
 from types import ModuleType
 from typing import Any
 
+import torch
+
 from collector.data import Clip, SpectrogramSet
+from collector.hardware import sweep_hardware
+from collector.meters.cputime import pin_torch_threads
+from collector.meters.nvml_device import import_pynvml
 from collector.meters.sampler import DEFAULT_INTERVAL_S
+from collector.meters.select import default_idle_s, open_meter
 from collector.plans import RunSpec
 from collector.runner import (
     Progress,
@@ -76,7 +82,7 @@ and every server listens on loopback only. The second keeps Ray from reporting u
 def import_ray() -> ModuleType:
     """The ``ray`` module, or FailedPrecondition saying what to install."""
     try:
-        # loaded in the Ray worker that measures, not in the driver
+        # Ray is an optional extra: imported only when a sweep asks for this executor
         import ray
         import ray.exceptions
     except ImportError as exc:
@@ -172,12 +178,6 @@ class CollectedRows:
 
 def measure_task(task: Task, dataset: SpectrogramSet) -> TaskResult:
     """Measure ``task`` in this process (a Ray worker) and return its rows; writes nothing."""
-    # loaded in the Ray worker that measures, not in the driver
-    import torch
-
-    from collector.hardware import sweep_hardware
-    from collector.meters.select import default_idle_s, open_meter
-
     began = time.perf_counter()
     options = task.options
     on_cuda = options.device.startswith("cuda")
@@ -195,9 +195,6 @@ def measure_task(task: Task, dataset: SpectrogramSet) -> TaskResult:
     summary = SweepSummary()
     with meter:
         if meter.name == "cpu-time":
-            # loaded in the Ray worker that measures, not in the driver
-            from collector.meters.cputime import pin_torch_threads
-
             pin_torch_threads()  # a spinning worker thread would count as work
         elif not on_cuda:
             torch.set_num_threads(len(os.sched_getaffinity(0)))  # Ray pins tasks to 1 thread
@@ -224,11 +221,6 @@ def measure_task(task: Task, dataset: SpectrogramSet) -> TaskResult:
 def assigned_gpu_nvml_index() -> int:
     """NVML index of the GPU this process's CUDA device 0 is. Ray shows a task only its GPU
     (``CUDA_VISIBLE_DEVICES``) but NVML counts every GPU of the node: match them by UUID."""
-    # loaded in the Ray worker that measures, not in the driver
-    import torch
-
-    from collector.meters.nvml_device import import_pynvml
-
     wanted = str(torch.cuda.get_device_properties(0).uuid).lower().removeprefix("gpu-")
     nvml = import_pynvml()
     nvml.nvmlInit()
@@ -371,7 +363,7 @@ def local_ray(ray: ModuleType, resources: dict[str, float], **init: Any) -> Iter
     listening on 127.0.0.1, no dashboard, no usage report. Yields ``ray.init``'s context
     (its ``address_info["gcs_address"]`` lets other drivers join); stops it on exit.
     ``init`` = more keyword arguments of ``ray.init`` (e.g. ``num_cpus``)."""
-    # loaded in the Ray worker that measures, not in the driver
+    # Ray is an optional extra, as in import_ray: this runs only once ray was imported
     from ray._private import ray_constants
 
     saved_env = {name: os.environ.get(name) for name in LOCAL_RAY_ENV}

@@ -99,7 +99,7 @@ class CodeCarbonMeter(EnergyMeter):
         logger.debug("CodeCarbon ready in %.2f s, modes %s", self.startup_s, self.modes)
 
     def _make_tracker(self) -> Any:
-        try:
+        try:  # an optional package, absent on the GPU device machine: only this meter needs it
             from codecarbon import OfflineEmissionsTracker
         except ImportError as err:
             raise MeterUnavailable("codecarbon is not installed") from err
@@ -200,7 +200,7 @@ class CodeCarbonMeter(EnergyMeter):
         }
         if conf.get("gpu_model"):
             facts["device_name"] = str(conf["gpu_model"])
-        try:
+        try:  # optional, as above: the facts are written without its version
             from codecarbon import __version__
 
             facts["codecarbon_version"] = str(__version__)

@@ -26,6 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from collector.hardware import cpu_model as machine_cpu_model
+from collector.hardware import cpu_name
 from collector.meters.base import EnergyMeter, Measurement, with_idle_baseline
 from collector.meters.machine_load import (
     CROWDED_CORES,
@@ -148,9 +150,6 @@ class CpuTimeMeter(EnergyMeter):
         clock: Callable[[], float] = time.monotonic,
         machine: Callable[[], float | None] = read_busy_s,
     ) -> None:
-        from collector.hardware import cpu_model as machine_cpu_model
-        from collector.hardware import cpu_name
-
         self.cpu_model = cpu_model or machine_cpu_model()
         if core_power_w is None:
             # CodeCarbon's table is keyed by the model name alone.

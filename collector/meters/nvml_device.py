@@ -27,7 +27,7 @@ _NOT_SUPPORTED = 3  # NVML_ERROR_NOT_SUPPORTED, in case a module lacks the const
 
 def import_pynvml() -> ModuleType:
     """The real NVML bindings; MeterUnavailable when nvidia-ml-py is not installed."""
-    try:
+    try:  # optional (nvidia-ml-py): a machine without a GPU opens the other meters without it
         import pynvml
     except ImportError as err:
         raise MeterUnavailable("nvidia-ml-py (pynvml) is not installed") from err

@@ -59,6 +59,6 @@ def layer_frame(store_path: Path, hardware: str, phase: str = "test") -> pd.Data
             )
     if not records:
         raise FailedPrecondition(f"hardware {hardware!r} has no single-layer {phase} rows")
-    import pandas as pd
+    import pandas as pd  # only when fitting: answering with a layer sum imports no pandas
 
     return pd.DataFrame(records)

@@ -190,7 +190,7 @@ class LayerSum(Hyperparameters):
         ops = sorted(o for o, g in frame.groupby("op_type") if len(g) >= MIN_ROWS)
         if not ops:
             raise FailedPrecondition(f"layer-sum needs {MIN_ROWS} rows of one operator type")
-        import pandas as pd
+        import pandas as pd  # only when fitting: answering with a layer sum imports no pandas
 
         self.ops_, self.per_call_j_, self.legacy_overhead_j_ = {}, {}, None
         held: list[pd.DataFrame] = []

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from joulecast.errors import ExportError, InvalidArgument
+from joulecast.weightless import export_weightless, strip_weights, strip_weights_file
 
 _UNSUPPORTED = re.compile(r"operator '([^']+)'")
 
@@ -66,8 +67,6 @@ def weightless_graph(model: Any, example_input: Any = None) -> bytes:
         raise InvalidArgument(
             "example_input is only for a torch.nn.Module: an ONNX graph carries its input shapes"
         )
-    from joulecast.weightless import strip_weights, strip_weights_file
-
     if isinstance(model, str | os.PathLike):
         return strip_weights_file(check_input_file(Path(model)))
     if isinstance(model, bytes | bytearray | memoryview) or _is_onnx_proto(model):
@@ -85,8 +84,6 @@ def export_module(module: Any, example_input: Any) -> bytes:
     exporter (an operator it cannot export, a forward pass that fails on the input) becomes
     one :class:`ExportError` naming the module and, where torch says it, the operator."""
     import torch
-
-    from joulecast.weightless import export_weightless
 
     name = type(module).__name__
     if not isinstance(example_input, torch.Tensor):

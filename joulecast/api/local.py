@@ -21,6 +21,7 @@ from pathlib import Path
 
 from client import convert
 from client.results import PredictionReply
+from estimator.service import PredictorRegistry
 from joulecast.errors import InternalError, InvalidArgument, JoulecastError, ResourceLimit
 from joulecast.graph import GraphLimits
 from server import converters
@@ -43,8 +44,6 @@ class InProcessClient:
         *,
         settings: ServerSettings | None = None,
     ) -> None:
-        from estimator.service import PredictorRegistry
-
         artifacts = Path(artifacts_dir) if artifacts_dir is not None else DEFAULT_ARTIFACTS
         if not artifacts.is_dir():
             raise InvalidArgument(f"artifacts folder {artifacts} does not exist")

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from math import prod
 
+import numpy as np
 import onnx
 
 from joulecast.graph.errors import ExternalDataRefused, GraphError, GraphTooLarge
@@ -118,8 +119,6 @@ def tensor_values(t: onnx.TensorProto, limit: int = VALUE_ELEMENTS) -> tuple | N
             dtype = onnx.helper.tensor_dtype_to_np_dtype(dt)
         except (KeyError, ValueError, TypeError):
             return None
-        import numpy as np
-
         if dtype.itemsize * n != len(raw):
             return None
         arr = np.frombuffer(raw, dtype=dtype.newbyteorder("<"))
