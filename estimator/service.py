@@ -316,6 +316,37 @@ def _power_duration(
     raise FailedPrecondition(f"{predictor.name} predicts no duration; refit the predictor")
 
 
+def _calibrated(
+    calibration: CalibratedModel,
+    spec: GpuSpec | None,
+    profile: GraphProfile,
+    power_limit_w: float | None,
+    counts: dict[str, int],
+) -> EnergyPrediction:
+    """The answer of a GPU's calibrated transfer model."""
+    if spec is None:
+        raise FailedPrecondition(
+            f"the calibration of {calibration.hardware} names GPU {calibration.gpu!r}, "
+            "which the catalog no longer holds"
+        )
+    answer = serve.calibrated(
+        calibration,
+        GpuRates.from_spec(spec),
+        spec.name,
+        profile,
+        power_limit_w=power_limit_w,
+        max_factor=MAX_INTERVAL_FACTOR,
+        **counts,
+    )
+    return _tied(answer)
+
+
+def _tied(answer: EnergyPrediction) -> EnergyPrediction:
+    """``answer`` with training kept dearer than testing (:func:`_tie`)."""
+    train, test = _tie(answer.train, answer.test)
+    return replace(answer, train=train, test=test)
+
+
 def _tie(
     train: PhaseEstimate | None, test: PhaseEstimate | None
 ) -> tuple[PhaseEstimate | None, PhaseEstimate | None]:
@@ -502,22 +533,7 @@ class PredictorRegistry:
         if calibration is not None:
             if observed_gpu_util is not None:
                 raise InvalidArgument("observed_gpu_util needs a measured predictor")
-            if spec is None:
-                raise FailedPrecondition(
-                    f"the calibration of {calibration.hardware} names GPU {calibration.gpu!r}, "
-                    "which the catalog no longer holds"
-                )
-            answer = serve.calibrated(
-                calibration,
-                GpuRates.from_spec(spec),
-                spec.name,
-                profile,
-                power_limit_w=power_limit_w,
-                max_factor=MAX_INTERVAL_FACTOR,
-                **counts,
-            )
-            train, test = _tie(answer.train, answer.test)
-            return replace(answer, train=train, test=test)
+            return _calibrated(calibration, spec, profile, power_limit_w, counts)
         if published is None:
             assert spec is not None and self._transfer is not None
             if observed_gpu_util is not None:
@@ -562,8 +578,7 @@ class PredictorRegistry:
             power_limit_w=power_limit_w,
             **counts,
         )
-        train, test = _tie(moved.train, moved.test)
-        return replace(moved, train=train, test=test)
+        return _tied(moved)
 
     def _train_from_transfer(
         self,
