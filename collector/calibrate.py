@@ -203,6 +203,23 @@ def measure_suite(settings: SuiteSettings, say: Callable[[str], None] = _say) ->
         estimated = bool(meter.estimated)
         reason = meter.chosen_reason
         name = meter.name
+    result = SuiteResult(
+        hardware=hardware,
+        device_name=str(device_name),
+        meter=name,
+        chosen_reason=reason,
+        estimated=estimated,
+        power_limit_w=power_limit_w,
+        summary=summary,
+        seconds=time.monotonic() - start,
+        notes=_notes(summary, settings),
+    )
+    log.info("calibration suite of %s: %s", hardware, summary)
+    return result
+
+
+def _notes(summary: SweepSummary, settings: SuiteSettings) -> tuple[str, ...]:
+    """What the user must know about how the suite's run went."""
     notes: list[str] = []
     if summary.skipped:
         notes.append(f"{summary.skipped} rows were already measured in {settings.db} (resumed)")
@@ -215,16 +232,4 @@ def measure_suite(settings: SuiteSettings, say: Callable[[str], None] = _say) ->
         notes.append(
             f"{summary.shared} windows shared the meter with other work (their notes say how much)"
         )
-    result = SuiteResult(
-        hardware=hardware,
-        device_name=str(device_name),
-        meter=name,
-        chosen_reason=reason,
-        estimated=estimated,
-        power_limit_w=power_limit_w,
-        summary=summary,
-        seconds=time.monotonic() - start,
-        notes=tuple(notes),
-    )
-    log.info("calibration suite of %s: %s", hardware, summary)
-    return result
+    return tuple(notes)
