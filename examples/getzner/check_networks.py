@@ -29,6 +29,7 @@ from composition_tables import (  # a script: its folder is on sys.path
 from torch import nn
 
 from estimator.artifacts import load_current, load_version
+from estimator.layerwise.model import LayerSum
 from joulecast.graph import profile_nodes
 from joulecast.weightless import export_weightless
 
@@ -119,6 +120,78 @@ def _network_rows(model: object, before: object | None, k: float | None, batches
     return rows, ratios
 
 
+def _rule_section(args: argparse.Namespace, model: LayerSum, before: LayerSum | None) -> list[str]:
+    """The composition rule the experiment supports, and how it is applied to the Xeon."""
+    lines, found = composition_section(args.composition)
+    flat = getattr(before, "legacy_overhead_j_", None)
+    return [
+        "## The rule",
+        "",
+        f"On this project's VM, whole networks cost **more** than the sum of their layers "
+        f"run alone in the single-layer protocol, not less: measured/sum median "
+        f"{found['ratio_median']:.3f}. Leave one network out, the plain sum is "
+        f"{found['sum_ape_pct']:.1f} % off (predicted/measured "
+        f"{found['sum_pred_over_meas']:.3f}); the best rule is {found['best_rule']} "
+        f"({found['best_ape_pct']:.1f} %, parameter {found['best_parameter']:.3g}). No part "
+        f"of a layer's per-call cost is saved in a network: the once-fraction f, the share "
+        f"of each layer's per-call cost a network would pay only once, fitted at "
+        f"{found['once_fraction']:.2f} (< 0: no saving).",
+        "",
+        f"Applied to the Getzner layer-sum predictor: each node keeps its single-layer "
+        f"energy per pass, per-call cost included (f = {model.once_fraction:g}; the per-call "
+        f"costs, intercepts of the Getzner rows themselves, are below)"
+        + (
+            f"; the previous version took a flat {flat:.3g} J out of every node and added "
+            f"it once (the 1st percentile of every row's energy per pass: the cheapest "
+            f"layer's whole energy, not a per-call cost), which the experiment does not "
+            f"support"
+            if flat
+            else ""
+        )
+        + ". The excess of a network over its layers on this VM (most likely the caches: "
+        "a layer alone runs hot on one input and its own weights, a network cycles a "
+        "larger working set, on two crowded cores) is this machine's and is not carried "
+        "to the Xeon: it would raise the Xeon's answers, and the held-back networks are "
+        "already over-predicted there.",
+        "",
+        *lines,
+        "",
+        *([*control_section(args.composition, args.control), ""] if args.control else []),
+    ]
+
+
+def _held_back_section(ratios: list[float]) -> list[str]:
+    """The answers after/before, and what they say of the held-back networks."""
+    return [
+        f"after/before: median {np.median(ratios):.3f} (range {min(ratios):.3f}-"
+        f"{max(ratios):.3f}; the largest where a pass costs least, AlexNet at batch 1: "
+        f"the flat amount taken out of each of its 11 costed nodes weighed most). Both versions' "
+        f"intervals are today's code's (a graph with more parameters than any measured "
+        f"layer is flagged and widened since the previous report).",
+        "",
+        "## The held-back networks",
+        "",
+        "The held-back AlexNet/VGG runs (543 RAPL-metered runs on the same Xeon allocation) "
+        "are over-predicted by a median factor 1.13. Composition does not explain it: "
+        "where a network and its own layers could both be metered, the network cost no "
+        "less than its layers, so the sum of single layers under-counts a network there "
+        "rather than over-counting it, and the corrected predictor answers as before or "
+        f"higher (median {np.median(ratios):.3f}x). Whether the held-back criterion (median "
+        "error <= 8 %, below the one-constant baseline) is met cannot be checked here, and "
+        "nothing here suggests that it is.",
+        "",
+        "One hypothesis left: the package power. RAPL reads the whole shared socket, and "
+        "the predictor turns every layer into the rows' package energy (~75.6 W x time); "
+        "if the held-back runs drew about 67 W, the over-prediction would be power alone. "
+        "That figure cannot be checked here (the held-back rows are not in this "
+        "repository), and the single-layer rows give it no support: over 7 days and 6 "
+        "collection runs their package power stayed within a few watts of 75 W (table "
+        "above), whatever the layer or its size. Testing it needs the held-back runs' "
+        "cpu_power, or an answer in time (duration per pass) rather than energy.",
+        "",
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--artifacts", type=Path, default=Path("artifacts"))
@@ -143,42 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     median_w = model.power_w_[1]
     text = [f"# layer-sum on {HARDWARE} (predictor version {published.version})", ""]
     if args.composition:
-        lines, found = composition_section(args.composition)
-        flat = getattr(before, "legacy_overhead_j_", None)
-        text += [
-            "## The rule",
-            "",
-            f"On this project's VM, whole networks cost **more** than the sum of their layers "
-            f"run alone in the single-layer protocol, not less: measured/sum median "
-            f"{found['ratio_median']:.3f}. Leave one network out, the plain sum is "
-            f"{found['sum_ape_pct']:.1f} % off (predicted/measured "
-            f"{found['sum_pred_over_meas']:.3f}); the best rule is {found['best_rule']} "
-            f"({found['best_ape_pct']:.1f} %, parameter {found['best_parameter']:.3g}). No part "
-            f"of a layer's per-call cost is saved in a network: the once-fraction f, the share "
-            f"of each layer's per-call cost a network would pay only once, fitted at "
-            f"{found['once_fraction']:.2f} (< 0: no saving).",
-            "",
-            f"Applied to the Getzner layer-sum predictor: each node keeps its single-layer "
-            f"energy per pass, per-call cost included (f = {model.once_fraction:g}; the per-call "
-            f"costs, intercepts of the Getzner rows themselves, are below)"
-            + (
-                f"; the previous version took a flat {flat:.3g} J out of every node and added "
-                f"it once (the 1st percentile of every row's energy per pass: the cheapest "
-                f"layer's whole energy, not a per-call cost), which the experiment does not "
-                f"support"
-                if flat
-                else ""
-            )
-            + ". The excess of a network over its layers on this VM (most likely the caches: "
-            "a layer alone runs hot on one input and its own weights, a network cycles a "
-            "larger working set, on two crowded cores) is this machine's and is not carried "
-            "to the Xeon: it would raise the Xeon's answers, and the held-back networks are "
-            "already over-predicted there.",
-            "",
-            *lines,
-            "",
-            *([*control_section(args.composition, args.control), ""] if args.control else []),
-        ]
+        text += _rule_section(args, model, before)
     text += [
         "## The Getzner single-layer rows",
         "",
@@ -216,34 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
     ]
     if ratios:
-        text += [
-            f"after/before: median {np.median(ratios):.3f} (range {min(ratios):.3f}-"
-            f"{max(ratios):.3f}; the largest where a pass costs least, AlexNet at batch 1: "
-            f"the flat amount taken out of each of its 11 costed nodes weighed most). Both versions' "
-            f"intervals are today's code's (a graph with more parameters than any measured "
-            f"layer is flagged and widened since the previous report).",
-            "",
-            "## The held-back networks",
-            "",
-            "The held-back AlexNet/VGG runs (543 RAPL-metered runs on the same Xeon allocation) "
-            "are over-predicted by a median factor 1.13. Composition does not explain it: "
-            "where a network and its own layers could both be metered, the network cost no "
-            "less than its layers, so the sum of single layers under-counts a network there "
-            "rather than over-counting it, and the corrected predictor answers as before or "
-            f"higher (median {np.median(ratios):.3f}x). Whether the held-back criterion (median "
-            "error <= 8 %, below the one-constant baseline) is met cannot be checked here, and "
-            "nothing here suggests that it is.",
-            "",
-            "One hypothesis left: the package power. RAPL reads the whole shared socket, and "
-            "the predictor turns every layer into the rows' package energy (~75.6 W x time); "
-            "if the held-back runs drew about 67 W, the over-prediction would be power alone. "
-            "That figure cannot be checked here (the held-back rows are not in this "
-            "repository), and the single-layer rows give it no support: over 7 days and 6 "
-            "collection runs their package power stayed within a few watts of 75 W (table "
-            "above), whatever the layer or its size. Testing it needs the held-back runs' "
-            "cpu_power, or an answer in time (duration per pass) rather than energy.",
-            "",
-        ]
+        text += _held_back_section(ratios)
     if args.out:
         args.out.write_text("\n".join(text), encoding="utf-8")
     return 0
