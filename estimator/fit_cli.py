@@ -69,9 +69,12 @@ def run_predictors(args: argparse.Namespace) -> int:
     # imported when the command runs: `joulecast --help` stays light
     from estimator.artifacts import list_hardware
     from estimator.service import PredictorRegistry
+    from estimator.transfer.files import calibrated_summaries
 
-    if not list_hardware(args.artifacts):
-        raise NotFound(f"no published predictors under {args.artifacts}/predictors")
+    if not list_hardware(args.artifacts) and not calibrated_summaries(args.artifacts):
+        raise NotFound(
+            f"no published predictors under {args.artifacts}/predictors, and no calibrated GPU"
+        )
     described = PredictorRegistry(args.artifacts).describe()
     if args.json:
         print(json.dumps([d.as_dict() for d in described], indent=1, default=str))

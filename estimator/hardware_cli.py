@@ -6,8 +6,11 @@ Measured hardware the catalog lacks (CPUs, GPUs it does not hold) is listed too,
 from the energy source its predictor's manifest states. The catalog's figures are vendor peak
 figures at the boost clock, not measurements.
 
-Only the catalog and the artifacts' manifests are read: no predictor is loaded, so the listing
-imports neither numpy nor XGBoost.
+A GPU with a calibration (``<artifacts>/transfer/calibrated/``, from ``joulecast calibrate`` or
+a few rows through fit or Retrain) says so, with the hardware id its answers are asked by.
+
+Only the catalog, the artifacts' manifests and the calibrations' JSON are read: no predictor
+is loaded, so the listing imports neither numpy nor XGBoost.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from estimator.published import PublishedSummary
+    from estimator.transfer.files import CalibratedSummary
     from joulecast.hardware import GpuSpec
 
 logger = logging.getLogger(__name__)
@@ -60,6 +64,9 @@ class HardwareEntry:
     """gpu, cpu, or unknown (measured hardware the catalog lacks, of an unrecognised meter)."""
     spec: GpuSpec | None
     predictors: tuple[PublishedSummary, ...]
+    calibrations: tuple[CalibratedSummary, ...] = ()
+    """Calibrations of this GPU (``joulecast calibrate`` or a few rows through fit/Retrain):
+    answered as tier calibrated where no predictor of its own is published."""
 
     @property
     def measured(self) -> bool:
@@ -82,6 +89,10 @@ class HardwareEntry:
                 }
                 for p in self.predictors
             ],
+            "calibrations": [
+                {"hardware": c.hardware, "version": c.version, "rows": c.rows}
+                for c in self.calibrations
+            ],
         }
         figures = self.spec.to_dict() if self.spec is not None else _uncatalogued_figures()
         return {**head, **{key: v for key, v in figures.items() if key not in head}}
@@ -91,6 +102,7 @@ def hardware_entries(artifacts_dir: Path | str) -> list[HardwareEntry]:
     """Catalogued GPUs in catalog order, then measured hardware the catalog lacks, by id."""
     # imported when the command runs: `joulecast --help` stays light
     from estimator.published import list_hardware, read_summary
+    from estimator.transfer.files import calibrated_summaries
     from joulecast.hardware import AmbiguousGpuName, find_gpu, load_catalog
 
     catalog = load_catalog()
@@ -110,7 +122,13 @@ def hardware_entries(artifacts_dir: Path | str) -> list[HardwareEntry]:
             measured[spec.id].append(summary)
         else:
             others.append(HardwareEntry(hardware, kind_of(summary), None, (summary,)))
-    listed = [HardwareEntry(s.id, "gpu", s, tuple(measured[s.id])) for s in catalog]
+    calibrated: dict[str, list[CalibratedSummary]] = {spec.id: [] for spec in catalog}
+    for summary in calibrated_summaries(artifacts_dir):
+        calibrated.setdefault(summary.gpu, []).append(summary)
+    listed = [
+        HardwareEntry(s.id, "gpu", s, tuple(measured[s.id]), tuple(calibrated[s.id]))
+        for s in catalog
+    ]
     return listed + sorted(others, key=lambda entry: entry.id)
 
 
@@ -156,6 +174,8 @@ def format_table(entries: list[HardwareEntry]) -> str:
         aliases = [p.hardware for p in entry.predictors if p.hardware != entry.id]
         if aliases:
             measured += f" ({', '.join(aliases)})"
+        if entry.calibrations:
+            measured += f", calibrated ({', '.join(c.hardware for c in entry.calibrations)})"
         values: list[object] = [entry.id, entry.kind, measured]
         if spec is None:
             values += [None] * 7 + ["(not in the catalog)"]
@@ -183,8 +203,10 @@ def format_table(entries: list[HardwareEntry]) -> str:
     ]
     catalogued = sum(entry.spec is not None for entry in entries)
     measured_count = sum(entry.measured for entry in entries)
+    calibrated_count = sum(bool(entry.calibrations) for entry in entries)
     lines.append(
-        f"({catalogued} catalogued GPUs, {measured_count} measured hardware; catalog figures are "
+        f"({catalogued} catalogued GPUs, {measured_count} measured hardware, {calibrated_count} "
+        "calibrated GPUs; catalog figures are "
         "vendor peaks at the boost clock, not measurements; --json gives every figure and its source)"
     )
     return "\n".join(lines)

@@ -10,21 +10,22 @@ reader sees the old model or the new one.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from estimator.transfer.files import (
+    FOLDER,
+    SCHEMA_VERSION,
+    content_hash,
+    read_versioned,
+    write_versioned,
+)
 from estimator.transfer.model import PARAMS, clip_params
 from joulecast.errors import FailedPrecondition
 
-SCHEMA_VERSION = 1
 FILE_NAME = "gpu-training.json"
-FOLDER = "transfer"
 KIND = "gpu-training-transfer"
 
 
@@ -55,47 +56,6 @@ class TransferModel:
     @property
     def version(self) -> str:
         return content_hash(self.content())
-
-
-def content_hash(content: Mapping[str, Any]) -> str:
-    """The version of a JSON artifact: the first 12 hex digits of its canonical form's sha256."""
-    text = json.dumps(content, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
-
-
-def write_versioned(path: Path, content: Mapping[str, Any]) -> Path:
-    """Write ``content`` with its ``version`` (:func:`content_hash`) to ``path`` atomically: a
-    temporary file renamed into place, so a reader sees the old file or the new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    body = {**content, "version": content_hash(content)}
-    text = json.dumps(body, indent=1, sort_keys=True) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; an artifact is for every reader
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def read_versioned(path: Path, kind: str) -> dict[str, Any]:
-    """The content of a file :func:`write_versioned` wrote, of schema :data:`SCHEMA_VERSION`
-    and ``kind``; ValueError when it is not (another schema, or a content that does not match
-    its version hash: edited by hand or truncated)."""
-    body = json.loads(path.read_text(encoding="utf-8"))
-    if not isinstance(body, dict):
-        raise ValueError("not a JSON object")
-    version = body.pop("version", None)
-    if body.get("schema") != SCHEMA_VERSION or body.get("kind") != kind:
-        raise ValueError(f"schema {body.get('schema')!r}, kind {body.get('kind')!r}")
-    if content_hash(body) != version:
-        raise ValueError("its content does not match its version hash")
-    return body
 
 
 def checked_params(raw: Mapping[str, Any]) -> dict[str, float]:

@@ -21,7 +21,6 @@ leave-one-workload-out).
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,11 +28,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from estimator.transfer.artifact import (
-    FOLDER,
+from estimator.transfer.artifact import TransferModel, checked_params
+from estimator.transfer.files import (
+    CALIBRATED_KIND,
+    CALIBRATED_NAME,
     SCHEMA_VERSION,
-    TransferModel,
-    checked_params,
+    calibrated_folder,
     content_hash,
     read_versioned,
     write_versioned,
@@ -45,15 +45,13 @@ from joulecast.measurement import PHASES
 if TYPE_CHECKING:
     from estimator.transfer.fewshot import FewShot  # fitting only: loading imports no pandas
 
-KIND = "gpu-calibrated-transfer"
-SUBFOLDER = "calibrated"
+KIND = CALIBRATED_KIND
 LOW_Q, HIGH_Q = 0.05, 0.95
 PRIOR_CONFIGS = 3
 """How many held-out configurations the transfer model's leave-one-workload-out band counts as
 when pooled with a calibration's own (:data:`estimator.transfer.fewshot.MIN_CONFIGS`, the
 fewest a calibration holds out): three configurations of a suite weigh as much as the Zeus
 workloads' band, thirty outweigh it ten to one."""
-_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 
 
 @dataclass(frozen=True)
@@ -104,7 +102,7 @@ class CalibratedModel:
 
 def check_hardware(hardware: str) -> str:
     """``hardware`` as a file name; InvalidArgument when it cannot be one."""
-    if not _NAME.match(hardware):
+    if not CALIBRATED_NAME.match(hardware):
         raise InvalidArgument(
             f"hardware {hardware!r} cannot name a calibration (lower-case letters, digits, "
             "'.', '_' and '-', at most 64)"
@@ -113,7 +111,7 @@ def check_hardware(hardware: str) -> str:
 
 
 def folder(artifacts_dir: str | Path) -> Path:
-    return Path(artifacts_dir) / FOLDER / SUBFOLDER
+    return calibrated_folder(artifacts_dir)
 
 
 def path_of(artifacts_dir: str | Path, hardware: str) -> Path:
@@ -152,7 +150,7 @@ def list_calibrated(artifacts_dir: str | Path) -> list[str]:
     if not root.is_dir():
         return []
     names = (p.name.removesuffix(".json") for p in root.iterdir() if p.suffix == ".json")
-    return sorted(n for n in names if _NAME.match(n))
+    return sorted(n for n in names if CALIBRATED_NAME.match(n))
 
 
 def combined(loco: np.ndarray, configs: int, lowo: tuple[float, float]) -> tuple[float, float]:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from estimator.published import list_hardware, read_summary
+from estimator.transfer import artifact, calibrated
 from joulecast.cli import main
 from joulecast.hardware import load_catalog
 from joulecast.hardware.spec import FIGURES
@@ -155,3 +156,18 @@ def test_read_summary_reads_the_current_manifest(tmp_path: Path) -> None:
     (tmp_path / "predictors" / "h200" / VERSION / "manifest.json").write_text("[1]")
     assert read_summary(tmp_path, "h200") is None
     assert read_summary(tmp_path, "absent") is None
+
+
+def test_predictors_lists_a_folder_that_holds_only_a_calibration(tmp_path: Path, capsys) -> None:
+    prior = artifact.load(ROOT / "artifacts")
+    assert prior is not None
+    model = calibrated.CalibratedModel(
+        "my-t4", "tesla-t4", prior.params, {"train": (-0.4, 0.5)}, {"rows": 12}
+    )
+    calibrated.publish(model, tmp_path)
+    (tmp_path / "transfer" / "gpu-training.json").write_bytes(
+        artifact.path_in(ROOT / "artifacts").read_bytes()
+    )
+    assert main(["predictors", "--artifacts", str(tmp_path), "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [(e["hardware"], e["version"]) for e in listed] == [("my-t4", model.version)]

@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 from testkit import shipped_server
 
+from estimator.transfer import artifact, calibrated
+
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "examples" / "sample_crnn.onnx"
 HEAVY = (
@@ -131,3 +133,20 @@ def test_import_energy_choices_match_the_importer() -> None:
     from collector.import_codecarbon import ENERGY_COLUMNS
 
     assert tuple(sorted(ENERGY_COLUMNS)) == ENERGY_CHOICES
+
+
+def test_hardware_lists_a_calibrated_gpu_and_imports_nothing_heavy(tmp_path: Path) -> None:
+    prior = artifact.load(ROOT / "artifacts")
+    assert prior is not None
+    model = calibrated.CalibratedModel(
+        "my-t4", "tesla-t4", prior.params, {"train": (-0.4, 0.5)}, {"rows": 12}
+    )
+    calibrated.publish(model, tmp_path)
+    result, out = run_probe("hardware", "--json", "--artifacts", str(tmp_path))
+    assert result["rc"] == 0
+    t4 = next(row for row in json.loads(out) if row["id"] == "tesla-t4")
+    assert not t4["measured"]
+    assert t4["calibrations"] == [{"hardware": "my-t4", "version": model.version, "rows": 12}]
+    assert result["heavy"] == []
+    _, table = run_probe("hardware", "--artifacts", str(tmp_path))
+    assert "no, calibrated (my-t4)" in table
