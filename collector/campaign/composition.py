@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import csv
 import logging
+import math
 import os
 import random
 import sys
@@ -162,8 +163,7 @@ def measure(item: Item, meter: EnergyMeter, window_s: float, round_no: int) -> W
         meter.begin_window(key)
         passes = _passes(item.module, data, window_s)
         measured = meter.end_window(key)
-    notes = dict(n.split("=", 1) for n in measured.notes if "=" in n)
-    core_w = float(notes.get("core_power_w", "nan").split()[0])
+    core_w = float(getattr(meter, "core_power_w", math.nan))
     if measured.cpu_s is None:
         raise InvalidArgument(f"the {meter.name} meter reports no CPU seconds: use cpu-time")
     spec = item.network
