@@ -27,6 +27,8 @@ import threading
 import time
 from typing import Any, BinaryIO
 
+from joulecast.bounded import bounded_warnings
+
 HEADER = struct.Struct(">Q")
 LAYER_HEADER = struct.Struct(">I")
 JOB_PROFILE = b"P"
@@ -34,9 +36,6 @@ JOB_LAYER_SUM = b"L"
 MODELS_KEPT = 3
 """Layer-sum models a worker keeps (by key): the versions serving, and one being swapped in."""
 MAX_BY_OP = 20
-MAX_WARNINGS = 20
-"""Warnings kept per profile (a graph with 250k symbolic dims must not yield a 30 MiB reply)."""
-MAX_WARNING_CHARS = 300
 INT64_MAX = 2**63 - 1
 
 
@@ -55,17 +54,6 @@ def read_frame(stream: BinaryIO) -> bytes | None:
 def write_frame(stream: BinaryIO, data: bytes) -> None:
     stream.write(HEADER.pack(len(data)) + data)
     stream.flush()
-
-
-def bounded_warnings(warnings: tuple[str, ...] | list[str]) -> list[str]:
-    """At most :data:`MAX_WARNINGS` warnings of at most :data:`MAX_WARNING_CHARS` each."""
-    kept = [
-        w if len(w) <= MAX_WARNING_CHARS else w[: MAX_WARNING_CHARS - 3] + "..."
-        for w in warnings[:MAX_WARNINGS]
-    ]
-    if len(warnings) > MAX_WARNINGS:
-        kept.append(f"... and {len(warnings) - MAX_WARNINGS} more warnings")
-    return kept
 
 
 def _error_kind(exc: BaseException) -> str:
@@ -124,7 +112,7 @@ def _layer_sum(payload: bytes, limits: Any, models: dict[str, Any]) -> dict[str,
         "low_j": found.low_j,
         "high_j": found.high_j,
         "duration_s": found.duration_s,
-        "warnings": bounded_warnings(found.warnings),
+        "warnings": list(bounded_warnings(found.warnings)),
         "by_op_j": dict(largest),
     }
 
@@ -135,7 +123,7 @@ def _profile(data: bytes, limits: Any) -> dict[str, Any]:
 
     profile = profile_graph(data, limits)
     out = profile.to_dict()
-    out["warnings"] = bounded_warnings(profile.warnings)
+    out["warnings"] = list(bounded_warnings(profile.warnings))
     return out
 
 

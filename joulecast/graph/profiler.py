@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from math import prod
 
+from joulecast.bounded import bounded_warnings
 from joulecast.errors import JoulecastError
 from joulecast.graph import rules
 from joulecast.graph.errors import GraphError, GraphTooLarge
@@ -61,8 +62,6 @@ DYNAMIC, PARAM, CONST = "dynamic", "param", "const"
 _SOURCE_OPS = frozenset({"Constant", "ConstantOfShape"})
 _PARAMETRIC = frozenset({"conv", "dense", "recurrent"})
 _MATMUL_OPS = frozenset({"MatMul", "Gemm", "Einsum"})
-MAX_WARNINGS = 50
-MAX_WARNING_CHARS = 500
 
 # Ops that only re-lay a tensor out: a weight seen through them is still the same weight
 # (the dynamo exporter transposes an RNN's weights once per unrolled step).
@@ -137,18 +136,6 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _bounded(warnings: list[str]) -> tuple[str, ...]:
-    """At most MAX_WARNINGS warnings of at most MAX_WARNING_CHARS each, then a summary: the
-    profile is cached and sent, so its size must not grow with the graph."""
-    out = [
-        w if len(w) <= MAX_WARNING_CHARS else w[: MAX_WARNING_CHARS - 3] + "..." for w in warnings
-    ]
-    if len(out) > MAX_WARNINGS:
-        extra = len(out) - (MAX_WARNINGS - 1)
-        out = [*out[: MAX_WARNINGS - 1], f"... and {extra} more warning(s)"]
-    return tuple(out)
-
-
 @dataclass
 class _Walk:
     """What one pass over the nodes in topological order counted, for the whole batch."""
@@ -208,7 +195,7 @@ def _profile(graph: Graph, model: object, limits: GraphLimits) -> GraphProfile:
         recurrent_steps=walk.recurrent_steps,
         depth=walk.depth,
         node_count=len(graph.nodes),
-        warnings=_bounded(warnings),
+        warnings=bounded_warnings(warnings),
         input_shape=_sample_shape(table),
     )
 

@@ -10,6 +10,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
+from joulecast.bounded import MAX_WARNING_CHARS, MAX_WARNINGS, bounded_warnings
 from joulecast.errors import InvalidArgument, ResourceLimit
 from joulecast.graph import GraphError, GraphLimits, GraphTooLarge, profile_graph
 
@@ -60,7 +61,8 @@ def test_250k_symbolic_dims_give_one_short_warning() -> None:
 
 
 def test_warnings_are_capped() -> None:
-    """A graph with many distinct unknown ops still returns at most 50 short warnings."""
+    """A graph with many distinct unknown ops still returns at most 20 short warnings (the
+    bound every transport applies, so a local answer says what the server says)."""
     nodes, prev = [], "x"
     for i in range(300):
         nodes.append(helper.make_node(f"Op{i}", [prev], [f"h{i}"], domain="custom"))
@@ -76,9 +78,10 @@ def test_warnings_are_capped() -> None:
         graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("custom", 1)]
     )
     profile = profile_graph(model.SerializeToString())
-    assert len(profile.warnings) == 50
+    assert len(profile.warnings) == MAX_WARNINGS
     assert profile.warnings[-1].startswith("... and ")
-    assert all(len(w) <= 500 for w in profile.warnings)
+    assert all(len(w) <= MAX_WARNING_CHARS for w in profile.warnings)
+    assert bounded_warnings(profile.warnings) == profile.warnings  # bounding again changes nothing
 
 
 def test_flop_ceiling_is_a_limit() -> None:
@@ -143,3 +146,10 @@ def test_declared_value_info_is_not_trusted_over_inference() -> None:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     assert profile_graph(model.SerializeToString()).flops_forward == 2 * 4 * 4
     assert onnx.checker is not None
+
+
+def test_a_long_warning_is_cut_to_the_bound_once() -> None:
+    long = "x" * (MAX_WARNING_CHARS + 50)
+    once = bounded_warnings([long, "short"])
+    assert once == ("x" * (MAX_WARNING_CHARS - 3) + "...", "short")
+    assert bounded_warnings(once) == once
