@@ -55,6 +55,22 @@ TREE_COLUMNS = (
     "c_out_mod16",
 )
 """Inputs of the boosted correction (flat outside the data: it cannot run away)."""
+CHANNEL_BLOCK = 16
+"""Channels per block in oneDNN's convolution layouts on AVX-512 (the Xeon Gold 5120 of the
+Getzner rows, and the project's EPYC VM): a convolution runs on its channels rounded up to whole
+blocks, so 65 channels cost what 80 do. Measured on the VM (3x3 convolutions, 40-136 channels
+in and out, 28x28, one thread): CPU time per true MAC follows ceil16(c)^2 / c^2 with slope
+1.00 in log space, a sawtooth that drops at every multiple of 16."""
+OP_COLUMNS: dict[str, tuple[str, ...]] = {"Conv": ("log_pad16",)}
+"""Inputs an operator's model adds to both lists: a convolution's channel padding."""
+
+
+def base_columns(op: str) -> tuple[str, ...]:
+    return BASE_COLUMNS + OP_COLUMNS.get(op, ())
+
+
+def tree_columns(op: str) -> tuple[str, ...]:
+    return TREE_COLUMNS + OP_COLUMNS.get(op, ())
 
 
 def _log(value: float) -> float:
@@ -63,6 +79,12 @@ def _log(value: float) -> float:
 
 def _channels(shape: tuple[int, ...]) -> int:
     return int(shape[1]) if len(shape) >= 2 else (int(shape[0]) if shape else 1)
+
+
+def _log_pad(channels: float) -> float:
+    """log(channels rounded up to whole blocks / channels): 0 for a multiple of the block."""
+    c = max(float(channels), 1.0)
+    return math.log(math.ceil(c / CHANNEL_BLOCK) * CHANNEL_BLOCK / c)
 
 
 def node_features(node: NodeRecord, batch_size: int) -> dict[str, float]:
@@ -88,6 +110,7 @@ def node_features(node: NodeRecord, batch_size: int) -> dict[str, float]:
         "log_positions": _log(positions),
         "c_in_mod16": float(c_in % 16),
         "c_out_mod16": float(c_out % 16),
+        "log_pad16": _log_pad(c_in) + _log_pad(c_out),
         "bytes_moved": float(in_b + out_b),
     }
 
@@ -120,6 +143,10 @@ def feature_table(nodes: Sequence[NodeRecord], batch_size: int) -> dict[str, np.
     def log(values: np.ndarray) -> np.ndarray:
         return np.log(np.maximum(values, 1.0))
 
+    def log_pad(channels: np.ndarray) -> np.ndarray:
+        c = np.maximum(channels, 1.0)
+        return np.log(np.ceil(c / CHANNEL_BLOCK) * CHANNEL_BLOCK / c)
+
     return {
         "one": np.ones(n),
         "log_flops": log(flops),
@@ -137,6 +164,7 @@ def feature_table(nodes: Sequence[NodeRecord], batch_size: int) -> dict[str, np.
         "log_positions": log(positions),
         "c_in_mod16": np.mod(c_in, 16),
         "c_out_mod16": np.mod(c_out, 16),
+        "log_pad16": log_pad(c_in) + log_pad(c_out),
         "bytes_moved": in_b + out_b,
     }
 

@@ -39,6 +39,7 @@ def fit_layer_sum(
         "per_call_j": dict(model.per_call_j_),
         "once_fraction": model.once_fraction,
         "fallback_j_per_byte": model.j_per_byte_,
+        "fallback_ratio": dict(model.fallback_ratio_ or {}),
         "power_w_min_median_max": list(model.power_w_),
     }
     return model, info

@@ -5,10 +5,17 @@ energy per forward pass of one node on the node's features, plus a boosted corre
 residual (flat outside the data, so extrapolation is the log-linear model's). Ops never measured:
 
 - free ops (reshape, flatten, dropout...) cost 0 J;
-- any other op (ReLU, BatchNorm, Add, Softmax, pooling other than max...) costs ``j_per_byte``
-  per activation byte read and written: the median energy per byte moved of the kernel-1
-  MaxPool rows (a kernel-1 pool reads each element it keeps once: the measured op nearest to an
-  elementwise one); flagged in the answer's warnings as an assumption.
+- any other op (ReLU, BatchNorm, Add, Softmax, pooling other than max...) costs, per
+  activation byte read and written, the median energy per byte of the kernel-1, stride-1
+  MaxPool rows (``j_per_byte``: it reads each element once and writes it once) times the op's
+  measured ratio to that pool (:data:`FALLBACK_RATIO`: PyTorch runs the pool through a scalar
+  loop and ReLU through a vectorised kernel, 50-100x cheaper per byte); flagged in the
+  answer's warnings as an assumption. Versions fitted before the ratios priced such ops as the
+  pool itself (median of every kernel-1 row), and still do.
+
+A convolution's model also sees its channel padding (:data:`~estimator.layerwise.features.
+CHANNEL_BLOCK`): random single-layer configurations rarely have channels in whole blocks, the
+layers of real networks nearly always do.
 
 Composition: a graph costs the sum of its nodes, each node less ``once_fraction`` x its
 operator's per-call cost (:mod:`~estimator.layerwise.calls`: the intercept at zero work of
@@ -43,12 +50,15 @@ from estimator.layerwise.features import (
     FREE_OPS,
     MODEL_OPS,
     TREE_COLUMNS,
+    base_columns,
     feature_table,
     matrix,
     table_matrix,
+    tree_columns,
 )
 from estimator.predictors.base import Hyperparameters
 from estimator.predictors.forest import ForestFormatError, LazyForest
+from joulecast.bounded import bounded_warnings
 from joulecast.errors import FailedPrecondition
 from joulecast.graph import NodeRecord
 
@@ -70,6 +80,26 @@ artifacts/measurements/composition-amd-epyc.README.md) fitted it at -0.32: 24 ne
 network; a negative share is no per-call saving, so it is taken as 0. The excess itself (a hot
 single-layer loop against a network's larger working set on a crowded VM) is that machine's,
 not a per-call cost, and is not carried to other hardware."""
+REFERENCE_KERNEL = 1
+"""Unmeasured ops are priced per byte against the hardware's MaxPool rows of this kernel (and
+stride 1 where there are any): it reads each element once and writes it once."""
+OTHER_OPS = "*"
+FALLBACK_RATIO: dict[str, float] = {
+    "Add": 0.0859,
+    "AveragePool": 0.572,
+    "BatchNormalization": 0.0365,
+    "GlobalAveragePool": 0.023,
+    "Mul": 0.0685,
+    "Relu": 0.028,
+    "Sigmoid": 0.0589,
+    "Softmax": 0.245,
+    "Tanh": 0.539,
+    OTHER_OPS: 0.0685,
+}
+"""Per ONNX op, energy per byte moved over that of a kernel-1, stride-1 MaxPool, measured on the
+project's 2-core EPYC VM (``python -m collector.campaign.elementwise``, cpu-time ratios;
+artifacts/measurements/elementwise-amd-epyc.README.md; :func:`estimator.layerwise.elementwise.
+op_ratios` recomputes them from its CSV and a test holds the two equal). ``*``: any other op."""
 WORK_COLUMN = {"Conv": "flops_fp", "Gemm": "flops_fp", "MaxPool": "bytes_moved"}
 """What an operator's work is counted in when its per-call cost is fitted."""
 
@@ -105,40 +135,55 @@ def _trees(x: np.ndarray, y: np.ndarray, rounds: int, seed: int) -> LazyForest:
 
 @dataclass
 class _OpModel:
-    """One operator type's model: log-linear base + boosted log-residual correction."""
+    """One operator type's model: log-linear base + boosted log-residual correction, on the
+    columns it was fitted on (versions fitted before per-operator columns used the plain
+    :data:`BASE_COLUMNS` / :data:`TREE_COLUMNS`, and keep them)."""
 
     base: np.ndarray
     trees: LazyForest | None
     q_log: float
     low: dict[str, float]
     high: dict[str, float]
+    base_columns: tuple[str, ...] = BASE_COLUMNS
+    tree_columns: tuple[str, ...] = TREE_COLUMNS
 
     def predict(self, rows: list[dict[str, float]]) -> np.ndarray:
-        columns = tuple(dict.fromkeys((*BASE_COLUMNS, *TREE_COLUMNS)))
+        columns = tuple(dict.fromkeys((*self.base_columns, *self.tree_columns)))
         return self.predict_table({c: matrix(rows, (c,))[:, 0] for c in columns})
 
     def predict_table(self, table: dict[str, np.ndarray]) -> np.ndarray:
         """Energy per forward pass of every row of a feature table: one model call."""
-        log_e = table_matrix(table, BASE_COLUMNS) @ self.base
+        log_e = table_matrix(table, self.base_columns) @ self.base
         if self.trees is not None:
             try:
-                log_e = log_e + self.trees.predict_margin(table_matrix(table, TREE_COLUMNS))
+                log_e = log_e + self.trees.predict_margin(table_matrix(table, self.tree_columns))
             except ForestFormatError as exc:  # parsed on first use, not when loaded
                 raise FailedPrecondition(f"layer-sum: malformed model file: {exc}") from exc
         return np.exp(log_e)
 
 
-def _fit_op(frame: pd.DataFrame, rounds: int, seed: int) -> _OpModel:
+def _fit_op(frame: pd.DataFrame, op: str, rounds: int, seed: int) -> _OpModel:
     rows = frame.to_dict("records")
+    on_base, on_trees = base_columns(op), tree_columns(op)
     y = np.log(frame["energy_fp_j"].to_numpy(float))
-    base, *_ = np.linalg.lstsq(matrix(rows, BASE_COLUMNS), y, rcond=None)
+    base, *_ = np.linalg.lstsq(matrix(rows, on_base), y, rcond=None)
     trees = None
     if rounds > 0:
-        residual = y - matrix(rows, BASE_COLUMNS) @ base
-        trees = _trees(matrix(rows, TREE_COLUMNS), residual, rounds, seed)
+        residual = y - matrix(rows, on_base) @ base
+        trees = _trees(matrix(rows, on_trees), residual, rounds, seed)
     low = {c: float(frame[c].min()) for c in RANGE_COLUMNS}
     high = {c: float(frame[c].max()) for c in RANGE_COLUMNS}
-    return _OpModel(base, trees, math.nan, low, high)
+    return _OpModel(base, trees, math.nan, low, high, on_base, on_trees)
+
+
+def _reference_j_per_byte(frame: pd.DataFrame) -> float:
+    """Median energy per byte moved of the reference pool rows (kernel 1, stride 1; else any
+    kernel-1 pool, else any pool, else every row)."""
+    pools = frame[frame["op_type"] == "MaxPool"]
+    copies = pools[pools["kernel"] == REFERENCE_KERNEL]
+    straight = copies[copies["stride"] == 1]
+    source = next((f for f in (straight, copies, pools) if len(f)), frame)
+    return float(np.median(source["energy_fp_j"] / source["bytes_moved"]))
 
 
 def fold_ids(frame: pd.DataFrame, folds: int) -> np.ndarray:
@@ -169,17 +214,22 @@ class LayerSum(Hyperparameters):
         folds: int = 10,
         seed: int = 0,
         once_fraction: float = ONCE_FRACTION,
+        fallback_ratio: dict[str, float] | None = None,
     ) -> None:
         self.rounds = rounds
         self.folds = folds
         self.seed = seed
         self.once_fraction = once_fraction
+        self.fallback_ratio = fallback_ratio
+        """None: :data:`FALLBACK_RATIO`; ``{}``: every unmeasured op priced as the pool."""
 
     ops_: dict[str, _OpModel]
     per_call_j_: dict[str, float]
     legacy_overhead_j_: float | None
     """A flat energy taken out of every node by versions fitted before per-call costs."""
     j_per_byte_: float
+    fallback_ratio_: dict[str, float] | None
+    """Per unmeasured op, its energy per byte over the reference pool's (None: all 1)."""
     power_w_: tuple[float, float, float]
     max_flops_fp_: float
     max_params_: int
@@ -200,9 +250,9 @@ class LayerSum(Hyperparameters):
             predicted = np.full(len(part), np.nan)
             for fold in sorted(set(part["fold"])):
                 test = (part["fold"] == fold).to_numpy()
-                model = _fit_op(part[~test], self.rounds, self.seed)
+                model = _fit_op(part[~test], op, self.rounds, self.seed)
                 predicted[test] = model.predict(part[test].to_dict("records"))
-            model = _fit_op(part, self.rounds, self.seed)
+            model = _fit_op(part, op, self.rounds, self.seed)
             residual = np.log(part["energy_fp_j"].to_numpy(float)) - np.log(predicted)
             model.q_log = conformal_quantile(residual)
             self.ops_[op] = model
@@ -212,10 +262,9 @@ class LayerSum(Hyperparameters):
             part = frame[frame["op_type"] == op]
             cost = fit_call_cost(op, part[WORK_COLUMN.get(op, "flops_fp")], part["energy_fp_j"])
             self.per_call_j_[op] = cost.per_call_j
-        pools = frame[frame["op_type"] == "MaxPool"]
-        copies = pools[pools["kernel"] == 1]
-        source = copies if len(copies) else (pools if len(pools) else frame)
-        self.j_per_byte_ = float(np.median(source["energy_fp_j"] / source["bytes_moved"]))
+        self.j_per_byte_ = _reference_j_per_byte(frame)
+        ratios = FALLBACK_RATIO if self.fallback_ratio is None else self.fallback_ratio
+        self.fallback_ratio_ = dict(ratios) if ratios else None
         power = frame["power_w"].to_numpy(float)
         self.power_w_ = (float(power.min()), float(np.median(power)), float(power.max()))
         self.max_flops_fp_ = float(frame["flops_fp"].max())
@@ -256,7 +305,11 @@ class LayerSum(Hyperparameters):
                 if np.any((values < model.low[column]) | (values > model.high[column])):
                     outside.setdefault(op, set()).add(column)
         fallback_rows = ~modelled
-        energy[fallback_rows] = self.j_per_byte_ * table["bytes_moved"][fallback_rows]
+        energy[fallback_rows] = (
+            self.j_per_byte_
+            * self._fallback_ratios(op_types[fallback_rows])
+            * table["bytes_moved"][fallback_rows]
+        )
         by_op: dict[str, float] = {}
         for op in dict.fromkeys(op_types.tolist()):  # first-seen order, as the graph lists them
             by_op[op] = float(energy[op_types == op].sum())
@@ -276,7 +329,7 @@ class LayerSum(Hyperparameters):
             low_j=total * math.exp(-q_log),
             high_j=total * math.exp(q_log),
             duration_s=duration,
-            warnings=tuple(warnings),
+            warnings=bounded_warnings(warnings),
             by_op_j=by_op,
         )
 
@@ -294,10 +347,27 @@ class LayerSum(Hyperparameters):
         widen = 0
         if fallback:
             listed = ", ".join(f"{op} x{n}" for op, n in sorted(fallback.items()))
-            warnings.append(
-                f"layer-sum: no measurements of {listed}; costed at {self.j_per_byte_:.3g} J per "
-                f"byte moved (kernel-1 MaxPool's median), an assumption"
-            )
+            if self.fallback_ratio_ is None:
+                priced = (
+                    f"costed at {self.j_per_byte_:.3g} J per byte moved (kernel-1 MaxPool's median)"
+                )
+            else:
+                own = sorted(op for op in fallback if op in self.fallback_ratio_)
+                shown = ", ".join(f"{op} {self.fallback_ratio_[op]:.3g}" for op in own)
+                if len(own) < len(fallback):
+                    other = self.fallback_ratio_.get(OTHER_OPS, 1.0)
+                    shown += f"{'; ' if own else ''}others {other:.3g}"
+                priced = (
+                    f"priced per byte at {self.j_per_byte_:.3g} J (kernel-1 MaxPool) x each op's "
+                    f"ratio to it on another CPU ({shown})"
+                )
+            if self.fallback_ratio_ is None:
+                warnings.append(f"layer-sum: no measurements of {listed}; {priced}, an assumption")
+            else:
+                # the rule first: a long list of ops is what a bounded warning may cut
+                warnings.append(
+                    f"layer-sum: {priced}, an assumption, for ops never measured: {listed}"
+                )
             total = sum(by_op.values())
             share = sum(by_op[o] for o in fallback) / total if total > 0 else 0.0
             widen += share > 0.05
@@ -329,6 +399,14 @@ class LayerSum(Hyperparameters):
             )
         return warnings, widen
 
+    def _fallback_ratios(self, ops: np.ndarray) -> np.ndarray:
+        """Each unmeasured op's energy per byte relative to the reference pool's (1 for
+        versions fitted before the ratios were measured: they priced every such op as a pool)."""
+        if self.fallback_ratio_ is None:
+            return np.ones(len(ops))
+        other = self.fallback_ratio_.get(OTHER_OPS, 1.0)
+        return np.array([self.fallback_ratio_.get(str(op), other) for op in ops], float)
+
     def _node_subtract_j(self, op: str) -> float:
         """Energy taken out of each node of operator ``op`` (J per forward pass)."""
         if self.legacy_overhead_j_ is not None:
@@ -346,6 +424,11 @@ class LayerSum(Hyperparameters):
             "per_call_j": dict(sorted(self.per_call_j_.items())),
             **({} if self.legacy_overhead_j_ is None else {"overhead_j": self.legacy_overhead_j_}),
             "j_per_byte": self.j_per_byte_,
+            **(
+                {}
+                if self.fallback_ratio_ is None
+                else {"fallback_ratio": dict(sorted(self.fallback_ratio_.items()))}
+            ),
             "power_w": list(self.power_w_),
             "max_flops_fp": self.max_flops_fp_,
             "max_params": self.max_params_,
@@ -356,6 +439,8 @@ class LayerSum(Hyperparameters):
                     "low": m.low,
                     "high": m.high,
                     "booster": f"layer-sum.{op}.xgb.json" if m.trees is not None else None,
+                    "base_columns": list(m.base_columns),
+                    "tree_columns": list(m.tree_columns),
                 }
                 for op, m in sorted(self.ops_.items())
             },
@@ -382,12 +467,17 @@ class LayerSum(Hyperparameters):
                 int(state["folds"]),
                 int(state["seed"]),
                 float(state.get("once_fraction", 0.0)),
-            )
+                state.get("fallback_ratio") or {},
+            )  # a version's own ratios, or {} for one fitted before them: never the defaults
             model.per_call_j_ = {k: float(v) for k, v in state.get("per_call_j", {}).items()}
             overhead = state.get("overhead_j")
             model.legacy_overhead_j_ = None if overhead is None else float(overhead)
             model.held_out_ = None
             model.j_per_byte_ = float(state["j_per_byte"])
+            ratios = state.get("fallback_ratio")
+            model.fallback_ratio_ = (
+                None if ratios is None else {str(k): float(v) for k, v in ratios.items()}
+            )
             model.power_w_ = tuple(float(v) for v in state["power_w"])
             model.max_flops_fp_ = float(state["max_flops_fp"])
             model.max_params_ = int(state["max_params"])
@@ -395,8 +485,19 @@ class LayerSum(Hyperparameters):
             for op, s in state["ops"].items():
                 trees = LazyForest(bytes(files[s["booster"]])) if s["booster"] else None
                 ops[op] = _OpModel(
-                    np.array(s["base"], float), trees, float(s["q_log"]), s["low"], s["high"]
+                    np.array(s["base"], float),
+                    trees,
+                    float(s["q_log"]),
+                    s["low"],
+                    s["high"],
+                    tuple(s.get("base_columns", BASE_COLUMNS)),
+                    tuple(s.get("tree_columns", TREE_COLUMNS)),
                 )
+                if len(ops[op].base) != len(ops[op].base_columns):
+                    raise ValueError(
+                        f"{op}: {len(ops[op].base)} coefficients for "
+                        f"{len(ops[op].base_columns)} columns"
+                    )
             if not ops:
                 raise ValueError("no operator model")
             model.ops_ = ops
