@@ -226,6 +226,7 @@ def _values(line: _Line) -> dict[str, object]:
         "meter": "zeus_monitor (NVML power samples)",
         "software": f"PyTorch; {workload.task} trainer of the Zeus NSDI '23 workloads",
         "data": workload.data,
+        "precision": workload.precision,
         "plan": PLAN,
         "variant": line.optimizer,
         "num_layers": workload.num_layers,

@@ -85,6 +85,7 @@ _TEXT_OPTIONAL = (
     "cpu_model",
     "software",
     "data",
+    "precision",
     "started_at",
     "finished_at",
 )

@@ -120,6 +120,9 @@ class Row:
     meter), ``others_busy_cores`` (cores other work kept busy meanwhile) and
     ``gpu_other_processes`` (other compute processes on the GPU at either edge of the window; a
     lower bound when the notes say so); None where the meter did not record it.
+    ``precision`` is the arithmetic the work ran in, one of :data:`PRECISIONS` (None: not known,
+    read as PyTorch's default, ``fp32``): mixed precision runs matrix work on FP16 or BF16
+    tensor cores, which changes what the same graph costs.
     The power trace is not a column of this record: the store keeps it compressed beside the row.
     """
 
@@ -169,12 +172,16 @@ class Row:
     cpu_s: float | None = None
     others_busy_cores: float | None = None
     gpu_other_processes: int | None = None
+    precision: str | None = None
 
 
 ROW_COLUMNS = tuple(f.name for f in fields(Row))
 PHASES = ("train", "test")
 """The two phases of a run: every definition of them in joulecast imports this one."""
 STATUSES = ("ok", "failed")
+PRECISIONS = ("fp32", "amp-fp16", "amp-bf16")
+"""``fp32``: PyTorch's default (cuDNN convolutions on TF32 tensor cores from Ampere on);
+``amp-fp16``, ``amp-bf16``: automatic mixed precision (autocast) in that half type."""
 
 
 def graph_sha256(onnx_bytes: bytes) -> str:
@@ -236,6 +243,8 @@ def check_row(row: Row, *, require_graph: bool = True) -> Row:
         raise InvalidArgument(f"phase must be 'train' or 'test', got {row.phase!r}")
     if row.status not in STATUSES:
         raise InvalidArgument(f"status must be 'ok' or 'failed', got {row.status!r}")
+    if row.precision is not None and row.precision not in PRECISIONS:
+        raise InvalidArgument(f"precision must be one of {PRECISIONS}, got {row.precision!r}")
     if row.repeat < 0:
         raise InvalidArgument(f"repeat must be >= 0, got {row.repeat}")
     for name in _POSITIVE:

@@ -16,11 +16,13 @@ from collections.abc import Callable
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """1: the first schema. 2: ``measurements.power_limit_w`` (the GPU power limit of a row).
 3: the window's side facts as columns, ``cpu_s`` (the process's CPU seconds, cpu-time meter),
 ``others_busy_cores`` (cores other work kept busy meanwhile) and ``gpu_other_processes``
-(other compute processes on the GPU, NVML meter), which older meters wrote into ``notes``."""
+(other compute processes on the GPU, NVML meter), which older meters wrote into ``notes``.
+4: ``precision``, the arithmetic the work ran in (``fp32``, ``amp-fp16``, ``amp-bf16``); older
+rows keep it empty (not known)."""
 
 SIDE_FACTS = ("cpu_s", "others_busy_cores", "gpu_other_processes")
 """The numeric side facts of a window that version 3 turned from notes into columns."""
@@ -81,7 +83,8 @@ CREATE TABLE IF NOT EXISTS measurements (
     finished_at TEXT,
     cpu_s REAL,
     others_busy_cores REAL,
-    gpu_other_processes INTEGER
+    gpu_other_processes INTEGER,
+    precision TEXT
 );
 CREATE INDEX IF NOT EXISTS measurements_hardware ON measurements(hardware, phase);
 CREATE TABLE IF NOT EXISTS meta (
@@ -139,7 +142,15 @@ def _to_3(db: sqlite3.Connection, schema: str) -> None:
     )
 
 
-_MIGRATIONS: dict[int, Callable[[sqlite3.Connection, str], None]] = {2: _to_2, 3: _to_3}
+def _to_4(db: sqlite3.Connection, schema: str) -> None:
+    _add_columns(db, schema, (("precision", "TEXT"),))
+
+
+_MIGRATIONS: dict[int, Callable[[sqlite3.Connection, str], None]] = {
+    2: _to_2,
+    3: _to_3,
+    4: _to_4,
+}
 """What takes the ``measurements`` table of a schema (``main``: the file; ``temp``: a reader's
 copy) from the version before the
 key to the key's version. Each step adds only the columns that are missing, so it also serves a

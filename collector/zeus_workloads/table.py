@@ -23,6 +23,7 @@ Where every number comes from (A = an assumption, flagged in each row's notes):
 | librispeech / deepspeech2 | implementation | deepspeech.pytorch V3 (SeanNaren) | A: the Zeus job (AdamW, 16 epochs, WER 40) matches its ``configs/librispeech.yaml`` (16 epochs) and its Adam config (``torch.optim.AdamW``) |
 | | samples per epoch | 281,241 utterances | train-clean-100 + train-clean-360 + train-other-500 (28,539 + 104,014 + 148,688; Panayotov et al., 2015), the default of deepspeech.pytorch's ``data/librispeech.py``; A: its manifest step drops utterances outside 1-15 s by default, which would leave fewer; whether Zeus kept that default is unknown |
 | | input | 1x161x1,231 | 161 bins (20 ms windows at 16 kHz); A: 1,231 frames = 12.30 s, the mean utterance (960.9 h / 281,241) at a 10 ms hop; the LSTMs' cost is linear in length and the loader batches utterances of similar length, so the mean length gives the mean cost |
+| | precision | FP16 mixed (autocast) | A: deepspeech.pytorch V3's ``configs/librispeech.yaml`` trains with ``trainer.precision: 16``; the trace's best epochs would otherwise run above the V100's and the RTX 6000's FP32 peaks (18.8 and 17.0 TFLOP/s) |
 | | network | 2 conv + 5 bidirectional LSTM x 1,024, 29 characters | deepspeech.pytorch ``BiDirectionalConfig`` and ``model.py``: 86,618,400 parameters |
 | squad / bert_base_uncased | implementation | Hugging Face ``run_qa.py`` | A: the Zeus job is AdamW, 6 epochs, F1 84; no trainer in the Zeus repository |
 | | sequence length | 384 (doc stride 128) | A: ``run_qa.py``'s defaults (and its README recipe for bert-base-uncased) |
@@ -53,8 +54,9 @@ class Workload:
     """One (dataset, network) pair of the Zeus traces and one epoch of its training.
 
     ``input_shape`` is one sample's shape (batch axis excluded); ``integer_input`` says the
-    input holds ids (int64) rather than floats. ``assumptions`` are the numbers of the module
-    table that could not be read off a source (each row's notes repeat them).
+    input holds ids (int64) rather than floats. ``precision`` is the arithmetic its trainer
+    ran in (:data:`joulecast.measurement.PRECISIONS`). ``assumptions`` are the numbers of the
+    module table that could not be read off a source (each row's notes repeat them).
     """
 
     dataset: str
@@ -68,6 +70,7 @@ class Workload:
     hidden_size: str
     data: str
     assumptions: tuple[str, ...] = ()
+    precision: str = "fp32"
 
     @property
     def name(self) -> str:
@@ -168,7 +171,10 @@ WORKLOADS: tuple[Workload, ...] = (
             f"samples: all {LIBRISPEECH_UTTERANCES:,} utterances of the 960 h training set "
             "(deepspeech.pytorch's manifest step drops those outside 1-15 s by default)",
             f"input: {DEEPSPEECH_FRAMES} frames, the mean utterance of {LIBRISPEECH_MEAN_S} s",
+            "precision: FP16 mixed (deepspeech.pytorch V3's configs/librispeech.yaml sets "
+            "trainer.precision 16)",
         ),
+        precision="amp-fp16",
     ),
     Workload(
         dataset="squad",

@@ -109,6 +109,7 @@ def estimate_with(
         "samples": float(samples),
         "epochs": float(epochs),
         "power_limit_w": limit,
+        "amp": 0.0,
         **gpu_of(rates),
     }
     x = {c: np.array([row[c]], dtype=float) for c in QUERY_COLUMNS}

@@ -41,8 +41,16 @@ WORK_COLUMNS = (
     "recurrent_steps",
 )
 """Per-sample work of one forward pass, from the graph (FLOPs, bytes, counts)."""
-RUN_COLUMNS = ("train", "batch_size", "samples", "epochs", "power_limit_w")
-GPU_COLUMNS = ("fp32_flops", "conv_flops", "bandwidth_bps", "threads", "tdp_w", "idle_w")
+RUN_COLUMNS = ("train", "batch_size", "samples", "epochs", "power_limit_w", "amp")
+GPU_COLUMNS = (
+    "fp32_flops",
+    "conv_flops",
+    "amp_flops",
+    "bandwidth_bps",
+    "threads",
+    "tdp_w",
+    "idle_w",
+)
 QUERY_COLUMNS = WORK_COLUMNS + RUN_COLUMNS + GPU_COLUMNS
 """What :func:`estimator.transfer.model.predict` reads, one array each."""
 
@@ -70,6 +78,7 @@ def gpu_of(rates: GpuRates) -> dict[str, float]:
     return {
         "fp32_flops": rates.fp32_flops,
         "conv_flops": rates.conv_flops,
+        "amp_flops": rates.amp_flops,
         "bandwidth_bps": rates.bandwidth_bps,
         "threads": rates.threads,
         "tdp_w": rates.power_limit_w,
@@ -178,6 +187,7 @@ def _record(row: Row, profile: GraphProfile, rates: GpuRates) -> dict[str, objec
         "samples": float(row.samples),
         "epochs": float(row.epochs),
         "power_limit_w": math.nan if limit is None else float(limit),
+        "amp": 1.0 if (row.precision or "fp32").startswith("amp-") else 0.0,
         **gpu_of(rates),
         "duration_s": float(row.duration_s or 0.0),
         "energy_j": float(row.energy_j or 0.0),

@@ -32,6 +32,10 @@ class GpuRates:
     id: str
     fp32_flops: float
     conv_flops: float
+    amp_flops: float
+    """The peak FP16 mixed precision (autocast) runs matrix work at: FP16 tensor cores where
+    the GPU has them, else its FP16 rate (a P100 runs FP16 at twice FP32, without tensor
+    cores), never below FP32."""
     bandwidth_bps: float
     threads: float
     """Threads the GPU keeps resident: SMs × 2,048 (the per-SM maximum from Volta to Hopper's
@@ -52,10 +56,12 @@ class GpuRates:
             if tf32 and tuple(spec.compute_capability) >= TF32_FIRST_CAPABILITY
             else fp32
         )
+        half = spec.tensor_fp16_tflops or spec.fp16_tflops
         return cls(
             id=spec.id,
             fp32_flops=fp32,
             conv_flops=max(conv, fp32),
+            amp_flops=max(float(half) * 1e12, fp32) if half else fp32,
             bandwidth_bps=float(spec.memory_bandwidth_gbs) * 1e9,
             threads=float(spec.sm_count) * THREADS_PER_SM,
             power_limit_w=float(spec.power_limit_w),

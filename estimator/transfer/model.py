@@ -104,12 +104,17 @@ def predict(params: Mapping[str, float], x: Mapping[str, np.ndarray]) -> Predict
     train = x["train"].astype(float)
     passes = np.where(train > 0, TRAIN_PASSES, 1.0)
     batch = np.maximum(x["batch_size"].astype(float), 1.0)
+    # Mixed precision runs the matrix kinds at the GPU's FP16 peak and halves the activations;
+    # element-wise work and the optimiser's FP32 master weights stay as they are.
+    amp = x["amp"] > 0
+    matrix = np.where(amp, x["amp_flops"], x["fp32_flops"])
     peaks = {
-        "conv": x["conv_flops"],
-        "dense": x["fp32_flops"],
-        "recurrent": x["fp32_flops"],
+        "conv": np.where(amp, x["amp_flops"], x["conv_flops"]),
+        "dense": matrix,
+        "recurrent": matrix,
         "other": x["fp32_flops"],
     }
+    activation_bytes = np.where(amp, 0.5, 1.0) * x["activation_bytes"]
     # A kernel fills the GPU only with enough independent elements: at a small batch a layer's
     # output (and a recurrence's step, run one after another) leaves most of the SMs idle.
     per_node = batch * x["activation_bytes"] / (4.0 * np.maximum(x["node_count"], 1.0))
@@ -124,7 +129,7 @@ def predict(params: Mapping[str, float], x: Mapping[str, np.ndarray]) -> Predict
     )
     weight_passes = np.where(train > 0, p["weight_passes"], TEST_WEIGHT_PASSES)
     memory = (
-        passes * batch * x["activation_bytes"] / (x["bandwidth_bps"] * p["eff_mem"] * fill)
+        passes * batch * activation_bytes / (x["bandwidth_bps"] * p["eff_mem"] * fill)
         + weight_passes * x["weight_bytes"] / x["bandwidth_bps"]
     )
     floor = passes * (x["node_count"] * p["kernel_s"] + x["recurrent_steps"] * p["rec_s"])

@@ -47,7 +47,7 @@ def test_a_new_store_has_the_current_schema(tmp_path: Path) -> None:
     with MeasurementStore(tmp_path / "new.db") as store:
         store.put_row(a_row("k", power_limit_w=150.0))
         assert store.rows()[0].power_limit_w == 150.0
-    assert _version(tmp_path / "new.db") == SCHEMA_VERSION == 3
+    assert _version(tmp_path / "new.db") == SCHEMA_VERSION == 4
 
 
 def test_a_writer_migrates_a_schema_1_store_in_place_and_keeps_its_rows(v1_copy: Path) -> None:
@@ -119,14 +119,13 @@ def _side_fact_in_notes(notes: object, name: str) -> float | None:
     return None
 
 
-@pytest.mark.parametrize(
-    "name", ["cpu-amd-epyc.db", "h200.db", "cpu-epyc-f26m2.db", "zeus-nsdi23.db"]
-)
+@pytest.mark.parametrize("name", ["cpu-amd-epyc.db", "h200.db", "cpu-epyc-f26m2.db"])
 def test_a_shipped_store_migrates_in_place_and_keeps_every_row_and_value(
     name: str, tmp_path: Path
 ) -> None:
-    """A copy of a store this release ships (schema 1 or 2): every row stays, every stored
-    value stays equal, and the side facts older meters wrote into the notes become columns."""
+    """A copy of a store this release ships (schema 1 to 3): every row stays, every stored
+    value stays equal, the side facts older meters wrote into the notes become columns, and
+    the precision nobody recorded stays unknown."""
     copy = tmp_path / name
     shutil.copyfile(SHIPPED / name, copy)
     old_version = _version(copy)
@@ -145,6 +144,7 @@ def test_a_shipped_store_migrates_in_place_and_keeps_every_row_and_value(
         assert {k: new[k] for k in old} == old  # every old column, value for value (notes too)
         for fact in SIDE_FACTS:
             assert new[fact] == _side_fact_in_notes(old["notes"], fact), (old["notes"], fact)
+        assert new["precision"] is None
     assert migrated == read_before  # what a reader sees before equals the migrated rows
     recorded = {f: sum(r[f] is not None for r in after) for f in SIDE_FACTS}
     if name.startswith("cpu-"):
@@ -156,11 +156,17 @@ def test_a_shipped_store_migrates_in_place_and_keeps_every_row_and_value(
 
 
 def test_a_new_row_keeps_its_side_facts_in_columns(tmp_path: Path) -> None:
-    row = a_row("k", cpu_s=1.5, others_busy_cores=0.25, gpu_other_processes=2)
+    row = a_row("k", cpu_s=1.5, others_busy_cores=0.25, gpu_other_processes=2, precision="amp-fp16")
     with MeasurementStore(tmp_path / "s.db") as store:
         store.put_row(row)
         (stored,) = store.rows()
     assert (stored.cpu_s, stored.others_busy_cores, stored.gpu_other_processes) == (1.5, 0.25, 2)
-    for bad in ({"cpu_s": -1.0}, {"others_busy_cores": float("nan")}, {"gpu_other_processes": -1}):
+    assert stored.precision == "amp-fp16"
+    for bad in (
+        {"cpu_s": -1.0},
+        {"others_busy_cores": float("nan")},
+        {"gpu_other_processes": -1},
+        {"precision": "fp8"},
+    ):
         with pytest.raises(InvalidArgument):
             check_row(a_row(**bad), require_graph=False)

@@ -175,3 +175,16 @@ def test_the_real_traces_import_whole(tmp_path: Path) -> None:
     assert len({r.graph_sha256 for r in rows}) == 6
     assert sum(r.power_mean_w > r.power_limit_w for r in rows) == 8
     assert export_store(db, tmp_path / "zeus.csv") == 1156
+
+
+def test_the_shipped_store_says_which_trainer_ran_in_mixed_precision() -> None:
+    """deepspeech.pytorch's LibriSpeech config trains in FP16 mixed precision; the other
+    trainers in FP32: each row says which, and a DeepSpeech2 row's notes say why."""
+    shipped = Path(__file__).resolve().parents[3] / "artifacts" / "measurements" / "zeus-nsdi23.db"
+    with MeasurementStore(shipped, read_only=True) as store:
+        rows = store.rows()
+    speech = [r for r in rows if "/deepspeech2/" in r.config_id]
+    assert len(speech) == 247
+    assert {r.precision for r in speech} == {"amp-fp16"}
+    assert all("trainer.precision 16" in (r.notes or "") for r in speech)
+    assert {r.precision for r in rows if r not in speech} == {"fp32"}

@@ -79,6 +79,7 @@ def synthetic_rows(
                             "samples": 5000.0,
                             "epochs": 1.0,
                             "power_limit_w": float(limit),
+                            "amp": 0.0,
                             **gpu_of(r),
                         }
                     )

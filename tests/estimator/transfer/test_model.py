@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -34,7 +36,7 @@ def _grid(profiles, gpus, batches) -> pd.DataFrame:
         r = GpuRates.from_spec(spec)
         for name, profile in profiles.items():
             for batch in batches:
-                for train in (1.0, 0.0):
+                for train, amp in itertools.product((1.0, 0.0), (0.0, 1.0)):
                     records.append(
                         {
                             "gpu": spec.id,
@@ -45,6 +47,7 @@ def _grid(profiles, gpus, batches) -> pd.DataFrame:
                             "samples": 10_000.0,
                             "epochs": 1.0,
                             "power_limit_w": np.nan,
+                            "amp": amp,
                             **gpu_of(r),
                         }
                     )
@@ -55,17 +58,23 @@ def _grid(profiles, gpus, batches) -> pd.DataFrame:
 def test_every_answer_obeys_physics_on_every_catalogued_gpu(profiles, params) -> None:
     frame = _grid(profiles, load_catalog(), [2**k for k in range(13)])
     out = predict(params, query_arrays(frame))
-    peak = np.maximum(frame["conv_flops"], frame["fp32_flops"]).to_numpy()
+    fp32_peak = np.maximum(frame["conv_flops"], frame["fp32_flops"])
+    peak = np.where(frame["amp"] > 0, frame["amp_flops"], fp32_peak)
     idle = params["idle_share"] * frame["tdp_w"].to_numpy()
     assert np.all(out.flop_rate < peak)
     assert np.all(out.power_w >= idle * (1 - 1e-9))
     assert np.all(out.power_w <= frame["tdp_w"].to_numpy() * (1 + 1e-9))
     frame["energy"], frame["duration"] = out.energy_j, out.duration_s
     pairs = frame.pivot_table(
-        index=["gpu", "config", "batch_size"], columns="train", values=["energy", "duration"]
+        index=["gpu", "config", "batch_size", "amp"], columns="train", values=["energy", "duration"]
     )
     assert (pairs[("energy", 1.0)] >= pairs[("energy", 0.0)]).all()
     assert (pairs[("duration", 1.0)] >= pairs[("duration", 0.0)]).all()
+    # mixed precision never makes the same work slower: faster peaks, half the activations
+    by_amp = frame.pivot_table(
+        index=["gpu", "config", "batch_size", "train"], columns="amp", values="duration"
+    )
+    assert (by_amp[1.0] <= by_amp[0.0] * (1 + 1e-12)).all()
 
 
 def test_a_lower_power_limit_draws_less_and_runs_longer(profiles) -> None:
@@ -81,6 +90,7 @@ def test_a_lower_power_limit_draws_less_and_runs_longer(profiles) -> None:
                 "samples": 50_000.0,
                 "epochs": 1.0,
                 "power_limit_w": limit,
+                "amp": 0.0,
                 **gpu_of(r),
             }
         )

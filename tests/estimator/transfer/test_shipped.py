@@ -3,6 +3,7 @@ six Zeus workloads and the power limits each board accepts; its scores are those
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -45,18 +46,19 @@ def test_no_answer_breaks_physics_on_any_catalogued_gpu(model, workloads) -> Non
         low, high = rates.limit_range_w()
         for work in workloads.values():
             for batch in BATCHES:
-                for limit in (low, rates.power_limit_w, high):
+                for limit, amp in itertools.product((low, rates.power_limit_w, high), (0.0, 1.0)):
                     records.append(
                         {"gpu": spec.id, **work, "train": 1.0, "batch_size": float(batch),
                          "samples": 100_000.0, "epochs": 1.0, "power_limit_w": limit,
-                         **gpu_of(rates)}
+                         "amp": amp, **gpu_of(rates)}
                     )  # fmt: skip
     frame = pd.DataFrame(records)
     out = predict(model.params, query_arrays(frame))
-    peak = np.maximum(frame["conv_flops"], frame["fp32_flops"]).to_numpy()
+    fp32_peak = np.maximum(frame["conv_flops"], frame["fp32_flops"])
+    peak = np.where(frame["amp"] > 0, frame["amp_flops"], fp32_peak)
     idle = model.params["idle_share"] * frame["tdp_w"].to_numpy()
     limit = frame["power_limit_w"].to_numpy()
-    assert len(frame) == len(load_catalog()) * 6 * len(BATCHES) * 3
+    assert len(frame) == len(load_catalog()) * 6 * len(BATCHES) * 3 * 2
     assert np.all(np.isfinite(out.energy_j)) and np.all(out.energy_j > 0)
     assert np.all(out.flop_rate < peak)
     assert np.all(out.power_w >= idle * (1 - 1e-9))
