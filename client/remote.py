@@ -12,6 +12,7 @@ from pathlib import Path
 import grpc
 
 from client import convert
+from client.predict_call import MiB, PredictArgs, PredictCaller
 from client.results import (
     DeleteReply,
     MeasurementsReply,
@@ -26,10 +27,8 @@ from rpc.auth import bearer_metadata
 from rpc.generated import estimator_pb2 as pb
 from rpc.generated import estimator_pb2_grpc as pb_grpc
 
-MiB = 1024 * 1024
 STREAM_THRESHOLD = 1 * MiB
 """Graphs above this size (after stripping) go through the streaming RPC."""
-CHUNK_BYTES = 1 * MiB
 
 CONNECT_TIMEOUT_S = 2.0
 
@@ -71,7 +70,7 @@ _REMOTE = {
 }
 
 
-class EstimatorClient:
+class EstimatorClient(PredictCaller):
     """A channel to one server. ``token`` is sent on state-changing calls only; ``root_cert``
     (PEM bytes) switches to TLS and trusts that certificate authority."""
 
@@ -144,33 +143,10 @@ class EstimatorClient:
     def _metadata(self) -> tuple[tuple[str, str], ...]:
         return bearer_metadata(self._token) if self._token else ()
 
-    def predict(
-        self,
-        onnx_model: bytes,
-        *,
-        batch_size: int = 8,
-        samples: int = 1578,
-        epochs: int = 1,
-        hardware: str | None = None,
-        observed_gpu_util: float | None = None,
-        stream: bool | None = None,
-        chunk_bytes: int = CHUNK_BYTES,
-        region: str | None = None,
-        price_per_kwh: float | None = None,
-        power_limit_w: float | None = None,
+    def _predict(
+        self, onnx_model: bytes, args: PredictArgs, *, stream: bool | None, chunk_bytes: int
     ) -> PredictionReply:
-        """Predict for one graph (its ``as_dict()`` is the JSON of docs/ARCHITECTURE.md).
-        ``stream`` ``None``: stream only graphs above :data:`STREAM_THRESHOLD`."""
-        options = convert.predict_options(
-            batch_size,
-            samples,
-            epochs,
-            hardware,
-            observed_gpu_util,
-            region,
-            price_per_kwh,
-            power_limit_w,
-        )
+        options = args.options()
         if stream is None:
             stream = len(onnx_model) > STREAM_THRESHOLD
         self._connect()

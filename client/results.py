@@ -12,23 +12,18 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from joulecast.answer_record import Answered, GraphSummary, PhaseEnergy
 from joulecast.carbon import GridIntensity, PhaseFootprint
 from joulecast.measurement import PHASES
 from rpc.records import RowVerdict
 
 
 @dataclass(frozen=True)
-class PhaseReply:
+class PhaseReply(PhaseEnergy):
     """One phase's answer: energy (J) with its 90 % interval, wall time (s), average power (W;
     None from a predictor that predicts no duration), and the kWh, gCO2eq and cost when the
     request asked for them."""
 
-    energy_j: float
-    energy_low_j: float
-    energy_high_j: float
-    duration_s: float | None
-    power_w: float | None
-    predictor: str
     footprint: PhaseFootprint | None = None
 
     def as_dict(self) -> dict[str, Any]:
@@ -43,26 +38,13 @@ class PhaseReply:
 
 
 @dataclass(frozen=True)
-class PredictionReply:
+class PredictionReply(Answered[PhaseReply], GraphSummary):
     """The graph's profile and its train and test answers (None: unavailable, never a number).
 
     ``energy_is_estimate`` is True when the predictor learned from estimated energy, not from a
     power meter; ``grid`` and ``price_per_kwh`` only when the request named a region or price.
     """
 
-    family: str
-    family_reason: str
-    params: int
-    flops_forward: int
-    flops_train: int
-    flops_by_kind: Mapping[str, int]
-    train: PhaseReply | None
-    test: PhaseReply | None
-    hardware: str
-    predictor_version: str
-    energy_source: str
-    energy_is_estimate: bool
-    warnings: tuple[str, ...]
     tier: str = "measured"
     """``measured`` (a predictor fitted on rows of that hardware) or ``transferred`` (the GPU
     transfer model reading its spec sheet)."""

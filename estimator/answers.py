@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from joulecast.answer_record import Answered
+
 TIERS = ("measured", "calibrated", "transferred")
 """Where an answer's knowledge of the hardware comes from: a predictor fitted on rows of that
 exact hardware, the transfer model fitted to a few rows of it (``joulecast calibrate``), or the
@@ -33,17 +35,10 @@ class PhaseEstimate:
 
 
 @dataclass(frozen=True)
-class EnergyPrediction:
+class EnergyPrediction(Answered[PhaseEstimate]):
     """Train and test estimates of one model on one hardware (None: no data for that phase, or
     an answer too uncertain to give; a warning says which)."""
 
-    train: PhaseEstimate | None
-    test: PhaseEstimate | None
-    hardware: str
-    predictor_version: str
-    energy_source: str
-    energy_is_estimate: bool
-    warnings: tuple[str, ...]
     refused: tuple[str, ...] = ()
     """Phases the hardware has data for but that were not answered: their 90 % interval would
     be wider than the service's limit (a warning says why)."""

@@ -32,6 +32,7 @@ from estimator.predictors import PhysicalPredictor, Predictor, UtilisationAware,
 from estimator.predictors.physical import MIN_TRAIN_OVER_TEST
 from estimator.training import Bundle
 from estimator.transfer import artifact, calibrated, serve
+from estimator.transfer.answer import RunCounts
 from estimator.transfer.gpu import GpuRates
 from joulecast.errors import FailedPrecondition, InvalidArgument, JoulecastError, NotFound
 from joulecast.graph import GraphLimits, GraphProfile, profile_nodes
@@ -321,7 +322,7 @@ def _calibrated(
     spec: GpuSpec | None,
     profile: GraphProfile,
     power_limit_w: float | None,
-    counts: dict[str, int],
+    run: RunCounts,
 ) -> EnergyPrediction:
     """The answer of a GPU's calibrated transfer model."""
     if spec is None:
@@ -334,9 +335,9 @@ def _calibrated(
         GpuRates.from_spec(spec),
         spec.name,
         profile,
+        run,
         power_limit_w=power_limit_w,
         max_factor=MAX_INTERVAL_FACTOR,
-        **counts,
     )
     return _tied(answer)
 
@@ -529,11 +530,11 @@ class PredictorRegistry:
         answers at another limit through the transfer model's ratio."""
         check_counts(batch_size, samples, epochs, observed_gpu_util)
         published, calibration, spec = self._resolve(hardware)
-        counts = {"batch_size": batch_size, "samples": samples, "epochs": epochs}
+        run = RunCounts(batch_size, samples, epochs)
         if calibration is not None:
             if observed_gpu_util is not None:
                 raise InvalidArgument("observed_gpu_util needs a measured predictor")
-            return _calibrated(calibration, spec, profile, power_limit_w, counts)
+            return _calibrated(calibration, spec, profile, power_limit_w, run)
         if published is None:
             assert spec is not None and self._transfer is not None
             if observed_gpu_util is not None:
@@ -543,15 +544,17 @@ class PredictorRegistry:
                 GpuRates.from_spec(spec),
                 spec.name,
                 profile,
+                run,
                 power_limit_w=power_limit_w,
-                **counts,
             )
         answer = estimate(
             published,
             profile,
             observed_gpu_util=observed_gpu_util,
             layer_answer=layer_answer,
-            **counts,
+            batch_size=batch_size,
+            samples=samples,
+            epochs=epochs,
         )
         if (
             spec is not None
@@ -562,7 +565,7 @@ class PredictorRegistry:
             # The transfer model was fitted on this GPU's rows across batch sizes, power limits
             # and workloads: it answers training; the hardware's own predictor keeps the test
             # phase (the transfer model has no test rows).
-            return self._train_from_transfer(answer, spec, profile, power_limit_w, counts)
+            return self._train_from_transfer(answer, spec, profile, power_limit_w, run)
         if power_limit_w is None:
             return answer
         if spec is None or self._transfer is None:
@@ -575,8 +578,8 @@ class PredictorRegistry:
             self._transfer,
             GpuRates.from_spec(spec),
             profile,
+            run,
             power_limit_w=power_limit_w,
-            **counts,
         )
         return _tied(moved)
 
@@ -586,17 +589,17 @@ class PredictorRegistry:
         spec: GpuSpec,
         profile: GraphProfile,
         power_limit_w: float | None,
-        counts: dict[str, int],
+        run: RunCounts,
     ) -> EnergyPrediction:
         assert self._transfer is not None
         rates = GpuRates.from_spec(spec)
         via = serve.transferred(
-            self._transfer, rates, spec.name, profile, power_limit_w=power_limit_w, **counts
+            self._transfer, rates, spec.name, profile, run, power_limit_w=power_limit_w
         )
         test = answer.test
         if test is not None and power_limit_w is not None:
             test = serve.at_power_limit(
-                answer, self._transfer, rates, profile, power_limit_w=power_limit_w, **counts
+                answer, self._transfer, rates, profile, run, power_limit_w=power_limit_w
             ).test
         train, test = _tie(via.train, test)
         notes = [w for w in via.warnings if not w.startswith("no test prediction")]

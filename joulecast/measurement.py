@@ -176,6 +176,20 @@ class Row:
 
 
 ROW_COLUMNS = tuple(f.name for f in fields(Row))
+WORK_AND_COST_COLUMNS = (
+    "params",
+    "flops_forward",
+    "flops_train",
+    "batch_size",
+    "samples",
+    "epochs",
+    "duration_s",
+    "energy_j",
+    "power_mean_w",
+)
+"""The columns of a row that say how much work it ran and what that cost, in the order the
+summaries of imported stores write them (``examples/ecnas``, ``examples/zeus``; their CSVs are
+shipped under artifacts/measurements, so the order stays)."""
 PHASES = ("train", "test")
 """The two phases of a run: every definition of them in joulecast imports this one."""
 STATUSES = ("ok", "failed")

@@ -25,9 +25,12 @@ import struct
 import sys
 import threading
 import time
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from joulecast.bounded import bounded_warnings
+
+if TYPE_CHECKING:
+    from joulecast.errors import JoulecastError
 
 HEADER = struct.Struct(">Q")
 LAYER_HEADER = struct.Struct(">I")
@@ -56,11 +59,18 @@ def write_frame(stream: BinaryIO, data: bytes) -> None:
     stream.flush()
 
 
-def _error_kind(exc: BaseException) -> str:
-    # loaded in the worker by its first job of this kind: workers start fast
+def error_classes() -> tuple[type[JoulecastError], ...]:
+    """The errors a job's answer names by class (``{"error": name}``), in the order a raised
+    error is matched against them; the server raises the same class again. Any other error is
+    ``Internal``."""
+    # loaded in the worker by its first failed job: workers start fast
     from joulecast.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceLimit
 
-    for cls in (ResourceLimit, InvalidArgument, NotFound, FailedPrecondition):
+    return (ResourceLimit, InvalidArgument, NotFound, FailedPrecondition)
+
+
+def _error_kind(exc: BaseException) -> str:
+    for cls in error_classes():
         if isinstance(exc, cls):
             return cls.__name__
     return "Internal"

@@ -37,7 +37,6 @@ from joulecast.errors import (
     FailedPrecondition,
     InvalidArgument,
     JoulecastError,
-    NotFound,
     ResourceLimit,
 )
 from joulecast.graph import GraphLimits, GraphProfile
@@ -49,6 +48,7 @@ from server.profile_worker import (
     JOB_LAYER_SUM,
     JOB_PROFILE,
     LAYER_HEADER,
+    error_classes,
 )
 
 logger = logging.getLogger(__name__)
@@ -59,12 +59,7 @@ _BOOTSTRAP = (
     "import sys; sys.path.insert(0, sys.argv.pop(1)); "
     "from server.profile_worker import main; sys.exit(main())"
 )
-_KINDS: dict[str, type[JoulecastError]] = {
-    "ResourceLimit": ResourceLimit,
-    "InvalidArgument": InvalidArgument,
-    "NotFound": NotFound,
-    "FailedPrecondition": FailedPrecondition,
-}
+_KINDS: dict[str, type[JoulecastError]] = {cls.__name__: cls for cls in error_classes()}
 _INT_FIELDS = (
     "params",
     "flops_forward",

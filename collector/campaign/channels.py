@@ -20,8 +20,9 @@ from pathlib import Path
 
 from torch import nn
 
-from collector.campaign.elementwise import Item, profiled_bytes, run
-from collector.meters.cputime import CpuTimeMeter, pin_torch_threads
+from collector.campaign.elementwise import TABLE, Item, profiled_bytes
+from collector.campaign.windows import add_window_options
+from collector.meters.cputime import pin_torch_threads
 
 DEFAULT_CHANNELS = tuple(range(40, 137))
 DEFAULT_SIDE = 28
@@ -47,10 +48,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="range FIRST-LAST of channel counts (in = out)")  # fmt: skip
     p.add_argument("--side", type=int, default=DEFAULT_SIDE, help="input height = width")
     p.add_argument("--batch", type=int, default=DEFAULT_BATCH)
-    p.add_argument("--rounds", type=int, default=5, help="repeats of every window, interleaved")
-    p.add_argument("--window-s", type=float, default=0.1, help="wall seconds of one window")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--core-watts", type=float, help="per-core power (default: CodeCarbon's)")
+    add_window_options(p, rounds=5, window_s=0.1)
     return p
 
 
@@ -72,10 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     pin_torch_threads()
     groups = plan(channels, args.side, args.batch)
-    meter = CpuTimeMeter(core_power_w=args.core_watts)
-    run(args.out, groups, meter, args.rounds, args.window_s, args.seed,
-        say=lambda line: print(line, file=sys.stderr, flush=True))  # fmt: skip
-    return 0
+    return TABLE.run_from_args(args, groups)
 
 
 if __name__ == "__main__":

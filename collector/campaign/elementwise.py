@@ -22,23 +22,19 @@ flushed one window at a time; a rerun with the same ``--out`` skips the windows 
 from __future__ import annotations
 
 import argparse
-import csv
 import logging
-import math
-import os
 import sys
-import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from collector.campaign.loop import forward_passes, interleaved
+from collector.campaign.windows import Reading, WindowTable, add_window_options, read_window
 from collector.meters.base import EnergyMeter
-from collector.meters.cputime import CpuTimeMeter, pin_torch_threads
+from collector.meters.cputime import pin_torch_threads
 from joulecast.errors import InvalidArgument
 from joulecast.graph import profile_nodes
 from joulecast.weightless import export_weightless
@@ -52,7 +48,6 @@ ONNX_OP = {REFERENCE: "MaxPool"}
 """The ONNX op of an item whose name is not its op."""
 DEFAULT_SHAPES = ((1, 64, 56, 56), (8, 64, 56, 56), (8, 128, 56, 56), (16, 64, 112, 112))
 """Activation shapes (N, C, H, W) from 0.8 to 51 MB, the sizes of a VGG's feature maps."""
-WARMUP_S = 0.05
 
 
 class _Add(nn.Module):
@@ -99,6 +94,10 @@ class Item:
     def shape_key(self) -> str:
         return "x".join(map(str, self.shape))
 
+    @property
+    def group(self) -> str:
+        return self.shape_key
+
 
 def profiled_bytes(module: nn.Module, shape: tuple[int, ...], op: str) -> int:
     """Input + output activation bytes, over the whole batch, of the ``op`` node of ``module``
@@ -127,7 +126,7 @@ def plan(shapes: Sequence[tuple[int, ...]]) -> list[list[Item]]:
 
 @dataclass(frozen=True)
 class WindowRow:
-    """One measured window of one item. Energy in joules, times in seconds."""
+    """One measured window of one item."""
 
     timestamp_utc: str
     round: int
@@ -135,33 +134,13 @@ class WindowRow:
     item: str
     onnx_op: str
     bytes_moved: int
-    passes: int
-    cpu_s: float
-    wall_s: float
-    energy_j: float
-    energy_per_pass_j: float
-    energy_source: str
-    core_power_w: float
-    others_busy_cores: float | None
-    loadavg_1m: float
-    cpu_model: str
-    torch_version: str
-
-
-COLUMNS = tuple(f.name for f in fields(WindowRow))
+    reading: Reading
 
 
 def measure(item: Item, meter: EnergyMeter, window_s: float, round_no: int) -> WindowRow:
     """One window of ``item`` on a fresh random input, after a short unmeasured warm-up."""
-    data = torch.randn(item.shape)
-    with torch.no_grad():
-        forward_passes(item.module, data, WARMUP_S)
-        key = f"{item.shape_key}/{item.name}/{round_no}"
-        meter.begin_window(key)
-        passes = forward_passes(item.module, data, window_s)
-        measured = meter.end_window(key)
-    if measured.cpu_s is None:
-        raise InvalidArgument(f"the {meter.name} meter reports no CPU seconds: use cpu-time")
+    key = f"{item.shape_key}/{item.name}/{round_no}"
+    reading = read_window(item.module, item.shape, meter, key, window_s)
     return WindowRow(
         timestamp_utc=datetime.now(UTC).isoformat(timespec="seconds"),
         round=round_no,
@@ -169,60 +148,19 @@ def measure(item: Item, meter: EnergyMeter, window_s: float, round_no: int) -> W
         item=item.name,
         onnx_op=item.onnx_op,
         bytes_moved=item.bytes_moved,
-        passes=passes,
-        cpu_s=measured.cpu_s,
-        wall_s=measured.duration_s,
-        energy_j=measured.energy_j,
-        energy_per_pass_j=measured.energy_j / max(passes, 1),
-        energy_source=measured.energy_source,
-        core_power_w=float(getattr(meter, "core_power_w", math.nan)),
-        others_busy_cores=measured.others_busy_cores,
-        loadavg_1m=os.getloadavg()[0],
-        cpu_model=getattr(meter, "cpu_model", ""),
-        torch_version=torch.__version__,
+        reading=reading,
     )
 
 
-def done_windows(path: Path) -> set[tuple[int, str, str]]:
-    if not path.is_file():
-        return set()
-    with path.open(newline="") as handle:
-        return {(int(r["round"]), r["shape"], r["item"]) for r in csv.DictReader(handle)}
+def _describe(item: Item, row: WindowRow) -> str:
+    r = row.reading
+    return f"{item.shape_key} {item.name}: {r.summary()} (load {r.loadavg_1m:.1f})"
 
 
-def run(
-    out: Path,
-    groups: list[list[Item]],
-    meter: EnergyMeter,
-    rounds: int,
-    window_s: float,
-    seed: int = 0,
-    say: Callable[[str], None] = print,
-) -> int:
-    """Measure every window not yet in ``out``; returns the number measured now."""
-    done = done_windows(out)
-    todo = [
-        (r, i) for r, i in interleaved(groups, rounds, seed) if (r, i.shape_key, i.name) not in done
-    ]
-    total, start = len(todo), time.monotonic()
-    say(f"{len(done)} windows already in {out}; {total} to measure (~{total * (window_s + 0.15) / 60:.1f} min)")  # fmt: skip
-    new_file = not out.is_file()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("a", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
-        if new_file:
-            writer.writeheader()
-        for n, (round_no, item) in enumerate(todo, 1):
-            row = measure(item, meter, window_s, round_no)
-            writer.writerow(asdict(row))
-            handle.flush()
-            elapsed = time.monotonic() - start
-            say(
-                f"[{n}/{total}] r{round_no} {item.shape_key} {item.name}: "
-                f"{row.energy_per_pass_j * 1e6:.1f} µJ/pass x {row.passes} "
-                f"(load {row.loadavg_1m:.1f}) {elapsed:.0f} s, eta {elapsed / n * (total - n):.0f} s"
-            )
-    return total
+TABLE = WindowTable(WindowRow, "shape", measure, _describe, 0.15, 1)
+COLUMNS = TABLE.columns
+done_windows = TABLE.done_windows
+run = TABLE.run
 
 
 def _shapes(text: str) -> tuple[tuple[int, ...], ...]:
@@ -242,10 +180,7 @@ def _parser() -> argparse.ArgumentParser:
         default=",".join("x".join(map(str, s)) for s in DEFAULT_SHAPES),
         help="comma list of NxCxHxW activation shapes",
     )
-    p.add_argument("--rounds", type=int, default=3, help="repeats of every window, interleaved")
-    p.add_argument("--window-s", type=float, default=0.5, help="wall seconds of one window")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--core-watts", type=float, help="per-core power (default: CodeCarbon's)")
+    add_window_options(p, rounds=3, window_s=0.5)
     return p
 
 
@@ -258,10 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     except InvalidArgument as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    meter = CpuTimeMeter(core_power_w=args.core_watts)
-    run(args.out, groups, meter, args.rounds, args.window_s, args.seed,
-        say=lambda line: print(line, file=sys.stderr, flush=True))  # fmt: skip
-    return 0
+    return TABLE.run_from_args(args, groups)
 
 
 if __name__ == "__main__":

@@ -400,6 +400,13 @@ _MONOTONE_UP = (
 """Inputs in which :class:`BoostedDuration`'s duration may only rise (XGBoost constraints)."""
 
 
+def _monotone_up(params: dict[str, Any]) -> dict[str, Any]:
+    """XGBoost ``params`` with the trees' output held non-decreasing in every input of
+    :data:`_MONOTONE_UP` (the FLOP inputs of :data:`LOG_FEATURES`)."""
+    constraints = tuple(1 if f in _MONOTONE_UP else 0 for f in LOG_FEATURES)
+    return {**params, "monotone_constraints": "(" + ",".join(map(str, constraints)) + ")"}
+
+
 class BoostedDuration(TreeModel, _PowerDurationBase):
     """Duration from XGBoost on the family-free log features, monotone increasing in every
     FLOP input, over a per-phase log-log line in FLOPs (the base margin: trees do not
@@ -409,11 +416,7 @@ class BoostedDuration(TreeModel, _PowerDurationBase):
     model_file: ClassVar[str] = "boosted-duration.xgb.json"
 
     def _params(self) -> dict[str, Any]:
-        constraints = tuple(1 if f in _MONOTONE_UP else 0 for f in LOG_FEATURES)
-        return {
-            **super()._params(),
-            "monotone_constraints": "(" + ",".join(map(str, constraints)) + ")",
-        }
+        return _monotone_up(super()._params())
 
     def _fit(self, frame: pd.DataFrame, y: np.ndarray) -> None:
         power, t = power_of(frame, y)
@@ -475,11 +478,7 @@ class RooflineBoosted(TreeModel, RooflineEnergy):
     )
 
     def _params(self) -> dict[str, Any]:
-        constraints = tuple(1 if f in _MONOTONE_UP else 0 for f in LOG_FEATURES)
-        return {
-            **super()._params(),
-            "monotone_constraints": "(" + ",".join(map(str, constraints)) + ")",
-        }
+        return _monotone_up(super()._params())
 
     def _fit(self, frame: pd.DataFrame, y: np.ndarray) -> None:
         super()._fit(frame, y)

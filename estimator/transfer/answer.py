@@ -26,6 +26,16 @@ from joulecast.graph import GraphProfile
 
 
 @dataclass(frozen=True)
+class RunCounts:
+    """The run an answer is for: ``epochs`` passes over ``samples`` samples in batches of
+    ``batch_size``."""
+
+    batch_size: int
+    samples: int
+    epochs: int
+
+
+@dataclass(frozen=True)
 class TransferEstimate:
     """Energy (J) of every epoch of the run, its 90 % interval, the wall time (s), the average
     power (W) and the FLOP/s it implies."""
@@ -61,53 +71,26 @@ def band(model: TransferModel, gpu_measured: bool) -> tuple[float, float]:
     return -math.hypot(lowo[0], logo[0]), math.hypot(lowo[1], logo[1])
 
 
-def estimate(
-    model: TransferModel,
-    rates: GpuRates,
-    profile: GraphProfile,
-    *,
-    batch_size: int,
-    samples: int,
-    epochs: int,
-    power_limit_w: float | None = None,
-    phase: str = "train",
-    gpu_measured: bool = False,
-) -> TransferEstimate:
-    """The model's answer for one phase; ``power_limit_w`` None is the board's default."""
-    return estimate_with(
-        model.params,
-        band(model, gpu_measured),
-        rates,
-        profile,
-        batch_size=batch_size,
-        samples=samples,
-        epochs=epochs,
-        power_limit_w=power_limit_w,
-        phase=phase,
-    )
-
-
 def estimate_with(
     params: Mapping[str, float],
     log_band: tuple[float, float],
     rates: GpuRates,
     profile: GraphProfile,
+    run: RunCounts,
     *,
-    batch_size: int,
-    samples: int,
-    epochs: int,
     power_limit_w: float | None = None,
     phase: str = "train",
 ) -> TransferEstimate:
-    """The equations' answer for one phase with ``params``, its interval from ``log_band``
-    (the (low, high) log-error quantiles); a calibrated GPU answers through this too."""
+    """The equations' answer for one phase of ``run`` with ``params`` (a transfer model's, or a
+    calibrated GPU's), its interval from ``log_band`` (the (low, high) log-error quantiles,
+    e.g. :func:`band`); ``power_limit_w`` None is the board's default."""
     limit = check_power_limit(rates, power_limit_w)
     row: Mapping[str, float] = {
         **work_of(profile),
         "train": 1.0 if phase == "train" else 0.0,
-        "batch_size": float(batch_size),
-        "samples": float(samples),
-        "epochs": float(epochs),
+        "batch_size": float(run.batch_size),
+        "samples": float(run.samples),
+        "epochs": float(run.epochs),
         "power_limit_w": limit,
         "amp": 0.0,
         **gpu_of(rates),

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from estimator.answers import EnergyPrediction, PhaseEstimate
 from estimator.transfer import answer
+from estimator.transfer.answer import RunCounts
 from estimator.transfer.artifact import TransferModel
 from estimator.transfer.gpu import GpuRates
 from joulecast.graph import GraphProfile
@@ -50,25 +51,17 @@ def transferred(
     rates: GpuRates,
     name: str,
     profile: GraphProfile,
+    run: RunCounts,
     *,
-    batch_size: int,
-    samples: int,
-    epochs: int,
     power_limit_w: float | None,
 ) -> EnergyPrediction:
     """The answer for a catalogued GPU without a predictor of its own: transferred from its
     spec sheet, or, for a GPU among those the model was fitted on, measured through it."""
     fitted_gpus = list(model.fitted_on.get("gpus", []))
     measured = rates.id in fitted_gpus
-    est = answer.estimate(
-        model,
-        rates,
-        profile,
-        batch_size=batch_size,
-        samples=samples,
-        epochs=epochs,
-        power_limit_w=power_limit_w,
-        gpu_measured=measured,
+    log_band = answer.band(model, gpu_measured=measured)
+    est = answer.estimate_with(
+        model.params, log_band, rates, profile, run, power_limit_w=power_limit_w
     )
     limit = answer.check_power_limit(rates, power_limit_w)
     if measured:
@@ -106,10 +99,8 @@ def calibrated(
     rates: GpuRates,
     name: str,
     profile: GraphProfile,
+    run: RunCounts,
     *,
-    batch_size: int,
-    samples: int,
-    epochs: int,
     power_limit_w: float | None,
     max_factor: float,
 ) -> EnergyPrediction:
@@ -133,7 +124,6 @@ def calibrated(
             "so the parameters stay near the transfer model's and the interval is the "
             "transferred one"
         )
-    kwargs = {"batch_size": batch_size, "samples": samples, "epochs": epochs}
     phases: dict[str, PhaseEstimate | None] = {}
     refused: list[str] = []
     for phase in PHASES:
@@ -160,7 +150,7 @@ def calibrated(
                 "kind its suite lacks may"
             )
         est = answer.estimate_with(
-            model.params, band, rates, profile, power_limit_w=limit, phase=phase, **kwargs
+            model.params, band, rates, profile, run, power_limit_w=limit, phase=phase
         )
         phases[phase] = _phase(est, CALIBRATED_PREDICTOR)
     if phases.get("test") is not None:
@@ -188,10 +178,8 @@ def at_power_limit(
     model: TransferModel,
     rates: GpuRates,
     profile: GraphProfile,
+    run: RunCounts,
     *,
-    batch_size: int,
-    samples: int,
-    epochs: int,
     power_limit_w: float,
 ) -> EnergyPrediction:
     """A measured GPU's answer moved to another power limit: each phase scaled by the transfer
@@ -202,24 +190,22 @@ def at_power_limit(
         return replace(measured, power_limit_w=limit)
     scaled: dict[str, PhaseEstimate | None] = {}
     widened = False
+    log_band = answer.band(model, gpu_measured=True)
     for phase in PHASES:
         est = getattr(measured, phase)
         if est is None or est.duration_s is None or est.power_w is None:
             scaled[phase] = est
             continue
-        kwargs = {"batch_size": batch_size, "samples": samples, "epochs": epochs}
-        at = answer.estimate(
-            model, rates, profile, power_limit_w=limit, phase=phase, gpu_measured=True, **kwargs
+        at = answer.estimate_with(
+            model.params, log_band, rates, profile, run, power_limit_w=limit, phase=phase
         )
-        default = answer.estimate(
-            model, rates, profile, power_limit_w=None, phase=phase, gpu_measured=True, **kwargs
-        )
+        default = answer.estimate_with(model.params, log_band, rates, profile, run, phase=phase)
         time_ratio = at.duration_s / default.duration_s
         power = min(est.power_w * at.power_w / default.power_w, limit)
         duration = est.duration_s * time_ratio
         energy = power * duration
         # The limit's effect is the model's; where the limit does not bind there is none.
-        low, high = answer.band(model, gpu_measured=True)
+        low, high = log_band
         binds = abs(math.log(at.energy_j / default.energy_j)) > 1e-6
         spread = math.exp((high - low) / 2) if binds else 1.0
         widened |= binds

@@ -19,21 +19,14 @@ from pathlib import Path
 
 import numpy as np
 
+from joulecast.measurement import WORK_AND_COST_COLUMNS
 from joulecast.store import MeasurementStore
 
 COLUMNS = (
     "config_id",
     "variant",
     "repeat",
-    "params",
-    "flops_forward",
-    "flops_train",
-    "batch_size",
-    "samples",
-    "epochs",
-    "duration_s",
-    "energy_j",
-    "power_mean_w",
+    *WORK_AND_COST_COLUMNS,
     "energy_source",
 )
 

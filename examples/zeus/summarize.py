@@ -19,7 +19,7 @@ from collections import defaultdict
 from pathlib import Path
 from statistics import median
 
-from joulecast.measurement import Row
+from joulecast.measurement import WORK_AND_COST_COLUMNS, Row
 from joulecast.store import MeasurementStore
 
 COLUMNS = (
@@ -27,15 +27,7 @@ COLUMNS = (
     "config_id",
     "variant",
     "family",
-    "params",
-    "flops_forward",
-    "flops_train",
-    "batch_size",
-    "samples",
-    "epochs",
-    "duration_s",
-    "energy_j",
-    "power_mean_w",
+    *WORK_AND_COST_COLUMNS,
     "power_limit_w",
     "energy_source",
     "device_name",

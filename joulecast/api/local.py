@@ -20,6 +20,7 @@ import logging
 from pathlib import Path
 
 from client import convert
+from client.predict_call import PredictArgs, PredictCaller
 from client.results import PredictionReply
 from estimator.service import PredictorRegistry
 from joulecast.errors import InternalError, InvalidArgument, JoulecastError, ResourceLimit
@@ -31,7 +32,7 @@ from server.settings import DEFAULT_ARTIFACTS, ServerSettings
 logger = logging.getLogger(__name__)
 
 
-class InProcessClient:
+class InProcessClient(PredictCaller):
     """Answers predictions from the predictors published under ``artifacts_dir``.
 
     ``settings`` gives the bounds a server would apply (graph size, cache sizes); by default a
@@ -58,34 +59,14 @@ class InProcessClient:
             answer_cache_size=settings.answer_cache_size,
         )
 
-    def predict(
-        self,
-        onnx_model: bytes,
-        *,
-        batch_size: int = 8,
-        samples: int = 1578,
-        epochs: int = 1,
-        hardware: str | None = None,
-        observed_gpu_util: float | None = None,
-        stream: bool | None = None,
-        region: str | None = None,
-        price_per_kwh: float | None = None,
-        power_limit_w: float | None = None,
+    def _predict(
+        self, onnx_model: bytes, args: PredictArgs, *, stream: bool | None, chunk_bytes: int
     ) -> PredictionReply:
         """What :meth:`client.remote.EstimatorClient.predict` returns for the same arguments
-        (``stream`` is accepted and means nothing here)."""
-        del stream
+        (``stream`` and ``chunk_bytes`` are accepted and mean nothing here)."""
+        del stream, chunk_bytes
         try:
-            options = convert.predict_options(
-                batch_size,
-                samples,
-                epochs,
-                hardware,
-                observed_gpu_util,
-                region,
-                price_per_kwh,
-                power_limit_w,
-            )
+            options = args.options()
             request = convert.predict_request(onnx_model, options)
         except (TypeError, ValueError) as exc:  # a value the request message cannot carry
             raise InvalidArgument(f"cannot make a request of these options: {exc}") from exc

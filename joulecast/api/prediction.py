@@ -8,11 +8,11 @@ from this process (docs/ARCHITECTURE.md, "The client's JSON").
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from client.results import prediction_dict
+from joulecast.answer_record import Answered, GraphSummary, PhaseEnergy
 from joulecast.measurement import PHASES
 
 if TYPE_CHECKING:
@@ -33,7 +33,7 @@ _FOOTPRINT = (
 
 
 @dataclass(frozen=True)
-class PhaseEstimate:
+class PhaseEstimate(PhaseEnergy):
     """One phase (training: every epoch; testing: one pass), all its samples.
 
     ``energy_j`` (J) with its 90 % interval ``energy_low_j``..``energy_high_j``;
@@ -43,12 +43,6 @@ class PhaseEstimate:
     named a region (gCO2eq) or a price per kWh (cost); kWh with either.
     """
 
-    energy_j: float
-    energy_low_j: float
-    energy_high_j: float
-    duration_s: float | None
-    power_w: float | None
-    predictor: str
     energy_kwh: float | None = None
     energy_low_kwh: float | None = None
     energy_high_kwh: float | None = None
@@ -91,7 +85,7 @@ class PhaseEstimate:
 
 
 @dataclass(frozen=True)
-class Prediction:
+class Prediction(Answered[PhaseEstimate], GraphSummary):
     """Train and test energy of one graph on one hardware, with the graph's profile.
 
     ``train`` or ``test`` is None when the hardware has no data for that phase, or when its 90 %
@@ -106,19 +100,6 @@ class Prediction:
     ``price_per_kwh`` only when the request named a region or a price.
     """
 
-    family: str
-    family_reason: str
-    params: int
-    flops_forward: int
-    flops_train: int
-    flops_by_kind: Mapping[str, int]
-    train: PhaseEstimate | None
-    test: PhaseEstimate | None
-    hardware: str
-    predictor_version: str
-    energy_source: str
-    energy_is_estimate: bool
-    warnings: tuple[str, ...]
     tier: str = "measured"
     power_limit_w: float | None = None
     grid: GridIntensity | None = None

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
+from joulecast.answer_record import GraphSummary
+
 FAMILIES = ("mlp", "cnn", "rnn", "crnn", "transformer", "other")
 FLOP_KINDS = ("conv", "dense", "recurrent", "other")
 LARGE_TENSOR_BYTES = 32 * 1024 * 1024
@@ -15,7 +17,7 @@ recycled from the heap, do not pay. CPU training feels it; a GPU's caching alloc
 
 
 @dataclass(frozen=True)
-class GraphProfile:
+class GraphProfile(GraphSummary):
     """Per-sample cost of one forward pass, in DeepSpeed's flops-profiler convention.
 
     ``flops_forward`` counts floating-point operations for one sample; ``flops_train`` is
@@ -23,12 +25,6 @@ class GraphProfile:
     graph's element types.
     """
 
-    family: str
-    family_reason: str
-    params: int
-    flops_forward: int
-    flops_train: int
-    flops_by_kind: Mapping[str, int]
     weight_bytes: int
     activation_bytes: int
     arithmetic_intensity: float
