@@ -96,9 +96,9 @@ def predict(params: Mapping[str, float], x: Mapping[str, np.ndarray]) -> Predict
       ``flops_other`` (FLOPs), ``activation_bytes``, ``weight_bytes``, ``input_bytes``,
       ``node_count``, ``recurrent_steps``;
     - the run: ``train`` (1 or 0), ``batch_size``, ``samples``, ``epochs``, ``power_limit_w``
-      (NaN: the board's default);
-    - the GPU: ``fp32_flops``, ``conv_flops``, ``bandwidth_bps``, ``tdp_w``, ``idle_w`` (NaN:
-      unknown, the fitted share of the TDP).
+      (NaN: the board's default), ``amp`` (1: FP16/BF16 mixed precision, 0: FP32);
+    - the GPU: ``fp32_flops``, ``conv_flops``, ``amp_flops``, ``bandwidth_bps``, ``tdp_w``,
+      ``idle_w`` (NaN: unknown, the fitted share of the TDP).
     """
     p = params
     train = x["train"].astype(float)
