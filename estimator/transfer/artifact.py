@@ -22,7 +22,7 @@ from estimator.transfer.files import (
     read_versioned,
     write_versioned,
 )
-from estimator.transfer.model import PARAMS, clip_params
+from estimator.transfer.model import clip_params, stored_params
 from joulecast.errors import FailedPrecondition
 
 FILE_NAME = "gpu-training.json"
@@ -47,7 +47,7 @@ class TransferModel:
         return {
             "schema": SCHEMA_VERSION,
             "kind": KIND,
-            "params": {k: float(self.params[k]) for k in PARAMS},
+            "params": stored_params(self.params),
             "bands": {k: [float(v[0]), float(v[1])] for k, v in sorted(self.bands.items())},
             "scores": self.scores,
             "fitted_on": self.fitted_on,
@@ -59,9 +59,10 @@ class TransferModel:
 
 
 def checked_params(raw: Mapping[str, Any]) -> dict[str, float]:
-    """Stored parameters, refused (ValueError) when one lies outside its box."""
+    """Stored parameters, refused (ValueError) when one lies outside its box (one stored
+    before it existed reads as its legacy value)."""
     params = clip_params(raw)
-    if any(abs(params[k] - float(raw[k])) > 1e-12 * abs(params[k]) for k in PARAMS):
+    if any(abs(params[k] - float(raw[k])) > 1e-12 * abs(params[k]) for k in raw):
         raise ValueError("a parameter lies outside its box")
     return params
 

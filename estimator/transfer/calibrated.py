@@ -38,7 +38,7 @@ from estimator.transfer.files import (
     read_versioned,
     write_versioned,
 )
-from estimator.transfer.model import PARAMS
+from estimator.transfer.model import PARAMS, stored_params
 from joulecast.errors import FailedPrecondition, InvalidArgument
 from joulecast.measurement import PHASES
 
@@ -77,7 +77,7 @@ class CalibratedModel:
             "kind": KIND,
             "hardware": self.hardware,
             "gpu": self.gpu,
-            "params": {k: float(self.params[k]) for k in PARAMS},
+            "params": stored_params(self.params),
             "bands": {k: [float(v[0]), float(v[1])] for k, v in sorted(self.bands.items())},
             "calibration": self.calibration,
         }
@@ -219,7 +219,7 @@ def build(
         },
         "prior": {
             "version": prior.version,
-            "params": {k: float(prior.params[k]) for k in PARAMS},
+            "params": stored_params(prior.params),
             "lowo_band": [float(lowo[0]), float(lowo[1])],
         },
         "param_log_shift": {

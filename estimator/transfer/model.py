@@ -63,9 +63,17 @@ PARAMS: dict[str, tuple[float, float, float]] = {
     "busy_memory": (0.5, 0.01, 1.0),
     "idle_share": (0.2, 0.02, 0.6),
     "limit_exponent": (0.4, 0.05, 2.0),
+    "eff_amp": (0.3, 1e-3, 1.0),
 }
 """The model's parameters with the box each is fitted in (units in the module docstring:
 efficiencies are fractions of a peak, ``*_s`` seconds, ``idle_share`` of the power limit)."""
+
+LEGACY_DEFAULTS: dict[str, float] = {"eff_amp": 1.0}
+"""Parameters added after models were published, each with the value under which a model
+written before it answers exactly as it did then (mixed precision at the full FP16 peak; no
+such model ever served a mixed-precision answer). A stored model lacking one reads it at this
+value, and a parameter at this value is left out of what is stored (:func:`stored_params`), so
+an old file keeps its version hash."""
 
 TRAIN_PASSES = 3.0
 TEST_WEIGHT_PASSES = 1.0
@@ -104,16 +112,18 @@ def predict(params: Mapping[str, float], x: Mapping[str, np.ndarray]) -> Predict
     train = x["train"].astype(float)
     passes = np.where(train > 0, TRAIN_PASSES, 1.0)
     batch = np.maximum(x["batch_size"].astype(float), 1.0)
-    # Mixed precision runs the matrix kinds at the GPU's FP16 peak and halves the activations;
-    # element-wise work and the optimiser's FP32 master weights stay as they are.
+    # Mixed precision runs the matrix kinds against the GPU's FP16 peak, of which it reaches a
+    # share of its own (casts, FP32 accumulation, kernels not on tensor cores: ``eff_amp``),
+    # never slower than the same work in FP32; it halves the activations. Element-wise work and
+    # the optimiser's FP32 master weights stay as they are.
     amp = x["amp"] > 0
-    matrix = np.where(amp, x["amp_flops"], x["fp32_flops"])
+    amp_peak = p["eff_amp"] * x["amp_flops"]
     peaks = {
-        "conv": np.where(amp, x["amp_flops"], x["conv_flops"]),
-        "dense": matrix,
-        "recurrent": matrix,
+        "conv": np.where(amp, np.maximum(amp_peak, x["conv_flops"]), x["conv_flops"]),
+        "dense": np.where(amp, np.maximum(amp_peak, x["fp32_flops"]), x["fp32_flops"]),
         "other": x["fp32_flops"],
     }
+    peaks["recurrent"] = peaks["dense"]
     activation_bytes = np.where(amp, 0.5, 1.0) * x["activation_bytes"]
     # A kernel fills the GPU only with enough independent elements: at a small batch a layer's
     # output (and a recurrence's step, run one after another) leaves most of the SMs idle.
@@ -182,11 +192,23 @@ def _filled(ratio: np.ndarray) -> np.ndarray:
 
 
 def clip_params(params: Mapping[str, float]) -> dict[str, float]:
-    """Parameters inside their boxes (a stored model read back is checked, never trusted)."""
+    """Parameters inside their boxes (a stored model read back is checked, never trusted); a
+    parameter added since the model was stored reads as its :data:`LEGACY_DEFAULTS` value."""
     out: dict[str, float] = {}
     for name, (_, low, high) in PARAMS.items():
-        value = float(params[name])
+        value = float(params[name] if name in params else LEGACY_DEFAULTS[name])
         if not math.isfinite(value):
             raise ValueError(f"transfer parameter {name} is not finite")
         out[name] = min(max(value, low), high)
     return out
+
+
+def stored_params(params: Mapping[str, float]) -> dict[str, float]:
+    """The parameters as a model file stores them: every one, but a parameter of
+    :data:`LEGACY_DEFAULTS` at its legacy value is left out (the file then reads, and hashes,
+    as one written before the parameter existed)."""
+    return {
+        k: float(params[k])
+        for k in PARAMS
+        if not (k in LEGACY_DEFAULTS and float(params[k]) == LEGACY_DEFAULTS[k])
+    }

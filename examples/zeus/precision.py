@@ -6,16 +6,12 @@
 DeepSpeech2's Zeus rows trained in FP16 mixed precision (their ``precision`` is ``amp-fp16``).
 The same rows are cross-validated twice, leave one GPU out and leave one workload out, as
 ``joulecast fit-transfer`` does (Sentiment140 left out; the EC-NAS store joins with ``--db``):
-once read as FP32 (every row's ``amp`` set to 0, what the published model saw) and once as
-they are. Nested bands are not sized (``inner=False``): the figures compared are the median
-APE, MAPE and Spearman of energy per epoch, which the bands do not change. Also printed: the
-matrix efficiencies of a fit on every row, and DeepSpeech2's best achieved FLOP/s per GPU
-against the peak each reading prices it at.
-
-``--amp-efficiency`` tries a candidate that is not in the model: one more parameter,
-``eff_amp``, the share of the FP16 peak mixed-precision matrix work reaches relative to FP32
-work's share of the FP32 peak (initial 0.3, fitted in [0.001, 1]). Without it a mixed-precision
-row shares the FP32 efficiencies, and the one recurrent workload drags every tied efficiency.
+once read as FP32 (every row's ``amp`` set to 0, what the model published before read) and once
+as they are (what it reads now: mixed-precision matrix work against the FP16 peak at a share of
+its own, ``eff_amp``, never slower than FP32). Nested bands are not sized (``inner=False``): the
+figures compared are the median APE, MAPE and Spearman of energy per epoch, which the bands do
+not change. Also printed: the matrix efficiencies of a fit on every row, and DeepSpeech2's best
+achieved FLOP/s per GPU against the peak each reading prices it at.
 """
 
 from __future__ import annotations
@@ -30,14 +26,13 @@ import pandas as pd
 
 import estimator.transfer.evaluate as evaluate
 import estimator.transfer.fit as fit
-import estimator.transfer.model as model
 from estimator.transfer.cli import _lookup
 from estimator.transfer.data import from_stores
 
 REPO = Path(__file__).resolve().parents[2]
 ZEUS = REPO / "artifacts" / "measurements" / "zeus-nsdi23.db"
 SENTIMENT = "zeus/sentiment140/bert_base_uncased/adamw"
-READINGS = {"as FP32 (published)": 0.0, "as recorded (DeepSpeech2 amp-fp16)": None}
+READINGS = {"as FP32 (before)": 0.0, "as recorded (DeepSpeech2 amp-fp16, published)": None}
 COLUMNS = ["transfer_median_ape", "transfer_mape", "transfer_spearman"]
 
 
@@ -57,39 +52,19 @@ def _achieved(frame: pd.DataFrame) -> pd.DataFrame:
     return out.groupby("hardware").max()
 
 
-def _with_amp_efficiency() -> None:
-    """The candidate: ``eff_amp`` scales the FP16 peak of mixed-precision rows. Installed for
-    this process only, where the fit and the cross-validation call the model."""
-    plain = model.predict
-    model.PARAMS["eff_amp"] = (0.3, 1e-3, 1.0)
-
-    def predict(params, x):  # type: ignore[no-untyped-def]
-        scaled = np.where(x["amp"] > 0, x["amp_flops"] * params["eff_amp"], x["amp_flops"])
-        return plain(params, {**x, "amp_flops": scaled})
-
-    model.predict = fit.predict = predict
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[1].strip())
     parser.add_argument("--db", action="append", default=[], type=Path, help="more stores")
     parser.add_argument("--out", type=Path, help="write the report here (Markdown)")
-    parser.add_argument(
-        "--amp-efficiency", action="store_true", help="try the candidate eff_amp parameter"
-    )
     args = parser.parse_args()
-    if args.amp_efficiency:
-        _with_amp_efficiency()
     logging.basicConfig(level=logging.WARNING)
     base = _frame(args.db)
     lines = [
         "# DeepSpeech2 read as FP32 or as the FP16 mixed precision it trained in",
         "",
-        f"`PYTHONPATH=. python examples/zeus/precision.py {' '.join(f'--db {d}' for d in args.db)}"
-        f"{' --amp-efficiency' if args.amp_efficiency else ''}`"
+        f"`PYTHONPATH=. python examples/zeus/precision.py {' '.join(f'--db {d}' for d in args.db)}`"
         f" on {len(base)} training rows of {base['hardware'].nunique()} GPUs and "
-        f"{base['workload'].nunique()} workloads (Sentiment140 left out)"
-        f"{'; with the candidate eff_amp parameter' if args.amp_efficiency else ''}. Median APE, MAPE "
+        f"{base['workload'].nunique()} workloads (Sentiment140 left out). Median APE, MAPE "
         "and Spearman of energy per epoch; no timing is involved, so the machine's load does "
         "not move them.",
         "",

@@ -10,6 +10,8 @@ import pytest
 
 from estimator.transfer import artifact
 from estimator.transfer.evaluate import cross_validate, scores
+from estimator.transfer.files import write_versioned
+from estimator.transfer.model import LEGACY_DEFAULTS
 from estimator.transfer.train import train
 from joulecast.errors import FailedPrecondition
 from tests.estimator.transfer.conftest import synthetic_rows
@@ -61,6 +63,24 @@ def test_the_published_file_round_trips_and_refuses_an_edit(trained, tmp_path: P
     with pytest.raises(FailedPrecondition, match="version hash"):
         artifact.load(tmp_path)
     assert artifact.load(tmp_path / "nowhere") is None
+
+
+def test_a_file_written_before_a_parameter_existed_loads_as_it_answered(
+    trained, tmp_path: Path
+) -> None:
+    # A file of the schema before eff_amp: every other parameter, hashed as that code hashed it.
+    old_params = {k: v for k, v in trained.model.params.items() if k not in LEGACY_DEFAULTS}
+    content = {**trained.model.content(), "params": old_params}
+    path = write_versioned(artifact.path_in(tmp_path), content)
+    old_version = json.loads(path.read_text())["version"]
+    back = artifact.load(tmp_path)
+    assert back is not None and back.version == old_version
+    assert back.params["eff_amp"] == LEGACY_DEFAULTS["eff_amp"]
+    # Written back unchanged, it is the same file; fitted away from the legacy value, a new one.
+    assert artifact.publish(back, tmp_path / "again").read_text() == path.read_text()
+    moved = artifact.TransferModel({**back.params, "eff_amp": 0.25}, back.bands)
+    assert moved.version != old_version
+    assert artifact.load(artifact.publish(moved, tmp_path / "moved").parents[1]) == moved
 
 
 def test_too_few_gpus_are_refused(profiles) -> None:
