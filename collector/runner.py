@@ -402,6 +402,8 @@ def _context(
         "cpu_model": facts.get("cpu_model") or cpu_model(),
         "software": software_versions(),
         "data": options.data_label,
+        # The sweep trains and tests without autocast: every matrix product in FP32.
+        "precision": "fp32",
     }
 
 
