@@ -79,6 +79,7 @@ def transferred(
     warnings = [
         first,
         "no test prediction: the transfer model was fitted on training runs only",
+        "answered for FP32 training (no autocast); mixed precision is not served",
         *profile.warnings,
     ]
     return EnergyPrediction(

@@ -35,6 +35,7 @@ def test_a_gpu_nobody_measured_is_transferred_and_says_so(registry) -> None:
     assert answer.tier == "transferred" and answer.hardware == "tesla-t4"
     assert answer.test is None and answer.train is not None
     assert any("no measurement of this GPU" in w for w in answer.warnings)
+    assert any("answered for FP32 training" in w for w in answer.warnings)
     train = answer.train
     assert train.energy_low_j < train.energy_j < train.energy_high_j
     assert train.energy_j == pytest.approx(train.power_w * train.duration_s)
