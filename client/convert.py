@@ -38,6 +38,7 @@ def predict_options(
     region: str | None = None,
     price_per_kwh: float | None = None,
     power_limit_w: float | None = None,
+    precision: str | None = None,
 ) -> dict[str, Any]:
     """Keyword arguments shared by PredictEnergyRequest and PredictOptions (the counts must
     fit the proto's int64; the server checks their ranges)."""
@@ -58,6 +59,8 @@ def predict_options(
         options["price_per_kwh"] = price_per_kwh
     if power_limit_w is not None:
         options["power_limit_w"] = power_limit_w
+    if precision is not None:
+        options["precision"] = precision
     return options
 
 
@@ -122,6 +125,7 @@ def prediction_from_response(response: pb.PredictEnergyResponse) -> PredictionRe
         warnings=tuple(response.warnings),
         tier=response.tier or "measured",
         power_limit_w=response.power_limit_w if response.HasField("power_limit_w") else None,
+        precision=response.precision if response.HasField("precision") else None,
         grid=grid,
         price_per_kwh=response.price_per_kwh if response.HasField("price_per_kwh") else None,
     )

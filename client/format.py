@@ -29,6 +29,8 @@ def _tier_and_limit(result: PredictionReply) -> str:
     parts = [] if result.tier == "measured" else [result.tier]
     if result.power_limit_w is not None:
         parts.append(f"power limit {result.power_limit_w:g} W")
+    if result.precision not in (None, "fp32"):
+        parts.append(str(result.precision))
     return f"   ({', '.join(parts)})" if parts else ""
 
 

@@ -33,6 +33,7 @@ class PredictArgs:
     region: str | None
     price_per_kwh: float | None
     power_limit_w: float | None
+    precision: str | None = None
 
     def options(self) -> dict[str, Any]:
         """The request's option fields (:func:`client.convert.predict_options`)."""
@@ -45,6 +46,7 @@ class PredictArgs:
             self.region,
             self.price_per_kwh,
             self.power_limit_w,
+            self.precision,
         )
 
 
@@ -65,6 +67,7 @@ class PredictCaller(ABC):
         region: str | None = None,
         price_per_kwh: float | None = None,
         power_limit_w: float | None = None,
+        precision: str | None = None,
     ) -> PredictionReply:
         """Predict for one graph (its ``as_dict()`` is the JSON of docs/ARCHITECTURE.md).
         ``stream`` and ``chunk_bytes`` say how a server is sent the graph (``stream`` ``None``:
@@ -79,6 +82,7 @@ class PredictCaller(ABC):
             region,
             price_per_kwh,
             power_limit_w,
+            precision,
         )
         return self._predict(onnx_model, args, stream=stream, chunk_bytes=chunk_bytes)
 

@@ -49,6 +49,8 @@ class PredictionReply(Answered[PhaseReply], GraphSummary):
     """``measured`` (a predictor fitted on rows of that hardware) or ``transferred`` (the GPU
     transfer model reading its spec sheet)."""
     power_limit_w: float | None = None
+    precision: str | None = None
+    """What the answer's matrix work runs in, when the GPU transfer model answered."""
     grid: GridIntensity | None = None
     price_per_kwh: float | None = None
 

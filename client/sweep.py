@@ -30,7 +30,11 @@ class SweepRow:
         return {
             "batch_size": self.batch_size,
             "power_limit_w": self.reply.power_limit_w,
-            **{k: v for k, v in self.reply.as_dict().items() if k in ("train", "test", "tier")},
+            **{
+                k: v
+                for k, v in self.reply.as_dict().items()
+                if k in ("train", "test", "tier", "precision")
+            },
             "warnings": list(self.reply.warnings),
         }
 
@@ -78,7 +82,8 @@ def format_sweep(rows: Sequence[SweepRow], phase: str = "train") -> str:
     first = rows[0].reply if rows else None
     lines = []
     if first is not None:
-        lines.append(f"hardware {first.hardware} ({first.tier}), {phase} energy per run")
+        what = first.tier + ("" if first.precision in (None, "fp32") else f", {first.precision}")
+        lines.append(f"hardware {first.hardware} ({what}), {phase} energy per run")
     header = (
         f"  {'batch':>6} {'limit W':>8} {'energy (J)':>12} {'interval (J)':>24} "
         f"{'duration (s)':>13} {'power (W)':>10}"

@@ -32,7 +32,7 @@ from estimator.predictors import PhysicalPredictor, Predictor, UtilisationAware,
 from estimator.predictors.physical import MIN_TRAIN_OVER_TEST
 from estimator.training import Bundle
 from estimator.transfer import artifact, calibrated, serve
-from estimator.transfer.answer import RunCounts
+from estimator.transfer.answer import RunCounts, check_precision
 from estimator.transfer.gpu import GpuRates
 from joulecast.errors import FailedPrecondition, InvalidArgument, JoulecastError, NotFound
 from joulecast.graph import GraphLimits, GraphProfile, profile_nodes
@@ -521,16 +521,31 @@ class PredictorRegistry:
         observed_gpu_util: float | None = None,
         layer_answer: LayerAnswerFn | None = None,
         power_limit_w: float | None = None,
+        precision: str | None = None,
     ) -> EnergyPrediction:
         """Train and test energy (J) of ``samples`` samples for ``epochs`` epochs.
 
         ``layer_answer``: one forward pass by a layer-sum model, asked for only by a layer-sum
         hardware (see :func:`estimate`).
         ``power_limit_w``: a GPU's power limit (None: the board's default); a measured GPU
-        answers at another limit through the transfer model's ratio."""
+        answers at another limit through the transfer model's ratio.
+        ``precision``: ``fp32`` (None), ``amp-fp16`` or ``amp-bf16``; mixed precision is
+        answered by the GPU transfer model (transferred or calibrated), training only for a
+        GPU with a measured predictor (whose rows ran in FP32)."""
         check_counts(batch_size, samples, epochs, observed_gpu_util)
         published, calibration, spec = self._resolve(hardware)
-        run = RunCounts(batch_size, samples, epochs)
+        if precision not in (None, "fp32") and (spec is None or self._transfer is None):
+            name = published.bundle.hardware if published is not None else hardware
+            raise InvalidArgument(
+                f"precision {precision} is answered by the GPU transfer model for a catalogued "
+                f"GPU; {name} is not one, or no transfer model is published"
+            )
+        run = RunCounts(
+            batch_size,
+            samples,
+            epochs,
+            check_precision(precision, spec.tensor_bf16_tflops if spec else None, hardware or ""),
+        )
         if calibration is not None:
             if observed_gpu_util is not None:
                 raise InvalidArgument("observed_gpu_util needs a measured predictor")
@@ -547,6 +562,26 @@ class PredictorRegistry:
                 run,
                 power_limit_w=power_limit_w,
             )
+        if run.amp:
+            if observed_gpu_util is not None:
+                raise InvalidArgument("observed_gpu_util needs a measured predictor (FP32 rows)")
+            # The measured predictor's rows ran in FP32: mixed precision is the transfer
+            # model's answer alone (training; it has no test rows).
+            assert spec is not None and self._transfer is not None
+            via = serve.transferred(
+                self._transfer,
+                GpuRates.from_spec(spec),
+                spec.name,
+                profile,
+                run,
+                power_limit_w=power_limit_w,
+            )
+            note = (
+                f"the measured predictor of {published.bundle.hardware} (version "
+                f"{published.version}) was fitted on FP32 runs: an answer in {run.precision} "
+                "is the transfer model's"
+            )
+            return replace(via, warnings=(note, *via.warnings))
         answer = estimate(
             published,
             profile,

@@ -64,6 +64,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "by the transfer model",
     )
     p.add_argument(
+        "--precision",
+        choices=("fp32", "amp-fp16", "amp-bf16"),
+        help="what the training's matrix work runs in (default fp32); mixed precision "
+        "(autocast) is answered by the GPU transfer model, for a catalogued GPU",
+    )
+    p.add_argument(
         "--batch-sizes",
         help="comma list (e.g. 8,32,128,512): one answer per batch size, the cheapest marked",
     )
@@ -274,6 +280,7 @@ def _run_options(args: argparse.Namespace) -> dict[str, Any]:
         "stream": True if args.stream else None,
         "region": args.region,
         "price_per_kwh": args.price_per_kwh,
+        "precision": args.precision,
     }
 
 

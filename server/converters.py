@@ -48,6 +48,7 @@ def _query(onnx_model: bytes, options: pb.PredictEnergyRequest | pb.PredictOptio
         region=options.region if options.HasField("region") else None,
         price_per_kwh=options.price_per_kwh if options.HasField("price_per_kwh") else None,
         power_limit_w=options.power_limit_w if options.HasField("power_limit_w") else None,
+        precision=options.precision if options.HasField("precision") else None,
     )
 
 
@@ -131,6 +132,9 @@ def response_from_result(result: PredictResult) -> pb.PredictEnergyResponse:
     limit = getattr(prediction, "power_limit_w", None)
     if limit is not None:
         response.power_limit_w = float(limit)
+    precision = getattr(prediction, "precision", None)
+    if precision is not None:
+        response.precision = str(precision)
     for phase, footprint in result.footprints:
         getattr(response, phase).footprint.CopyFrom(_footprint(footprint))
     if result.grid is not None:

@@ -94,6 +94,8 @@ class PredictQuery:
     price_per_kwh: float | None = None
     power_limit_w: float | None = None
     """A GPU's power limit in W (None: the board's default)."""
+    precision: str | None = None
+    """``fp32`` (None), ``amp-fp16`` or ``amp-bf16``: what the run's matrix work runs in."""
 
     def check(self) -> None:
         """Raise :class:`InvalidArgument` naming the first bad field."""
@@ -162,7 +164,7 @@ class _ProfileCache:
                 self._items.popitem(last=False)
 
 
-AnswerKey = tuple[str, int, int, int, str | None, str | None, str | None]
+AnswerKey = tuple[str, int, int, int, str | None, str | None, str | None, str]
 """(graph sha256, batch size, samples, epochs, hardware asked for, observed utilisation and
 power limit as ``float.hex()`` or None): with the predictor version, everything a prediction
 depends on."""
@@ -338,6 +340,7 @@ class EstimatorCore:
             hardware,
             None if util is None else float(util).hex(),  # -0.0 and 0.0 print differently
             None if query.power_limit_w is None else float(query.power_limit_w).hex(),
+            query.precision or "fp32",
         )
         serving = self._serving(hardware) if self._serving is not None else None
         if serving is not None:
@@ -353,6 +356,7 @@ class EstimatorCore:
             observed_gpu_util=util,
             layer_answer=self._layer_answer(query.onnx_model, cancel),
             **({} if query.power_limit_w is None else {"power_limit_w": query.power_limit_w}),
+            **({} if query.precision is None else {"precision": query.precision}),
         )
         if serving is not None:
             self._answers.put(key, serving, prediction)

@@ -24,15 +24,49 @@ from estimator.transfer.model import predict
 from joulecast.errors import InvalidArgument
 from joulecast.graph import GraphProfile
 
+SERVED_PRECISIONS = ("fp32", "amp-fp16", "amp-bf16")
+"""What a run's matrix work may run in: FP32 (PyTorch's default), or automatic mixed precision
+(autocast) in FP16 or BF16."""
+
 
 @dataclass(frozen=True)
 class RunCounts:
     """The run an answer is for: ``epochs`` passes over ``samples`` samples in batches of
-    ``batch_size``."""
+    ``batch_size``, its matrix work in ``precision`` (one of :data:`SERVED_PRECISIONS`)."""
 
     batch_size: int
     samples: int
     epochs: int
+    precision: str = "fp32"
+
+    @property
+    def amp(self) -> bool:
+        return self.precision != "fp32"
+
+
+def check_precision(precision: str | None, bf16_tflops: float | None, gpu: str) -> str:
+    """``precision`` (None: fp32) if a GPU described by ``bf16_tflops`` (its BF16 tensor peak,
+    None: it has none) can run it; InvalidArgument naming why not."""
+    value = precision or "fp32"
+    if value not in SERVED_PRECISIONS:
+        raise InvalidArgument(f"precision must be one of {SERVED_PRECISIONS}, got {precision!r}")
+    if value == "amp-bf16" and not bf16_tflops:
+        raise InvalidArgument(f"precision amp-bf16 needs BF16 tensor cores, which {gpu} lacks")
+    return value
+
+
+def precision_warning(run: RunCounts, params: Mapping[str, float]) -> str:
+    """What an answer's precision rests on."""
+    if not run.amp:
+        return (
+            "answered for FP32 training (no autocast); precision amp-fp16 or amp-bf16 asks for "
+            "mixed precision"
+        )
+    return (
+        f"answered for {run.precision} mixed precision (autocast): matrix work at "
+        f"{params['eff_amp']:.2g} of the half-precision tensor peak (never slower than FP32), a "
+        "share fitted on one workload's rows (DeepSpeech2, FP16 mixed precision)"
+    )
 
 
 @dataclass(frozen=True)
@@ -92,7 +126,7 @@ def estimate_with(
         "samples": float(run.samples),
         "epochs": float(run.epochs),
         "power_limit_w": limit,
-        "amp": 0.0,
+        "amp": 1.0 if run.amp else 0.0,
         **gpu_of(rates),
     }
     x = {c: np.array([row[c]], dtype=float) for c in QUERY_COLUMNS}

@@ -79,7 +79,7 @@ def transferred(
     warnings = [
         first,
         "no test prediction: the transfer model was fitted on training runs only",
-        "answered for FP32 training (no autocast); mixed precision is not served",
+        answer.precision_warning(run, model.params),
         *profile.warnings,
     ]
     return EnergyPrediction(
@@ -92,6 +92,7 @@ def transferred(
         warnings=tuple(dict.fromkeys(warnings)),
         tier="measured" if measured else "transferred",
         power_limit_w=limit,
+        precision=run.precision,
     )
 
 
@@ -117,7 +118,8 @@ def calibrated(
         f"calibrated on this GPU ({name}): the transfer model fitted to {model.rows} rows of "
         f"{len(configs)} configurations measured {model.measured}, prior transfer model "
         f"{info.get('prior', {}).get('version', '?')}; the interval combines the calibration's "
-        "leave-one-configuration-out error with the transfer model's leave-one-workload-out band"
+        "leave-one-configuration-out error with the transfer model's leave-one-workload-out band",
+        answer.precision_warning(run, model.params),
     ]
     if not info.get("held_out"):
         warnings.append(
@@ -171,6 +173,7 @@ def calibrated(
         refused=tuple(refused),
         tier="calibrated",
         power_limit_w=limit,
+        precision=run.precision,
     )
 
 

@@ -136,6 +136,7 @@ class Estimator:
         price_per_kwh: float | None = None,
         observed_gpu_util: float | None = None,
         power_limit_w: float | None = None,
+        precision: str | None = None,
     ) -> Prediction:
         """Predicted energy of training ``model`` on ``samples`` samples for ``epochs`` epochs
         and of testing it on ``samples`` samples, at ``batch_size``, on ``hardware`` (a
@@ -146,7 +147,9 @@ class Estimator:
         bytes or an ``onnx.ModelProto``. ``region`` (ISO 3166-1 alpha-3, e.g. ``"FRA"``) adds
         gCO2eq, ``price_per_kwh`` a cost. ``observed_gpu_util`` (%) is the GPU utilisation
         you measured, for a predictor that uses it; ``power_limit_w`` a GPU's power limit in W
-        (None: the board's default), for a catalogued GPU. ``hardware`` may also name a
+        (None: the board's default), for a catalogued GPU; ``precision`` ``"amp-fp16"`` or
+        ``"amp-bf16"`` asks for mixed-precision training (the transfer model answers it; None:
+        FP32). ``hardware`` may also name a
         catalogued GPU nobody measured (``joulecast hardware``): the transfer model answers it.
         Raises a :class:`~joulecast.errors.JoulecastError`.
         """
@@ -161,6 +164,7 @@ class Estimator:
             price_per_kwh=price_per_kwh,
             observed_gpu_util=observed_gpu_util,
             power_limit_w=power_limit_w,
+            precision=precision,
         )
 
     def predict_table(
@@ -235,6 +239,7 @@ class Estimator:
         price_per_kwh: float | None,
         observed_gpu_util: float | None = None,
         power_limit_w: float | None = None,
+        precision: str | None = None,
     ) -> Prediction:
         options: dict[str, Any] = {
             "batch_size": _count("batch_size", batch_size),
@@ -245,6 +250,7 @@ class Estimator:
             "price_per_kwh": _number("price_per_kwh", price_per_kwh),
             "observed_gpu_util": _number("observed_gpu_util", observed_gpu_util),
             "power_limit_w": _number("power_limit_w", power_limit_w),
+            "precision": _text("precision", precision),
         }
         client = self._client()
         try:

@@ -95,13 +95,16 @@ class Prediction(Answered[PhaseEstimate], GraphSummary):
     ``measured`` (a predictor fitted on that hardware's rows), ``calibrated`` (the transfer
     model fitted to a few rows of that GPU by ``joulecast calibrate``) or ``transferred`` (a
     catalogued GPU nobody measured, answered by the transfer model from its published figures);
-    ``power_limit_w`` is the GPU power limit answered for, when one was asked. ``params`` and
+    ``power_limit_w`` is the GPU power limit answered for, when one was asked; ``precision``
+    what the matrix work runs in (``fp32``, ``amp-fp16``, ``amp-bf16``) when the transfer model
+    answered. ``params`` and
     FLOPs (per sample, forward and training) come from the graph; ``grid`` and
     ``price_per_kwh`` only when the request named a region or a price.
     """
 
     tier: str = "measured"
     power_limit_w: float | None = None
+    precision: str | None = None
     grid: GridIntensity | None = None
     price_per_kwh: float | None = None
 
@@ -147,6 +150,7 @@ class Prediction(Answered[PhaseEstimate], GraphSummary):
             warnings=tuple(reply.warnings),
             tier=reply.tier,
             power_limit_w=reply.power_limit_w,
+            precision=reply.precision,
             grid=reply.grid,
             price_per_kwh=reply.price_per_kwh,
         )

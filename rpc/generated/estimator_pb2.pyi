@@ -7,7 +7,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class PredictEnergyRequest(_message.Message):
-    __slots__ = ("onnx_model", "batch_size", "samples", "epochs", "hardware", "observed_gpu_util", "region", "price_per_kwh", "power_limit_w")
+    __slots__ = ("onnx_model", "batch_size", "samples", "epochs", "hardware", "observed_gpu_util", "region", "price_per_kwh", "power_limit_w", "precision")
     ONNX_MODEL_FIELD_NUMBER: _ClassVar[int]
     BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
     SAMPLES_FIELD_NUMBER: _ClassVar[int]
@@ -17,6 +17,7 @@ class PredictEnergyRequest(_message.Message):
     REGION_FIELD_NUMBER: _ClassVar[int]
     PRICE_PER_KWH_FIELD_NUMBER: _ClassVar[int]
     POWER_LIMIT_W_FIELD_NUMBER: _ClassVar[int]
+    PRECISION_FIELD_NUMBER: _ClassVar[int]
     onnx_model: bytes
     batch_size: int
     samples: int
@@ -26,10 +27,11 @@ class PredictEnergyRequest(_message.Message):
     region: str
     price_per_kwh: float
     power_limit_w: float
-    def __init__(self, onnx_model: _Optional[bytes] = ..., batch_size: _Optional[int] = ..., samples: _Optional[int] = ..., epochs: _Optional[int] = ..., hardware: _Optional[str] = ..., observed_gpu_util: _Optional[float] = ..., region: _Optional[str] = ..., price_per_kwh: _Optional[float] = ..., power_limit_w: _Optional[float] = ...) -> None: ...
+    precision: str
+    def __init__(self, onnx_model: _Optional[bytes] = ..., batch_size: _Optional[int] = ..., samples: _Optional[int] = ..., epochs: _Optional[int] = ..., hardware: _Optional[str] = ..., observed_gpu_util: _Optional[float] = ..., region: _Optional[str] = ..., price_per_kwh: _Optional[float] = ..., power_limit_w: _Optional[float] = ..., precision: _Optional[str] = ...) -> None: ...
 
 class PredictOptions(_message.Message):
-    __slots__ = ("batch_size", "samples", "epochs", "hardware", "observed_gpu_util", "region", "price_per_kwh", "power_limit_w")
+    __slots__ = ("batch_size", "samples", "epochs", "hardware", "observed_gpu_util", "region", "price_per_kwh", "power_limit_w", "precision")
     BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
     SAMPLES_FIELD_NUMBER: _ClassVar[int]
     EPOCHS_FIELD_NUMBER: _ClassVar[int]
@@ -38,6 +40,7 @@ class PredictOptions(_message.Message):
     REGION_FIELD_NUMBER: _ClassVar[int]
     PRICE_PER_KWH_FIELD_NUMBER: _ClassVar[int]
     POWER_LIMIT_W_FIELD_NUMBER: _ClassVar[int]
+    PRECISION_FIELD_NUMBER: _ClassVar[int]
     batch_size: int
     samples: int
     epochs: int
@@ -46,7 +49,8 @@ class PredictOptions(_message.Message):
     region: str
     price_per_kwh: float
     power_limit_w: float
-    def __init__(self, batch_size: _Optional[int] = ..., samples: _Optional[int] = ..., epochs: _Optional[int] = ..., hardware: _Optional[str] = ..., observed_gpu_util: _Optional[float] = ..., region: _Optional[str] = ..., price_per_kwh: _Optional[float] = ..., power_limit_w: _Optional[float] = ...) -> None: ...
+    precision: str
+    def __init__(self, batch_size: _Optional[int] = ..., samples: _Optional[int] = ..., epochs: _Optional[int] = ..., hardware: _Optional[str] = ..., observed_gpu_util: _Optional[float] = ..., region: _Optional[str] = ..., price_per_kwh: _Optional[float] = ..., power_limit_w: _Optional[float] = ..., precision: _Optional[str] = ...) -> None: ...
 
 class PredictEnergyChunk(_message.Message):
     __slots__ = ("options", "data")
@@ -148,7 +152,7 @@ class GridIntensity(_message.Message):
     def __init__(self, region: _Optional[str] = ..., region_name: _Optional[str] = ..., co2_g_per_kwh: _Optional[float] = ..., year: _Optional[int] = ..., source: _Optional[str] = ...) -> None: ...
 
 class PredictEnergyResponse(_message.Message):
-    __slots__ = ("profile", "train", "test", "hardware", "predictor_version", "energy_source", "energy_is_estimate", "warnings", "grid", "price_per_kwh", "tier", "power_limit_w")
+    __slots__ = ("profile", "train", "test", "hardware", "predictor_version", "energy_source", "energy_is_estimate", "warnings", "grid", "price_per_kwh", "tier", "power_limit_w", "precision")
     PROFILE_FIELD_NUMBER: _ClassVar[int]
     TRAIN_FIELD_NUMBER: _ClassVar[int]
     TEST_FIELD_NUMBER: _ClassVar[int]
@@ -161,6 +165,7 @@ class PredictEnergyResponse(_message.Message):
     PRICE_PER_KWH_FIELD_NUMBER: _ClassVar[int]
     TIER_FIELD_NUMBER: _ClassVar[int]
     POWER_LIMIT_W_FIELD_NUMBER: _ClassVar[int]
+    PRECISION_FIELD_NUMBER: _ClassVar[int]
     profile: GraphProfile
     train: PhasePrediction
     test: PhasePrediction
@@ -173,7 +178,8 @@ class PredictEnergyResponse(_message.Message):
     price_per_kwh: float
     tier: str
     power_limit_w: float
-    def __init__(self, profile: _Optional[_Union[GraphProfile, _Mapping]] = ..., train: _Optional[_Union[PhasePrediction, _Mapping]] = ..., test: _Optional[_Union[PhasePrediction, _Mapping]] = ..., hardware: _Optional[str] = ..., predictor_version: _Optional[str] = ..., energy_source: _Optional[str] = ..., energy_is_estimate: _Optional[bool] = ..., warnings: _Optional[_Iterable[str]] = ..., grid: _Optional[_Union[GridIntensity, _Mapping]] = ..., price_per_kwh: _Optional[float] = ..., tier: _Optional[str] = ..., power_limit_w: _Optional[float] = ...) -> None: ...
+    precision: str
+    def __init__(self, profile: _Optional[_Union[GraphProfile, _Mapping]] = ..., train: _Optional[_Union[PhasePrediction, _Mapping]] = ..., test: _Optional[_Union[PhasePrediction, _Mapping]] = ..., hardware: _Optional[str] = ..., predictor_version: _Optional[str] = ..., energy_source: _Optional[str] = ..., energy_is_estimate: _Optional[bool] = ..., warnings: _Optional[_Iterable[str]] = ..., grid: _Optional[_Union[GridIntensity, _Mapping]] = ..., price_per_kwh: _Optional[float] = ..., tier: _Optional[str] = ..., power_limit_w: _Optional[float] = ..., precision: _Optional[str] = ...) -> None: ...
 
 class MeasurementRow(_message.Message):
     __slots__ = ("graph_onnx", "run_key", "plan", "config_id", "family", "variant", "num_layers", "hidden_size", "phase", "repeat", "samples", "batch_size", "epochs", "status", "hardware", "device", "error", "flops_forward", "flops_train", "params", "duration_s", "energy_j", "energy_source", "energy_is_estimate", "energy_dynamic_j", "idle_power_w", "power_mean_w", "gpu_util_mean", "mem_util_mean", "mem_used_mean_mib", "short_window", "codecarbon_energy_j", "codecarbon_mode", "meter", "notes", "device_name", "driver", "cpu_model", "software", "data", "graph_sha256", "started_at", "finished_at", "power_limit_w", "cpu_s", "others_busy_cores", "gpu_other_processes", "precision")

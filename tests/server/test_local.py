@@ -110,6 +110,15 @@ def test_a_transferred_gpu_and_a_power_limit_answer_the_same(graphs, remote) -> 
         assert here.tier == ("transferred" if hardware == UNMEASURED_GPU else "measured")
 
 
+def test_mixed_precision_answers_the_same_here_and_remotely(graphs, remote) -> None:
+    local = joulecast.Estimator()
+    for graph in graphs.values():
+        question = {"hardware": UNMEASURED_GPU, "precision": "amp-fp16", "batch_size": 64}
+        here = local.predict(graph, **question)
+        assert here == remote.predict(graph, **question)
+        assert here.precision == "amp-fp16" and here.to_dict()["precision"] == "amp-fp16"
+
+
 def test_a_module_and_the_default_hardware_answer_the_same(remote) -> None:
     torch.manual_seed(0)
     module, example = Tagger().eval(), torch.zeros(INPUT)

@@ -96,3 +96,40 @@ def test_the_cli_sweeps_batch_sizes_and_marks_the_cheapest(start_server, capsys)
     assert main(argv[:-1]) == 0
     table = capsys.readouterr().out
     assert "least train energy: batch" in table and "transferred" in table
+
+
+def test_mixed_precision_is_asked_over_the_wire_and_answered_by_the_transfer_model(
+    start_server,
+) -> None:
+    served = start_server(registry=PredictorRegistry(REPO / "artifacts"))
+    graph = SAMPLE.read_bytes()
+    ask = {"batch_size": 256, "samples": 50_000, "hardware": "Tesla T4"}
+    with EstimatorClient(served.address) as client:
+        fp32 = client.predict(graph, **ask)
+        amp = client.predict(graph, precision="amp-fp16", **ask)
+        streamed = client.predict(graph, precision="amp-fp16", stream=True, **ask)
+        measured = client.predict(graph, precision="amp-fp16", **{**ask, "hardware": "h200"})
+    assert fp32.precision == "fp32" and amp.precision == "amp-fp16"
+    assert any("answered for FP32 training" in w for w in fp32.warnings)
+    assert any("amp-fp16 mixed precision" in w and "DeepSpeech2" in w for w in amp.warnings)
+    # Tensor cores make the same epoch shorter, never longer; the cache keys on precision.
+    assert amp.train.duration_s < fp32.train.duration_s
+    assert amp.train.energy_j < fp32.train.energy_j
+    assert streamed.train.energy_j == amp.train.energy_j
+    assert "(transferred, power limit 70 W, amp-fp16)" in format_prediction(amp, "sample_crnn.onnx")
+    # The H200's own predictor learned FP32 runs: mixed precision is the transfer model's.
+    assert measured.tier == "transferred" and measured.test is None
+    assert "fitted on FP32 runs" in measured.warnings[0]
+    for hardware, precision, why in (
+        ("Tesla T4", "amp-bf16", "needs BF16 tensor cores"),
+        ("cpu-amd-epyc", "amp-fp16", "catalogued GPU"),
+        ("Tesla T4", "fp64", "precision must be one of"),
+    ):
+        request = pb.PredictEnergyRequest(
+            onnx_model=graph, batch_size=8, samples=100, epochs=1, hardware=hardware,
+            precision=precision,
+        )  # fmt: skip
+        with pytest.raises(grpc.RpcError) as err:
+            served.stub.PredictEnergy(request, timeout=30)
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert why in err.value.details()
