@@ -550,24 +550,12 @@ class PredictorRegistry:
             if observed_gpu_util is not None:
                 raise InvalidArgument("observed_gpu_util needs a measured predictor")
             return _calibrated(calibration, spec, profile, power_limit_w, run)
-        if published is None:
+        if published is None or run.amp:
+            # No predictor of this hardware, or one fitted on FP32 runs asked for mixed
+            # precision: the transfer model answers alone (training; it has no test rows).
             assert spec is not None and self._transfer is not None
             if observed_gpu_util is not None:
-                raise InvalidArgument("observed_gpu_util needs a measured predictor")
-            return serve.transferred(
-                self._transfer,
-                GpuRates.from_spec(spec),
-                spec.name,
-                profile,
-                run,
-                power_limit_w=power_limit_w,
-            )
-        if run.amp:
-            if observed_gpu_util is not None:
-                raise InvalidArgument("observed_gpu_util needs a measured predictor (FP32 rows)")
-            # The measured predictor's rows ran in FP32: mixed precision is the transfer
-            # model's answer alone (training; it has no test rows).
-            assert spec is not None and self._transfer is not None
+                raise InvalidArgument("observed_gpu_util needs a measured predictor (FP32 runs)")
             via = serve.transferred(
                 self._transfer,
                 GpuRates.from_spec(spec),
@@ -576,6 +564,8 @@ class PredictorRegistry:
                 run,
                 power_limit_w=power_limit_w,
             )
+            if published is None:
+                return via
             note = (
                 f"the measured predictor of {published.bundle.hardware} (version "
                 f"{published.version}) was fitted on FP32 runs: an answer in {run.precision} "
