@@ -28,6 +28,7 @@ from typing import Any
 from client.cli import add_client_args, open_client
 from client.format import format_prediction
 from joulecast.errors import InvalidArgument, JoulecastError
+from joulecast.measurement import PRECISIONS
 from rpc import DEFAULT_SERVER
 
 PROBE_TIMEOUT_S = 0.5
@@ -65,7 +66,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--precision",
-        choices=("fp32", "amp-fp16", "amp-bf16"),
+        choices=PRECISIONS,
         help="what the training's matrix work runs in (default fp32); mixed precision "
         "(autocast) is answered by the GPU transfer model, for a catalogued GPU",
     )

@@ -166,8 +166,8 @@ class _ProfileCache:
 
 AnswerKey = tuple[str, int, int, int, str | None, str | None, str | None, str]
 """(graph sha256, batch size, samples, epochs, hardware asked for, observed utilisation and
-power limit as ``float.hex()`` or None): with the predictor version, everything a prediction
-depends on."""
+power limit as ``float.hex()`` or None, precision): with the predictor version, everything a
+prediction depends on."""
 
 
 class _AnswerCache:

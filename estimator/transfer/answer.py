@@ -23,16 +23,14 @@ from estimator.transfer.gpu import GpuRates
 from estimator.transfer.model import predict
 from joulecast.errors import InvalidArgument
 from joulecast.graph import GraphProfile
-
-SERVED_PRECISIONS = ("fp32", "amp-fp16", "amp-bf16")
-"""What a run's matrix work may run in: FP32 (PyTorch's default), or automatic mixed precision
-(autocast) in FP16 or BF16."""
+from joulecast.measurement import PRECISIONS
 
 
 @dataclass(frozen=True)
 class RunCounts:
     """The run an answer is for: ``epochs`` passes over ``samples`` samples in batches of
-    ``batch_size``, its matrix work in ``precision`` (one of :data:`SERVED_PRECISIONS`)."""
+    ``batch_size``, its matrix work in ``precision`` (one of
+    :data:`joulecast.measurement.PRECISIONS`)."""
 
     batch_size: int
     samples: int
@@ -48,8 +46,8 @@ def check_precision(precision: str | None, bf16_tflops: float | None, gpu: str) 
     """``precision`` (None: fp32) if a GPU described by ``bf16_tflops`` (its BF16 tensor peak,
     None: it has none) can run it; InvalidArgument naming why not."""
     value = precision or "fp32"
-    if value not in SERVED_PRECISIONS:
-        raise InvalidArgument(f"precision must be one of {SERVED_PRECISIONS}, got {precision!r}")
+    if value not in PRECISIONS:
+        raise InvalidArgument(f"precision must be one of {PRECISIONS}, got {precision!r}")
     if value == "amp-bf16" and not bf16_tflops:
         raise InvalidArgument(f"precision amp-bf16 needs BF16 tensor cores, which {gpu} lacks")
     return value
