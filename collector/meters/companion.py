@@ -5,15 +5,23 @@ primary window and closes just after it (so CodeCarbon's window holds the primar
 a millisecond at each edge). The primary meter's Measurement is returned with CodeCarbon's
 energy in ``codecarbon_energy_j`` and its mode in ``codecarbon_mode``; everything else (energy,
 source, idle baseline, trace) is the primary's.
+
+CodeCarbon is the second opinion, never the reading: when its task returns nothing for a window
+(its tracker refused to start the task, or lost it) or no energy for a window that lasted, the
+primary's measurement is kept, without CodeCarbon's figures and with a note that says why. A window of real NVML energy must not be
+thrown away because the tracker beside it failed.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import replace
 
-from collector.meters.base import EnergyMeter, Measurement
+from collector.meters.base import EnergyMeter, Measurement, MeterUnavailable
 from collector.meters.codecarbon_meter import CodeCarbonMeter
+
+log = logging.getLogger(__name__)
 
 
 class WithCodeCarbon(EnergyMeter):
@@ -36,7 +44,18 @@ class WithCodeCarbon(EnergyMeter):
         try:
             measurement = self.primary.end_window(key, sync)
         finally:
-            companion = self.codecarbon.end_window(key)
+            try:
+                companion = self.codecarbon.end_window(key)
+            except MeterUnavailable as err:
+                companion, why = None, str(err)
+        if companion is not None and companion.energy_j <= 0 < measurement.duration_s:
+            companion, why = None, f"CodeCarbon reported no energy for window {key!r}"
+        if companion is None:
+            log.warning("window %r kept without CodeCarbon's reading: %s", key, why)
+            return replace(
+                measurement,
+                notes=(*measurement.notes, f"codecarbon alongside gave no reading: {why}"),
+            )
         return replace(
             measurement,
             codecarbon_energy_j=companion.energy_j,

@@ -82,3 +82,27 @@ def test_alongside_another_meter(codecarbon: CodeCarbonMeter) -> None:
     assert m.codecarbon_energy_j is not None and m.codecarbon_energy_j > 0
     assert m.codecarbon_mode == codecarbon.mode
     assert m.idle_power_w == 10.0
+
+
+@pytest.mark.parametrize("lost", ["stopped", "forgotten"])
+def test_a_window_codecarbon_loses_keeps_the_primary_reading(
+    codecarbon: CodeCarbonMeter, lost: str
+) -> None:
+    meter = WithCodeCarbon(ReplayMeter(STEADY, sample_interval_s=0.02), codecarbon)
+    meter.begin_window("epoch")
+    busy(0.1)
+    # CodeCarbon's task ends behind the meter's back: stopped, its second stop reports a zero
+    # delta; forgotten, its stop returns nothing (as when the tracker refused to start it).
+    codecarbon._tracker.stop_task("epoch")
+    if lost == "forgotten":
+        codecarbon._tracker._tasks.pop("epoch")
+    m = meter.end_window("epoch")
+    meter.primary.close()
+    assert m.energy_source == SOURCE_NVML_COUNTER
+    assert m.energy_j == pytest.approx(60 * m.duration_s, rel=0.05)
+    assert m.codecarbon_energy_j is None and m.codecarbon_mode is None
+    assert any("codecarbon alongside gave no reading" in note for note in m.notes)
+    # the tracker still measures the next window
+    codecarbon.begin_window("next")
+    busy(0.05)
+    assert codecarbon.end_window("next").energy_j > 0
