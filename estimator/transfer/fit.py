@@ -18,7 +18,7 @@ import pandas as pd
 from scipy.optimize import least_squares
 
 from estimator.transfer.data import query_arrays
-from estimator.transfer.model import PARAMS, initial_params, predict
+from estimator.transfer.model import FIXED_PARAMS, PARAMS, initial_params, predict
 
 log = logging.getLogger(__name__)
 
@@ -56,12 +56,13 @@ def fit_params(
     few-shot case: a handful of rows of one GPU correct a model fitted on many others."""
     if frame.empty:
         raise ValueError("no rows to fit the transfer model on")
-    names = list(PARAMS)
+    names = [n for n in PARAMS if n not in FIXED_PARAMS]
     x = query_arrays(frame)
     measured_t = np.log(frame["duration_s"].to_numpy(dtype=float))
     measured_p = np.log(frame["power_w"].to_numpy(dtype=float))
     weight = group_weights(frame)
     init = dict(initial_params(), **(start or {}))
+    fixed = {n: float((prior or init)[n]) for n in FIXED_PARAMS}
     lower = np.log([PARAMS[n][1] for n in names])
     upper = np.log([PARAMS[n][2] for n in names])
     theta0 = np.clip(np.log([init[n] for n in names]), lower + 1e-9, upper - 1e-9)
@@ -73,7 +74,7 @@ def fit_params(
         theta0 = np.clip(prior_at, lower + 1e-9, upper - 1e-9)
 
     def residuals(theta: np.ndarray) -> np.ndarray:
-        params = dict(zip(names, np.exp(theta), strict=True))
+        params = dict(zip(names, np.exp(theta), strict=True), **fixed)
         out = predict(params, x)
         r_t = np.log(out.duration_s) - measured_t
         r_p = np.log(out.power_w) - measured_p
@@ -91,7 +92,7 @@ def fit_params(
         max_nfev=max_nfev,
         x_scale="jac",
     )
-    params = dict(zip(names, (float(v) for v in np.exp(result.x)), strict=True))
+    params = dict(zip(names, (float(v) for v in np.exp(result.x)), strict=True), **fixed)
     log.info("transfer fit: cost %.4g after %d evaluations", result.cost, result.nfev)
     return params
 

@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from typing import Any
 
 TF32_FIRST_CAPABILITY = (8, 0)
-"""From Ampere on, PyTorch runs cuDNN convolutions on TF32 tensor cores by default
-(``torch.backends.cudnn.allow_tf32`` is True), while matrix products stay FP32
-(``torch.backends.cuda.matmul.allow_tf32`` is False): an H200 trained the paper's CNNs at
-142 TFLOP/s, twice its FP32 peak."""
+"""From Ampere on, PyTorch runs cuDNN's FP32 work, convolutions and recurrences (GRU, LSTM),
+on TF32 tensor cores by default (``torch.backends.cudnn.allow_tf32`` is True, and PyTorch hands
+it to its RNN descriptor too), while matrix products stay FP32 (``torch.backends.cuda.matmul.
+allow_tf32`` is False from PyTorch 1.12 on): an H200 trained the paper's CNNs at 142 TFLOP/s,
+twice its FP32 peak."""
 
 
 THREADS_PER_SM = 2048
@@ -24,8 +25,8 @@ THREADS_PER_SM = 2048
 class GpuRates:
     """What the transfer model reads of a GPU. Rates in FLOP/s and bytes/s, power in W.
 
-    ``conv_flops`` is the peak convolutions run at under PyTorch's defaults (TF32 tensor cores
-    from Ampere on, else FP32); ``idle_w`` is None where no source measured it (the model then
+    ``conv_flops`` is the peak cuDNN runs FP32 convolutions and recurrences at under PyTorch's
+    defaults (TF32 tensor cores from Ampere on, else FP32); ``idle_w`` is None where no source measured it (the model then
     uses its fitted share of the power limit).
     """
 

@@ -64,16 +64,26 @@ PARAMS: dict[str, tuple[float, float, float]] = {
     "idle_share": (0.2, 0.02, 0.6),
     "limit_exponent": (0.4, 0.05, 2.0),
     "eff_amp": (0.3, 1e-3, 1.0),
+    "rec_tf32": (1.0, 1e-3, 1.0),
 }
 """The model's parameters with the box each is fitted in (units in the module docstring:
 efficiencies are fractions of a peak, ``*_s`` seconds, ``idle_share`` of the power limit)."""
 
-LEGACY_DEFAULTS: dict[str, float] = {"eff_amp": 1.0}
+LEGACY_DEFAULTS: dict[str, float] = {"eff_amp": 1.0, "rec_tf32": 1e-3}
 """Parameters added after models were published, each with the value under which a model
 written before it answers exactly as it did then (mixed precision at the full FP16 peak; no
 such model ever served a mixed-precision answer). A stored model lacking one reads it at this
 value, and a parameter at this value is left out of what is stored (:func:`stored_params`), so
 an old file keeps its version hash."""
+
+FIXED_PARAMS = ("rec_tf32",)
+"""Parameters physics sets and no measured row can move: the fit holds them at their initial
+value (a calibration at its prior's). ``rec_tf32`` is 1 when FP32 recurrences run, as FP32
+convolutions do, at the peak cuDNN reaches under PyTorch's defaults (TF32 tensor cores from
+Ampere on: PyTorch hands ``torch.backends.cudnn.allow_tf32``, True by default, to its RNN
+descriptor as to its convolutions); every GPU measured so far predates TF32, where that peak is
+the FP32 one. Its legacy value keeps a model written before it at the FP32 peak: answers for
+Ampere and later read 2-15x less recurrent throughput there."""
 
 TRAIN_PASSES = 3.0
 TEST_WEIGHT_PASSES = 1.0
@@ -123,7 +133,10 @@ def predict(params: Mapping[str, float], x: Mapping[str, np.ndarray]) -> Predict
         "dense": np.where(amp, np.maximum(amp_peak, x["fp32_flops"]), x["fp32_flops"]),
         "other": x["fp32_flops"],
     }
-    peaks["recurrent"] = peaks["dense"]
+    # cuDNN's FP32 recurrences take the convolutions' peak (TF32 from Ampere on) under
+    # ``rec_tf32`` = 1; a legacy model (1e-3) keeps them at the FP32 peak.
+    rec_fp32 = np.maximum(x["fp32_flops"], p["rec_tf32"] * x["conv_flops"])
+    peaks["recurrent"] = np.where(amp, np.maximum(amp_peak, rec_fp32), rec_fp32)
     activation_bytes = np.where(amp, 0.5, 1.0) * x["activation_bytes"]
     # A kernel fills the GPU only with enough independent elements: at a small batch a layer's
     # output (and a recurrence's step, run one after another) leaves most of the SMs idle.

@@ -11,7 +11,14 @@ import pytest
 from estimator.transfer.data import QUERY_COLUMNS, gpu_of, query_arrays, work_of
 from estimator.transfer.fit import fit_params, log_errors
 from estimator.transfer.gpu import GpuRates
-from estimator.transfer.model import PARAMS, clip_params, predict
+from estimator.transfer.model import (
+    FIXED_PARAMS,
+    LEGACY_DEFAULTS,
+    PARAMS,
+    clip_params,
+    initial_params,
+    predict,
+)
 from joulecast.hardware import load_catalog
 from tests.estimator.transfer.conftest import TRUE_PARAMS, rates, synthetic_rows
 
@@ -105,3 +112,49 @@ def test_parameters_out_of_their_box_are_clipped_and_non_finite_refused() -> Non
     assert all(v == PARAMS[k][2] for k, v in clip_params(wild).items())
     with pytest.raises(ValueError, match="not finite"):
         clip_params({**wild, "eff_conv": float("nan")})
+
+
+def _one(profile, gpu: str, amp: float = 0.0, recurrent_x: float = 1.0) -> dict[str, np.ndarray]:
+    row = {
+        **work_of(profile),
+        "train": 1.0,
+        "batch_size": 256.0,
+        "samples": 50_000.0,
+        "epochs": 1.0,
+        "power_limit_w": np.nan,
+        "amp": amp,
+        **gpu_of(rates(gpu)),
+    }
+    # recurrent_x scales the recurrence's work (a wide GRU over long sequences, DeepSpeech2's
+    # kind) so that it, not the host, sets the step
+    row["flops_recurrent"] *= recurrent_x
+    return query_arrays(pd.DataFrame([row], columns=list(QUERY_COLUMNS)))
+
+
+def test_recurrences_run_at_cudnns_tf32_peak_from_ampere_on(profiles) -> None:
+    # PyTorch hands cudnn.allow_tf32 (True by default) to its RNN descriptor as to its
+    # convolutions: a GRU's FP32 work takes the TF32 peak on an A100, not on a V100.
+    legacy = {**TRUE_PARAMS, "rec_tf32": LEGACY_DEFAULTS["rec_tf32"]}
+    rnn, cnn = profiles["rnn-n1-h128"], profiles["cnn-n2-h32"]
+    a100, v100 = (
+        _one(rnn, "a100-sxm4-40gb", recurrent_x=1e3),
+        _one(rnn, "v100-pcie-32gb", recurrent_x=1e3),
+    )
+    assert a100["conv_flops"][0] > 5 * a100["fp32_flops"][0]
+    assert predict(TRUE_PARAMS, a100).duration_s[0] < 0.9 * predict(legacy, a100).duration_s[0]
+    assert predict(TRUE_PARAMS, v100).duration_s[0] == predict(legacy, v100).duration_s[0]
+    # Networks without recurrences answer exactly as before, and so does every legacy model.
+    conv_a100 = _one(cnn, "a100-sxm4-40gb")
+    assert predict(TRUE_PARAMS, conv_a100).energy_j[0] == predict(legacy, conv_a100).energy_j[0]
+    # Mixed precision is never slower than the FP32 default it replaces.
+    amp_a100 = _one(rnn, "a100-sxm4-40gb", amp=1.0, recurrent_x=1e3)
+    assert predict(TRUE_PARAMS, amp_a100).duration_s[0] <= predict(TRUE_PARAMS, a100).duration_s[0]
+
+
+def test_the_fit_holds_the_physics_switches_where_they_are(profiles) -> None:
+    frame = synthetic_rows(profiles, gpus=("p100-pcie-16gb", "v100-pcie-32gb"))
+    fitted = fit_params(frame, max_nfev=30)
+    assert all(fitted[name] == initial_params()[name] for name in FIXED_PARAMS)
+    legacy_prior = {**fitted, "rec_tf32": LEGACY_DEFAULTS["rec_tf32"]}
+    calibrated = fit_params(frame.head(12), prior=legacy_prior, max_nfev=30)
+    assert calibrated["rec_tf32"] == LEGACY_DEFAULTS["rec_tf32"]
