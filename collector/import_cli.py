@@ -63,6 +63,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="import field from a template over the row's columns and project_name key:value "
         "pairs, e.g. samples={forward_passes}*{batch_size} (repeatable)",
     )
+    zeus = p.add_argument_group("Zeus NSDI '23 folder (summary_power_<gpu>.csv)")
+    zeus.add_argument(
+        "--zeus-gpu",
+        action="append",
+        default=[],
+        metavar="TAG=ID",
+        help="the catalogued GPU a file's tag ran on, where the tag names none or several "
+        "(e.g. a100=a100-sxm4-40gb; repeatable)",
+    )
     ecnas = p.add_argument_group("EC-NAS-Bench folder (graphs/, train_model_results/)")
     ecnas.add_argument(
         "--jobs",
@@ -168,8 +177,14 @@ def _import_zeus(args: argparse.Namespace) -> tuple[ImportResult, dict[str, obje
         raise InvalidArgument(
             "--hardware does not apply to the Zeus traces: each file names its GPU (docs/IMPORT.md)"
         )
+    gpus: dict[str, str] = {}
+    for item in args.zeus_gpu:
+        tag, sep, gpu = item.partition("=")
+        if not sep or not tag.strip() or not gpu.strip():
+            raise InvalidArgument(f"--zeus-gpu {item!r} is not TAG=ID")
+        gpus[tag.strip()] = gpu.strip()
     with _bar("building the Zeus workloads' graphs", quiet=args.json) as progress:
-        read = read_zeus(args.files[0], progress=progress)
+        read = read_zeus(args.files[0], progress=progress, gpus=gpus)
     result = _import(args, read.records, read.graphs)
     facts = {
         "zeus_files": read.files,
@@ -229,6 +244,8 @@ def import_command(args: argparse.Namespace) -> int:
         check_hardware_name(args.hardware)  # once, not once per record
     facts: dict[str, object] = {}
     kinds = {_kind(args, f) for f in args.files}
+    if args.zeus_gpu and "zeus" not in kinds:
+        raise InvalidArgument("--zeus-gpu applies to a Zeus trace folder only")
     if "ecnas" in kinds:
         result, facts = _import_ecnas(args)
     elif "zeus" in kinds:

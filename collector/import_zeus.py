@@ -18,6 +18,14 @@ than 24 GB: the 32 GB V100 PCIe. BERT at 384 tokens did not fit at 64 on the V10
 the RTX 6000: more than 0.46 GB a sample besides 1.75 GB of weights, gradients and Adam state,
 so the P100's batch of 24 needs more than 12.9 GB: the 16 GB P100 PCIe, not the 12 GB one.
 
+Any other GPU's file is read through the hardware catalog: its tag (``summary_power_<tag>``)
+must name one catalogued GPU, or ``gpus`` (``joulecast import --zeus-gpu TAG=ID``) says which;
+its maximum power is the catalog's settable maximum, else its default limit, and its NVML name
+the catalog's. On a GPU with TF32 tensor cores (Ampere on) the FP32 workloads' rows say
+``tf32``: the traces were made with Zeus's image, PyTorch 1.10.1, whose
+``torch.backends.cuda.matmul.allow_tf32`` was True by default (it is False from 1.12), so
+their matrix products ran on TF32 tensor cores; each such row's notes say it was assumed.
+
 Every line is checked: a missing or non-numeric field, a time, power or power limit that is not
 positive, a power limit or average power above the board's maximum, an average power above the
 limit by more than NVML's ±5 %, an unknown workload, or a second line with the same keys is a
@@ -39,6 +47,7 @@ from collector.import_file import MAX_JSON_BYTES, open_lines
 from collector.importer import GraphCache, Record
 from collector.zeus_workloads import find_workload, workload_graph
 from joulecast.errors import InvalidArgument
+from joulecast.hardware import AmbiguousGpuName, find_gpu
 from joulecast.measurement import SOURCE_ZEUS_NVML_EPOCH
 
 logger = logging.getLogger(__name__)
@@ -68,6 +77,8 @@ class ZeusGpu:
     hardware: str
     device_name: str
     max_power_w: float
+    tf32: bool = False
+    """TF32 tensor cores: the traces' PyTorch (1.10.1) ran FP32 matrix products on them."""
 
 
 GPUS: Mapping[str, ZeusGpu] = {
@@ -76,6 +87,39 @@ GPUS: Mapping[str, ZeusGpu] = {
     "rtx6000": ZeusGpu("rtx6000", "quadro-rtx6000", "Quadro RTX 6000", 260.0),
 }
 """The three GPUs of the traces (see the module docstring for why these boards)."""
+TRACE_PYTORCH = "1.10.1"
+"""The PyTorch of Zeus's Docker image, which the traces were made with."""
+
+
+class UnknownZeusGpu(InvalidArgument):
+    """A trace file whose tag names no single catalogued GPU."""
+
+
+def zeus_gpu(tag: str, gpus: Mapping[str, str] | None = None) -> ZeusGpu:
+    """The GPU of ``summary_power_<tag>.csv``: one of :data:`GPUS`, else the catalogued GPU
+    that ``gpus[tag]`` (a catalog id or name) or the tag itself names. UnknownZeusGpu when it
+    names none, or several."""
+    gpus = gpus or {}
+    if tag in GPUS and tag not in gpus:
+        return GPUS[tag]
+    name = gpus.get(tag, tag)
+    hint = f"name it with --zeus-gpu {tag}=ID (`joulecast hardware` lists the ids)"
+    try:
+        spec = find_gpu(name)
+    except AmbiguousGpuName as exc:
+        raise UnknownZeusGpu(
+            f"GPU {tag!r} names several catalogued GPUs ({', '.join(exc.candidates)}): {hint}"
+        ) from None
+    if spec is None:
+        raise UnknownZeusGpu(f"unknown GPU {tag!r}: no catalogued GPU has that name; {hint}")
+    return ZeusGpu(
+        tag,
+        spec.id,
+        spec.name,
+        float(spec.power_limit_max_w or spec.power_limit_w),
+        tf32=spec.has_tf32,
+    )
+
 
 Progress = Callable[[int, int], None]
 """``progress(done, total)`` while the workloads' graphs are built."""
@@ -199,6 +243,16 @@ def _notes(line: _Line) -> str:
             f"±{NVML_POWER_TOLERANCE:.0%})"
         )
     parts += [f"assumed {a}" for a in find_workload(line.dataset, line.network).assumptions]
+    if line.gpu.tag not in GPUS:
+        parts.append(
+            f"assumed board: {line.gpu.hardware} from the file's tag {line.gpu.tag!r} "
+            f"(catalog maximum {line.gpu.max_power_w:g} W)"
+        )
+    if _precision(line) == "tf32":
+        parts.append(
+            f"assumed precision tf32: PyTorch {TRACE_PYTORCH} (Zeus's image) ran FP32 matrix "
+            "products on TF32 tensor cores by default"
+        )
     return "; ".join(parts)
 
 
@@ -226,7 +280,7 @@ def _values(line: _Line) -> dict[str, object]:
         "meter": "zeus_monitor (NVML power samples)",
         "software": f"PyTorch; {workload.task} trainer of the Zeus NSDI '23 workloads",
         "data": workload.data,
-        "precision": workload.precision,
+        "precision": _precision(line),
         "plan": PLAN,
         "variant": line.optimizer,
         "num_layers": workload.num_layers,
@@ -235,13 +289,22 @@ def _values(line: _Line) -> dict[str, object]:
     }
 
 
-def _read_file(path: Path, out: ZeusRead, seen: dict[tuple[object, ...], str]) -> None:
+def _precision(line: _Line) -> str:
+    precision = find_workload(line.dataset, line.network).precision
+    return "tf32" if precision == "fp32" and line.gpu.tf32 else precision
+
+
+def _read_file(
+    path: Path,
+    out: ZeusRead,
+    seen: dict[tuple[object, ...], str],
+    gpus: Mapping[str, str] | None = None,
+) -> None:
     tag = path.stem[len(FILE_PREFIX) :]
-    gpu = GPUS.get(tag)
-    if gpu is None:
-        known = ", ".join(GPUS)
-        reason = f"unknown GPU {tag!r} (known: {known}); its catalog id is not set"
-        out.records.append(Record(f"{path.name}:1", {"__error__": reason}, path.parent))
+    try:
+        gpu = zeus_gpu(tag, gpus)
+    except UnknownZeusGpu as exc:
+        out.records.append(Record(f"{path.name}:1", {"__error__": str(exc)}, path.parent))
         return
     # Looked at before it is read, then read bounded, like every file an import reads.
     with open_lines(path, "Zeus trace file", MAX_JSON_BYTES) as fh:
@@ -270,9 +333,15 @@ def _read_file(path: Path, out: ZeusRead, seen: dict[tuple[object, ...], str]) -
             out.records.append(Record(where, _values(line), path.parent))
 
 
-def read_zeus(root: str | Path, progress: Progress | None = None) -> ZeusRead:
+def read_zeus(
+    root: str | Path,
+    progress: Progress | None = None,
+    gpus: Mapping[str, str] | None = None,
+) -> ZeusRead:
     """Read a Zeus trace folder: one record per good line, the graphs of the workloads they
-    name built once each (a bad line becomes a bad record naming its file and line)."""
+    name built once each (a bad line becomes a bad record naming its file and line).
+
+    ``gpus`` maps a file's tag to the catalogued GPU it ran on (:func:`zeus_gpu`)."""
     root = Path(root)
     if not looks_like_zeus(root):
         raise InvalidArgument(f"{root} is not a Zeus trace folder (no {FILE_PREFIX}*.csv)")
@@ -280,7 +349,7 @@ def read_zeus(root: str | Path, progress: Progress | None = None) -> ZeusRead:
     seen: dict[tuple[object, ...], str] = {}
     for path in sorted(root.glob(f"{FILE_PREFIX}*.csv")):
         out.files.append(path.name)
-        _read_file(path, out, seen)
+        _read_file(path, out, seen, gpus)
     refs = sorted({str(r.values["graph"]) for r in out.records if "graph" in r.values})
     for done, ref in enumerate(refs, start=1):
         dataset, network = ref.removeprefix("zeus:").split("/")

@@ -32,7 +32,7 @@ from estimator.predictors import PhysicalPredictor, Predictor, UtilisationAware,
 from estimator.predictors.physical import MIN_TRAIN_OVER_TEST
 from estimator.training import Bundle
 from estimator.transfer import artifact, calibrated, serve
-from estimator.transfer.answer import RunCounts, check_precision
+from estimator.transfer.answer import RunCounts, check_precision, tf32_as_fp32_warning
 from estimator.transfer.gpu import GpuRates
 from joulecast.errors import FailedPrecondition, InvalidArgument, JoulecastError, NotFound
 from joulecast.graph import GraphLimits, GraphProfile, profile_nodes
@@ -529,9 +529,39 @@ class PredictorRegistry:
         hardware (see :func:`estimate`).
         ``power_limit_w``: a GPU's power limit (None: the board's default); a measured GPU
         answers at another limit through the transfer model's ratio.
-        ``precision``: ``fp32`` (None), ``amp-fp16`` or ``amp-bf16``; mixed precision is
-        answered by the GPU transfer model (transferred or calibrated), training only for a
-        GPU with a measured predictor (whose rows ran in FP32)."""
+        ``precision``: ``fp32`` (None), ``tf32``, ``amp-fp16`` or ``amp-bf16``; TF32 (on a GPU
+        that has it) and mixed precision are answered by the GPU transfer model (transferred or
+        calibrated), training only for a GPU with a measured predictor (whose rows ran in
+        FP32). TF32 on a GPU without it is answered as FP32, with a warning saying so."""
+        answer = self._predict(
+            profile,
+            batch_size=batch_size,
+            samples=samples,
+            epochs=epochs,
+            hardware=hardware,
+            observed_gpu_util=observed_gpu_util,
+            layer_answer=layer_answer,
+            power_limit_w=power_limit_w,
+            precision=precision,
+        )
+        if precision == "tf32" and answer.precision in (None, "fp32"):
+            gpu = answer.hardware or hardware or ""
+            return replace(answer, warnings=(tf32_as_fp32_warning(gpu), *answer.warnings))
+        return answer
+
+    def _predict(
+        self,
+        profile: GraphProfile,
+        *,
+        batch_size: int,
+        samples: int,
+        epochs: int,
+        hardware: str | None,
+        observed_gpu_util: float | None,
+        layer_answer: LayerAnswerFn | None,
+        power_limit_w: float | None,
+        precision: str | None,
+    ) -> EnergyPrediction:
         check_counts(batch_size, samples, epochs, observed_gpu_util)
         published, calibration, spec = self._resolve(hardware)
         if precision not in (None, "fp32") and (spec is None or self._transfer is None):
@@ -544,14 +574,19 @@ class PredictorRegistry:
             batch_size,
             samples,
             epochs,
-            check_precision(precision, spec.tensor_bf16_tflops if spec else None, hardware or ""),
+            check_precision(
+                precision,
+                spec.tensor_bf16_tflops if spec else None,
+                hardware or "",
+                has_tf32=spec is not None and spec.has_tf32,
+            ),
         )
         if calibration is not None:
             if observed_gpu_util is not None:
                 raise InvalidArgument("observed_gpu_util needs a measured predictor")
             return _calibrated(calibration, spec, profile, power_limit_w, run)
-        if published is None or run.amp:
-            # No predictor of this hardware, or one fitted on FP32 runs asked for mixed
+        if published is None or run.precision != "fp32":
+            # No predictor of this hardware, or one fitted on FP32 runs asked for TF32 or mixed
             # precision: the transfer model answers alone (training; it has no test rows).
             assert spec is not None and self._transfer is not None
             if observed_gpu_util is not None:

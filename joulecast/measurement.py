@@ -121,8 +121,8 @@ class Row:
     ``gpu_other_processes`` (other compute processes on the GPU at either edge of the window; a
     lower bound when the notes say so); None where the meter did not record it.
     ``precision`` is the arithmetic the work ran in, one of :data:`PRECISIONS` (None: not known,
-    read as PyTorch's default, ``fp32``): mixed precision runs matrix work on FP16 or BF16
-    tensor cores, which changes what the same graph costs.
+    read as PyTorch's default, ``fp32``): TF32 and mixed precision run matrix work on tensor
+    cores, which changes what the same graph costs.
     The power trace is not a column of this record: the store keeps it compressed beside the row.
     """
 
@@ -193,9 +193,13 @@ shipped under artifacts/measurements, so the order stays)."""
 PHASES = ("train", "test")
 """The two phases of a run: every definition of them in joulecast imports this one."""
 STATUSES = ("ok", "failed")
-PRECISIONS = ("fp32", "amp-fp16", "amp-bf16")
-"""``fp32``: PyTorch's default (cuDNN convolutions on TF32 tensor cores from Ampere on);
-``amp-fp16``, ``amp-bf16``: automatic mixed precision (autocast) in that half type."""
+PRECISIONS = ("fp32", "tf32", "amp-fp16", "amp-bf16")
+"""``fp32``: PyTorch's default from 1.12 on (cuDNN convolutions and recurrences on TF32 tensor
+cores from Ampere on, matrix products in FP32); ``tf32``: FP32 tensors with matrix products
+on TF32 tensor cores too (``torch.backends.cuda.matmul.allow_tf32 = True``,
+``torch.set_float32_matmul_precision("high")``, or PyTorch 1.7-1.11's default), the same as
+``fp32`` on a GPU without TF32; ``amp-fp16``, ``amp-bf16``: automatic mixed precision
+(autocast) in that half type."""
 
 
 def graph_sha256(onnx_bytes: bytes) -> str:

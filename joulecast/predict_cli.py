@@ -67,8 +67,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--precision",
         choices=PRECISIONS,
-        help="what the training's matrix work runs in (default fp32); mixed precision "
-        "(autocast) is answered by the GPU transfer model, for a catalogued GPU",
+        help="what the training's matrix work runs in (default fp32); tf32 (matrix products on "
+        "TF32 tensor cores) and mixed precision (autocast) are answered by the GPU transfer "
+        "model, for a catalogued GPU",
     )
     p.add_argument(
         "--batch-sizes",

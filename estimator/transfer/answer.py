@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from estimator.transfer.artifact import TransferModel
-from estimator.transfer.data import QUERY_COLUMNS, gpu_of, work_of
+from estimator.transfer.data import QUERY_COLUMNS, gpu_of, precision_of, work_of
 from estimator.transfer.gpu import GpuRates
 from estimator.transfer.model import predict
 from joulecast.errors import InvalidArgument
@@ -39,26 +39,50 @@ class RunCounts:
 
     @property
     def amp(self) -> bool:
-        return self.precision != "fp32"
+        return self.precision.startswith("amp-")
+
+    @property
+    def tf32(self) -> bool:
+        return self.precision == "tf32"
 
 
-def check_precision(precision: str | None, bf16_tflops: float | None, gpu: str) -> str:
-    """``precision`` (None: fp32) if a GPU described by ``bf16_tflops`` (its BF16 tensor peak,
-    None: it has none) can run it; InvalidArgument naming why not."""
+def check_precision(
+    precision: str | None, bf16_tflops: float | None, gpu: str, *, has_tf32: bool = False
+) -> str:
+    """The precision a GPU runs when ``precision`` (None: fp32) is asked: ``bf16_tflops`` is
+    its BF16 tensor peak (None: it has none), ``has_tf32`` whether it has TF32 tensor cores
+    (Ampere on). TF32 on a GPU without them is FP32, which is what runs there; InvalidArgument
+    naming why a precision cannot run."""
     value = precision or "fp32"
     if value not in PRECISIONS:
         raise InvalidArgument(f"precision must be one of {PRECISIONS}, got {precision!r}")
     if value == "amp-bf16" and not bf16_tflops:
         raise InvalidArgument(f"precision amp-bf16 needs BF16 tensor cores, which {gpu} lacks")
+    if value == "tf32" and not has_tf32:
+        return "fp32"
     return value
+
+
+def tf32_as_fp32_warning(gpu: str) -> str:
+    """Said when TF32 was asked of a GPU that has no TF32 tensor cores."""
+    return (
+        f"precision tf32 asked: {gpu} has no TF32 tensor cores (they came with Ampere), so "
+        "its matrix products run in FP32 whatever the setting: answered for fp32"
+    )
 
 
 def precision_warning(run: RunCounts, params: Mapping[str, float]) -> str:
     """What an answer's precision rests on."""
+    if run.tf32:
+        return (
+            "answered for FP32 training with matrix products on TF32 tensor cores "
+            "(torch.backends.cuda.matmul.allow_tf32), at the efficiency fitted on FP32 matrix "
+            "products: no fitted GPU has TF32"
+        )
     if not run.amp:
         return (
-            "answered for FP32 training (no autocast); precision amp-fp16 or amp-bf16 asks for "
-            "mixed precision"
+            "answered for FP32 training (no autocast, matrix products in FP32); precision tf32, "
+            "amp-fp16 or amp-bf16 asks for TF32 matrix products or mixed precision"
         )
     return (
         f"answered for {run.precision} mixed precision (autocast): matrix work at "
@@ -124,7 +148,7 @@ def estimate_with(
         "samples": float(run.samples),
         "epochs": float(run.epochs),
         "power_limit_w": limit,
-        "amp": 1.0 if run.amp else 0.0,
+        **precision_of(run.precision),
         **gpu_of(rates),
     }
     x = {c: np.array([row[c]], dtype=float) for c in QUERY_COLUMNS}

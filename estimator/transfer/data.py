@@ -41,7 +41,7 @@ WORK_COLUMNS = (
     "recurrent_steps",
 )
 """Per-sample work of one forward pass, from the graph (FLOPs, bytes, counts)."""
-RUN_COLUMNS = ("train", "batch_size", "samples", "epochs", "power_limit_w", "amp")
+RUN_COLUMNS = ("train", "batch_size", "samples", "epochs", "power_limit_w", "amp", "tf32")
 GPU_COLUMNS = (
     "fp32_flops",
     "conv_flops",
@@ -71,6 +71,14 @@ def work_of(profile: GraphProfile) -> dict[str, float]:
         "input_bytes": float(input_elements * BYTES_PER_ELEMENT),
         "node_count": float(profile.node_count),
         "recurrent_steps": float(profile.recurrent_steps),
+    }
+
+
+def precision_of(precision: str) -> dict[str, float]:
+    """The run columns of a precision (:data:`joulecast.measurement.PRECISIONS`)."""
+    return {
+        "amp": 1.0 if precision.startswith("amp-") else 0.0,
+        "tf32": 1.0 if precision == "tf32" else 0.0,
     }
 
 
@@ -187,7 +195,7 @@ def _record(row: Row, profile: GraphProfile, rates: GpuRates) -> dict[str, objec
         "samples": float(row.samples),
         "epochs": float(row.epochs),
         "power_limit_w": math.nan if limit is None else float(limit),
-        "amp": 1.0 if (row.precision or "fp32").startswith("amp-") else 0.0,
+        **precision_of(row.precision or "fp32"),
         **gpu_of(rates),
         "duration_s": float(row.duration_s or 0.0),
         "energy_j": float(row.energy_j or 0.0),

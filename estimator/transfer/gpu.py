@@ -3,20 +3,19 @@
 The transfer model never reads a GPU's name: it reads these numbers, so a GPU it has never
 measured is described exactly like one it has. Rates are the catalog's vendor peaks (boost
 clock); what a training step reaches of them is what the model learns.
+
+From Ampere on (:attr:`joulecast.hardware.GpuSpec.has_tf32`), PyTorch runs cuDNN's FP32 work,
+convolutions and recurrences (GRU, LSTM), on TF32 tensor cores by default
+(``torch.backends.cudnn.allow_tf32`` is True, and PyTorch hands it to its RNN descriptor too),
+while matrix products stay FP32 unless asked (``torch.backends.cuda.matmul.allow_tf32``, False
+from PyTorch 1.12 on, True in 1.7-1.11): an H200 trained the paper's CNNs at 142 TFLOP/s,
+twice its FP32 peak.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
-
-TF32_FIRST_CAPABILITY = (8, 0)
-"""From Ampere on, PyTorch runs cuDNN's FP32 work, convolutions and recurrences (GRU, LSTM),
-on TF32 tensor cores by default (``torch.backends.cudnn.allow_tf32`` is True, and PyTorch hands
-it to its RNN descriptor too), while matrix products stay FP32 (``torch.backends.cuda.matmul.
-allow_tf32`` is False from PyTorch 1.12 on): an H200 trained the paper's CNNs at 142 TFLOP/s,
-twice its FP32 peak."""
-
 
 THREADS_PER_SM = 2048
 
@@ -26,8 +25,10 @@ class GpuRates:
     """What the transfer model reads of a GPU. Rates in FLOP/s and bytes/s, power in W.
 
     ``conv_flops`` is the peak cuDNN runs FP32 convolutions and recurrences at under PyTorch's
-    defaults (TF32 tensor cores from Ampere on, else FP32); ``idle_w`` is None where no source measured it (the model then
-    uses its fitted share of the power limit).
+    defaults (TF32 tensor cores from Ampere on, else FP32). ``idle_w`` is the catalog's idle
+    power (None where no source measured it), kept for the record: the model reads no GPU's
+    idle figure but its fitted share of the power limit, because a published idle is the board
+    at rest, not the board between a training loop's kernels.
     """
 
     id: str
@@ -52,11 +53,7 @@ class GpuRates:
         """From a :class:`joulecast.hardware.GpuSpec` (the catalog's record)."""
         fp32 = float(spec.fp32_tflops) * 1e12
         tf32 = spec.tensor_tf32_tflops
-        conv = (
-            float(tf32) * 1e12
-            if tf32 and tuple(spec.compute_capability) >= TF32_FIRST_CAPABILITY
-            else fp32
-        )
+        conv = float(tf32) * 1e12 if spec.has_tf32 else fp32
         half = spec.tensor_fp16_tflops or spec.fp16_tflops
         return cls(
             id=spec.id,

@@ -114,9 +114,10 @@ def predict(params: Mapping[str, float], x: Mapping[str, np.ndarray]) -> Predict
       ``flops_other`` (FLOPs), ``activation_bytes``, ``weight_bytes``, ``input_bytes``,
       ``node_count``, ``recurrent_steps``;
     - the run: ``train`` (1 or 0), ``batch_size``, ``samples``, ``epochs``, ``power_limit_w``
-      (NaN: the board's default), ``amp`` (1: FP16/BF16 mixed precision, 0: FP32);
+      (NaN: the board's default), ``amp`` (1: FP16/BF16 mixed precision, 0: FP32), ``tf32``
+      (1: FP32 with matrix products on TF32 tensor cores, where the GPU has them);
     - the GPU: ``fp32_flops``, ``conv_flops``, ``amp_flops``, ``bandwidth_bps``, ``tdp_w``,
-      ``idle_w`` (NaN: unknown, the fitted share of the TDP).
+      ``idle_w`` (not read: idle is the fitted share ``idle_share`` of the TDP for every GPU).
     """
     p = params
     train = x["train"].astype(float)
@@ -128,9 +129,12 @@ def predict(params: Mapping[str, float], x: Mapping[str, np.ndarray]) -> Predict
     # the optimiser's FP32 master weights stay as they are.
     amp = x["amp"] > 0
     amp_peak = p["eff_amp"] * x["amp_flops"]
+    # TF32 matrix products (asked for, or PyTorch 1.7-1.11's default) take the peak cuDNN's
+    # FP32 work runs at (TF32 from Ampere on, else FP32).
+    dense_fp32 = np.where(x["tf32"] > 0, x["conv_flops"], x["fp32_flops"])
     peaks = {
         "conv": np.where(amp, np.maximum(amp_peak, x["conv_flops"]), x["conv_flops"]),
-        "dense": np.where(amp, np.maximum(amp_peak, x["fp32_flops"]), x["fp32_flops"]),
+        "dense": np.where(amp, np.maximum(amp_peak, x["fp32_flops"]), dense_fp32),
         "other": x["fp32_flops"],
     }
     # cuDNN's FP32 recurrences take the convolutions' peak (TF32 from Ampere on) under

@@ -147,9 +147,9 @@ class Estimator:
         bytes or an ``onnx.ModelProto``. ``region`` (ISO 3166-1 alpha-3, e.g. ``"FRA"``) adds
         gCO2eq, ``price_per_kwh`` a cost. ``observed_gpu_util`` (%) is the GPU utilisation
         you measured, for a predictor that uses it; ``power_limit_w`` a GPU's power limit in W
-        (None: the board's default), for a catalogued GPU; ``precision`` ``"amp-fp16"`` or
-        ``"amp-bf16"`` asks for mixed-precision training (the transfer model answers it; None:
-        FP32). ``hardware`` may also name a
+        (None: the board's default), for a catalogued GPU; ``precision`` ``"tf32"`` asks for
+        FP32 training with TF32 matrix products, ``"amp-fp16"`` or ``"amp-bf16"`` for
+        mixed-precision training (the transfer model answers them; None: FP32). ``hardware`` may also name a
         catalogued GPU nobody measured (``joulecast hardware``): the transfer model answers it.
         Raises a :class:`~joulecast.errors.JoulecastError`.
         """

@@ -84,6 +84,11 @@ class GpuSpec:
     notes: tuple[str, ...] = ()
     """Why a figure is missing, derived or differs between sources."""
 
+    @property
+    def has_tf32(self) -> bool:
+        """TF32 tensor cores (Ampere on): where PyTorch may run FP32 work as TF32."""
+        return bool(self.tensor_tf32_tflops) and self.compute_capability >= (8, 0)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready figures: the compute capability as ``"8.6"``, lists for tuples."""
         return {

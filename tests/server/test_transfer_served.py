@@ -133,3 +133,40 @@ def test_mixed_precision_is_asked_over_the_wire_and_answered_by_the_transfer_mod
             served.stub.PredictEnergy(request, timeout=30)
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert why in err.value.details()
+
+
+def _mlp_graph() -> bytes:
+    # matrix products alone: what TF32 matrix products change
+    import torch
+
+    from collector.models import INPUT_SHAPE, ModelConfig, build_model
+    from joulecast.weightless import export_weightless
+
+    torch.manual_seed(0)
+    model = build_model(ModelConfig("mlp", (4,), (4096,)))
+    return export_weightless(model, torch.zeros(1, *INPUT_SHAPE))
+
+
+def test_tf32_matrix_products_are_asked_over_the_wire(start_server) -> None:
+    served = start_server(registry=PredictorRegistry(REPO / "artifacts"))
+    graph = _mlp_graph()
+    ask = {"batch_size": 256, "samples": 50_000}
+    with EstimatorClient(served.address) as client:
+        fp32 = client.predict(graph, hardware="a100-sxm4-40gb", **ask)
+        tf32 = client.predict(graph, hardware="a100-sxm4-40gb", precision="tf32", **ask)
+        t4 = client.predict(graph, hardware="Tesla T4", precision="tf32", **ask)
+        h200 = client.predict(graph, hardware="h200", precision="tf32", **ask)
+        v100 = client.predict(graph, hardware="v100-pcie-32gb", precision="tf32", **ask)
+    # An A100 runs TF32 matrix products on tensor cores: the same epoch is shorter.
+    assert tf32.precision == "tf32" and tf32.tier == "transferred"
+    assert tf32.train.duration_s < 0.9 * fp32.train.duration_s
+    assert any("TF32 tensor cores" in w and "no fitted GPU" in w for w in tf32.warnings)
+    # A T4 has no TF32: asked for it, it is answered, and said to be, FP32.
+    assert t4.precision == "fp32"
+    assert any("has no TF32 tensor cores" in w for w in t4.warnings)
+    # The H200's own predictor learned FP32 runs: TF32 is the transfer model's answer.
+    assert h200.tier == "transferred" and h200.precision == "tf32"
+    assert "fitted on FP32 runs" in h200.warnings[0]
+    # A V100 has no TF32: answered as measured, for FP32, and says why.
+    assert v100.tier == "measured" and v100.precision == "fp32"
+    assert any("has no TF32 tensor cores" in w for w in v100.warnings)

@@ -130,13 +130,14 @@ BAD = {
 
 def test_a_malformed_line_is_refused_with_its_file_and_line(folder: Path, capsys) -> None:
     _write(folder, "v100", [*GOOD_V100, *BAD])
-    _write(folder, "a40", ["movielens-1m,ncf,4096,adam,100,12.5,99.0"])
+    _write(folder, "gtx480", ["movielens-1m,ncf,4096,adam,100,12.5,99.0"])
     db = folder.parent / "z.db"
     with pytest.raises(BadImport) as caught:
         _run(str(folder), "--db", str(db))
     problems = [str(p) for p in caught.value.problems]
     expected = [f"summary_power_v100.csv:{n}: {why}" for n, why in enumerate(BAD.values(), 6)]
-    assert problems[0].startswith("summary_power_a40.csv:1: unknown GPU 'a40'")
+    assert problems[0].startswith("summary_power_gtx480.csv:1: unknown GPU 'gtx480'")
+    assert "--zeus-gpu gtx480=ID" in problems[0]
     assert problems[1:] == expected
     assert all("\n" not in p for p in problems)
     assert not db.exists() or MeasurementStore(db, read_only=True).count() == 0
@@ -146,6 +147,30 @@ def test_a_malformed_line_is_refused_with_its_file_and_line(folder: Path, capsys
     assert "skipped summary_power_v100.csv:7: time_per_epoch='fast' is not a number" in out
     with MeasurementStore(db) as store:
         assert store.count() == len(GOOD_V100) + len(GOOD_RTX)
+
+
+def test_a_gpu_of_the_catalog_imports_with_tf32_where_the_traces_ran_it(tmp_path: Path) -> None:
+    root = tmp_path / "zeus"
+    _write(root, "a40", ["movielens-1m,ncf,4096,adam,300,12.5,99.0",
+                         "librispeech,deepspeech2,32,adamw,300,900.0,280.0"])  # fmt: skip
+    _write(root, "a100", ["movielens-1m,ncf,4096,adam,300,6.5,120.0"])
+    db = tmp_path / "z.db"
+    # "a100" is four catalogued boards: refused, with how to say which
+    with pytest.raises(BadImport) as caught:
+        _run(str(root), "--db", str(db))
+    assert "names several catalogued GPUs" in str(caught.value.problems[0])
+    assert "--zeus-gpu a100=ID" in str(caught.value.problems[0])
+    _run(str(root), "--db", str(db), "--zeus-gpu", "a100=a100-sxm4-40gb")
+    with MeasurementStore(db, read_only=True) as store:
+        rows = {(r.hardware, r.config_id.split("/")[1]): r for r in store.rows()}
+    ncf = rows["a40", "movielens-1m"]
+    # PyTorch 1.10.1 ran FP32 matrix products as TF32 on Ampere; mixed precision stays itself
+    assert ncf.precision == "tf32" and "assumed precision tf32" in ncf.notes
+    assert "assumed board: a40" in ncf.notes and ncf.device_name == "NVIDIA A40"
+    assert rows["a40", "librispeech"].precision == "amp-fp16"
+    assert rows["a100-sxm4-40gb", "movielens-1m"].precision == "tf32"
+    with pytest.raises(InvalidArgument, match="not TAG=ID"):
+        _run(str(root), "--db", str(db), "--zeus-gpu", "a100")
 
 
 def test_a_file_with_other_columns_is_refused(folder: Path) -> None:

@@ -80,6 +80,7 @@ def synthetic_rows(
                             "epochs": 1.0,
                             "power_limit_w": float(limit),
                             "amp": 0.0,
+                            "tf32": 0.0,
                             **gpu_of(r),
                         }
                     )

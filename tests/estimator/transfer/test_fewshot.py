@@ -160,3 +160,54 @@ def test_a_measured_predictor_keeps_answering_its_gpu(tmp_path: Path, few_store)
         profile_graph(SAMPLE.read_bytes()), batch_size=8, samples=1578, epochs=1, hardware="h200"
     )
     assert answer.tier == "measured" and answer.test is not None
+
+
+A40_ROWS = (
+    ("cifar100", "shufflenetv2", "adadelta", (32, 256, 1024)),
+    ("imagenet", "resnet50", "adadelta", (32, 128)),
+    ("movielens-1m", "ncf", "adam", (256, 4096)),
+)
+SLOWER, LOWER_POWER = 1.4, 0.9
+"""How far the rows below sit from the shipped model's answers for an A40: epochs 1.4 times
+longer at 0.9 of the power (a board its spec sheet flatters)."""
+
+
+def test_zeus_rows_of_a_gpu_nobody_fitted_import_then_calibrate_it(tmp_path, artifacts_dir) -> None:
+    # Rows in Zeus's trace format of an A40, made here from the shipped model's own answers
+    # (not measurements): the path a user's few Zeus-format rows of a new GPU take.
+    from collector.zeus_workloads import find_workload, workload_graph
+    from estimator.transfer.answer import RunCounts, estimate_with
+    from estimator.transfer.gpu import GpuRates
+    from joulecast.cli import main
+    from joulecast.hardware import find_gpu
+
+    model = artifact.load(artifacts_dir)
+    rates = GpuRates.from_spec(find_gpu("a40"))
+    lines = ["dataset,network,batch_size,optimizer,power_limit,time_per_epoch,average_power"]
+    for dataset, network, optimizer, batches in A40_ROWS:
+        workload = find_workload(dataset, network)
+        profile = profile_graph(workload_graph(workload))
+        for batch in batches:
+            run = RunCounts(batch, workload.samples_per_epoch, 1, "tf32")
+            est = estimate_with(model.params, (0.0, 0.0), rates, profile, run)
+            time_s, power_w = est.duration_s * SLOWER, est.power_w * LOWER_POWER
+            lines.append(f"{dataset},{network},{batch},{optimizer},300,{time_s},{power_w}")
+    (tmp_path / "zeus").mkdir()
+    (tmp_path / "zeus" / "summary_power_a40.csv").write_text("\n".join(lines) + "\n")
+    db = tmp_path / "a40.db"
+    assert main(["import", str(tmp_path / "zeus"), "--db", str(db)]) == 0
+    with MeasurementStore(db, read_only=True) as store:
+        assert {r.precision for r in store.rows()} == {"tf32"}
+    described = fit_and_publish(db, None, artifacts_dir)
+    assert described.selected == {"train": "gpu-transfer-calibrated"}
+    # BERT, which no row holds, moves towards where the rows say the A40 sits
+    bert = find_workload("squad", "bert_base_uncased")
+    ask = {"batch_size": 16, "samples": bert.samples_per_epoch, "epochs": 1, "hardware": "a40"}
+    profile = profile_graph(workload_graph(bert))
+    spec_sheet = estimate_with(
+        model.params, (0.0, 0.0), rates, profile, RunCounts(16, bert.samples_per_epoch, 1, "tf32")
+    )
+    truth_j = spec_sheet.energy_j * SLOWER * LOWER_POWER
+    answer = PredictorRegistry(artifacts_dir).predict(profile, precision="tf32", **ask)
+    assert answer.tier == "calibrated" and answer.precision == "tf32"
+    assert abs(np.log(answer.train.energy_j / truth_j)) < abs(np.log(spec_sheet.energy_j / truth_j))

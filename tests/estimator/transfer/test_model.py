@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from estimator.transfer.data import QUERY_COLUMNS, gpu_of, query_arrays, work_of
+from estimator.transfer.data import QUERY_COLUMNS, gpu_of, precision_of, query_arrays, work_of
 from estimator.transfer.fit import fit_params, log_errors
 from estimator.transfer.gpu import GpuRates
 from estimator.transfer.model import (
@@ -20,6 +20,7 @@ from estimator.transfer.model import (
     predict,
 )
 from joulecast.hardware import load_catalog
+from joulecast.measurement import PRECISIONS
 from tests.estimator.transfer.conftest import TRUE_PARAMS, rates, synthetic_rows
 
 
@@ -43,7 +44,7 @@ def _grid(profiles, gpus, batches) -> pd.DataFrame:
         r = GpuRates.from_spec(spec)
         for name, profile in profiles.items():
             for batch in batches:
-                for train, amp in itertools.product((1.0, 0.0), (0.0, 1.0)):
+                for train, precision in itertools.product((1.0, 0.0), PRECISIONS):
                     records.append(
                         {
                             "gpu": spec.id,
@@ -54,7 +55,8 @@ def _grid(profiles, gpus, batches) -> pd.DataFrame:
                             "samples": 10_000.0,
                             "epochs": 1.0,
                             "power_limit_w": np.nan,
-                            "amp": amp,
+                            "precision": precision,
+                            **precision_of(precision),
                             **gpu_of(r),
                         }
                     )
@@ -77,11 +79,21 @@ def test_every_answer_obeys_physics_on_every_catalogued_gpu(profiles, params) ->
     )
     assert (pairs[("energy", 1.0)] >= pairs[("energy", 0.0)]).all()
     assert (pairs[("duration", 1.0)] >= pairs[("duration", 0.0)]).all()
-    # mixed precision never makes the same work slower: faster peaks, half the activations
-    by_amp = frame.pivot_table(
-        index=["gpu", "config", "batch_size", "train"], columns="amp", values="duration"
+    # TF32 and mixed precision never make the same work slower: faster peaks, half the
+    # activations
+    by_precision = frame.pivot_table(
+        index=["gpu", "config", "batch_size", "train"], columns="precision", values="duration"
     )
-    assert (by_amp[1.0] <= by_amp[0.0] * (1 + 1e-12)).all()
+    for faster in ("tf32", "amp-fp16", "amp-bf16"):
+        assert (by_precision[faster] <= by_precision["fp32"] * (1 + 1e-12)).all()
+    # TF32 moves only the GPUs that have it: before Ampere it is FP32
+    pre_ampere = (
+        frame.groupby("gpu")["conv_flops"].first() <= frame.groupby("gpu")["fp32_flops"].first()
+    )
+    old = by_precision[
+        by_precision.index.get_level_values("gpu").isin(pre_ampere[pre_ampere].index)
+    ]
+    assert (old["tf32"] == old["fp32"]).all() and len(old) > 0
 
 
 def test_a_lower_power_limit_draws_less_and_runs_longer(profiles) -> None:
@@ -98,6 +110,7 @@ def test_a_lower_power_limit_draws_less_and_runs_longer(profiles) -> None:
                 "epochs": 1.0,
                 "power_limit_w": limit,
                 "amp": 0.0,
+                "tf32": 0.0,
                 **gpu_of(r),
             }
         )

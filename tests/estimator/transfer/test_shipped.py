@@ -11,11 +11,12 @@ import pandas as pd
 import pytest
 
 from estimator.transfer import artifact
-from estimator.transfer.data import gpu_of, query_arrays, work_of
+from estimator.transfer.data import gpu_of, precision_of, query_arrays, work_of
 from estimator.transfer.gpu import GpuRates
 from estimator.transfer.model import predict
 from joulecast.graph import profile_graph
 from joulecast.hardware import load_catalog
+from joulecast.measurement import PRECISIONS
 from joulecast.store import MeasurementStore
 
 REPO = Path(__file__).parents[3]
@@ -46,11 +47,12 @@ def test_no_answer_breaks_physics_on_any_catalogued_gpu(model, workloads) -> Non
         low, high = rates.limit_range_w()
         for work in workloads.values():
             for batch in BATCHES:
-                for limit, amp in itertools.product((low, rates.power_limit_w, high), (0.0, 1.0)):
+                limits = (low, rates.power_limit_w, high)
+                for limit, precision in itertools.product(limits, PRECISIONS):
                     records.append(
                         {"gpu": spec.id, **work, "train": 1.0, "batch_size": float(batch),
                          "samples": 100_000.0, "epochs": 1.0, "power_limit_w": limit,
-                         "amp": amp, **gpu_of(rates)}
+                         **precision_of(precision), **gpu_of(rates)}
                     )  # fmt: skip
     frame = pd.DataFrame(records)
     out = predict(model.params, query_arrays(frame))
@@ -58,7 +60,7 @@ def test_no_answer_breaks_physics_on_any_catalogued_gpu(model, workloads) -> Non
     peak = np.where(frame["amp"] > 0, frame["amp_flops"], fp32_peak)
     idle = model.params["idle_share"] * frame["tdp_w"].to_numpy()
     limit = frame["power_limit_w"].to_numpy()
-    assert len(frame) == len(load_catalog()) * 6 * len(BATCHES) * 3 * 2
+    assert len(frame) == len(load_catalog()) * 6 * len(BATCHES) * 3 * len(PRECISIONS)
     assert np.all(np.isfinite(out.energy_j)) and np.all(out.energy_j > 0)
     assert np.all(out.flop_rate < peak)
     assert np.all(out.power_w >= idle * (1 - 1e-9))
