@@ -371,13 +371,7 @@ def local_ray(ray: ModuleType, resources: dict[str, float], **init: Any) -> Iter
     os.environ.update(LOCAL_RAY_ENV)  # the servers Ray starts inherit it
     ray_constants.ENABLE_RAY_CLUSTER = False  # ray read the variable when it was imported
     try:
-        context = ray.init(
-            address="local",
-            _node_ip_address=LOOPBACK,
-            include_dashboard=False,
-            resources=resources,
-            **init,
-        )
+        context = _init_local(ray, resources, init)
         try:
             node_ip = context.address_info["node_ip_address"]
             if node_ip != LOOPBACK:
@@ -394,6 +388,29 @@ def local_ray(ray: ModuleType, resources: dict[str, float], **init: Any) -> Iter
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+LOCAL_START_TRIES = 2
+"""A local instance whose raylet did not register within Ray's 30 s (a loaded machine: two
+test workers on two cores) is started once more before the error reaches the user."""
+
+
+def _init_local(ray: ModuleType, resources: dict[str, float], init: dict[str, Any]) -> Any:
+    for attempt in range(1, LOCAL_START_TRIES + 1):
+        try:
+            return ray.init(
+                address="local",
+                _node_ip_address=LOOPBACK,
+                include_dashboard=False,
+                resources=resources,
+                **init,
+            )
+        except Exception as exc:  # Ray raises a bare Exception for this
+            if "timed out during startup" not in str(exc) or attempt == LOCAL_START_TRIES:
+                raise
+            log.warning("the local Ray instance timed out starting (%s); starting it again", exc)
+            ray.shutdown()
+    raise AssertionError("unreachable")
 
 
 def _devices(ray: ModuleType, device: str, address: str | None) -> tuple[str, float]:
