@@ -94,14 +94,29 @@ def test_synthetic_set_is_deterministic_and_paper_sized() -> None:
         select_clips(a, 2000)
 
 
-def test_numpy_mel_features_equal_librosas() -> None:
-    """The device machine has no librosa: its numpy features must be the same numbers."""
-    pytest.importorskip("librosa")
-    from collector.data import _SAMPLES_FOR_FRAMES, N_FRAMES, _mel_numpy, fit_to_clip
+def test_mel_features_are_librosas_numbers() -> None:
+    """Computed in numpy, they are what librosa's melspectrogram gives with these settings."""
+    librosa = pytest.importorskip("librosa")
+    from collector.data import _SAMPLES_FOR_FRAMES, HOP, N_FFT, N_FRAMES, N_MELS, fit_to_clip
 
     audio = synthetic_clips(3)[2].load()
-    want = mel_features(audio)
-    clip = fit_to_clip(audio)[:_SAMPLES_FOR_FRAMES]
-    got = _mel_numpy(clip)[:, :N_FRAMES][None].astype(np.float32)
-    assert got.shape == want.shape
-    np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-3 * float(want.max()))
+    want = librosa.feature.melspectrogram(
+        y=fit_to_clip(audio)[:_SAMPLES_FOR_FRAMES], sr=SAMPLE_RATE, n_fft=N_FFT,
+        win_length=N_FFT, hop_length=HOP, window="hamming", center=True, pad_mode="constant",
+        power=1.0, n_mels=N_MELS, fmin=0.0, fmax=SAMPLE_RATE / 2, htk=True, norm=None,
+    )[:, :N_FRAMES][None].astype(np.float32)  # fmt: skip
+    got = mel_features(audio)
+    assert got.shape == want.shape == (1, 128, 64)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6 * float(want.max()))
+
+
+def test_a_clips_head_is_the_start_of_the_clip(tmp_path: Path) -> None:
+    """Cached features read only a clip's first 0.39 s: the same samples as the whole clip's
+    start, synthetic or read from a wav file."""
+    synthetic = synthetic_clips(2)[1]
+    np.testing.assert_array_equal(synthetic.first(17_152), synthetic.load()[:17_152])
+    assert synthetic.first(10 * CLIP_SAMPLES).shape == (CLIP_SAMPLES,)
+    root = make_desed(tmp_path, [("a.wav", "Dog", 1.0, SAMPLE_RATE, 2)])
+    wav = desed_clips(root)[0]
+    np.testing.assert_array_equal(wav.first(17_152), wav.load()[:17_152])
+    assert wav.load().shape == (SAMPLE_RATE,)
