@@ -8,8 +8,8 @@ source, idle baseline, trace) is the primary's.
 
 CodeCarbon is the second opinion, never the reading: when its task returns nothing for a window
 (its tracker refused to start the task, or lost it) or no energy for a window that lasted, the
-primary's measurement is kept, without CodeCarbon's figures and with a note that says why. A window of real NVML energy must not be
-thrown away because the tracker beside it failed.
+primary's measurement is kept, without CodeCarbon's figures and with a note that says why. A
+window of real NVML energy must not be thrown away because the tracker beside it failed.
 """
 
 from __future__ import annotations
