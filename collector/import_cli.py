@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -210,15 +212,24 @@ def _import(
     )
 
 
+LINE_EVERY_S = 10.0
+"""Off a terminal (a log file, CI), a line of progress this often, and one at the end."""
+
+
 class _bar:
-    """A progress bar on stderr for long rebuilds (nothing with ``quiet``)."""
+    """Progress on stderr for long rebuilds: a bar on a terminal, else a line every
+    :data:`LINE_EVERY_S` and one when done (a log shows the work moving); nothing with
+    ``quiet``."""
 
     def __init__(self, label: str, quiet: bool) -> None:
         self.label, self.quiet = label, quiet
+        self._bars = None
 
     def __enter__(self):
         if self.quiet:
             return None
+        if not sys.stderr.isatty():
+            return _LineProgress(self.label)
         # imported when the command runs: `joulecast --help` stays light
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
@@ -235,8 +246,26 @@ class _bar:
         return lambda done, total: self._bars.update(self._task, completed=done, total=total)
 
     def __exit__(self, *exc: object) -> None:
-        if not self.quiet:
+        if self._bars is not None:
             self._bars.stop()
+
+
+class _LineProgress:
+    """``progress(done, total)`` as a line on stderr at most every :data:`LINE_EVERY_S`, and
+    at the last one."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self._started = time.monotonic()
+        self._last = -LINE_EVERY_S
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic() - self._started
+        if done < total and now - self._last < LINE_EVERY_S:
+            return
+        self._last = now
+        share = f" ({done / total:.0%})" if total else ""
+        print(f"{self.label}: {done}/{total}{share}, {now:.0f} s", file=sys.stderr, flush=True)
 
 
 def import_command(args: argparse.Namespace) -> int:

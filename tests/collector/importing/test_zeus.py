@@ -213,3 +213,10 @@ def test_the_shipped_store_says_which_trainer_ran_in_mixed_precision() -> None:
     assert {r.precision for r in speech} == {"amp-fp16"}
     assert all("trainer.precision 16" in (r.notes or "") for r in speech)
     assert {r.precision for r in rows if r not in speech} == {"fp32"}
+
+
+def test_off_a_terminal_the_graph_rebuild_shows_lines_of_progress(folder: Path, capsys) -> None:
+    # pytest's stderr is not a terminal, as a log file or CI is not: lines, not a bar
+    _run(str(folder), "--db", str(folder.parent / "z.db"))
+    err = capsys.readouterr().err
+    assert "building the Zeus workloads' graphs: 2/2 (100%)" in err
