@@ -85,13 +85,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=import_command)
 
 
+def _pairs(items: list[str], option: str, form: str, *, value_required: bool) -> dict[str, str]:
+    """``KEY=VALUE`` items of a repeatable option; InvalidArgument naming the bad one."""
+    pairs: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or (value_required and not value.strip()):
+            raise InvalidArgument(f"{option} {item!r} is not {form}")
+        pairs[key.strip()] = value.strip() if value_required else value
+    return pairs
+
+
 def templates_from(args: argparse.Namespace) -> dict[str, str]:
-    templates: dict[str, str] = {}
-    for item in args.set:
-        name, sep, template = item.partition("=")
-        if not sep or not name.strip():
-            raise InvalidArgument(f"--set {item!r} is not FIELD=TEMPLATE")
-        templates[name.strip()] = template
+    templates = _pairs(args.set, "--set", "FIELD=TEMPLATE", value_required=False)
     if args.graph_column:
         templates["graph"] = "{" + args.graph_column + "}"
     if args.graph_template:
@@ -179,12 +185,7 @@ def _import_zeus(args: argparse.Namespace) -> tuple[ImportResult, dict[str, obje
         raise InvalidArgument(
             "--hardware does not apply to the Zeus traces: each file names its GPU (docs/IMPORT.md)"
         )
-    gpus: dict[str, str] = {}
-    for item in args.zeus_gpu:
-        tag, sep, gpu = item.partition("=")
-        if not sep or not tag.strip() or not gpu.strip():
-            raise InvalidArgument(f"--zeus-gpu {item!r} is not TAG=ID")
-        gpus[tag.strip()] = gpu.strip()
+    gpus = _pairs(args.zeus_gpu, "--zeus-gpu", "TAG=ID", value_required=True)
     with _bar("building the Zeus workloads' graphs", quiet=args.json) as progress:
         read = read_zeus(args.files[0], progress=progress, gpus=gpus)
     result = _import(args, read.records, read.graphs)

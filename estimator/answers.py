@@ -47,6 +47,6 @@ class EnergyPrediction(Answered[PhaseEstimate]):
     power_limit_w: float | None = None
     """The GPU power limit the answer is for (None: the board's default, or not a GPU)."""
     precision: str | None = None
-    """What the answer's matrix work runs in (``fp32``, ``tf32``, ``amp-fp16``, ``amp-bf16``), when the
-    GPU transfer model answered; None: a measured predictor, whose rows ran as they were
+    """What the answer's matrix work runs in (``fp32``, ``tf32``, ``amp-fp16``, ``amp-bf16``),
+    when the GPU transfer model answered; None: a measured predictor, whose rows ran as they were
     measured (the collector's in FP32)."""

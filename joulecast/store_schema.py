@@ -21,8 +21,8 @@ SCHEMA_VERSION = 4
 3: the window's side facts as columns, ``cpu_s`` (the process's CPU seconds, cpu-time meter),
 ``others_busy_cores`` (cores other work kept busy meanwhile) and ``gpu_other_processes``
 (other compute processes on the GPU, NVML meter), which older meters wrote into ``notes``.
-4: ``precision``, the arithmetic the work ran in (``fp32``, ``tf32``, ``amp-fp16``, ``amp-bf16``); older
-rows keep it empty (not known)."""
+4: ``precision``, the arithmetic the work ran in (``fp32``, ``tf32``, ``amp-fp16``,
+``amp-bf16``); older rows keep it empty (not known)."""
 
 SIDE_FACTS = ("cpu_s", "others_busy_cores", "gpu_other_processes")
 """The numeric side facts of a window that version 3 turned from notes into columns."""

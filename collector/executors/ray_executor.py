@@ -396,7 +396,8 @@ test workers on two cores) is started once more before the error reaches the use
 
 
 def _init_local(ray: ModuleType, resources: dict[str, float], init: dict[str, Any]) -> Any:
-    for attempt in range(1, LOCAL_START_TRIES + 1):
+    attempt = 1
+    while True:
         try:
             return ray.init(
                 address="local",
@@ -406,11 +407,11 @@ def _init_local(ray: ModuleType, resources: dict[str, float], init: dict[str, An
                 **init,
             )
         except Exception as exc:  # Ray raises a bare Exception for this
-            if "timed out during startup" not in str(exc) or attempt == LOCAL_START_TRIES:
+            if "timed out during startup" not in str(exc) or attempt >= LOCAL_START_TRIES:
                 raise
             log.warning("the local Ray instance timed out starting (%s); starting it again", exc)
             ray.shutdown()
-    raise AssertionError("unreachable")
+            attempt += 1
 
 
 def _devices(ray: ModuleType, device: str, address: str | None) -> tuple[str, float]:

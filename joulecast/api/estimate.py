@@ -149,8 +149,9 @@ class Estimator:
         you measured, for a predictor that uses it; ``power_limit_w`` a GPU's power limit in W
         (None: the board's default), for a catalogued GPU; ``precision`` ``"tf32"`` asks for
         FP32 training with TF32 matrix products, ``"amp-fp16"`` or ``"amp-bf16"`` for
-        mixed-precision training (the transfer model answers them; None: FP32). ``hardware`` may also name a
-        catalogued GPU nobody measured (``joulecast hardware``): the transfer model answers it.
+        mixed-precision training (the transfer model answers them; None: FP32). ``hardware``
+        may also name a catalogued GPU nobody measured (``joulecast hardware``): the transfer
+        model answers it.
         Raises a :class:`~joulecast.errors.JoulecastError`.
         """
         graph = weightless_graph(model, example_input)
