@@ -156,7 +156,10 @@ def test_hostile_case(corpus_server, open_recorder, case: Case) -> None:
 
 
 def test_endless_stream_of_empty_chunks_is_cut(corpus_server) -> None:
-    """Zero-byte chunks do not count against the byte limit; their number is capped."""
+    """Zero-byte chunks do not count against the byte limit: the chunk cap or the stream's rate
+    floor ends the call, whichever comes first (on a loaded machine, 16,384 chunks can take
+    longer than the rate's 5 s grace; the cap alone is held in tests/server/test_mapping.py),
+    and the server answers afterwards."""
     stub, _, _ = corpus_server
     options = pb.PredictOptions(**_options(Case("x", b"", OK, "")))
 
@@ -168,7 +171,9 @@ def test_endless_stream_of_empty_chunks_is_cut(corpus_server) -> None:
     with pytest.raises(grpc.RpcError) as info:
         stub.PredictEnergyStream(endless(), timeout=CALL_TIMEOUT_S)
     assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, info.value.details()
-    assert "chunks" in info.value.details()
+    details = info.value.details()
+    assert "chunks" in details or "KiB/s" in details, details
+    assert health_status(corpus_server[1]) == SERVING
 
 
 def test_stream_protocol_abuse(corpus_server) -> None:

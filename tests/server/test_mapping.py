@@ -100,3 +100,22 @@ def test_chunks_reassemble() -> None:
     ]
     with pytest.raises(errors.InvalidArgument, match="only the first"):
         converters.query_from_chunks(late, 1000)
+
+
+def test_endless_empty_chunks_stop_at_the_count_cap() -> None:
+    """Empty chunks add no bytes, so only their count ends an endless stream of them."""
+    options = client_convert.predict_options(4, 100, 2, "hw", None)
+    read = 0
+
+    def endless():
+        # Bounded at twice the cap so that a missing cap fails the test instead of hanging it.
+        nonlocal read
+        read += 1
+        yield pb.PredictEnergyChunk(options=pb.PredictOptions(**options))
+        for _ in range(2 * converters.MAX_STREAM_CHUNKS):
+            read += 1
+            yield pb.PredictEnergyChunk()
+
+    with pytest.raises(errors.ResourceLimit, match="chunks"):
+        converters.query_from_chunks(endless(), 1000)
+    assert read == converters.MAX_STREAM_CHUNKS + 1
