@@ -27,6 +27,7 @@ from rpc.generated import estimator_pb2_grpc as pb_grpc
 from server.auth import TokenCheck
 from server.core import EstimatorCore, FitFn, Registry
 from server.profiling import ProfilePool
+from server.retrain_child import FitInChild
 from server.row_budget import RowBudget
 from server.servicer import CallGate, EnergyEstimatorServicer
 from server.settings import ServerSettings
@@ -105,7 +106,9 @@ def serve(
         row_budget=RowBudget(settings.max_row_field_bytes, settings.max_call_bytes),
         profile_cache_size=settings.profile_cache_size,
         answer_cache_size=settings.answer_cache_size,
-        fit=fit,
+        fit=fit
+        if fit is not None
+        else FitInChild(settings.retrain_deadline_s, settings.retrain_memory_bytes),
         pool=pool,
     )
     server = _grpc_server(settings)

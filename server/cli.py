@@ -49,6 +49,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="longest one layer-sum job (a graph's per-node records and their prediction) may take",
     )
     p.add_argument(
+        "--retrain-deadline-s",
+        type=float,
+        default=1800.0,
+        help="longest one Retrain's fit may take; its process is then killed (default 1800)",
+    )
+    p.add_argument(
         "--stream-idle-s", type=float, default=10.0, help="longest wait for a stream's next message"
     )
     p.add_argument(
@@ -103,6 +109,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         profile_workers=args.profile_workers,
         profile_deadline_s=args.profile_deadline_s,
         layer_deadline_s=args.layer_deadline_s,
+        retrain_deadline_s=args.retrain_deadline_s,
         stream_idle_s=args.stream_idle_s,
         max_call_bytes=args.max_call_bytes,
         stream_min_rate_bytes_s=args.stream_min_rate,

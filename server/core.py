@@ -46,6 +46,7 @@ from joulecast.store import MeasurementStore
 from rpc.records import RowVerdict
 from server.cancel import CallCancel
 from server.measurements import IncomingRow
+from server.retrain_child import FitInChild, FitStopped
 from server.row_budget import TRIM_AFTER_BYTES, CallSpending, RowBudget, trim
 
 if TYPE_CHECKING:
@@ -75,7 +76,23 @@ class Registry(Protocol):
     def describe(self) -> list[PredictorDescription]: ...
 
 
-FitFn = Callable[[Path, str, Path], "PredictorDescription"]
+class FitDescription(Protocol):
+    """What a retrain answers with of the version a fit published
+    (:class:`estimator.description.PredictorDescription`, or what a fit in a child sent back)."""
+
+    @property
+    def hardware(self) -> str: ...
+
+    @property
+    def version(self) -> str: ...
+
+    @property
+    def scores(self) -> Any: ...
+
+    def selected_text(self) -> str: ...
+
+
+FitFn = Callable[[Path, str, Path], FitDescription]
 
 
 @dataclass(frozen=True)
@@ -536,9 +553,11 @@ class EstimatorCore:
 
     # -- retrain ---------------------------------------------------------------------------
 
-    def retrain(self, hardware: str) -> RetrainResult:
+    def retrain(self, hardware: str, cancel: CallCancel | None = None) -> RetrainResult:
         """Fit and publish a new predictor version of ``hardware`` from the store, then swap
-        it in. One retrain at a time; predictions keep using the old version meanwhile."""
+        it in. One retrain at a time; predictions keep using the old version meanwhile. A fit
+        in a child process (:class:`server.retrain_child.FitInChild`, what the server runs) is
+        stopped when ``cancel`` is set or its deadline passes."""
         if not hardware:
             raise InvalidArgument("hardware is empty: name the hardware to retrain")
         check_hardware_name(hardware)  # before the store is read or anything fitted
@@ -550,7 +569,15 @@ class EstimatorCore:
             fit = self._fit or _default_fit()
             logger.info("retraining %s from %s", hardware, self._db_path)
             try:
-                described = fit(self._db_path, hardware, self._artifacts_dir)
+                if isinstance(fit, FitInChild):
+                    described = fit(self._db_path, hardware, self._artifacts_dir, cancel)
+                else:  # an in-process fit (the local API, tests): nothing can stop it
+                    described = fit(self._db_path, hardware, self._artifacts_dir)
+            except (Cancelled, FitStopped):
+                # killed: a publish it had finished (CURRENT moved just before the kill) must
+                # serve here as it would after a restart
+                self._reload_after_kill(hardware)
+                raise
             except JoulecastError as exc:
                 retired = self._retire_if_deleted(hardware, exc)
                 if retired is None:
@@ -566,6 +593,12 @@ class EstimatorCore:
             )
         finally:
             self._retrain_lock.release()
+
+    def _reload_after_kill(self, hardware: str) -> None:
+        try:
+            self._registry.reload(hardware)
+        except JoulecastError as exc:
+            logger.info("after a stopped retrain, %s was not reloaded: %s", hardware, exc)
 
     def _retire_if_deleted(self, hardware: str, failure: JoulecastError) -> RetrainResult | None:
         """After a failed fit: when the version serving ``hardware`` rested on rows deleted

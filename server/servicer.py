@@ -257,7 +257,8 @@ class EnergyEstimatorServicer(pb_grpc.EnergyEstimatorServicer):
     ) -> pb.RetrainResponse:
         self._auth.require(context.invocation_metadata())
         with self._gate.call():
-            return converters.response_from_retrain(self._core.retrain(request.hardware))
+            result = self._core.retrain(request.hardware, CallCancel.of(context))
+            return converters.response_from_retrain(result)
 
     @grpc_errors
     def DeleteMeasurements(

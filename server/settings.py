@@ -67,6 +67,12 @@ class ServerSettings:
     for a hardware served by layer-sum); the worker is then killed and replaced."""
     profile_memory_bytes: int = 1536 * MiB
     """Address-space cap of each profiling worker."""
+    retrain_deadline_s: float = 1800.0
+    """Longest one Retrain's fit may take; its process is then killed (the version serving
+    stays)."""
+    retrain_memory_bytes: int = 8192 * MiB
+    """Address-space cap of a Retrain's fitting process (the shipped stores fit in under 2 GiB
+    of address space and 250 MiB resident)."""
     profile_start_timeout_s: float = 60.0
     """How long start-up waits for the profiling workers before serving without them all."""
     grace_s: float = 5.0
@@ -101,7 +107,7 @@ class ServerSettings:
                 f"got {self.streams_limit}, {self.calls_limit}, {self.max_workers}"
             )
         if (
-            min(self.profile_deadline_s, self.layer_deadline_s) <= 0
+            min(self.profile_deadline_s, self.layer_deadline_s, self.retrain_deadline_s) <= 0
             or min(self.stream_idle_s, self.stream_total_s) <= 0
         ):
             raise InvalidArgument("deadlines must be positive")
