@@ -104,8 +104,12 @@ class FitInChild:
                 "log_level": logging.getLogger().getEffectiveLevel(),
             }
             began = time.monotonic()
+            # glibc keeps an arena of address space per thread: on a many-core machine
+            # xgboost's threads alone would reach the cap without using the memory
+            env = dict(os.environ, MALLOC_ARENA_MAX="2")
             proc = subprocess.Popen(
                 [sys.executable, "-c", _BOOTSTRAP, str(ROOT), json.dumps(request)],
+                env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=sys.stderr,
                 close_fds=True,

@@ -13,13 +13,15 @@ import time
 from pathlib import Path
 
 import grpc
+import pytest
 from hardening_harness import HARDWARE, TOKEN
 
 from estimator.artifacts import current_version
 from estimator.service import PredictorRegistry
+from joulecast.errors import ResourceLimit
 from rpc.auth import bearer_metadata
 from rpc.generated import estimator_pb2 as pb
-from server.retrain_child import FitInChild
+from server.retrain_child import FitInChild, MiB
 
 AUTH = bearer_metadata(TOKEN)
 REPO = Path(__file__).resolve().parents[2]
@@ -140,3 +142,13 @@ def test_errors_of_the_fit_come_back_as_their_class(fitted_copy) -> None:
         assert "cpu-nobody-measured" in str(exc)
     else:
         raise AssertionError("a hardware without rows was fitted")
+
+
+def test_a_fit_past_its_memory_cap_is_refused(fitted_copy) -> None:
+    """400 MiB is less than the address space the fit's libraries hold once imported: its
+    first allocations fail in the child, never in the server."""
+    artifacts, db = fitted_copy
+    old = current_version(artifacts, HARDWARE)
+    with pytest.raises(ResourceLimit, match="needed more than 400 MiB"):
+        FitInChild(memory_bytes=400 * MiB)(db, HARDWARE, artifacts)
+    assert current_version(artifacts, HARDWARE) == old
