@@ -123,6 +123,7 @@ def serve(
             total_s=settings.stream_total_s,
             min_rate_bytes_s=settings.stream_min_rate_bytes_s,
             rate_grace_s=settings.stream_rate_grace_s,
+            max_streams_per_host=settings.max_streams_per_host,
         ),
     )
     pb_grpc.add_EnergyEstimatorServicer_to_server(servicer, server)

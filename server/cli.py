@@ -49,6 +49,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="longest one layer-sum job (a graph's per-node records and their prediction) may take",
     )
     p.add_argument(
+        "--max-streams-per-host",
+        type=int,
+        default=None,
+        help="request streams of one kind one client host may hold at once (default: one less "
+        "than the server's 4; behind a proxy every client is one host: give 4)",
+    )
+    p.add_argument(
         "--retrain-deadline-s",
         type=float,
         default=1800.0,
@@ -110,6 +117,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         profile_deadline_s=args.profile_deadline_s,
         layer_deadline_s=args.layer_deadline_s,
         retrain_deadline_s=args.retrain_deadline_s,
+        max_streams_per_host=args.max_streams_per_host,
         stream_idle_s=args.stream_idle_s,
         max_call_bytes=args.max_call_bytes,
         stream_min_rate_bytes_s=args.stream_min_rate,

@@ -59,6 +59,16 @@ RATE_CHECK_S = 0.25
 """How often a stream's reader looks at the rate its client sends at, in seconds."""
 
 
+def peer_host(peer: str) -> str:
+    """The host of a gRPC peer string, without its port: ``ipv4:10.0.0.5:5123`` ->
+    ``ipv4:10.0.0.5``, ``ipv6:[::1]:5123`` -> ``ipv6:[::1]``; anything else (a Unix socket)
+    as it is. Every connection of one machine counts as that machine."""
+    kind, _, address = peer.partition(":")
+    if kind in ("ipv4", "ipv6") and ":" in address:
+        return f"{kind}:{address.rsplit(':', 1)[0]}"
+    return peer
+
+
 class _Pump:
     """Reads a request stream into a small queue on its own thread, and times the client: the
     seconds spent waiting for its messages (a full queue, when the server is the slow one, does
@@ -114,7 +124,9 @@ class CallGate:
     minimum rate: after ``rate_grace_s`` seconds of waiting for the client, each further second
     it makes the server wait must bring ``min_rate_bytes_s`` bytes (a client sending 64 KiB a
     second held a slot for 81 s, and four of them every slot). The server has more threads than
-    ``max_calls``: health checks always find one.
+    ``max_calls``: health checks always find one. One host holds at most
+    ``max_streams_per_host`` streams of a kind (by default one less than ``max_streams``), so
+    that a single machine cannot take every slot, however slowly it sends.
     """
 
     def __init__(
@@ -125,13 +137,19 @@ class CallGate:
         total_s: float,
         min_rate_bytes_s: float = 256 * 1024,
         rate_grace_s: float = 5.0,
+        max_streams_per_host: int | None = None,
     ) -> None:
         self._calls = threading.BoundedSemaphore(max_calls)
         self._streams = {
             name: threading.BoundedSemaphore(max_streams) for name in ("predict", "write")
         }
+        self._by_host: dict[tuple[str, str], int] = {}
+        self._by_host_changed = threading.Condition()
         self.max_calls = max_calls
         self.max_streams = max_streams
+        self.max_streams_per_host = (
+            max(1, max_streams - 1) if max_streams_per_host is None else max_streams_per_host
+        )
         self.idle_s = idle_s
         self.total_s = total_s
         self.min_rate_bytes_s = min_rate_bytes_s
@@ -147,20 +165,48 @@ class CallGate:
             self._calls.release()
 
     @contextmanager
-    def stream(self, kind: str) -> Iterator[None]:
+    def stream(self, kind: str, host: str = "") -> Iterator[None]:
         """A slot for a ``kind`` stream (``predict`` or ``write``: token holders' writes are
-        not starved by anonymous predictions); waits :data:`STREAM_SLOT_WAIT_S` at most, so
-        that a slot freed by a stream that just ended is found."""
-        slots = self._streams[kind]
-        if not slots.acquire(timeout=STREAM_SLOT_WAIT_S):
-            raise ResourceLimit(
-                f"server busy: {self.max_streams} {kind} streams in progress; try again"
-            )
+        not starved by anonymous predictions) of a client on ``host`` (:func:`peer_host`);
+        waits :data:`STREAM_SLOT_WAIT_S` at most, so that a slot freed by a stream that just
+        ended is found."""
+        with self._host_share(kind, host):
+            slots = self._streams[kind]
+            if not slots.acquire(timeout=STREAM_SLOT_WAIT_S):
+                raise ResourceLimit(
+                    f"server busy: {self.max_streams} {kind} streams in progress; try again"
+                )
+            try:
+                with self.call():
+                    yield
+            finally:
+                slots.release()
+
+    @contextmanager
+    def _host_share(self, kind: str, host: str) -> Iterator[None]:
+        """One of ``host``'s ``kind`` slots, waiting :data:`STREAM_SLOT_WAIT_S` at most (a
+        client that abandons a stream and opens the next finds the old one still ending)."""
+        key = (kind, host)
+        with self._by_host_changed:
+            if not self._by_host_changed.wait_for(
+                lambda: self._by_host.get(key, 0) < self.max_streams_per_host,
+                timeout=STREAM_SLOT_WAIT_S,
+            ):
+                raise ResourceLimit(
+                    f"server busy: this host already has {self._by_host[key]} {kind} "
+                    "stream(s) in progress, the most one host may hold; try again when one ends"
+                )
+            self._by_host[key] = self._by_host.get(key, 0) + 1
         try:
-            with self.call():
-                yield
+            yield
         finally:
-            slots.release()
+            with self._by_host_changed:
+                left = self._by_host[key] - 1
+                if left:
+                    self._by_host[key] = left
+                else:
+                    del self._by_host[key]
+                self._by_host_changed.notify_all()
 
     def read(self, requests: Iterator[T]) -> Iterator[T]:
         """``requests`` read by a helper thread, so that a silent client is cut off after
@@ -233,7 +279,7 @@ class EnergyEstimatorServicer(pb_grpc.EnergyEstimatorServicer):
     def PredictEnergyStream(
         self, request_iterator: Iterator[pb.PredictEnergyChunk], context: grpc.ServicerContext
     ) -> pb.PredictEnergyResponse:
-        with self._gate.stream("predict"):
+        with self._gate.stream("predict", peer_host(context.peer())):
             chunks = self._gate.read(request_iterator)
             query = converters.query_from_chunks(chunks, self._max_graph_bytes)
             result = self._core.predict(query, CallCancel.of(context))
@@ -244,7 +290,7 @@ class EnergyEstimatorServicer(pb_grpc.EnergyEstimatorServicer):
         self, request_iterator: Iterator[pb.MeasurementRow], context: grpc.ServicerContext
     ) -> pb.AddMeasurementsResponse:
         self._auth.require(context.invocation_metadata())
-        with self._gate.stream("write"):
+        with self._gate.stream("write", peer_host(context.peer())):
             messages = _whole_stream(self._gate.read(request_iterator), context)
             verdicts = self._core.add_measurements(
                 converters.incoming_from_messages(messages), CallCancel.of(context)

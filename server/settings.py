@@ -46,6 +46,10 @@ class ServerSettings:
     max_streams: int | None = None
     """Streaming calls (PredictEnergyStream, AddMeasurements) handled at once. ``None``: 4, or
     fewer when ``calls_limit`` is small."""
+    max_streams_per_host: int | None = None
+    """Streaming calls of one kind that one client host may hold at once. ``None``: one less
+    than ``streams_limit`` (at least 1), so that one machine never holds every slot. Behind a
+    proxy every client is the proxy's host: raise it to ``streams_limit`` there."""
     stream_idle_s: float = 10.0
     """Longest wait for the next message of a stream before it is cut off."""
     stream_total_s: float = 300.0
@@ -105,6 +109,10 @@ class ServerSettings:
             raise InvalidArgument(
                 "need 1 <= max_streams <= max_calls < max_workers (threads left for health), "
                 f"got {self.streams_limit}, {self.calls_limit}, {self.max_workers}"
+            )
+        if self.max_streams_per_host is not None and self.max_streams_per_host < 1:
+            raise InvalidArgument(
+                f"max_streams_per_host must be at least 1, got {self.max_streams_per_host}"
             )
         if (
             min(self.profile_deadline_s, self.layer_deadline_s, self.retrain_deadline_s) <= 0

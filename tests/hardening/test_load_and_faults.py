@@ -57,7 +57,11 @@ def test_predict_under_writes_and_retrains(start_server, fitted_copy, make_rows,
     in a loop: predict never fails, every acknowledged row is stored, nothing else is."""
     artifacts, db = fitted_copy
     served = start_server(
-        registry=PredictorRegistry(artifacts), artifacts_dir=artifacts, db_path=db, max_workers=16
+        registry=PredictorRegistry(artifacts),
+        artifacts_dir=artifacts,
+        db_path=db,
+        max_workers=16,
+        max_streams_per_host=4,  # four writers, all on 127.0.0.1
     )
     templates = make_rows(HARDWARE, tag="load")
     before = _stored_keys(db)

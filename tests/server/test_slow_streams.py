@@ -28,7 +28,11 @@ def _slow(stop: threading.Event, chunk: int = 64 * 1024) -> Iterator[pb.PredictE
 
 def test_slow_streams_are_cut_and_a_normal_one_finds_a_slot(start_server) -> None:
     served = start_server(
-        max_streams=2, stream_rate_grace_s=0.5, stream_idle_s=30.0, profile_workers=0
+        max_streams=2,
+        max_streams_per_host=2,  # every client here is 127.0.0.1: the rate floor is the test
+        stream_rate_grace_s=0.5,
+        stream_idle_s=30.0,
+        profile_workers=0,
     )
     stop = threading.Event()
     outcomes: list[tuple[grpc.StatusCode, str, float]] = []
@@ -67,3 +71,39 @@ def test_a_fast_stream_of_many_chunks_is_not_cut(start_server) -> None:
     chunks = [pb.PredictEnergyChunk(options=OPTIONS, data=pieces[0])]
     chunks += [pb.PredictEnergyChunk(data=piece) for piece in pieces[1:]]
     assert served.stub.PredictEnergyStream(iter(chunks), timeout=20).train.available
+
+
+def test_one_host_cannot_hold_every_stream_slot(start_server) -> None:
+    """With two slots, one host may hold one: its second stream is refused while the
+    first still streams (after the 1 s any stream waits for a slot), and gets a slot again once
+    the first has ended."""
+    served = start_server(max_streams=2, stream_idle_s=30.0, profile_workers=0)
+    stop = threading.Event()
+    ended: list[grpc.StatusCode] = []
+
+    def hold() -> None:
+        try:
+            served.stub.PredictEnergyStream(_slow(stop, chunk=512 * 1024), timeout=20)
+        except grpc.RpcError as exc:
+            ended.append(exc.code())
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        time.sleep(1.0)  # the slow stream holds this host's one slot
+        chunks = [pb.PredictEnergyChunk(options=OPTIONS, data=SAMPLE)]
+        began = time.monotonic()
+        try:
+            served.stub.PredictEnergyStream(iter(chunks), timeout=20)
+            raise AssertionError("a host held both stream slots")
+        except grpc.RpcError as exc:
+            assert exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, exc.details()
+            assert "this host already has 1 predict stream" in exc.details()
+        assert time.monotonic() - began < 2.5  # after the 1 s wait for a slot of its own
+        assert holder.is_alive() and not ended
+    finally:
+        stop.set()
+        holder.join(30)
+    assert ended  # the never-ending graph was never a valid one
+    reply = served.stub.PredictEnergyStream(iter(chunks), timeout=20)
+    assert reply.train.available
