@@ -115,7 +115,9 @@ def zeus_gpu(tag: str, gpus: Mapping[str, str] | None = None) -> ZeusGpu:
     return ZeusGpu(
         tag,
         spec.id,
-        spec.name,
+        # NVML's name, as a row measured on the board would carry it (the catalog's display
+        # name where it lists none)
+        spec.nvml_names[0] if spec.nvml_names else spec.name,
         float(spec.power_limit_max_w or spec.power_limit_w),
         tf32=spec.has_tf32,
     )

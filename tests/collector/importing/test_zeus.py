@@ -169,6 +169,8 @@ def test_a_gpu_of_the_catalog_imports_with_tf32_where_the_traces_ran_it(tmp_path
     assert "assumed board: a40" in ncf.notes and ncf.device_name == "NVIDIA A40"
     assert rows["a40", "librispeech"].precision == "amp-fp16"
     assert rows["a100-sxm4-40gb", "movielens-1m"].precision == "tf32"
+    # NVML's name of the board, as its own measurements would carry it
+    assert rows["a100-sxm4-40gb", "movielens-1m"].device_name == "NVIDIA A100-SXM4-40GB"
     with pytest.raises(InvalidArgument, match="not TAG=ID"):
         _run(str(root), "--db", str(db), "--zeus-gpu", "a100")
 
