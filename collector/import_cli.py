@@ -314,4 +314,6 @@ def import_command(args: argparse.Namespace) -> int:
         f"{result.already_present} already there, {result.duplicates} duplicate(s) in the input, "
         f"{len(result.problems)} bad, {result.graphs} distinct graph(s))"
     )
+    for warning in result.warnings:
+        print(f"WARNING {warning}; `joulecast fit` refuses these rows", file=sys.stderr)
     return 0

@@ -30,6 +30,7 @@ from collector.import_file import (
     short,
 )
 from collector.import_layers import build_descriptor, is_descriptor
+from joulecast import idle_meter
 from joulecast.errors import InvalidArgument, JoulecastError
 from joulecast.graph import profile_graph
 from joulecast.hardware_name import hardware_name_problem
@@ -120,6 +121,9 @@ class ImportResult:
     """Records a format's reliability rule left out (e.g. EC-NAS-Bench runs whose energy
     derivation contradicts physics): counted and listed, never imported."""
     written: bool = False
+    warnings: list[str] = field(default_factory=list)
+    """What the imported rows say of their own meter (:mod:`joulecast.idle_meter`): stored,
+    but a fit refuses them."""
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -133,6 +137,7 @@ class ImportResult:
             "dropped": len(self.dropped),
             "dropped_runs": [str(p) for p in self.dropped],
             "written": self.written,
+            "warnings": list(self.warnings),
         }
 
 
@@ -457,6 +462,9 @@ def import_records(
     result.graphs = len(graph_bytes)
     if result.problems and not skip_bad:
         raise BadImport(result.problems)
+    rows_read = list(rows.values())
+    limits = idle_meter.catalog_limits(rows_read)
+    result.warnings = [f.message() for f in idle_meter.findings(rows_read, limits)]
     if dry_run:  # reads only: the store is neither created nor touched
         stored: set[str] = set()
         if Path(db).exists():

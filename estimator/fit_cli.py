@@ -37,6 +37,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=Path,
         help="write the leave-one-configuration-out predictions as CSV (for `joulecast report --cv`)",
     )
+    fit.add_argument(
+        "--allow-idle-meter",
+        action="store_true",
+        help="fit measured GPU rows even when their power never left an idle board's (refused "
+        "by default: that meter did not see the work)",
+    )
     fit.set_defaults(func=run_fit)
 
     listing = subparsers.add_parser(
@@ -55,7 +61,13 @@ def run_fit(args: argparse.Namespace) -> int:
     check_store_file(args.db)
     from estimator.publish import fit_and_publish  # XGBoost and friends: only when fitting
 
-    result = fit_and_publish(args.db, args.hardware, args.out, held_out_csv=args.cv_out)
+    result = fit_and_publish(
+        args.db,
+        args.hardware,
+        args.out,
+        held_out_csv=args.cv_out,
+        allow_idle_meter=args.allow_idle_meter,
+    )
     if args.json:
         print(json.dumps(result.as_dict(), indent=1, default=str))
     else:
