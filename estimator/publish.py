@@ -23,26 +23,6 @@ from estimator.transfer import calibrate
 from joulecast import idle_meter
 from joulecast.errors import FailedPrecondition
 from joulecast.hardware_name import check_hardware_name
-from joulecast.store import MeasurementStore
-
-
-class IdleMeterRows(FailedPrecondition):
-    """The rows' meter watched an idle GPU, not the work (:mod:`joulecast.idle_meter`)."""
-
-
-def refuse_idle_meter(store_path: Path, hardware: str | None) -> None:
-    """IdleMeterRows when measured GPU rows of ``hardware`` (every hardware of the store when
-    None) read a board that did nothing: fitted, a duration times an idle power would be
-    served as a measurement of the work."""
-    with MeasurementStore(store_path, read_only=True) as store:
-        rows = store.rows(status="ok", hardware=hardware)
-    found = idle_meter.findings(rows, idle_meter.catalog_limits(rows))
-    if found:
-        raise IdleMeterRows(
-            "; ".join(f.message() for f in found)
-            + ". Not fitted: meter the device that runs the work (for an import, the energy "
-            "column of that device), or pass --allow-idle-meter to fit these rows anyway"
-        )
 
 
 def fit_and_publish(
@@ -67,13 +47,13 @@ def fit_and_publish(
     (:mod:`estimator.carry`) when ``artifacts_dir`` serves one. A version that fails
     :func:`estimator.canary.require_servable` is written but kept aside (CURRENT unchanged)
     and :class:`~estimator.canary.CanaryFailed` is raised with the reasons. Measured GPU rows
-    whose meter saw an idle board are refused (:func:`refuse_idle_meter`) unless
+    whose meter saw an idle board are refused (:func:`joulecast.idle_meter.refuse`) unless
     ``allow_idle_meter``.
     """
     if hardware is not None:
         check_hardware_name(hardware)
     if not allow_idle_meter:
-        refuse_idle_meter(store_path, hardware)
+        idle_meter.refuse(store_path, hardware)
     few_shot = calibrate.few_shot_hardware(store_path, hardware, artifacts_dir)
     if few_shot is not None:
         # A catalogued GPU with a handful of rows: calibrate the transfer model on them rather

@@ -24,8 +24,11 @@ import statistics
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
+from joulecast.errors import FailedPrecondition
 from joulecast.measurement import Row, is_estimate
+from joulecast.store import MeasurementStore
 
 MIN_CONFIGS = 4
 """Configurations a (hardware, phase) needs before its power can be called flat."""
@@ -76,6 +79,25 @@ def findings(rows: Iterable[Row], power_limit_w: dict[str, float] | None = None)
         if finding is not None:
             found.append(finding)
     return found
+
+
+class IdleMeterRows(FailedPrecondition):
+    """A store's measured GPU rows read an idle board, not the work."""
+
+
+def refuse(store_path: str | Path, hardware: str | None = None) -> None:
+    """IdleMeterRows when measured GPU rows of ``hardware`` (every hardware of the store when
+    None) read a board that did nothing: fitted, a duration times an idle power would be
+    served as a measurement of the work."""
+    with MeasurementStore(store_path, read_only=True) as store:
+        rows = store.rows(status="ok", hardware=hardware)
+    found = findings(rows, catalog_limits(rows))
+    if found:
+        raise IdleMeterRows(
+            "; ".join(f.message() for f in found)
+            + ". Not fitted: meter the device that runs the work (for an import, the energy "
+            "column of that device), or pass --allow-idle-meter to fit these rows anyway"
+        )
 
 
 def catalog_limits(rows: Iterable[Row]) -> dict[str, float]:

@@ -8,6 +8,7 @@ import logging
 from collections import Counter
 from pathlib import Path
 
+from joulecast import idle_meter
 from joulecast.store import check_store_file
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--note", action="append", default=[], help="a line for the report (why)")
     p.add_argument("--no-publish", action="store_true", help="score and report only")
+    p.add_argument(
+        "--allow-idle-meter",
+        action="store_true",
+        help="fit GPU rows whose power never left an idle board's (refused by default)",
+    )
     p.add_argument("--json", action="store_true", help="print the scores as JSON")
     p.set_defaults(func=run)
 
@@ -63,6 +69,9 @@ def run(args: argparse.Namespace) -> int:
 
     for path in (*args.db, *args.exam_db):
         check_store_file(path)
+    if not args.allow_idle_meter:
+        for path in args.db:  # rows an idle board's meter read would teach it idle power
+            idle_meter.refuse(path)
     data = from_stores(args.db, _lookup, phases=("train",))
     frame = data.frame
     if frame.empty:

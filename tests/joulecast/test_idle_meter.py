@@ -110,6 +110,8 @@ def test_getzner_gpu_energy_is_caught_at_import_and_refused_by_fit(tmp_path, cap
     err = capsys.readouterr().err
     assert "did not see the work" in err and "--allow-idle-meter" in err
     assert not (tmp_path / "a" / "predictors").exists()
+    assert main(["fit-transfer", "--db", str(gpu_db), "--no-publish"]) != 0
+    assert "did not see the work" in capsys.readouterr().err
 
     cpu_db = tmp_path / "cpu.db"
     argv = ["import", str(GETZNER), "--db", str(cpu_db), "--hardware", "xeon-x"]
