@@ -4,10 +4,10 @@ refuses such rows."""
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import pytest
+from testkit import a_row
 
 from joulecast import idle_meter
 from joulecast.cli import main
@@ -34,31 +34,22 @@ IMPORT = [
 
 
 def _row(config: int, power_w: float, duration_s: float = 10.0, **fields) -> Row:
-    base = Row(
-        run_key=f"k{config}",
-        plan="t",
-        config_id=f"c{config}",
-        family="mlp",
-        variant="paper",
-        num_layers="1",
-        hidden_size=str(config),
-        phase="train",
-        repeat=0,
-        samples=1000,
-        batch_size=8,
-        epochs=1,
-        status="ok",
-        hardware="gpu-x",
-        device="cuda",
-        flops_forward=10**6 * 2**config,
-        flops_train=3 * 10**6 * 2**config,
-        duration_s=duration_s,
-        energy_j=power_w * duration_s,
-        energy_source="nvml-energy-counter",
-        energy_is_estimate=False,
-        power_limit_w=250.0,
-    )
-    return dataclasses.replace(base, **fields)
+    """A measured GPU training row of configuration ``config`` (work doubling with it)."""
+    measured = {
+        "run_key": f"k{config}",
+        "config_id": f"c{config}",
+        "samples": 1000,
+        "hardware": "gpu-x",
+        "device": "cuda",
+        "flops_forward": 10**6 * 2**config,
+        "flops_train": 3 * 10**6 * 2**config,
+        "duration_s": duration_s,
+        "energy_j": power_w * duration_s,
+        "energy_source": "nvml-energy-counter",
+        "energy_is_estimate": False,
+        "power_limit_w": 250.0,
+    }
+    return a_row(**{**measured, **fields})
 
 
 def test_flat_low_power_while_the_work_varies_is_an_idle_board() -> None:
