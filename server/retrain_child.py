@@ -12,8 +12,8 @@ any moment leaves the artifacts servable: a publish writes a new version aside a
 leaves behind is removed at the next start (:func:`estimator.artifacts.remove_stale_temporaries`).
 
 The child writes its answer, JSON (never pickle), to a file the parent names; its standard
-output goes to the server's standard error, so that a stray print of the fit can never be read
-as the server's ``listening on`` line.
+output goes to the server's standard error (file descriptor 2), so that a stray print of the fit
+can never be read as the server's ``listening on`` line.
 """
 
 from __future__ import annotations
@@ -111,7 +111,7 @@ class FitInChild:
                 [sys.executable, "-c", _BOOTSTRAP, str(ROOT), json.dumps(request)],
                 env=env,
                 stdin=subprocess.DEVNULL,
-                stdout=sys.stderr,
+                stdout=2,  # this process's standard error, whatever object sys.stderr is now
                 close_fds=True,
                 start_new_session=True,  # its own group: a kill reaches whatever it started
             )
