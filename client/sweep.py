@@ -73,6 +73,25 @@ def cheapest(rows: Sequence[SweepRow], phase: str = "train") -> SweepRow | None:
     return min(answered, key=lambda r: r.reply.phase(phase).energy_j)  # type: ignore[union-attr]
 
 
+TIE_REL = 1e-3
+"""Energies closer than this (relative) are the same answer."""
+
+
+def same_as_cheapest(rows: Sequence[SweepRow], best: SweepRow, phase: str = "train") -> list[float]:
+    """The other power limits at ``best``'s batch size that cost the same energy: a limit
+    above what the board draws changes nothing, so the cheapest limit is then any of them."""
+    energy = best.reply.phase(phase).energy_j  # type: ignore[union-attr]
+    return [
+        r.reply.power_limit_w
+        for r in rows
+        if r is not best
+        and r.batch_size == best.batch_size
+        and r.reply.power_limit_w is not None
+        and (est := r.reply.phase(phase)) is not None
+        and abs(est.energy_j - energy) <= TIE_REL * energy
+    ]
+
+
 def _j(value: float) -> str:
     return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
 
@@ -105,9 +124,17 @@ def format_sweep(rows: Sequence[SweepRow], phase: str = "train") -> str:
             f"{duration:>13} {power:>10}"
         )
     if best is not None:
+        limit = best.reply.power_limit_w
+        tied = same_as_cheapest(rows, best, phase)
         lines.append(
             f"* least {phase} energy: batch {best.batch_size}"
-            + ("" if best.reply.power_limit_w is None else f", {best.reply.power_limit_w:g} W")
+            + ("" if limit is None else f", {limit:g} W")
+            + (
+                f" (the same at {', '.join(f'{t:g}' for t in tied)} W: the board draws less "
+                "than each limit)"
+                if tied
+                else ""
+            )
         )
     warnings = dict.fromkeys(w for row in rows for w in row.reply.warnings)
     if warnings:

@@ -302,7 +302,7 @@ def _predict_sweep(args: argparse.Namespace, graph: bytes, answerer: Any) -> int
         rows = sweep(predict, batches, limits)
     if args.json:
         # imported when the command runs: `joulecast --help` stays light
-        from client.sweep import cheapest
+        from client.sweep import cheapest, same_as_cheapest
 
         best = cheapest(rows)
         print(
@@ -313,7 +313,12 @@ def _predict_sweep(args: argparse.Namespace, graph: bytes, answerer: Any) -> int
                     "rows": [r.as_dict() for r in rows],
                     "cheapest": None
                     if best is None
-                    else {"batch_size": best.batch_size, "power_limit_w": best.reply.power_limit_w},
+                    else {
+                        "batch_size": best.batch_size,
+                        "power_limit_w": best.reply.power_limit_w,
+                        # other limits that cost the same: the board draws less than each
+                        "same_energy_at_power_limits_w": same_as_cheapest(rows, best),
+                    },
                 },
                 indent=2,
             )

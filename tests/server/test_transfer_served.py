@@ -96,6 +96,13 @@ def test_the_cli_sweeps_batch_sizes_and_marks_the_cheapest(start_server, capsys)
     assert main(argv[:-1]) == 0
     table = capsys.readouterr().out
     assert "least train energy: batch" in table and "transferred" in table
+    # a limit above what the board draws changes nothing: the tie is said, not hidden
+    assert main([*argv[:-1], "--power-limits", "60,70"]) == 0
+    table = capsys.readouterr().out
+    assert "(the same at 70 W: the board draws less than each limit)" in table
+    assert main([*argv, "--power-limits", "60,70"]) == 0
+    cheapest = json.loads(capsys.readouterr().out)["cheapest"]
+    assert cheapest["power_limit_w"] == 60 and cheapest["same_energy_at_power_limits_w"] == [70]
 
 
 def test_mixed_precision_is_asked_over_the_wire_and_answered_by_the_transfer_model(
