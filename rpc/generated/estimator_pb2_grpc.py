@@ -94,6 +94,10 @@ class EnergyEstimatorServicer:
 
     def Retrain(self, request, context):
         """Fit the predictors of one hardware on the store and swap the new version in. Needs a token.
+        The fit runs in a process of its own, one at a time: RESOURCE_EXHAUSTED past the server's
+        deadline or memory cap, FAILED_PRECONDITION when the rows cannot be fitted (too few, a
+        version failing the canary, a GPU meter that saw an idle board); cancelling stops it. The
+        version serving stays whenever no new one is answered.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
