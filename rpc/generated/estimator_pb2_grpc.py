@@ -78,7 +78,8 @@ class EnergyEstimatorServicer:
 
     def PredictEnergyStream(self, request_iterator, context):
         """The same, for graphs larger than one message: options in the first chunk, then bytes.
-        The server caps the total it accepts (RESOURCE_EXHAUSTED past it).
+        The server caps the total it accepts (RESOURCE_EXHAUSTED past it), and the streams in
+        progress: RESOURCE_EXHAUSTED when every slot, or this client host's share of them, is taken.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
