@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -163,6 +164,7 @@ def _calibrate_gpu(args: argparse.Namespace, suite: SuiteResult) -> int:
         )
     print()
     print(format_items(held_out_items(done, prior)))
+    _print_ask(args, model.hardware)
     return 0
 
 
@@ -185,6 +187,7 @@ def _fit_cpu(args: argparse.Namespace, suite: SuiteResult) -> int:
     print(f"published {suite.hardware} version {done.published.version} under {args.artifacts}")
     print()
     print(format_carried(done.carry.held_out, bundle.q_log))
+    _print_ask(args, suite.hardware)
     return 0
 
 
@@ -238,7 +241,21 @@ def _fit_cpu_alone(args: argparse.Namespace, suite: SuiteResult) -> int:
         raise
     print(format_summary(described))
     _print_loco(described)
+    _print_ask(args, suite.hardware)
     return 0
+
+
+def ask_command(hardware: str, artifacts: Path) -> str:
+    """The command that asks the new predictor (in this process, from the folder it was
+    published in, whichever folder the command runs from)."""
+    return (
+        f"joulecast predict MODEL.onnx --hardware {hardware} "
+        f"--artifacts {shlex.quote(str(Path(artifacts).resolve()))}"
+    )
+
+
+def _print_ask(args: argparse.Namespace, hardware: str) -> None:
+    print(f"\nask it: {ask_command(hardware, args.artifacts)}")
 
 
 def _print_loco(described: PredictorDescription) -> None:

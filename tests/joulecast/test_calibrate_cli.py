@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import shlex
 import shutil
 import signal
 import sqlite3
@@ -117,6 +118,10 @@ def test_the_command_shows_held_out_items_before_and_after(calibration) -> None:
     for item in ("mlp-n1-h16 b8", "mlp-n1-h16 b16", "mlp-n2-h32 b8", "cnn-n1-h4 b8"):
         assert item in out
     assert "train: calibrated median error" in out
+    artifacts = calibration["artifacts"].resolve()
+    assert (
+        f"ask it: joulecast predict MODEL.onnx --hardware tesla-t4 --artifacts {artifacts}" in out
+    )
     assert "meter: replay" in calibration["err"] and "power limit 70 W" in calibration["err"]
 
 
@@ -207,6 +212,12 @@ def test_the_cpu_path_carries_the_served_cpu_predictor_to_its_rows(tmp_path, cap
     out = capsys.readouterr().out
     assert "carried cpu-amd-epyc (version 89590f45d6bc, 858 rows) to cpu-calibration-test" in out
     assert "train: carried median error" in out and "test: carried median error" in out
+    # the command the calibration prints asks its predictor, from any folder
+    (ask,) = [line for line in out.splitlines() if line.startswith("ask it: ")]
+    command = shlex.split(ask.removeprefix("ask it: ").replace("MODEL.onnx", str(SAMPLE)))
+    assert command[0] == "joulecast" and main([*command[1:], "--json"]) == 0
+    asked = json.loads(capsys.readouterr().out)
+    assert asked["hardware"] == "cpu-calibration-test" and asked["train"]["predictor"] == "carried"
     registry = PredictorRegistry(artifacts)
     answer = registry.predict(
         profile_graph(SAMPLE.read_bytes()), batch_size=8, samples=100, epochs=1,
