@@ -107,10 +107,11 @@ def format_summary(entry: PredictorDescription) -> str:
     ]
     for phase, name in entry.selected.items():
         loco = entry.scores.get("loco", {}).get(phase, {}).get(name, {})
+        width = _fmt(loco.get("width_factor"), ".1f")
         lines.append(
             f"  {phase}: {name} (LOCO MAPE {_fmt(loco.get('mape_pct'), '.1f')} %, log error "
             f"{_fmt(loco.get('log_rmse'), '.2f')}, bias {_fmt(loco.get('bias_log'), '+.2f')}, "
-            f"interval x{_fmt(loco.get('width_factor'), '.1f')}); unseen family -> "
+            f"interval {width if width == 'n/a' else 'x' + width}); unseen family -> "
             f"{entry.fallback_unseen_family[phase]}"
         )
     lines.extend(f"  note: {note}" for note in entry.notes)
