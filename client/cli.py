@@ -40,6 +40,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     p = subparsers.add_parser("retrain", help="refit a server's predictors of one hardware")
     p.add_argument("--hardware", required=True)
+    p.add_argument(
+        "--allow-idle-meter",
+        action="store_true",
+        help="fit GPU rows whose power never left an idle board's (refused by default)",
+    )
     add_client_args(p, token=True)
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_retrain)
@@ -153,7 +158,9 @@ def _retrained(result: RetrainReply) -> str:
 
 def cmd_retrain(args: argparse.Namespace) -> int:
     with open_client(args) as client:
-        result = client.retrain(args.hardware, timeout_s=None)
+        result = client.retrain(
+            args.hardware, timeout_s=None, allow_idle_meter=args.allow_idle_meter
+        )
     if args.json:
         print(json.dumps(result.as_dict(), indent=2))
     else:

@@ -150,8 +150,8 @@ def measurements_from_response(response: pb.AddMeasurementsResponse) -> Measurem
     )
 
 
-def retrain_request(hardware: str) -> pb.RetrainRequest:
-    return pb.RetrainRequest(hardware=hardware)
+def retrain_request(hardware: str, allow_idle_meter: bool = False) -> pb.RetrainRequest:
+    return pb.RetrainRequest(hardware=hardware, allow_idle_meter=allow_idle_meter)
 
 
 def delete_request(run_keys: list[str]) -> pb.DeleteMeasurementsRequest:

@@ -186,11 +186,17 @@ class EstimatorClient(PredictCaller):
             raise self._error(exc) from None
         return convert.measurements_from_response(response)
 
-    def retrain(self, hardware: str, timeout_s: float | None = None) -> RetrainReply:
+    def retrain(
+        self, hardware: str, timeout_s: float | None = None, allow_idle_meter: bool = False
+    ) -> RetrainReply:
+        """Refit ``hardware`` on the server's store; ``allow_idle_meter`` fits GPU rows whose
+        power never left an idle board's (the server refuses them by default)."""
         self._connect()
         try:
             response = self._stub.Retrain(
-                convert.retrain_request(hardware), metadata=self._metadata(), timeout=timeout_s
+                convert.retrain_request(hardware, allow_idle_meter),
+                metadata=self._metadata(),
+                timeout=timeout_s,
             )
         except grpc.RpcError as exc:
             raise self._error(exc) from None

@@ -92,7 +92,9 @@ class FitDescription(Protocol):
     def selected_text(self) -> str: ...
 
 
-FitFn = Callable[[Path, str, Path], FitDescription]
+FitFn = Callable[..., FitDescription]
+"""``fit(store, hardware, artifacts_dir)``; the default one (and the server's child) also takes
+``allow_idle_meter=True``."""
 
 
 @dataclass(frozen=True)
@@ -553,11 +555,14 @@ class EstimatorCore:
 
     # -- retrain ---------------------------------------------------------------------------
 
-    def retrain(self, hardware: str, cancel: CallCancel | None = None) -> RetrainResult:
+    def retrain(
+        self, hardware: str, cancel: CallCancel | None = None, allow_idle_meter: bool = False
+    ) -> RetrainResult:
         """Fit and publish a new predictor version of ``hardware`` from the store, then swap
         it in. One retrain at a time; predictions keep using the old version meanwhile. A fit
         in a child process (:class:`server.retrain_child.FitInChild`, what the server runs) is
-        stopped when ``cancel`` is set or its deadline passes."""
+        stopped when ``cancel`` is set or its deadline passes. ``allow_idle_meter`` fits GPU
+        rows whose meter saw an idle board (refused otherwise: :mod:`joulecast.idle_meter`)."""
         if not hardware:
             raise InvalidArgument("hardware is empty: name the hardware to retrain")
         check_hardware_name(hardware)  # before the store is read or anything fitted
@@ -570,9 +575,12 @@ class EstimatorCore:
             logger.info("retraining %s from %s", hardware, self._db_path)
             try:
                 if isinstance(fit, FitInChild):
-                    described = fit(self._db_path, hardware, self._artifacts_dir, cancel)
+                    described = fit(
+                        self._db_path, hardware, self._artifacts_dir, cancel, allow_idle_meter
+                    )
                 else:  # an in-process fit (the local API, tests): nothing can stop it
-                    described = fit(self._db_path, hardware, self._artifacts_dir)
+                    allow = {"allow_idle_meter": True} if allow_idle_meter else {}
+                    described = fit(self._db_path, hardware, self._artifacts_dir, **allow)
             except (Cancelled, FitStopped):
                 # killed: a publish it had finished (CURRENT moved just before the kill) must
                 # serve here as it would after a restart

@@ -91,7 +91,12 @@ class FitInChild:
     memory_bytes: int = 8192 * MiB
 
     def __call__(
-        self, db: Path, hardware: str, artifacts_dir: Path, cancel: CallCancel | None = None
+        self,
+        db: Path,
+        hardware: str,
+        artifacts_dir: Path,
+        cancel: CallCancel | None = None,
+        allow_idle_meter: bool = False,
     ) -> FitOutcome:
         with tempfile.TemporaryDirectory(prefix="joulecast-retrain-") as tmp:
             answer = Path(tmp) / "answer.json"
@@ -100,6 +105,7 @@ class FitInChild:
                 "hardware": hardware,
                 "artifacts": str(artifacts_dir),
                 "answer": str(answer),
+                "allow_idle_meter": bool(allow_idle_meter),
                 "memory_bytes": int(self.memory_bytes),
                 "log_level": logging.getLogger().getEffectiveLevel(),
             }
@@ -195,7 +201,10 @@ def child_main(argv: list[str]) -> int:
         if memory_bytes > 0:
             resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
         described = fit_and_publish(
-            Path(request["db"]), request["hardware"], Path(request["artifacts"])
+            Path(request["db"]),
+            request["hardware"],
+            Path(request["artifacts"]),
+            allow_idle_meter=bool(request.get("allow_idle_meter")),
         )
         answer: dict[str, Any] = {
             "hardware": described.hardware,

@@ -303,7 +303,9 @@ class EnergyEstimatorServicer(pb_grpc.EnergyEstimatorServicer):
     ) -> pb.RetrainResponse:
         self._auth.require(context.invocation_metadata())
         with self._gate.call():
-            result = self._core.retrain(request.hardware, CallCancel.of(context))
+            result = self._core.retrain(
+                request.hardware, CallCancel.of(context), allow_idle_meter=request.allow_idle_meter
+            )
             return converters.response_from_retrain(result)
 
     @grpc_errors

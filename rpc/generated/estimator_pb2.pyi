@@ -304,10 +304,12 @@ class AddMeasurementsResponse(_message.Message):
     def __init__(self, results: _Optional[_Iterable[_Union[RowResult, _Mapping]]] = ..., accepted: _Optional[int] = ..., rejected: _Optional[int] = ...) -> None: ...
 
 class RetrainRequest(_message.Message):
-    __slots__ = ("hardware",)
+    __slots__ = ("hardware", "allow_idle_meter")
     HARDWARE_FIELD_NUMBER: _ClassVar[int]
+    ALLOW_IDLE_METER_FIELD_NUMBER: _ClassVar[int]
     hardware: str
-    def __init__(self, hardware: _Optional[str] = ...) -> None: ...
+    allow_idle_meter: bool
+    def __init__(self, hardware: _Optional[str] = ..., allow_idle_meter: _Optional[bool] = ...) -> None: ...
 
 class RetrainResponse(_message.Message):
     __slots__ = ("hardware", "version", "selected", "scores_json")

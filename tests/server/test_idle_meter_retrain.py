@@ -17,7 +17,9 @@ GETZNER = ROOT / "tests" / "data" / "getzner2023-gpu" / "00_linear-every50th.csv
 TOKEN = "s3cret-test-token"  # the token start_server gives its servers (conftest.py)
 
 
-def test_retrain_refuses_an_idle_gpus_rows(start_server, rpc_error, tmp_path: Path) -> None:
+def test_retrain_refuses_an_idle_gpus_rows(
+    start_server, rpc_error, tmp_path: Path, monkeypatch, capsys
+) -> None:
     db = tmp_path / "m.db"
     argv = ["import", str(GETZNER), "--db", str(db), "--hardware", "rtx-2080-ti-x"]
     argv += ["--energy", "gpu_energy", "--phase", "test"]
@@ -39,3 +41,21 @@ def test_retrain_refuses_an_idle_gpus_rows(start_server, rpc_error, tmp_path: Pa
     assert code == grpc.StatusCode.FAILED_PRECONDITION
     assert "rtx-2080-ti-x (test): the meter did not see the work" in details
     assert not (artifacts / "predictors" / "rtx-2080-ti-x").exists()
+    # the operator's override reaches the fit: past the idle-meter check, these 30 test rows
+    # of ten layers fit, and the canary keeps the version aside (it answers no canary graph)
+    code, details = rpc_error(
+        served.stub.Retrain,
+        pb.RetrainRequest(hardware="rtx-2080-ti-x", allow_idle_meter=True),
+        metadata=bearer_metadata(TOKEN),
+        timeout=120,
+    )
+    assert code == grpc.StatusCode.FAILED_PRECONDITION, details
+    assert "did not see the work" not in details and "kept aside" in details
+    # and the command line's flag is that override
+    monkeypatch.setenv("JOULECAST_TOKEN", TOKEN)
+    capsys.readouterr()
+    argv = ["retrain", "--hardware", "rtx-2080-ti-x", "--server", served.address]
+    assert main(argv) != 0
+    assert "did not see the work" in capsys.readouterr().err
+    assert main([*argv, "--allow-idle-meter"]) != 0
+    assert "kept aside" in capsys.readouterr().err
