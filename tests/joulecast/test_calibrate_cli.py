@@ -173,6 +173,7 @@ def test_the_cpu_path_measures_cpu_seconds_and_fits_its_own_predictor(tmp_path, 
     assert all(r.energy_source == "estimate-cpu-time" and r.energy_is_estimate for r in rows)
     assert all(r.cpu_s is not None for r in rows)  # windows counted in CPU seconds
     assert "ESTIMATED" in err
+    assert "serves no other CPU's predictor to carry to these rows" in err  # an empty folder
     # The per-hardware fit either serves or, on three tiny networks, its canary keeps the
     # version aside and says why; its held-out errors are printed and the rows stay either way.
     assert "held out by configuration (train" in out and "held out by configuration (test" in out
