@@ -56,6 +56,40 @@ def test_counter_energy_is_the_traces_counter_difference() -> None:
     assert "replayed trace t4_steady" in m.notes
 
 
+def _pause_first_counter_read(meter: ReplayMeter, clock: ManualClock, pause_s: float) -> None:
+    """The next counter read finds the clock ``pause_s`` later than the read before it, as a
+    thread paused between a clock read and the counter read does; later reads do not."""
+    read = meter._device.total_energy_mj
+    paused = [False]
+
+    def read_after_a_pause() -> int | None:
+        if not paused[0]:
+            paused[0] = True
+            clock.advance(pause_s)
+        return read()
+
+    meter._device.total_energy_mj = read_after_a_pause  # type: ignore[method-assign]
+
+
+def test_a_paused_counter_read_neither_shortens_nor_stretches_a_window() -> None:
+    """A window's duration spans what its counter difference spans: the counter is stamped at
+    the middle of the clock reads around it, and a read that was paused is tried again. With
+    the time taken on one side only, this 16 ms window of a ~60 W board read ~14 W."""
+    clock = ManualClock(1.0)
+    with ReplayMeter(STEADY, clock=clock, sample_interval_s=0.01) as meter:
+        _pause_first_counter_read(meter, clock, 0.05)
+        reads_before = len(meter.nvml.counter_reads)
+        meter.begin_window("w")
+        assert len(meter.nvml.counter_reads) == reads_before + 2  # the paused read, again
+        clock.advance(0.016)
+        m = meter.end_window("w")
+    trace = Trace.load(STEADY)
+    expected_j = (int(trace.energy_mj_at(1.066)) - int(trace.energy_mj_at(1.05))) / 1000
+    assert m.duration_s == pytest.approx(0.016)
+    assert m.energy_j == pytest.approx(expected_j, abs=1e-9)
+    assert 50 < m.energy_j / m.duration_s < 70
+
+
 def test_counter_keeps_counting_when_the_trace_loops() -> None:
     clock = ManualClock(9.0)
     with ReplayMeter(STEADY, clock=clock) as meter:
