@@ -462,9 +462,7 @@ def import_records(
     result.graphs = len(graph_bytes)
     if result.problems and not skip_bad:
         raise BadImport(result.problems)
-    rows_read = list(rows.values())
-    limits = idle_meter.catalog_limits(rows_read)
-    result.warnings = [f.message() for f in idle_meter.findings(rows_read, limits)]
+    result.warnings = [f.message() for f in idle_meter.findings(rows.values())]
     if dry_run:  # reads only: the store is neither created nor touched
         stored: set[str] = set()
         if Path(db).exists():

@@ -64,18 +64,17 @@ class IdleMeter:
         )
 
 
-def findings(rows: Iterable[Row], power_limit_w: dict[str, float] | None = None) -> list[IdleMeter]:
-    """The (hardware, phase) groups of measured GPU rows whose meter saw an idle board.
-
-    ``power_limit_w``: board power limit per hardware where the rows do not record one (from
-    the catalog, :func:`catalog_limits`)."""
+def findings(rows: Iterable[Row]) -> list[IdleMeter]:
+    """The (hardware, phase) groups of measured GPU rows whose meter saw an idle board (a
+    board's power limit, where its rows record none, is the catalog's: :func:`catalog_limits`)."""
     groups: dict[tuple[str, str], list[Row]] = defaultdict(list)
     for row in rows:
         if _judged(row):
             groups[row.hardware, row.phase].append(row)
+    limits = catalog_limits(row for members in groups.values() for row in members)
     found = []
     for (hardware, phase), members in sorted(groups.items()):
-        finding = _judge(hardware, phase, members, (power_limit_w or {}).get(hardware))
+        finding = _judge(hardware, phase, members, limits.get(hardware))
         if finding is not None:
             found.append(finding)
     return found
@@ -91,7 +90,7 @@ def refuse(store_path: str | Path, hardware: str | None = None) -> None:
     served as a measurement of the work."""
     with MeasurementStore(store_path, read_only=True) as store:
         rows = store.rows(status="ok", hardware=hardware)
-    found = findings(rows, catalog_limits(rows))
+    found = findings(rows)
     if found:
         raise IdleMeterRows(
             "; ".join(f.message() for f in found)

@@ -34,30 +34,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from joulecast.errors import (
-    Cancelled,
-    FailedPrecondition,
-    InternalError,
-    InvalidArgument,
-    JoulecastError,
-    NotFound,
-    ResourceLimit,
-)
+from joulecast.errors import Cancelled, InternalError, JoulecastError, ResourceLimit
 from server.cancel import CallCancel
+from server.profile_worker import error_classes
+from server.settings import MiB
 
 logger = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parents[1]
-MiB = 1024 * 1024
 _BOOTSTRAP = (
     "import sys; sys.path.insert(0, sys.argv.pop(1)); "
     "from server.retrain_child import child_main; sys.exit(child_main(sys.argv[1:]))"
 )
-_KINDS: dict[str, type[JoulecastError]] = {
-    cls.__name__: cls for cls in (ResourceLimit, InvalidArgument, NotFound, FailedPrecondition)
-}
-"""The errors an answer names by class; the parent raises the same class again (so the gRPC
-edge maps it to the same code). Any other error comes back as an internal one."""
+_KINDS: dict[str, type[JoulecastError]] = {cls.__name__: cls for cls in error_classes()}
+"""The errors an answer names by class, those of the profiling workers' answers; the parent
+raises the same class again (so the gRPC edge maps it to the same code). Any other error comes
+back as an internal one."""
 POLL_S = 0.1
 PARENT_WATCH_S = 1.0
 

@@ -84,7 +84,7 @@ def test_no_shipped_gpu_measurement_reads_an_idle_board(store: str) -> None:
     with MeasurementStore(REPO / "artifacts" / "measurements" / store, read_only=True) as s:
         rows = s.rows(status="ok")
     assert any(idle_meter._judged(r) for r in rows)
-    assert idle_meter.findings(rows, idle_meter.catalog_limits(rows)) == []
+    assert idle_meter.findings(rows) == []
 
 
 def test_getzner_gpu_energy_is_caught_at_import_and_refused_by_fit(tmp_path, capsys) -> None:
