@@ -174,15 +174,17 @@ def _fit_cpu(args: argparse.Namespace, suite: SuiteResult) -> int:
     from estimator.dataset import from_store
 
     prior = choose_prior(args.artifacts, exclude=suite.hardware)
-    few = is_few(from_store(args.db, suite.hardware))
-    if prior is None and few:
+    if prior is None:
+        # the rows are a suite's few (a whole sweep is never calibrated into: see
+        # _keep_a_larger_sweep), so they are featurized once, by the fit alone
         print(
             f"NOTE: {args.artifacts} serves no other CPU's predictor to carry to these rows: "
             "they are fitted alone, and a suite alone erred by 36-62 % on networks it never "
             "saw; give --artifacts a folder that serves one (the shipped artifacts/ does)",
             file=sys.stderr,
         )
-    if prior is None or not few:
+        return _fit_cpu_alone(args, suite)
+    if not is_few(from_store(args.db, suite.hardware)):
         return _fit_cpu_alone(args, suite)
     done = carry_and_publish(args.db, suite.hardware, args.artifacts)
     bundle = done.published.bundle

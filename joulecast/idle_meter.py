@@ -71,10 +71,9 @@ def findings(rows: Iterable[Row]) -> list[IdleMeter]:
     for row in rows:
         if _judged(row):
             groups[row.hardware, row.phase].append(row)
-    limits = catalog_limits(row for members in groups.values() for row in members)
     found = []
     for (hardware, phase), members in sorted(groups.items()):
-        finding = _judge(hardware, phase, members, limits.get(hardware))
+        finding = _judge(hardware, phase, members)
         if finding is not None:
             found.append(finding)
     return found
@@ -128,7 +127,7 @@ def _judged(row: Row) -> bool:
     )
 
 
-def _judge(hardware: str, phase: str, rows: list[Row], catalog_w: float | None) -> IdleMeter | None:
+def _judge(hardware: str, phase: str, rows: list[Row]) -> IdleMeter | None:
     by_config: dict[str, list[Row]] = defaultdict(list)
     for row in rows:
         by_config[row.config_id].append(row)
@@ -138,14 +137,14 @@ def _judge(hardware: str, phase: str, rows: list[Row], catalog_w: float | None) 
     low, high = min(power.values()), max(power.values())
     if high > FLAT_RATIO * low:
         return None
-    evidence = _evidence(rows, by_config, high, catalog_w)
+    evidence = _evidence(hardware, rows, by_config, high)
     if evidence is None:
         return None
     return IdleMeter(hardware, phase, len(by_config), low, high, evidence)
 
 
 def _evidence(
-    rows: list[Row], by_config: dict[str, list[Row]], high_w: float, catalog_w: float | None
+    hardware: str, rows: list[Row], by_config: dict[str, list[Row]], high_w: float
 ) -> str | None:
     utils = [r.gpu_util_mean for r in rows]
     if all(u is not None for u in utils) and max(utils) <= IDLE_UTIL_PCT:  # type: ignore[type-var]
@@ -154,12 +153,10 @@ def _evidence(
     if idles and high_w <= IDLE_MARGIN * statistics.median(idles):
         return f"no more than their idle baseline ({statistics.median(idles):.1f} W)"
     limits = [r.power_limit_w for r in rows if r.power_limit_w]
-    limit_w = statistics.median(limits) if limits else catalog_w
-    rates = [
-        statistics.median(r for r in map(_flop_rate, rs) if r is not None)
-        for rs in by_config.values()
-        if any(_flop_rate(r) is not None for r in rs)
-    ]
+    # the catalog is asked only for a flat group whose rows record no limit
+    limit_w = statistics.median(limits) if limits else catalog_limits(rows).get(hardware)
+    per_config = ([x for x in map(_flop_rate, rs) if x is not None] for rs in by_config.values())
+    rates = [statistics.median(known) for known in per_config if known]
     if limit_w and high_w < LOW_SHARE * limit_w and len(rates) >= MIN_CONFIGS:
         spread = max(rates) / min(rates)
         if spread >= WORK_RATE_SPREAD:
