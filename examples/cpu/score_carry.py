@@ -5,7 +5,8 @@
 holding the suite's rows (plan ``calibrate``) and held-out rows (by default plan
 ``holdout-cpu``: twelve configurations of the four families that no other plan holds, measured
 with ``joulecast collect --plan collector/plans/holdout-cpu.json --meter cpu-time
---window-seconds 2 --repeats 3``), then answers every held-out configuration-phase with the
+--window-seconds 2 --repeats 3``; ``--holdout-plan holdout-cpu-b`` scores the second set of twelve
+that some stores hold), then answers every held-out configuration-phase with the
 carried predictor and with its prior as it is: the median error of each, and how many
 measurements fall inside the carried 90 % interval. Nothing is published.
 
