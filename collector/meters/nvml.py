@@ -35,6 +35,7 @@ from typing import Any
 from collector.meters.base import EnergyMeter, Measurement, MeterUnavailable, with_idle_baseline
 from collector.meters.nvml_device import NvmlDevice
 from collector.meters.sampler import DEFAULT_INTERVAL_S, Sampler, sample_for, summarize
+from collector.meters.stamp import stamped_read
 from collector.meters.windows import pop_window, start_window
 from joulecast.errors import InvalidArgument
 from joulecast.measurement import SOURCE_NVML_COUNTER, SOURCE_NVML_INTEGRAL, TraceSample
@@ -42,9 +43,6 @@ from joulecast.measurement import SOURCE_NVML_COUNTER, SOURCE_NVML_INTEGRAL, Tra
 logger = logging.getLogger(__name__)
 
 COUNTER_UPDATE_PERIOD_S = 0.1
-TIGHT_READ_S = 0.002
-"""A counter read whose surrounding clock reads lie further apart was interrupted: try again."""
-COUNTER_READ_TRIES = 3
 IMPOSSIBLE_OVER_LIMIT = 1.5
 """A short window whose counter difference implies more than this many times the board's power
 limit holds a counter step, not the window's energy (boards exceed their limit in short spikes,
@@ -268,23 +266,11 @@ class NvmlMeter(EnergyMeter):
         return summarize(trace).power_mean_w
 
     def _stamped_counter(self) -> tuple[float, int | None]:
-        """The energy counter (None without one) and the time it was read: the midpoint of the
-        clock reads around it, so that a window's duration spans what its counter difference
-        spans. Taking the time on one side only let a thread paused between the two reads shorten
-        the energy interval against the duration: a 16 ms window of an idle 10 W board once read
-        7.5 W. A read slower than :data:`TIGHT_READ_S` is tried again (the tightest is kept)."""
+        """The energy counter (None without one) and the time it stands for
+        (:func:`collector.meters.stamp.stamped_read`)."""
         if not self.use_counter:
             return self._clock(), None
-        best: tuple[float, float, int | None] | None = None
-        for _ in range(COUNTER_READ_TRIES):
-            before = self._clock()
-            energy = self._device.total_energy_mj()
-            after = self._clock()
-            if best is None or after - before < best[0]:
-                best = (after - before, (before + after) / 2, energy)
-            if after - before <= TIGHT_READ_S:
-                break
-        return best[1], best[2]
+        return stamped_read(self._device.total_energy_mj, self._clock)
 
     def describe(self) -> dict[str, str]:
         return {"meter": self.name, "energy_source": self.energy_source, **self._device.describe()}

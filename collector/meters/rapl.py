@@ -27,6 +27,7 @@ from pathlib import Path
 
 from collector.meters.base import EnergyMeter, Measurement, MeterUnavailable, with_idle_baseline
 from collector.meters.sampler import DEFAULT_INTERVAL_S, Sampler
+from collector.meters.stamp import stamped_read
 from collector.meters.windows import pop_window, start_window
 from joulecast.errors import InvalidArgument
 from joulecast.measurement import SOURCE_RAPL, TraceSample
@@ -79,18 +80,22 @@ def counter_delta_uj(before: int, after: int, max_range_uj: int) -> int:
 
 
 class _Accumulator:
-    """Sums the package counters' steps from one window's first read to its last."""
+    """Sums the package counters' steps from one window's first read to its last, and knows
+    when those reads were taken: the window's duration is the time between them, so that it
+    spans what the energy does (:func:`collector.meters.stamp.stamped_read`)."""
 
-    def __init__(self, zones: list[RaplZone]) -> None:
+    def __init__(self, zones: list[RaplZone], clock: Callable[[], float]) -> None:
         self.zones = zones
+        self.clock = clock
         self.energy_uj = 0
         self.wraps = 0
+        self.first_t: float | None = None
         self._last: list[int] | None = None
         self._last_t: float | None = None
         self._lock = threading.Lock()
 
-    def probe(self, t_s: float) -> TraceSample:
-        values = [zone.read_uj() for zone in self.zones]
+    def probe(self, _sampled_at_s: float) -> TraceSample:
+        t_s, values = stamped_read(lambda: [zone.read_uj() for zone in self.zones], self.clock)
         with self._lock:
             power_w = None
             if self._last is not None and self._last_t is not None:
@@ -101,8 +106,17 @@ class _Accumulator:
                 self.energy_uj += step
                 if t_s > self._last_t:
                     power_w = step / 1e6 / (t_s - self._last_t)
+            else:
+                self.first_t = t_s
             self._last, self._last_t = values, t_s
         return TraceSample(t_s=t_s, power_w=power_w)
+
+    @property
+    def duration_s(self) -> float:
+        """Seconds from the first read to the last (0 before two reads)."""
+        if self.first_t is None or self._last_t is None:
+            return 0.0
+        return self._last_t - self.first_t
 
 
 class RaplMeter(EnergyMeter):
@@ -129,20 +143,20 @@ class RaplMeter(EnergyMeter):
         self.sample_interval_s = sample_interval_s
         self._clock = clock
         self.zones = find_package_zones(self.root)
-        self._windows: dict[str, tuple[float, _Accumulator, Sampler]] = {}
+        self._windows: dict[str, tuple[_Accumulator, Sampler]] = {}
 
     def begin_window(self, key: str, sync: Callable[[], None] | None = None) -> None:
         start_window(self._windows, key, sync)
-        accumulator = _Accumulator(self.zones)
+        accumulator = _Accumulator(self.zones, self._clock)
         sampler = Sampler(accumulator.probe, self.sample_interval_s, self._clock).start()
-        self._windows[key] = (self._clock(), accumulator, sampler)
+        self._windows[key] = (accumulator, sampler)
 
     def end_window(self, key: str, sync: Callable[[], None] | None = None) -> Measurement:
-        t0, accumulator, sampler = pop_window(self._windows, key)
+        accumulator, sampler = pop_window(self._windows, key)
         if sync is not None:
             sync()
         trace = sampler.stop()
-        duration_s = self._clock() - t0
+        duration_s = accumulator.duration_s
         if sampler.errors:
             raise MeterUnavailable(f"RAPL read failed during window {key!r}: {sampler.first_error}")
         energy_j = accumulator.energy_uj / 1e6
@@ -184,7 +198,7 @@ class RaplMeter(EnergyMeter):
         }
 
     def close(self) -> None:
-        for _, _, sampler in self._windows.values():
+        for _, sampler in self._windows.values():
             sampler.stop()
         self._windows.clear()
 

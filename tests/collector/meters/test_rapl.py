@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from collector.meters.base import MeterUnavailable
-from collector.meters.rapl import RaplMeter, counter_delta_uj, find_package_zones
+from collector.meters.rapl import RaplMeter, RaplZone, counter_delta_uj, find_package_zones
+from collector.meters.replay import ManualClock
+from collector.meters.sampler import Sampler
 from joulecast.measurement import SOURCE_RAPL
 
 MAX_UJ = 262_143_328_850
@@ -109,3 +111,69 @@ def test_unreadable_counter_is_our_error(tmp_path: Path) -> None:
     (path / "energy_uj").mkdir()  # reading it fails even as root
     with pytest.raises(MeterUnavailable, match="cannot read"):
         RaplMeter(root=tmp_path)
+
+
+class _BurningClock(ManualClock):
+    """A manual clock beside a package that draws ``watts``: moving the clock moves the
+    package's counter file with it, as a real CPU's would."""
+
+    def __init__(self, counter: Path, watts: float) -> None:
+        super().__init__(0.0)
+        self.counter = counter
+        self.watts = watts
+        self.energy_uj = int(counter.read_text())
+
+    def advance(self, dt_s: float) -> None:
+        super().advance(dt_s)
+        self.energy_uj += round(self.watts * dt_s * 1e6)
+        write(self.counter, self.energy_uj)
+
+
+def test_a_pause_after_the_first_read_stretches_duration_and_energy_alike(
+    powercap: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The window's duration runs from its first counter read to its last, so a thread paused
+    right after the first read (starting the sampler thread, say) adds to both: with the clock
+    read after the sampler had started, this 16 ms window of a 40 W package read 165 W."""
+    clock = _BurningClock(powercap / "intel-rapl:1" / "energy_uj", watts=40.0)
+    start = Sampler.start
+
+    def start_then_pause(self: Sampler) -> Sampler:
+        started = start(self)
+        clock.advance(0.05)
+        return started
+
+    monkeypatch.setattr(Sampler, "start", start_then_pause)
+    with RaplMeter(root=powercap, sample_interval_s=60, clock=clock) as meter:
+        meter.begin_window("w")
+        clock.advance(0.016)
+        m = meter.end_window("w")
+    assert m.duration_s == pytest.approx(0.066)
+    assert m.energy_j == pytest.approx(40.0 * 0.066)
+    assert m.power_mean_w == pytest.approx(40.0)
+
+
+def test_a_paused_counter_read_is_read_again(
+    powercap: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read whose clock reads lie far apart was paused midway: it is read again, and the
+    window starts at the tight read."""
+    clock = _BurningClock(powercap / "intel-rapl:1" / "energy_uj", watts=40.0)
+    read = RaplZone.read_uj
+    reads = [0]
+
+    def read_paused_once(self: RaplZone) -> int:
+        reads[0] += 1
+        if reads[0] == 1:
+            clock.advance(0.05)
+        return read(self)
+
+    monkeypatch.setattr(RaplZone, "read_uj", read_paused_once)
+    with RaplMeter(root=powercap, sample_interval_s=60, clock=clock) as meter:
+        reads[0] = 0  # the zones' readability check at construction is not a window's read
+        meter.begin_window("w")
+        clock.advance(0.016)
+        m = meter.end_window("w")
+    assert reads[0] == 3 * 2  # 2 zones: the paused first read, again, and the last
+    assert m.duration_s == pytest.approx(0.016)
+    assert m.power_mean_w == pytest.approx(40.0)
