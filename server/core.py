@@ -57,6 +57,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 MAX_RUN_KEY = 1000
+STOPPED_RETRAIN_WAIT_S = 10.0
+"""How long a Retrain waits for the one before it to end once that one's call was stopped (its
+fit is killed within a second; reloading the served version takes a moment more)."""
 
 
 class Registry(Protocol):
@@ -297,6 +300,8 @@ class EstimatorCore:
         self._layer_models = _LayerModels()
         self._write_lock = threading.Lock()
         self._retrain_lock = threading.Lock()
+        self._retrain_cancel: CallCancel | None = None
+        """The running retrain's cancellation (None: none running, or one nothing can stop)."""
 
     # -- predict ---------------------------------------------------------------------------
 
@@ -568,8 +573,9 @@ class EstimatorCore:
         check_hardware_name(hardware)  # before the store is read or anything fitted
         if self._db_path is None:
             raise FailedPrecondition("this server has no measurement store (start it with --db)")
-        if not self._retrain_lock.acquire(blocking=False):
+        if not self._retrain_lock.acquire(blocking=False) and not self._after_a_stopped_one():
             raise FailedPrecondition("a retrain is already running; try again when it ends")
+        self._retrain_cancel = cancel
         try:
             fit = self._fit or _default_fit()
             logger.info("retraining %s from %s", hardware, self._db_path)
@@ -600,7 +606,18 @@ class EstimatorCore:
                 scores=described.scores,
             )
         finally:
+            self._retrain_cancel = None
             self._retrain_lock.release()
+
+    def _after_a_stopped_one(self) -> bool:
+        """True once the retrain holding the slot has ended, when its call had been stopped
+        (waited for up to :data:`STOPPED_RETRAIN_WAIT_S`): its process is killed and the served
+        version reloaded a moment after its client has its answer, and a client that gave up
+        and asks again must not be told that one is running. False at once for a running one."""
+        running = self._retrain_cancel
+        if running is None or not running.is_set():
+            return False
+        return self._retrain_lock.acquire(timeout=STOPPED_RETRAIN_WAIT_S)
 
     def _reload_after_kill(self, hardware: str) -> None:
         try:

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -18,9 +19,11 @@ from hardening_harness import HARDWARE, TOKEN
 
 from estimator.artifacts import current_version
 from estimator.service import PredictorRegistry
-from joulecast.errors import ResourceLimit
+from joulecast.errors import FailedPrecondition, ResourceLimit
 from rpc.auth import bearer_metadata
 from rpc.generated import estimator_pb2 as pb
+from server.cancel import CallCancel
+from server.core import EstimatorCore, RetrainResult
 from server.retrain_child import FitInChild, MiB
 
 AUTH = bearer_metadata(TOKEN)
@@ -65,19 +68,6 @@ def _serve(start_server, artifacts: Path, db: Path, **settings):
     )
 
 
-def _retrain_when_free(stub, within_s: float) -> pb.RetrainResponse:
-    """Retrain, asking again while the slot of a retrain that was just stopped is still held."""
-    deadline = time.monotonic() + within_s
-    while True:
-        try:
-            return stub.Retrain(pb.RetrainRequest(hardware=HARDWARE), metadata=AUTH, timeout=300)
-        except grpc.RpcError as exc:
-            busy = "already running" in (exc.details() or "")
-            if not busy or time.monotonic() >= deadline:
-                raise
-            time.sleep(0.1)
-
-
 def test_a_fit_past_the_deadline_is_killed_and_the_version_stays(
     start_server, fitted_copy, rpc_error
 ) -> None:
@@ -106,9 +96,9 @@ def test_a_client_that_leaves_stops_the_fit_and_the_next_retrain_runs(
     future.cancel()
     assert _gone(artifacts, 1.5), "the fit went on after its client left"
     assert current_version(artifacts, HARDWARE) == old
-    # the retrain's slot is given back (once the stopped call has reloaded, a moment after its
-    # process is gone): a retrain that waits for its fit publishes
-    reply = _retrain_when_free(served.stub, within_s=10.0)
+    # asked again at once, while the stopped call may still be reloading: it waits for that,
+    # then fits and publishes
+    reply = served.stub.Retrain(pb.RetrainRequest(hardware=HARDWARE), metadata=AUTH, timeout=300)
     assert reply.version == current_version(artifacts, HARDWARE)
     assert reply.selected
 
@@ -166,3 +156,76 @@ def test_a_fit_past_its_memory_cap_is_refused(fitted_copy) -> None:
     with pytest.raises(ResourceLimit, match="needed more than 400 MiB"):
         FitInChild(memory_bytes=400 * MiB)(db, HARDWARE, artifacts)
     assert current_version(artifacts, HARDWARE) == old
+
+
+def _held_fit(entered: threading.Event, release: threading.Event):
+    """``fit_and_publish`` that waits, once entered, until ``release`` is set: a fit nothing
+    can stop (in process), as long as the test wants it to run."""
+    from estimator.publish import fit_and_publish
+
+    def fit(db: Path, hardware: str, artifacts: Path, **options: object):
+        entered.set()
+        assert release.wait(60), "the test never let the fit end"
+        return fit_and_publish(db, hardware, artifacts, **options)
+
+    return fit
+
+
+def _in_thread(call) -> tuple[threading.Thread, list]:
+    outcome: list = []
+
+    def run() -> None:
+        try:
+            outcome.append(call())
+        except Exception as exc:  # the test reads it
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, outcome
+
+
+def test_a_retrain_asked_while_a_stopped_one_ends_waits_for_it(fitted_copy) -> None:
+    """A client that gave up on its retrain and asks again finds the stopped one still ending
+    (its process being killed, the served version reloaded): it waits for it, then fits."""
+    artifacts, db = fitted_copy
+    entered, release = threading.Event(), threading.Event()
+    core = EstimatorCore(
+        PredictorRegistry(artifacts),
+        artifacts_dir=artifacts,
+        db_path=db,
+        fit=_held_fit(entered, release),
+        profiler=None,
+    )
+    stopped = CallCancel()
+    first, _ = _in_thread(lambda: core.retrain(HARDWARE, cancel=stopped))
+    assert entered.wait(30)
+    stopped.cancel()
+    second, second_outcome = _in_thread(lambda: core.retrain(HARDWARE))
+    second.join(0.5)
+    assert second.is_alive(), f"answered while the stopped retrain held the slot: {second_outcome}"
+    release.set()
+    first.join(60)
+    second.join(60)
+    assert isinstance(second_outcome[0], RetrainResult), second_outcome
+    assert second_outcome[0].version == current_version(artifacts, HARDWARE)
+
+
+def test_a_retrain_asked_while_one_runs_is_refused_at_once(fitted_copy) -> None:
+    artifacts, db = fitted_copy
+    entered, release = threading.Event(), threading.Event()
+    core = EstimatorCore(
+        PredictorRegistry(artifacts),
+        artifacts_dir=artifacts,
+        db_path=db,
+        fit=_held_fit(entered, release),
+        profiler=None,
+    )
+    first, _ = _in_thread(lambda: core.retrain(HARDWARE, cancel=CallCancel()))
+    assert entered.wait(30)
+    began = time.monotonic()
+    with pytest.raises(FailedPrecondition, match="already running"):
+        core.retrain(HARDWARE)
+    assert time.monotonic() - began < 1.0
+    release.set()
+    first.join(60)
