@@ -138,7 +138,7 @@ def refuse_busy_gpu(meter: object, device: str, allow: bool, say: Callable[[str]
 
 def suite_hardware(device: str, device_name: str, explicit: str | None) -> str:
     """The rows' hardware id: ``explicit``; on a GPU the catalog's id of the name NVML gives,
-    else that name slugged (the collector's default); on a CPU ``cpu-<model>``."""
+    else that name slugged (the collector's default); on a CPU ``cpu-<name>-f<family>m<model>``."""
     if explicit:
         return explicit
     if device == "cpu":

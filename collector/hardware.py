@@ -60,11 +60,18 @@ def cuda_device_name(index: int = 0) -> str:
 
 
 def default_hardware(device: str) -> str:
-    """Hardware id that keeps predictors apart: the GPU's name on cuda, 'cpu-<model>' on cpu."""
+    """Hardware id that keeps predictors apart: the GPU's name on cuda; on cpu 'cpu-<name>'
+    with the family and model numbers where /proc/cpuinfo gives them ('cpu-amd-epyc-f26m2'):
+    a VM's CPU name ("AMD EPYC", "Intel(R) Xeon(R) Processor") is the same across generations
+    that spent 0.4-1.1x each other's CPU time on the same work, and one id for both would mix
+    their rows in one predictor."""
     if device.startswith("cuda"):
         index = int(device.split(":")[1]) if ":" in device else 0
         return slug(cuda_device_name(index))
-    return "cpu-" + slug(cpu_name())
+    info = _cpuinfo()
+    family, model = info.get("cpu family", ""), info.get("model", "")
+    numbers = f"-f{family}m{model}" if family.isdigit() and model.isdigit() else ""
+    return "cpu-" + slug(cpu_name()) + numbers
 
 
 def sweep_hardware(

@@ -129,6 +129,34 @@ def refuse_without_resume(store: MeasurementStore, existing: int, options: Sweep
         )
 
 
+def refuse_another_machine(
+    store: MeasurementStore, options: SweepOptions, meter: EnergyMeter
+) -> None:
+    """FailedPrecondition when the store holds rows of this sweep's hardware id that another
+    machine measured (another GPU model on cuda, another CPU model on cpu): resuming would
+    skip what that machine measured as if this one had, and fit the two as one hardware."""
+    facts = meter.describe()
+    on_gpu = options.device.startswith("cuda")
+    field = "device_name" if on_gpu else "cpu_model"
+    here = facts.get(field) or ("" if on_gpu else cpu_model())
+    if not here:
+        return
+    others = sorted(
+        {
+            str(getattr(row, field))
+            for row in store.rows(status=None, hardware=options.hardware)
+            if row.device.startswith("cuda") == on_gpu and getattr(row, field)
+        }
+        - {here}
+    )
+    if others:
+        raise FailedPrecondition(
+            f"{store.path} holds rows of {options.hardware} measured on {others[0]!r}, and this "
+            f"machine is {here!r}: name this machine's rows with --hardware NAME, or use "
+            "another --db"
+        )
+
+
 def sweep_dataset(todo: Sequence[RunSpec], clips: Sequence[Clip], features: str) -> SpectrogramSet:
     """The clips the runs still to measure need (each run uses the first ``samples``)."""
     max_samples = max(spec.samples for spec in todo)

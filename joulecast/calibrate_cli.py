@@ -52,7 +52,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--hardware",
         help="hardware id of the rows and the predictor (default: the catalog's id of the GPU "
-        "NVML names, else its name slugged; cpu-<model> on a CPU)",
+        "NVML names, else its name slugged; on a CPU cpu-<name>-f<family>m<model>, e.g. "
+        "cpu-amd-epyc-f26m2)",
     )
     p.add_argument(
         "--budget-s",
@@ -285,7 +286,7 @@ def _print_loco(described: PredictorDescription) -> None:
 def _keep_a_larger_sweep(args: argparse.Namespace) -> None:
     """FailedPrecondition, before anything is measured, when ``--artifacts`` already serves a
     predictor of this CPU fitted on more rows than the whole suite would hold: the suite must
-    not replace a sweep (the shipped ``cpu-amd-epyc`` is this machine's 858 rows)."""
+    not replace a sweep (``--hardware cpu-amd-epyc`` names the shipped 858-row predictor)."""
     # imported when the command runs: `joulecast --help` stays light
     from collector.hardware import default_hardware
     from collector.plans import load_plan

@@ -23,6 +23,7 @@ from collector.runner import (
     SweepSummary,
     measure_run,
     plan_keys,
+    refuse_another_machine,
     refuse_without_resume,
     stored_windows,
     sweep_dataset,
@@ -51,6 +52,7 @@ def run_serial(
         raise FailedPrecondition("--device cuda asked, but torch sees no CUDA device")
     keys = plan_keys(runs, options)
     refuse_without_resume(store, len(store.all_keys() & set(keys)), options)
+    refuse_another_machine(store, options, meter)
     done = store.done_keys()
     summary = SweepSummary(skipped=len(done & set(keys)))
     todo = [spec for spec in runs if any(k not in done for k in plan_keys([spec], options))]

@@ -5,6 +5,7 @@ is not installed."""
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 from dataclasses import replace
@@ -92,6 +93,42 @@ def test_resume_planning_counts_a_unit_done_on_any_hardware(tmp_path: Path) -> N
         exact = plan_tasks(plan.runs, store, resumed, meter, "gpu-b", None)
         assert exact.rows == 8 and all(t.hardware == "gpu-b" for t in exact.tasks)
     assert unit_key("p/c/s8/b8/e1/test/r3@tesla-t4/cuda") == "p/c/s8/b8/e1/test/r3@*/cuda"
+
+
+def test_a_store_of_another_machine_is_not_resumed_as_this_one(tmp_path: Path) -> None:
+    """Rows of the same hardware id that another CPU measured are neither skipped as done
+    here nor mixed with this machine's: the resume is refused, with what to do instead."""
+    plan = _plan(tmp_path)
+    db = tmp_path / "m.db"
+    options = SweepOptions(hardware="cpu-lab", resume=True)
+    with ReplayMeter(TRACE) as meter, MeasurementStore(db) as store:
+        run_serial(plan.runs[:1], synthetic_clips(8), store, meter, options)
+    with sqlite3.connect(db) as raw:  # as a machine of another CPU model wrote them
+        raw.execute("UPDATE measurements SET cpu_model = 'AMD EPYC (cpu family 25, model 1)'")
+    with ReplayMeter(TRACE) as meter, MeasurementStore(db) as store:
+        with pytest.raises(FailedPrecondition, match=r"measured on 'AMD EPYC .*--hardware"):
+            run_serial(plan.runs, synthetic_clips(8), store, meter, options)
+        assert len(store.rows()) == 2  # nothing measured, nothing skipped as done
+        named = run_serial(
+            plan.runs[:1], synthetic_clips(8), store, meter, replace(options, hardware="cpu-2")
+        )
+        assert (named.measured, named.skipped) == (2, 0)
+
+
+def test_a_cpu_id_names_the_family_and_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A VM names two CPU generations alike ("AMD EPYC"); the default id tells them apart."""
+    from collector import hardware
+
+    for info, expected in [
+        ({"model name": "AMD EPYC", "cpu family": "26", "model": "2"}, "cpu-amd-epyc-f26m2"),
+        (
+            {"model name": "Intel(R) Xeon(R) Processor", "cpu family": "6", "model": "207"},
+            "cpu-intel-xeon-f6m207",
+        ),
+        ({"model name": "Neoverse-N1"}, "cpu-neoverse-n1"),  # no numbers: the name alone
+    ]:
+        monkeypatch.setattr(hardware, "_cpuinfo", lambda info=info: info)
+        assert hardware.default_hardware("cpu") == expected
 
 
 def test_executor_ray_without_ray_fails_with_one_line_saying_what_to_install(
