@@ -152,12 +152,32 @@ def from_rows(rows: list[Row], graphs: dict[str, bytes | None], hardware: str) -
         )
     for reason, n in sorted(skipped.items()):
         warnings.append(f"{n} row(s) skipped: {reason}")
+    warnings.extend(_machines_warning(rows, hardware))
     import pandas as pd  # only when a frame is built: loading a predictor imports no pandas
 
     frame = pd.DataFrame.from_records(records)
     if frame.empty:
         raise FailedPrecondition(f"no usable measurements for hardware {hardware!r}")
     return _finish(hardware, frame, warnings)
+
+
+def _machines_warning(rows: list[Row], hardware: str) -> list[str]:
+    """A warning when ``hardware``'s rows say they were measured on more than one machine
+    (GPU rows by the GPU's name, CPU rows by the CPU model): a predictor of one id answers for
+    one machine, and CPUs sold under one name spent 0.4-1.1x each other's time on the same
+    work. Rows that name no machine (imported ones often) say nothing either way."""
+    machines = Counter(
+        (row.device_name if row.device.startswith("cuda") else row.cpu_model)
+        for row in rows
+        if (row.device_name if row.device.startswith("cuda") else row.cpu_model)
+    )
+    if len(machines) < 2:
+        return []
+    return [
+        f"the rows of {hardware} were measured on {len(machines)} machines "
+        f"({'; '.join(f'{name}: {n} rows' for name, n in machines.most_common())}): a "
+        "predictor of one hardware answers for one machine; give each its own name"
+    ]
 
 
 def from_frame(hardware: str, frame: pd.DataFrame) -> Dataset:

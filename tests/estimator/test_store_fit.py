@@ -96,6 +96,23 @@ def test_dataset_from_store_featurizes_graphs(store_path: Path) -> None:
         from_store(store_path, "gpu-x")
 
 
+def test_rows_of_one_name_from_two_machines_are_warned_about(
+    store_path: Path, tmp_path: Path
+) -> None:
+    assert not any("machines" in w for w in from_store(store_path, "cpu-small").warnings)
+    mixed = tmp_path / "mixed.db"
+    with MeasurementStore(store_path, read_only=True) as source, MeasurementStore(mixed) as out:
+        for i, row in enumerate(source.rows(hardware="cpu-small")):
+            out.put_graph(source.get_graph(row.graph_sha256))  # type: ignore[arg-type]
+            cpu = "AMD EPYC (cpu family 26, model 2)" if i % 4 else "Intel(R) Xeon(R) (family 6)"
+            out.put_row(Row(**{**row.__dict__, "cpu_model": cpu}))
+    warned = [w for w in from_store(mixed, "cpu-small").warnings if "machines" in w]
+    assert len(warned) == 1
+    assert (
+        "measured on 2 machines" in warned[0] and "AMD EPYC (cpu family 26, model 2)" in warned[0]
+    )
+
+
 def test_fit_and_publish_then_serve(store_path: Path, tmp_path: Path) -> None:
     result = fit_and_publish(store_path, "cpu-small", tmp_path)
     assert set(result.as_dict()) >= {"hardware", "version", "scores", "selected"}
