@@ -56,7 +56,8 @@ POWER_SIGMA = 1.0
 """Prior width of the power ratio's log (many rows inform it: every one has a power)."""
 MAX_CONFIG_PHASES = 20
 """A CPU whose rows span fewer configuration-phases is carried from a prior, not fitted alone
-(the reference suite has 18)."""
+(the CPU's reference suite has 44, the GPU's 18: a budget cut or a few imported rows fall
+below it)."""
 MIN_CONFIGS = 3
 """Configurations needed to hold one out and size the interval on the rows themselves."""
 FEW_WIDEN = math.log(2.0)

@@ -1,0 +1,72 @@
+"""Score a published CPU calibration on configurations it never saw.
+
+``joulecast calibrate --device cpu --db SUITE.db --artifacts DIR`` publishes a predictor of this
+CPU (fitted on the suite's rows, or another CPU's carried to them when the budget left too
+few). This script asks that predictor, as served from ``DIR``, for every held-out
+configuration-phase of a store (by default plans ``holdout-cpu`` and ``holdout-cpu-b``: twelve
+configurations each, of the four paper families, that no other plan holds) and prints its
+median error and how many measurements fall inside its 90 % interval, per held-out set.
+
+    joulecast calibrate --device cpu --db runs/cal.db --artifacts /tmp/cal-artifacts
+    PYTHONPATH=. python examples/cpu/score_calibration.py --artifacts /tmp/cal-artifacts \\
+        --hardware cpu-intel-xeon-f6m207 --db artifacts/measurements/cpu-xeon-f6m207.db
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from estimator.dataset import aggregate_repeats, from_rows
+from estimator.service import PredictorRegistry
+from joulecast.graph import profile_graph
+from joulecast.store import MeasurementStore
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--artifacts", type=Path, required=True, help="where it was published")
+    parser.add_argument("--hardware", required=True, help="the calibrated predictor's hardware")
+    parser.add_argument("--db", type=Path, required=True, help="store of the held-out rows")
+    parser.add_argument("--plans", default="holdout-cpu,holdout-cpu-b")
+    args = parser.parse_args()
+
+    registry = PredictorRegistry(args.artifacts)
+    with MeasurementStore(args.db, read_only=True) as store:
+        rows = [r for r in store.rows() if r.plan in args.plans.split(",")]
+        graphs = {r.graph_sha256: store.get_graph(r.graph_sha256) for r in rows if r.graph_sha256}
+    held = rows[0].hardware
+    print(f"{args.hardware} (from {args.artifacts}) answering {held}'s held-out rows")
+    for plan in args.plans.split(","):
+        part = [r for r in rows if r.plan == plan]
+        if not part:
+            continue
+        frame = aggregate_repeats(from_rows(part, graphs, held).frame)
+        ratio, inside, phases = [], [], []
+        for row in frame.itertuples():
+            graph = graphs[next(r.graph_sha256 for r in part if r.config_id == row.config_id)]
+            answer = registry.predict(
+                profile_graph(graph),  # type: ignore[arg-type]
+                batch_size=int(row.batch_size),
+                samples=int(row.samples),
+                epochs=int(row.epochs),
+                hardware=args.hardware,
+            )
+            phase = getattr(answer, row.phase)
+            measured = row.energy_per_sample_j * row.samples * row.epochs
+            ratio.append(phase.energy_j / measured)
+            inside.append(phase.energy_low_j <= measured <= phase.energy_high_j)
+            phases.append(row.phase)
+        r, ok, ph = np.array(ratio), np.array(inside), np.array(phases)
+        for name, mask in (("train", ph == "train"), ("test", ph == "test"), ("all", ph != "")):
+            print(
+                f"{plan:14} {name:5}: median error {np.median(np.abs(r[mask] - 1)):.1%}, "
+                f"{int(ok[mask].sum())} of {int(mask.sum())} inside the 90 % interval, "
+                f"answers x{r[mask].min():.2f}..x{r[mask].max():.2f} of the measurement"
+            )
+
+
+if __name__ == "__main__":
+    main()
