@@ -86,8 +86,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--repeats",
         type=int,
-        help="repeats per item (default 3 on a GPU, 1 on a CPU, whose CPU-time windows repeat "
-        "within 1-4 %%: its suite spends the budget on more configurations instead)",
+        help="repeats per item (default 3 on a GPU, 1 on a CPU: its suite spends the budget "
+        "on more configurations instead)",
     )
     p.add_argument(
         "--idle-s", type=float, default=1.0, help="idle baseline per configuration, s (GPU)"
@@ -102,12 +102,16 @@ parameters need (``collector/plans/calibrate.json``)."""
 CPU_SUITE = "calibrate-cpu"
 """The CPU's suite: some twenty configurations of the paper's families measured once, enough to
 fit this CPU's own roofline (``collector/plans/calibrate-cpu.json``). On the Intel Xeon VM of
-2026-12-06 that roofline answered two held-out sets of twelve configurations at 10.5 % and
-13.9 % median error, where the shipped EPYC predictor carried by the GPU suite's rows erred
-by 12.0 % and 19.2 %."""
+2026-12-06, two runs of it answered two held-out sets of twelve configurations at 10.5-13.2 %
+and 13.9-15.4 % median error, every one answered; two runs of the GPU's suite carrying the
+shipped EPYC predictor answered them at 12.0-28.6 % and 15.0-25.5 %, refusing 4 of 24
+(``artifacts/measurements/cpu-xeon-f6m207.README.md``)."""
 GPU_REPEATS = 3
 CPU_REPEATS = 1
-"""A CPU's windows of CPU time repeat within 1-4 %: its budget buys more configurations."""
+"""A CPU's suite measures each configuration once: its fit needs many configurations more
+than it needs each one's noise averaged (repeats of a window of CPU time spread by a median 8-11 %
+on this project's VMs, and by as much between runs minutes apart, so three repeats would buy a
+third of the configurations and hardly a steadier answer)."""
 
 
 def _suite_defaults(args: argparse.Namespace) -> None:

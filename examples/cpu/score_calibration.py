@@ -10,34 +10,81 @@ median error and how many measurements fall inside its 90 % interval, per held-o
     joulecast calibrate --device cpu --db runs/cal.db --artifacts /tmp/cal-artifacts
     PYTHONPATH=. python examples/cpu/score_calibration.py --artifacts /tmp/cal-artifacts \\
         --hardware cpu-intel-xeon-f6m207 --db artifacts/measurements/cpu-xeon-f6m207.db
+
+``--fit-plan PLAN`` first does what ``calibrate`` does after measuring, on the rows of that
+plan kept in ``--db`` (or ``--suite-db``) (a copy of them in a temporary store, published into a temporary copy of
+``--artifacts``), then scores the result:
+
+    PYTHONPATH=. python examples/cpu/score_calibration.py --fit-plan calibrate-cpu \\
+        --db artifacts/measurements/cpu-xeon-f6m207.db
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from estimator.carry import MAX_CONFIG_PHASES, carry_and_publish
 from estimator.dataset import aggregate_repeats, from_rows
+from estimator.publish import fit_and_publish
 from estimator.service import PredictorRegistry
 from joulecast.graph import profile_graph
+from joulecast.measurement import Row
 from joulecast.store import MeasurementStore
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--artifacts", type=Path, required=True, help="where it was published")
-    parser.add_argument("--hardware", required=True, help="the calibrated predictor's hardware")
+    parser.add_argument("--artifacts", type=Path, default=Path("artifacts"))
+    parser.add_argument("--hardware", help="the calibrated predictor's (default: the rows')")
     parser.add_argument("--db", type=Path, required=True, help="store of the held-out rows")
     parser.add_argument("--plans", default="holdout-cpu,holdout-cpu-b")
+    parser.add_argument("--fit-plan", help="fit this plan's rows first, as calibrate does")
+    parser.add_argument("--suite-db", type=Path, help="store of --fit-plan's rows (default --db)")
     args = parser.parse_args()
 
-    registry = PredictorRegistry(args.artifacts)
     with MeasurementStore(args.db, read_only=True) as store:
         rows = [r for r in store.rows() if r.plan in args.plans.split(",")]
         graphs = {r.graph_sha256: store.get_graph(r.graph_sha256) for r in rows if r.graph_sha256}
     held = rows[0].hardware
+    args.hardware = args.hardware or held
+    with tempfile.TemporaryDirectory() as scratch:
+        if args.fit_plan:
+            args.artifacts = _fit(args, Path(scratch))
+        _score(args, PredictorRegistry(args.artifacts), rows, graphs, held)
+
+
+def _fit(args: argparse.Namespace, scratch: Path) -> Path:
+    """Publish what calibrate would from ``--fit-plan``'s rows into a copy of --artifacts."""
+    suite_db, artifacts = scratch / "suite.db", scratch / "artifacts"
+    shutil.copytree(args.artifacts / "predictors", artifacts / "predictors")
+    source = args.suite_db or args.db
+    with MeasurementStore(source, read_only=True) as store, MeasurementStore(suite_db) as out:
+        for row in store.rows(hardware=args.hardware):
+            if row.plan == args.fit_plan:
+                out.put_graph(store.get_graph(row.graph_sha256))  # type: ignore[arg-type]
+                out.put_row(row, store.trace(row.run_key))
+    with MeasurementStore(suite_db, read_only=True) as out:
+        measured = {(r.config_id, r.phase, r.batch_size) for r in out.rows()}
+    if len(measured) < MAX_CONFIG_PHASES:
+        published = carry_and_publish(suite_db, args.hardware, artifacts).published.version
+    else:
+        published = fit_and_publish(suite_db, args.hardware, artifacts).version
+    print(f"fitted {len(measured)} configuration-phases of plan {args.fit_plan}: {published}")
+    return artifacts
+
+
+def _score(
+    args: argparse.Namespace,
+    registry: PredictorRegistry,
+    rows: list[Row],
+    graphs: dict[str, bytes | None],
+    held: str,
+) -> None:
     print(f"{args.hardware} (from {args.artifacts}) answering {held}'s held-out rows")
     for plan in args.plans.split(","):
         part = [r for r in rows if r.plan == plan]
@@ -55,6 +102,9 @@ def main() -> None:
                 hardware=args.hardware,
             )
             phase = getattr(answer, row.phase)
+            if phase is None:  # this predictor does not answer the phase: said, not scored
+                print(f"  {row.config_id} b{row.batch_size} {row.phase}: no answer")
+                continue
             measured = row.energy_per_sample_j * row.samples * row.epochs
             ratio.append(phase.energy_j / measured)
             inside.append(phase.energy_low_j <= measured <= phase.energy_high_j)
