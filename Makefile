@@ -91,6 +91,7 @@ bench: venv
 	$(BIN)/python benchmarks/bench_cli.py
 	$(BIN)/python benchmarks/bench_weightless.py --compare
 	$(BIN)/python benchmarks/bench_retrain.py
+	$(BIN)/python benchmarks/bench_features.py
 	-$(BIN)/python benchmarks/bench_executor.py  # needs the ray extra
 
 clean:
