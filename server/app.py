@@ -124,6 +124,7 @@ def serve(
             min_rate_bytes_s=settings.stream_min_rate_bytes_s,
             rate_grace_s=settings.stream_rate_grace_s,
             max_streams_per_host=settings.max_streams_per_host,
+            max_calls_per_host=settings.max_calls_per_host,
         ),
     )
     pb_grpc.add_EnergyEstimatorServicer_to_server(servicer, server)

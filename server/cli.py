@@ -56,6 +56,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "than the server's 4; behind a proxy every client is one host: give 4)",
     )
     p.add_argument(
+        "--max-calls-per-host",
+        type=int,
+        default=None,
+        help="calls of any kind one client host may have in progress at once (default: three "
+        "quarters of the server's calls; behind a proxy every client is one host: give all)",
+    )
+    p.add_argument(
         "--retrain-deadline-s",
         type=float,
         default=1800.0,
@@ -118,6 +125,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         layer_deadline_s=args.layer_deadline_s,
         retrain_deadline_s=args.retrain_deadline_s,
         max_streams_per_host=args.max_streams_per_host,
+        max_calls_per_host=args.max_calls_per_host,
         stream_idle_s=args.stream_idle_s,
         max_call_bytes=args.max_call_bytes,
         stream_min_rate_bytes_s=args.stream_min_rate,

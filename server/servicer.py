@@ -126,7 +126,9 @@ class CallGate:
     second held a slot for 81 s, and four of them every slot). The server has more threads than
     ``max_calls``: health checks always find one. One host holds at most
     ``max_streams_per_host`` streams of a kind (by default one less than ``max_streams``), so
-    that a single machine cannot take every slot, however slowly it sends.
+    that a single machine cannot take every slot, however slowly it sends, and at most
+    ``max_calls_per_host`` calls of any kind (by default three quarters of ``max_calls``), so
+    that one machine asking many slow predictions at once leaves slots to the others.
     """
 
     def __init__(
@@ -138,6 +140,7 @@ class CallGate:
         min_rate_bytes_s: float = 256 * 1024,
         rate_grace_s: float = 5.0,
         max_streams_per_host: int | None = None,
+        max_calls_per_host: int | None = None,
     ) -> None:
         self._calls = threading.BoundedSemaphore(max_calls)
         self._streams = {
@@ -150,19 +153,25 @@ class CallGate:
         self.max_streams_per_host = (
             max(1, max_streams - 1) if max_streams_per_host is None else max_streams_per_host
         )
+        self.max_calls_per_host = (
+            max(1, 3 * max_calls // 4) if max_calls_per_host is None else max_calls_per_host
+        )
         self.idle_s = idle_s
         self.total_s = total_s
         self.min_rate_bytes_s = min_rate_bytes_s
         self.rate_grace_s = rate_grace_s
 
     @contextmanager
-    def call(self) -> Iterator[None]:
-        if not self._calls.acquire(blocking=False):
-            raise ResourceLimit(f"server busy: {self.max_calls} calls in progress; try again")
-        try:
-            yield
-        finally:
-            self._calls.release()
+    def call(self, host: str = "") -> Iterator[None]:
+        """A call slot for a client on ``host`` (:func:`peer_host`; "" counts no host), or
+        ResourceLimit at once: a unary call waits for nothing, holding no thread."""
+        with self._host_share("call", host, self.max_calls_per_host, wait_s=0.0):
+            if not self._calls.acquire(blocking=False):
+                raise ResourceLimit(f"server busy: {self.max_calls} calls in progress; try again")
+            try:
+                yield
+            finally:
+                self._calls.release()
 
     @contextmanager
     def stream(self, kind: str, host: str = "") -> Iterator[None]:
@@ -170,31 +179,35 @@ class CallGate:
         not starved by anonymous predictions) of a client on ``host`` (:func:`peer_host`);
         waits :data:`STREAM_SLOT_WAIT_S` at most, so that a slot freed by a stream that just
         ended is found."""
-        with self._host_share(kind, host):
+        with self._host_share(kind, host, self.max_streams_per_host, STREAM_SLOT_WAIT_S):
             slots = self._streams[kind]
             if not slots.acquire(timeout=STREAM_SLOT_WAIT_S):
                 raise ResourceLimit(
                     f"server busy: {self.max_streams} {kind} streams in progress; try again"
                 )
             try:
-                with self.call():
+                with self.call(host):
                     yield
             finally:
                 slots.release()
 
     @contextmanager
-    def _host_share(self, kind: str, host: str) -> Iterator[None]:
-        """One of ``host``'s ``kind`` slots, waiting :data:`STREAM_SLOT_WAIT_S` at most (a
-        client that abandons a stream and opens the next finds the old one still ending)."""
+    def _host_share(self, kind: str, host: str, limit: int, wait_s: float) -> Iterator[None]:
+        """One of ``host``'s ``limit`` slots of ``kind``, waiting ``wait_s`` at most (a client
+        that abandons a stream and opens the next finds the old one still ending). A call with
+        no host ("") is not counted."""
+        if not host:
+            yield
+            return
         key = (kind, host)
         with self._by_host_changed:
             if not self._by_host_changed.wait_for(
-                lambda: self._by_host.get(key, 0) < self.max_streams_per_host,
-                timeout=STREAM_SLOT_WAIT_S,
+                lambda: self._by_host.get(key, 0) < limit, timeout=wait_s
             ):
+                what = "call(s)" if kind == "call" else f"{kind} stream(s)"
                 raise ResourceLimit(
-                    f"server busy: this host already has {self._by_host[key]} {kind} "
-                    "stream(s) in progress, the most one host may hold; try again when one ends"
+                    f"server busy: this host already has {self._by_host[key]} {what} in "
+                    "progress, the most one host may hold; try again when one ends"
                 )
             self._by_host[key] = self._by_host.get(key, 0) + 1
         try:
@@ -270,7 +283,7 @@ class EnergyEstimatorServicer(pb_grpc.EnergyEstimatorServicer):
     def PredictEnergy(
         self, request: pb.PredictEnergyRequest, context: grpc.ServicerContext
     ) -> pb.PredictEnergyResponse:
-        with self._gate.call():
+        with self._gate.call(peer_host(context.peer())):
             query = converters.query_from_request(request)
             result = self._core.predict(query, CallCancel.of(context))
             return converters.response_from_result(result)
@@ -302,7 +315,7 @@ class EnergyEstimatorServicer(pb_grpc.EnergyEstimatorServicer):
         self, request: pb.RetrainRequest, context: grpc.ServicerContext
     ) -> pb.RetrainResponse:
         self._auth.require(context.invocation_metadata())
-        with self._gate.call():
+        with self._gate.call(peer_host(context.peer())):
             result = self._core.retrain(
                 request.hardware, CallCancel.of(context), allow_idle_meter=request.allow_idle_meter
             )
@@ -313,7 +326,7 @@ class EnergyEstimatorServicer(pb_grpc.EnergyEstimatorServicer):
         self, request: pb.DeleteMeasurementsRequest, context: grpc.ServicerContext
     ) -> pb.DeleteMeasurementsResponse:
         self._auth.require(context.invocation_metadata())
-        with self._gate.call():
+        with self._gate.call(peer_host(context.peer())):
             deleted, missing = self._core.delete_measurements(list(request.run_keys))
             return converters.response_from_deleted(deleted, missing)
 
@@ -321,6 +334,6 @@ class EnergyEstimatorServicer(pb_grpc.EnergyEstimatorServicer):
     def ListPredictors(
         self, request: pb.ListPredictorsRequest, context: grpc.ServicerContext
     ) -> pb.ListPredictorsResponse:
-        with self._gate.call():
+        with self._gate.call(peer_host(context.peer())):
             described, default = self._core.describe()
             return converters.response_from_predictors(described, default)

@@ -50,6 +50,11 @@ class ServerSettings:
     """Streaming calls of one kind that one client host may hold at once. ``None``: one less
     than ``streams_limit`` (at least 1), so that one machine never holds every slot. Behind a
     proxy every client is the proxy's host: raise it to ``streams_limit`` there."""
+    max_calls_per_host: int | None = None
+    """EnergyEstimator calls of any kind (streams included) that one client host may have in
+    progress at once. ``None``: three quarters of ``calls_limit`` (at least 1), so that one
+    machine asking many slow predictions leaves slots to the others. Behind a proxy every
+    client is the proxy's host: raise it to ``calls_limit`` there."""
     stream_idle_s: float = 10.0
     """Longest wait for the next message of a stream before it is cut off."""
     stream_total_s: float = 300.0
@@ -110,10 +115,9 @@ class ServerSettings:
                 "need 1 <= max_streams <= max_calls < max_workers (threads left for health), "
                 f"got {self.streams_limit}, {self.calls_limit}, {self.max_workers}"
             )
-        if self.max_streams_per_host is not None and self.max_streams_per_host < 1:
-            raise InvalidArgument(
-                f"max_streams_per_host must be at least 1, got {self.max_streams_per_host}"
-            )
+        for name in ("max_streams_per_host", "max_calls_per_host"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise InvalidArgument(f"{name} must be at least 1, got {getattr(self, name)}")
         if (
             min(self.profile_deadline_s, self.layer_deadline_s, self.retrain_deadline_s) <= 0
             or min(self.stream_idle_s, self.stream_total_s) <= 0

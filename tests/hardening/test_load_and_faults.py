@@ -62,6 +62,7 @@ def test_predict_under_writes_and_retrains(start_server, fitted_copy, make_rows,
         db_path=db,
         max_workers=16,
         max_streams_per_host=4,  # four writers, all on 127.0.0.1
+        max_calls_per_host=14,  # and every other client: all the calls 16 threads allow
     )
     templates = make_rows(HARDWARE, tag="load")
     before = _stored_keys(db)
