@@ -85,19 +85,6 @@ def test_cached_and_on_the_fly_sets_agree() -> None:
         torch.testing.assert_close(cached[i][1], live[i][1])
 
 
-def test_features_of_many_clips_at_once_are_each_clips_own() -> None:
-    """The cached set computes a chunk of clips in one pass: the very numbers of one clip at a
-    time, for full clips, a clip shorter than the frames need, and across a chunk's edge."""
-    from collector.data import FEATURE_CHUNK, Clip, cached_mel_features
-
-    short = np.linspace(-0.5, 0.5, 3000, dtype=np.float32)
-    clips = [*synthetic_clips(FEATURE_CHUNK + 2), Clip("short", (0.0,) * 10, lambda: short)]
-    many = cached_mel_features(clips)
-    assert many.shape == (len(clips), 1, 128, 64) and many.dtype == np.float32
-    for i in (0, FEATURE_CHUNK - 1, FEATURE_CHUNK, len(clips) - 1):
-        np.testing.assert_array_equal(many[i], mel_features(clips[i].load()))
-
-
 def test_synthetic_set_is_deterministic_and_paper_sized() -> None:
     a, b = synthetic_clips(), synthetic_clips()
     assert len(a) == 1578
