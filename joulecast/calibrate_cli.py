@@ -102,10 +102,10 @@ parameters need (``collector/plans/calibrate.json``)."""
 CPU_SUITE = "calibrate-cpu"
 """The CPU's suite: some twenty configurations of the paper's families measured once, enough to
 fit this CPU's own roofline (``collector/plans/calibrate-cpu.json``). On the Intel Xeon VM of
-2026-12-06, two runs of it answered two held-out sets of twelve configurations at 10.5-13.2 %
-and 13.9-15.4 % median error, every one answered; two runs of the GPU's suite carrying the
-shipped EPYC predictor answered them at 12.0-28.6 % and 15.0-25.5 %, refusing 4 of 24
-(``artifacts/measurements/cpu-xeon-f6m207.README.md``)."""
+2026-12-06, three runs of it answered two held-out sets of twelve configurations at
+10.5-13.2 % and 13.9-15.4 % median error, every one answered; two runs of the GPU's suite
+carrying the shipped EPYC predictor answered them at 12.0-28.6 % and 15.0-25.5 %, refusing 4
+of 24 (``artifacts/measurements/cpu-xeon-f6m207.README.md``)."""
 GPU_REPEATS = 3
 CPU_REPEATS = 1
 """A CPU's suite measures each configuration once: its fit needs many configurations more
