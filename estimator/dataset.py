@@ -166,11 +166,8 @@ def _machines_warning(rows: list[Row], hardware: str) -> list[str]:
     (GPU rows by the GPU's name, CPU rows by the CPU model): a predictor of one id answers for
     one machine, and CPUs sold under one name spent 0.4-1.1x each other's time on the same
     work. Rows that name no machine (imported ones often) say nothing either way."""
-    machines = Counter(
-        (row.device_name if row.device.startswith("cuda") else row.cpu_model)
-        for row in rows
-        if (row.device_name if row.device.startswith("cuda") else row.cpu_model)
-    )
+    names = (row.device_name if row.device.startswith("cuda") else row.cpu_model for row in rows)
+    machines = Counter(name for name in names if name)
     if len(machines) < 2:
         return []
     return [

@@ -115,8 +115,9 @@ third of the configurations and hardly a steadier answer)."""
 
 
 def _suite_defaults(args: argparse.Namespace) -> None:
-    """The plan and the repeats of this device's suite, where the command line names none."""
-    on_cpu = args.device == "cpu"
+    """The plan and the repeats of this device's suite, where the command line names none (a
+    replayed GPU trace is calibrated as the GPU it was recorded on)."""
+    on_cpu = args.device == "cpu" and args.meter != "replay"
     if args.plan is None:
         args.plan = CPU_SUITE if on_cpu else GPU_SUITE
     if args.repeats is None:

@@ -261,9 +261,12 @@ def test_a_cpu_suite_with_rows_enough_fits_this_cpus_own_predictors(tmp_path, ca
 def test_each_device_has_its_suite(device: str, plan: str, repeats: int) -> None:
     from joulecast.calibrate_cli import _suite_defaults
 
-    args = argparse.Namespace(device=device, plan=None, repeats=None)
+    args = argparse.Namespace(device=device, meter="auto", plan=None, repeats=None)
     _suite_defaults(args)
     assert (args.plan, args.repeats) == (plan, repeats)
-    named = argparse.Namespace(device=device, plan="mine.json", repeats=2)
+    replayed = argparse.Namespace(device=device, meter="replay", plan=None, repeats=None)
+    _suite_defaults(replayed)  # a GPU's recorded trace, replayed on any device
+    assert (replayed.plan, replayed.repeats) == ("calibrate", 3)
+    named = argparse.Namespace(device=device, meter="auto", plan="mine.json", repeats=2)
     _suite_defaults(named)
     assert (named.plan, named.repeats) == ("mine.json", 2)
