@@ -171,6 +171,21 @@ def _held_fit(entered: threading.Event, release: threading.Event):
     return fit
 
 
+def _core_with_a_held_fit(
+    artifacts: Path, db: Path
+) -> tuple[EstimatorCore, threading.Event, threading.Event]:
+    """A server's core whose fits wait for ``release`` once ``entered``."""
+    entered, release = threading.Event(), threading.Event()
+    core = EstimatorCore(
+        PredictorRegistry(artifacts),
+        artifacts_dir=artifacts,
+        db_path=db,
+        fit=_held_fit(entered, release),
+        profiler=None,
+    )
+    return core, entered, release
+
+
 def _in_thread(call) -> tuple[threading.Thread, list]:
     outcome: list = []
 
@@ -189,14 +204,7 @@ def test_a_retrain_asked_while_a_stopped_one_ends_waits_for_it(fitted_copy) -> N
     """A client that gave up on its retrain and asks again finds the stopped one still ending
     (its process being killed, the served version reloaded): it waits for it, then fits."""
     artifacts, db = fitted_copy
-    entered, release = threading.Event(), threading.Event()
-    core = EstimatorCore(
-        PredictorRegistry(artifacts),
-        artifacts_dir=artifacts,
-        db_path=db,
-        fit=_held_fit(entered, release),
-        profiler=None,
-    )
+    core, entered, release = _core_with_a_held_fit(artifacts, db)
     stopped = CallCancel()
     first, _ = _in_thread(lambda: core.retrain(HARDWARE, cancel=stopped))
     assert entered.wait(30)
@@ -213,14 +221,7 @@ def test_a_retrain_asked_while_a_stopped_one_ends_waits_for_it(fitted_copy) -> N
 
 def test_a_retrain_asked_while_one_runs_is_refused_at_once(fitted_copy) -> None:
     artifacts, db = fitted_copy
-    entered, release = threading.Event(), threading.Event()
-    core = EstimatorCore(
-        PredictorRegistry(artifacts),
-        artifacts_dir=artifacts,
-        db_path=db,
-        fit=_held_fit(entered, release),
-        profiler=None,
-    )
+    core, entered, release = _core_with_a_held_fit(artifacts, db)
     first, _ = _in_thread(lambda: core.retrain(HARDWARE, cancel=CallCancel()))
     assert entered.wait(30)
     began = time.monotonic()
