@@ -13,8 +13,11 @@ from __future__ import annotations
 import argparse
 import math
 import shlex
+import statistics
 import sys
+import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -275,24 +278,128 @@ def format_carried(held_out: pd.DataFrame, q_log: Mapping[str, Mapping[str, floa
 
 def _fit_cpu_alone(args: argparse.Namespace, suite: SuiteResult) -> int:
     # imported when the command runs: `joulecast --help` stays light
+    import pandas as pd
+
     from estimator.artifacts import load_version
     from estimator.canary import CanaryFailed
     from estimator.description import describe_published
     from estimator.fit_cli import format_summary
     from estimator.publish import fit_and_publish
 
-    try:
-        described = fit_and_publish(args.db, suite.hardware, args.artifacts)
-    except CanaryFailed as failed:
-        # The version is kept aside, not served: its held-out scores still say why.
-        kept = describe_published(load_version(args.artifacts, suite.hardware, failed.version))
-        print(f"version {failed.version} of {suite.hardware} is kept aside (not served):")
-        _print_loco(kept)
-        raise
+    with tempfile.TemporaryDirectory() as scratch:
+        held_csv = Path(scratch) / "held_out.csv"
+        try:
+            described = fit_and_publish(args.db, suite.hardware, args.artifacts, held_csv)
+        except CanaryFailed as failed:
+            # The version is kept aside, not served: its held-out scores still say why.
+            kept = describe_published(load_version(args.artifacts, suite.hardware, failed.version))
+            print(f"version {failed.version} of {suite.hardware} is kept aside (not served):")
+            _print_loco(kept)
+            raise
+        held = pd.read_csv(held_csv) if held_csv.exists() else None
     print(format_summary(described))
     _print_loco(described)
+    if held is not None:
+        print()
+        print(format_fitted(held, described, _before(args, suite.hardware)))
     _print_ask(args, suite.hardware)
     return 0
+
+
+def _before(args: argparse.Namespace, hardware: str) -> Before:
+    """Each suite row (by configuration and phase), and the answer per sample of the CPU
+    predictor that served before this calibration (another CPU's, as ``choose_prior`` picks
+    it; None where there was none)."""
+    # imported when the command runs: `joulecast --help` stays light
+    from estimator.carry import choose_prior
+    from estimator.dataset import aggregate_repeats, from_store
+    from estimator.predictors.base import frame_rows
+
+    frame = aggregate_repeats(from_store(args.db, hardware).frame)
+    prior = choose_prior(args.artifacts, exclude=hardware)
+    answers: dict[tuple[str, str], tuple[int, float, float | None]] = {}
+    rows = zip(frame_rows(frame), frame["config_id"], frame["energy_per_sample_j"], strict=True)
+    for row, config, measured in rows:
+        before = None
+        if prior is not None and row.phase in prior.bundle.phases:
+            model = prior.bundle.predictors[prior.bundle.selected[row.phase]]
+            before = float(model.predict_row(row))
+        batch = int(row.features["batch_size"])  # type: ignore[call-overload]
+        answers[(str(config), row.phase)] = (batch, float(measured), before)
+    if prior is None:
+        return Before(None, {}, answers)
+    bundle = prior.bundle
+    q_log = {phase: bundle.q_log[phase][bundle.selected[phase]] for phase in bundle.phases}
+    return Before(bundle.hardware, q_log, answers)
+
+
+@dataclass(frozen=True)
+class Before:
+    """What answered for this CPU before its calibration: ``prior`` (the hardware whose
+    predictor that was, None when none served), the half-width (natural log) of its 90 %
+    interval per phase, and, per (configuration, phase) of the suite, its batch size, the
+    measured and the prior's energy per sample (J)."""
+
+    prior: str | None
+    q_log: Mapping[str, float]
+    answers: Mapping[tuple[str, str], tuple[int, float, float | None]]
+
+
+def format_fitted(held: pd.DataFrame, described: PredictorDescription, before: Before) -> str:
+    """Each suite item answered before the calibration (another CPU's predictor as it is) and
+    after it (this CPU's selected predictor fitted without the item's configuration, with its
+    90 % interval), beside the measurement, in mJ per sample."""
+    label = before.prior or "none"
+    header = (
+        f"{'held out (mJ per sample)':34} {'phase':5} {'measured':>9} {label[:12]:>12} "
+        f"{'interval':>17} {'fitted':>9} {'interval':>17}"
+    )
+    lines = [header, "-" * len(header)]
+    summary = []
+    for phase in described.phases:
+        name = described.selected[phase]
+        width = described.scores.get("loco", {}).get(phase, {}).get(name, {}).get("width_factor")
+        q = math.log(width) / 2 if width and math.isfinite(width) else math.nan
+        part = held[(held["phase"] == phase) & (held["predictor"] == name)]
+        ratios, priors, inside = [], [], 0
+        for config, got in part.groupby("config_id", sort=True):
+            known = before.answers.get((str(config), phase))
+            if known is None:
+                continue
+            batch, measured, prior_j = known
+            ratio = float(got["predicted_j"].sum() / got["measured_j"].sum())
+            fitted = measured * ratio
+            ratios.append(ratio)
+            inside += int(abs(math.log(ratio)) <= q)
+            if prior_j is not None:
+                priors.append(prior_j / measured)
+            was = "-"
+            if prior_j is not None and phase in before.q_log:
+                half = before.q_log[phase]
+                was = _span(prior_j * math.exp(-half), prior_j * math.exp(half))
+            lines.append(
+                f"{f'{config} b{batch}'[:34]:34} {phase:5} {_mj(measured):>9} {_mj(prior_j):>12} "
+                f"{was:>17} {_mj(fitted):>9} "
+                f"{_span(fitted * math.exp(-q), fitted * math.exp(q)):>17}"
+            )
+        if ratios:
+            earlier = "none served"
+            if priors:
+                earlier = f"{label} as it is: {_pct(100 * _median_error(priors))}"
+                if phase in before.q_log:
+                    half = before.q_log[phase]
+                    hits = sum(abs(math.log(r)) <= half for r in priors)
+                    earlier += f", {hits} of {len(priors)} inside x{math.exp(2 * half):.1f}"
+            summary.append(
+                f"{phase}: fitted here, held out by configuration, median error "
+                f"{_pct(100 * _median_error(ratios))}, {inside} of {len(ratios)} inside "
+                f"x{math.exp(2 * q):.1f} (before: {earlier})"
+            )
+    return "\n".join([*lines, *summary])
+
+
+def _median_error(ratios: list[float]) -> float:
+    return statistics.median(abs(r - 1) for r in ratios) if ratios else math.nan
 
 
 def ask_command(hardware: str, artifacts: Path) -> str:

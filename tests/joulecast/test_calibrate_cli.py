@@ -250,6 +250,10 @@ def test_a_cpu_suite_with_rows_enough_fits_this_cpus_own_predictors(tmp_path, ca
         assert len(store.rows()) == 10 * 2  # one repeat: a CPU suite's default
     assert "carried" not in out
     assert "held out by configuration (train" in out
+    # each suite item before (the served EPYC predictor as it is) and after, with intervals
+    assert "train: fitted here, held out by configuration, median error" in out
+    assert "(before: cpu-amd-epyc as it is:" in out
+    assert any(line.startswith("mlp-n2-h16 b8") and ".." in line for line in out.splitlines())
     if rc == 0:  # ten tiny networks may also be kept aside by the canary: not this test's point
         bundle = load_current(artifacts, "cpu-calibration-test").bundle
         assert "carried" not in bundle.predictors
