@@ -113,6 +113,25 @@ def test_rows_of_one_name_from_two_machines_are_warned_about(
     )
 
 
+def test_on_few_configurations_no_tree_model_is_selected(
+    store_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Twelve configurations: the boosted models are fitted and scored, never selected (their
+    held-out score on so few folds wins by chance); with the threshold lowered they compete."""
+    from estimator import training
+    from estimator.predictors.trees import TreeModel
+
+    dataset = from_store(store_path, "cpu-small")
+    bundle = training.fit_bundle(dataset)
+    trees = {n for n, m in bundle.predictors.items() if isinstance(m, TreeModel)}
+    assert trees and not trees & {*bundle.selected.values(), *bundle.fallback.values()}
+    assert any("are scored, never selected" in note for note in bundle.notes)
+    assert all(t in bundle.scores["loco"]["train"] for t in trees)
+    monkeypatch.setattr(training, "MIN_CONFIGS_FOR_TREES", 12)
+    again = training.fit_bundle(dataset)
+    assert not any("never selected" in note for note in again.notes)
+
+
 def test_fit_and_publish_then_serve(store_path: Path, tmp_path: Path) -> None:
     result = fit_and_publish(store_path, "cpu-small", tmp_path)
     assert set(result.as_dict()) >= {"hardware", "version", "scores", "selected"}
