@@ -136,7 +136,7 @@ def fit_bundle(dataset: Dataset, names: list[str] | None = None) -> Bundle:
         n: m
         for n, m in fitted.items()
         if configs_n >= MIN_CONFIGS_FOR_TREES or not isinstance(m, TreeModel)
-    }
+    } or dict(fitted)  # only tree models asked for: they answer rather than none
     if len(choosable) < len(fitted):
         notes.append(
             f"{configs_n} configurations (fewer than {MIN_CONFIGS_FOR_TREES}): the tree models "
