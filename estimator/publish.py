@@ -14,7 +14,7 @@ from pathlib import Path
 from estimator import carry
 from estimator.artifacts import publish
 from estimator.canary import require_servable
-from estimator.dataset import from_store
+from estimator.dataset import Dataset, from_store
 from estimator.description import PredictorDescription, describe_calibration, describe_published
 from estimator.layerwise import layer_frame
 from estimator.layerwise.fit import fit_layer_sum
@@ -31,6 +31,7 @@ def fit_and_publish(
     artifacts_dir: Path,
     held_out_csv: Path | None = None,
     allow_idle_meter: bool = False,
+    dataset: Dataset | None = None,
 ) -> PredictorDescription:
     """Fit on one hardware's rows of a measurement store and publish a new version.
 
@@ -48,7 +49,8 @@ def fit_and_publish(
     :func:`estimator.canary.require_servable` is written but kept aside (CURRENT unchanged)
     and :class:`~estimator.canary.CanaryFailed` is raised with the reasons. Measured GPU rows
     whose meter saw an idle board are refused (:func:`joulecast.idle_meter.refuse`) unless
-    ``allow_idle_meter``.
+    ``allow_idle_meter``. ``dataset``, when the caller has already read the store with
+    :func:`estimator.dataset.from_store`, spares reading and featurizing it again.
     """
     if hardware is not None:
         check_hardware_name(hardware)
@@ -60,7 +62,8 @@ def fit_and_publish(
         # than fit predictors that so few networks cannot cross-validate.
         done = calibrate.calibrate_and_publish(store_path, few_shot, artifacts_dir)
         return describe_calibration(done.model)
-    dataset = from_store(store_path, hardware)
+    if dataset is None:
+        dataset = from_store(store_path, hardware)
     prior = carry.prior_for_few(dataset, artifacts_dir)
     if prior is not None:
         # A CPU with a suite's worth of rows: another CPU's predictor carried by them, where

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from collector.calibrate import SuiteResult
+    from estimator.dataset import Dataset
     from estimator.description import PredictorDescription
     from estimator.transfer.calibrate import HeldOutItem
 
@@ -285,14 +286,19 @@ def _fit_cpu_alone(args: argparse.Namespace, suite: SuiteResult) -> int:
 
     from estimator.artifacts import load_version
     from estimator.canary import CanaryFailed
+    from estimator.dataset import from_store
     from estimator.description import describe_published
     from estimator.fit_cli import format_summary
     from estimator.publish import fit_and_publish
 
+    # read and featurized once: the fit and the before/after table both need the rows
+    dataset = from_store(args.db, suite.hardware)
     with tempfile.TemporaryDirectory() as scratch:
         held_csv = Path(scratch) / "held_out.csv"
         try:
-            described = fit_and_publish(args.db, suite.hardware, args.artifacts, held_csv)
+            described = fit_and_publish(
+                args.db, suite.hardware, args.artifacts, held_csv, dataset=dataset
+            )
         except CanaryFailed as failed:
             # The version is kept aside, not served: its held-out scores still say why.
             kept = describe_published(load_version(args.artifacts, suite.hardware, failed.version))
@@ -304,22 +310,22 @@ def _fit_cpu_alone(args: argparse.Namespace, suite: SuiteResult) -> int:
     _print_loco(described)
     if held is not None:
         print()
-        print(format_fitted(held, described, _before(args, suite.hardware)))
+        print(format_fitted(held, described, _before(args, dataset)))
     _print_ask(args, suite.hardware)
     return 0
 
 
-def _before(args: argparse.Namespace, hardware: str) -> Before:
+def _before(args: argparse.Namespace, dataset: Dataset) -> Before:
     """Each suite row (by configuration and phase), and the answer per sample of the CPU
     predictor that served before this calibration (another CPU's, as ``choose_prior`` picks
     it; None where there was none)."""
     # imported when the command runs: `joulecast --help` stays light
     from estimator.carry import choose_prior
-    from estimator.dataset import aggregate_repeats, from_store
+    from estimator.dataset import aggregate_repeats
     from estimator.predictors.base import frame_rows
 
-    frame = aggregate_repeats(from_store(args.db, hardware).frame)
-    prior = choose_prior(args.artifacts, exclude=hardware)
+    frame = aggregate_repeats(dataset.frame)
+    prior = choose_prior(args.artifacts, exclude=dataset.hardware)
     answers: dict[tuple[str, str], tuple[int, float, float | None]] = {}
     rows = zip(frame_rows(frame), frame["config_id"], frame["energy_per_sample_j"], strict=True)
     for row, config, measured in rows:
