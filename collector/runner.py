@@ -137,24 +137,36 @@ def refuse_another_machine(
     skip what that machine measured as if this one had, and fit the two as one hardware."""
     facts = meter.describe()
     on_gpu = options.device.startswith("cuda")
-    field = "device_name" if on_gpu else "cpu_model"
-    here = facts.get(field) or ("" if on_gpu else cpu_model())
+    here = facts.get(machine_field(on_gpu)) or ("" if on_gpu else cpu_model())
     if not here:
         return
-    others = sorted(
-        {
-            str(getattr(row, field))
-            for row in store.rows(status=None, hardware=options.hardware)
-            if row.device.startswith("cuda") == on_gpu and getattr(row, field)
-        }
-        - {here}
-    )
+    others = sorted(stored_machines(store, options.hardware, on_gpu) - {here})
     if others:
-        raise FailedPrecondition(
-            f"{store.path} holds rows of {options.hardware} measured on {others[0]!r}, and this "
-            f"machine is {here!r}: name this machine's rows with --hardware NAME, or use "
-            "another --db"
-        )
+        raise FailedPrecondition(another_machine_message(store, options.hardware, others[0], here))
+
+
+def machine_field(on_gpu: bool) -> str:
+    """The row field that names the machine: the GPU's NVML name, or the CPU's model."""
+    return "device_name" if on_gpu else "cpu_model"
+
+
+def stored_machines(store: MeasurementStore, hardware: str, on_gpu: bool) -> set[str]:
+    """The machines (:func:`machine_field`) that measured ``store``'s rows of ``hardware`` on
+    a GPU (``on_gpu``) or a CPU, failed rows included."""
+    field = machine_field(on_gpu)
+    return {
+        str(getattr(row, field))
+        for row in store.rows(status=None, hardware=hardware)
+        if row.device.startswith("cuda") == on_gpu and getattr(row, field)
+    }
+
+
+def another_machine_message(store: MeasurementStore, hardware: str, other: str, here: str) -> str:
+    return (
+        f"{store.path} holds rows of {hardware} measured on {other!r}, and this "
+        f"machine is {here!r}: name this machine's rows with --hardware NAME, or use "
+        "another --db"
+    )
 
 
 def sweep_dataset(todo: Sequence[RunSpec], clips: Sequence[Clip], features: str) -> SpectrogramSet:

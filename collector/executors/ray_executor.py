@@ -48,10 +48,13 @@ from collector.runner import (
     RunContext,
     SweepOptions,
     SweepSummary,
+    another_machine_message,
     failure_reason,
+    machine_field,
     measure_run,
     refuse_without_resume,
     row_key,
+    stored_machines,
     stored_windows,
     sweep_dataset,
 )
@@ -452,6 +455,7 @@ def _drive(
     """Submit tasks (at most ``limit`` at once) and write each result as it arrives."""
     queue = deque(plan.tasks)
     in_flight: dict[Any, tuple[Task, float]] = {}
+    machines: dict[tuple[str, bool], set[str]] = {}
     while queue or in_flight:
         while queue and len(in_flight) < limit:
             if options.stop_at is not None and time.monotonic() >= options.stop_at:
@@ -470,10 +474,40 @@ def _drive(
             except ray.exceptions.RayError as exc:
                 _lost(task, exc, summary, progress)
                 continue
+            refuse_another_machine(store, task, result, machines)
             _write(store, task, result, plan.failed_keys, summary, progress)
             summary.tasks.append(
                 TaskTiming(task.label, result.node, time.perf_counter() - sent, result.worker_s)
             )
+
+
+def refuse_another_machine(
+    store: MeasurementStore,
+    task: Task,
+    result: TaskResult,
+    machines: dict[tuple[str, bool], set[str]],
+) -> None:
+    """FailedPrecondition, before ``result`` is stored, when its rows bear a hardware id whose
+    rows (stored, or written earlier in this sweep) another machine measured: a cluster of
+    mixed machines under one ``--hardware``, or a store resumed from another machine, would
+    otherwise fit two machines as one. ``machines`` caches what the store holds, per
+    (hardware id, on a GPU), and learns each result's machine."""
+    for row, _ in result.rows:
+        on_gpu = row.device.startswith("cuda")
+        here = getattr(row, machine_field(on_gpu))
+        if not here:
+            continue
+        key = (row.hardware, on_gpu)
+        if key not in machines:
+            machines[key] = stored_machines(store, row.hardware, on_gpu)
+        others = sorted(machines[key] - {here})
+        if others:
+            raise FailedPrecondition(
+                another_machine_message(store, row.hardware, others[0], here)
+                + f" (the worker on {result.node} measured {task.label}; nothing of it was "
+                "stored, the rows stored before it stay)"
+            )
+        machines[key].add(here)
 
 
 def _write(

@@ -18,8 +18,10 @@ from collector.executors.ray_executor import (
     INSTALL_HINT,
     MeterSpec,
     Task,
+    TaskResult,
     measure_task,
     plan_tasks,
+    refuse_another_machine,
     unit_key,
 )
 from collector.executors.serial import run_serial
@@ -157,3 +159,37 @@ def test_ray_options_are_checked_before_any_work(tmp_path: Path) -> None:
     assert (
         done.returncode == 2 and done.stderr.strip() == "error: --ray-address needs --executor ray"
     )
+
+
+def test_a_ray_result_of_another_machine_is_refused_before_it_is_stored(tmp_path: Path) -> None:
+    """The driver checks each worker's rows as they come back: rows of a hardware id that
+    another CPU measured (in the store, or earlier in the same sweep: a mixed cluster under one
+    --hardware) are refused before they are written, with what to do instead."""
+    plan = _plan(tmp_path)
+    options = SweepOptions(hardware="cpu-lab", resume=True)
+    with ReplayMeter(TRACE) as meter, MeasurementStore(tmp_path / "old.db") as store:
+        run_serial(plan.runs[:1], synthetic_clips(8), store, meter, options)
+    with sqlite3.connect(tmp_path / "old.db") as raw:  # as a machine of another CPU model did
+        raw.execute("UPDATE measurements SET cpu_model = 'AMD EPYC (cpu family 25, model 1)'")
+    task = Task(
+        plan.runs[1], "test", (0,), options, MeterSpec("replay", trace=str(TRACE)), "cpu-lab"
+    )
+    result = measure_task(task, SpectrogramSet(synthetic_clips(8)))
+    here = result.rows[0][0].cpu_model
+    assert here and "AMD EPYC (cpu family 25" not in here
+    refused = pytest.raises(FailedPrecondition, match=r"measured on 'AMD EPYC .*--hardware NAME")
+    with MeasurementStore(tmp_path / "old.db") as store, refused:
+        refuse_another_machine(store, task, result, {})
+    with MeasurementStore(tmp_path / "new.db") as store:
+        machines: dict[tuple[str, bool], set[str]] = {}
+        refuse_another_machine(store, task, result, machines)  # a fresh store: this machine
+        assert machines == {("cpu-lab", False): {here}}
+        other = TaskResult(
+            **{
+                **result.__dict__,
+                "rows": tuple((replace(r, cpu_model="Neoverse-N1"), t) for r, t in result.rows),
+                "node": "arm-7",
+            }
+        )
+        with pytest.raises(FailedPrecondition, match=r"worker on arm-7 .*nothing of it was stored"):
+            refuse_another_machine(store, task, other, machines)
