@@ -12,8 +12,9 @@ median error and how many measurements fall inside its 90 % interval, per held-o
         --hardware cpu-intel-xeon-f6m207 --db artifacts/measurements/cpu-xeon-f6m207.db
 
 ``--fit-plan PLAN`` first does what ``calibrate`` does after measuring, on the rows of that
-plan kept in ``--db`` (or ``--suite-db``) (a copy of them in a temporary store, published into a temporary copy of
-``--artifacts``), then scores the result:
+plan kept in ``--db`` (or ``--suite-db``) (a copy of them in a temporary store, published into a
+temporary copy of ``--artifacts``), then scores the result; ``--passes N`` keeps only the
+suite's first N repeats (what a shorter budget would have measured):
 
     PYTHONPATH=. python examples/cpu/score_calibration.py --fit-plan calibrate-cpu \\
         --db artifacts/measurements/cpu-xeon-f6m207.db
@@ -44,6 +45,9 @@ def main() -> None:
     parser.add_argument("--plans", default="holdout-cpu,holdout-cpu-b")
     parser.add_argument("--fit-plan", help="fit this plan's rows first, as calibrate does")
     parser.add_argument("--suite-db", type=Path, help="store of --fit-plan's rows (default --db)")
+    parser.add_argument(
+        "--passes", type=int, help="fit only the suite's first N repeats (a shorter calibration)"
+    )
     args = parser.parse_args()
 
     with MeasurementStore(args.db, read_only=True) as store:
@@ -64,13 +68,14 @@ def _fit(args: argparse.Namespace, scratch: Path) -> Path:
     source = args.suite_db or args.db
     with MeasurementStore(source, read_only=True) as store, MeasurementStore(suite_db) as out:
         for row in store.rows(hardware=args.hardware):
-            if row.plan == args.fit_plan:
+            if row.plan == args.fit_plan and (args.passes is None or row.repeat < args.passes):
                 out.put_graph(store.get_graph(row.graph_sha256))  # type: ignore[arg-type]
                 out.put_row(row, store.trace(row.run_key))
     # calibrate's rule, as fit_and_publish applies it: another CPU's predictor carried to too
     # few rows, this CPU's own predictors fitted on enough
     published = fit_and_publish(suite_db, args.hardware, artifacts).version
-    print(f"fitted plan {args.fit_plan}'s rows: version {published}")
+    passes = "" if args.passes is None else f" (first {args.passes} pass(es))"
+    print(f"fitted plan {args.fit_plan}'s rows{passes}: version {published}")
     return artifacts
 
 
