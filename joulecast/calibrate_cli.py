@@ -49,11 +49,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "calibrate",
         help="measure a reference suite on this GPU or CPU (3 minutes) and publish a "
         "calibrated predictor of it",
-        description="Measure joulecast's reference suite (dense, convolution, recurrence, "
-        "attention; small and large batches; timed windows, 3 interleaved repeats) on this "
-        "machine, then publish a predictor of it: on a catalogued GPU the transfer model fitted "
-        "to the rows (answers tier 'calibrated'), on a CPU the served predictor of another CPU carried to the rows (a correction per group of costs), or predictors fitted on the rows alone when there is none. A rerun "
-        "with the same --db resumes (nothing finished is measured again).",
+        description="Measure joulecast's reference suite of this device on this machine "
+        "(on a GPU: dense, convolution, recurrence and attention at small and large batches, "
+        "timed windows, 3 interleaved repeats; on a CPU: some twenty networks of the paper's "
+        "families, once each), then publish a predictor of it: on a catalogued GPU the "
+        "transfer model fitted to the rows (answers tier 'calibrated'), on a CPU its own "
+        "predictors fitted on the rows (or, when the budget left fewer than 20 "
+        "configuration-phases, another CPU's served predictor carried to them). A rerun with "
+        "the same --db resumes (nothing finished is measured again).",
     )
     p.add_argument("--device", default="cuda", help="cuda, cuda:N or cpu (default: cuda)")
     p.add_argument(
@@ -118,7 +121,9 @@ CPU_REPEATS = 1
 """A CPU's suite measures each configuration once: its fit needs many configurations more
 than it needs each one's noise averaged (repeats of a window of CPU time spread by a median 8-11 %
 on this project's VMs, and by as much between runs minutes apart, so three repeats would buy a
-third of the configurations and hardly a steadier answer)."""
+third of the configurations and hardly a steadier answer). Measured on the Intel Xeon VM: four
+passes of the suite in ten minutes answered held-out configurations no better than the first
+pass alone (``artifacts/measurements/cpu-xeon-f6m207-run5.README.md``)."""
 
 
 def _suite_defaults(args: argparse.Namespace) -> None:
