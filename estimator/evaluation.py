@@ -219,6 +219,7 @@ def evaluate(
                             "config_id": frame["config_id"].to_numpy(),
                             "family": frame["family"].to_numpy(),
                             "phase": phases,
+                            "batch_size": frame["batch_size"].to_numpy(),
                             "predictor": name,
                             "measured_j": y * scale,
                             "predicted_j": pred * scale,

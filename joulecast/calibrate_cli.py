@@ -321,7 +321,7 @@ def _fit_cpu_alone(args: argparse.Namespace, suite: SuiteResult) -> int:
 
 
 def _before(args: argparse.Namespace, dataset: Dataset) -> Before:
-    """Each suite row (by configuration and phase), and the answer per sample of the CPU
+    """Each suite row (by configuration, phase and batch size), and the answer per sample of the CPU
     predictor that served before this calibration (another CPU's, as ``choose_prior`` picks
     it; None where there was none)."""
     # imported when the command runs: `joulecast --help` stays light
@@ -331,7 +331,7 @@ def _before(args: argparse.Namespace, dataset: Dataset) -> Before:
 
     frame = aggregate_repeats(dataset.frame)
     prior = choose_prior(args.artifacts, exclude=dataset.hardware)
-    answers: dict[tuple[str, str], tuple[int, float, float | None]] = {}
+    answers: dict[tuple[str, str, int], tuple[float, float | None]] = {}
     rows = zip(frame_rows(frame), frame["config_id"], frame["energy_per_sample_j"], strict=True)
     for row, config, measured in rows:
         before = None
@@ -339,7 +339,7 @@ def _before(args: argparse.Namespace, dataset: Dataset) -> Before:
             model = prior.bundle.predictors[prior.bundle.selected[row.phase]]
             before = float(model.predict_row(row))
         batch = int(row.features["batch_size"])  # type: ignore[call-overload]
-        answers[(str(config), row.phase)] = (batch, float(measured), before)
+        answers[(str(config), row.phase, batch)] = (float(measured), before)
     if prior is None:
         return Before(None, {}, answers)
     bundle = prior.bundle
@@ -351,12 +351,12 @@ def _before(args: argparse.Namespace, dataset: Dataset) -> Before:
 class Before:
     """What answered for this CPU before its calibration: ``prior`` (the hardware whose
     predictor that was, None when none served), the half-width (natural log) of its 90 %
-    interval per phase, and, per (configuration, phase) of the suite, its batch size, the
-    measured and the prior's energy per sample (J)."""
+    interval per phase, and, per (configuration, phase, batch size) of the suite, the measured
+    and the prior's energy per sample (J)."""
 
     prior: str | None
     q_log: Mapping[str, float]
-    answers: Mapping[tuple[str, str], tuple[int, float, float | None]]
+    answers: Mapping[tuple[str, str, int], tuple[float, float | None]]
 
 
 def format_fitted(held: pd.DataFrame, described: PredictorDescription, before: Before) -> str:
@@ -376,11 +376,11 @@ def format_fitted(held: pd.DataFrame, described: PredictorDescription, before: B
         q = math.log(width) / 2 if width and math.isfinite(width) else math.nan
         part = held[(held["phase"] == phase) & (held["predictor"] == name)]
         ratios, priors, inside = [], [], 0
-        for config, got in part.groupby("config_id", sort=True):
-            known = before.answers.get((str(config), phase))
+        for (config, batch), got in part.groupby(["config_id", "batch_size"], sort=True):
+            known = before.answers.get((str(config), phase, int(batch)))
             if known is None:
                 continue
-            batch, measured, prior_j = known
+            measured, prior_j = known
             ratio = float(got["predicted_j"].sum() / got["measured_j"].sum())
             fitted = measured * ratio
             ratios.append(ratio)

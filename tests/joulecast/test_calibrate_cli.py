@@ -237,6 +237,7 @@ def test_a_cpu_suite_with_rows_enough_fits_this_cpus_own_predictors(tmp_path, ca
     plan = tmp_path / "cpu.json"
     runs = [{"family": "mlp", "layers": [n], "hidden": [h]} for n in (1, 2) for h in (8, 16, 32)]
     runs += [{"family": "cnn", "layers": [1], "hidden": [h]} for h in (2, 4, 6, 8)]
+    runs += [{"family": "mlp", "layers": [1], "hidden": [8], "batch_size": 4}]  # a second batch
     plan.write_text(json.dumps({"name": "many", "defaults": {"samples": 16}, "runs": runs}))
     db, artifacts = tmp_path / "cpu.db", tmp_path / "artifacts"
     shipped = REPO / "artifacts" / "predictors" / "cpu-amd-epyc"
@@ -247,13 +248,22 @@ def test_a_cpu_suite_with_rows_enough_fits_this_cpus_own_predictors(tmp_path, ca
     rc = main(argv)
     out, _ = capsys.readouterr()
     with MeasurementStore(db, read_only=True) as store:
-        assert len(store.rows()) == 10 * 2  # one repeat: a CPU suite's default
+        assert len(store.rows()) == 11 * 2  # one repeat: a CPU suite's default
     assert "carried" not in out
     assert "held out by configuration (train" in out
     # each suite item before (the served EPYC predictor as it is) and after, with intervals
     assert "train: fitted here, held out by configuration, median error" in out
     assert "(before: cpu-amd-epyc as it is:" in out
     assert any(line.startswith("mlp-n2-h16 b8") and ".." in line for line in out.splitlines())
+    # one configuration at two batch sizes: two items, each with its own measurement
+    twice = [line.split() for line in out.splitlines() if line.startswith("mlp-n1-h8 b")]
+    assert sorted((w[1], w[2]) for w in twice) == [
+        ("b4", "test"),
+        ("b4", "train"),
+        ("b8", "test"),
+        ("b8", "train"),
+    ]
+    assert {w[3] for w in twice if w[1] == "b4"}.isdisjoint({w[3] for w in twice if w[1] == "b8"})
     if rc == 0:  # ten tiny networks may also be kept aside by the canary: not this test's point
         bundle = load_current(artifacts, "cpu-calibration-test").bundle
         assert "carried" not in bundle.predictors
