@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from estimator.transfer.artifact import TransferModel
-from estimator.transfer.evaluate import BASELINES, CrossValidation
+from estimator.transfer.evaluate import BASELINES, CrossValidation, source_scores
 from estimator.transfer.fit import log_errors
 
 SCHEME_TITLES = {
@@ -43,6 +43,20 @@ def scores_table(table: pd.DataFrame, scheme: str) -> list[str]:
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
+
+
+def sources_section(cv: CrossValidation) -> list[str]:
+    """The held-out groups measured by more than one source, scored per source (empty when
+    every group has one): the report's lines under its leave-one-GPU-out table."""
+    table = source_scores(cv)
+    if table.empty:
+        return []
+    return [
+        "Held-out GPUs whose rows come from more than one source, scored per source: one "
+        "source's many rows of one workload otherwise set the GPU's median alone.",
+        "",
+        *scores_table(table, cv.scheme),
+    ]
 
 
 def exam_frame(model: TransferModel, rows: pd.DataFrame) -> pd.DataFrame:
@@ -129,10 +143,12 @@ def write(
         "leave-one-group-out run on its training groups only, so coverage is a real test.",
         "",
     ]
-    for scheme in cv:
+    for scheme, result in cv.items():
         lines += [f"## {SCHEME_TITLES.get(scheme, scheme)}", ""]
         lines += scores_table(table, scheme)
         lines.append("")
+        if scheme == "logo" and (split := sources_section(result)):
+            lines += [*split, ""]
     lines += ["## Parameters", ""]
     lines += [f"- `{k}` = {v:.4g}" for k, v in model.params.items()]
     lines.append("")

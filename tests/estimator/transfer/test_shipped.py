@@ -73,3 +73,18 @@ def test_the_manifest_scores_are_the_cross_validation_it_shipped_with(model) -> 
         claimed = model.scores[f"{row['scheme']}/{row['group']}"]
         assert claimed["transfer_median_ape"] == pytest.approx(row["transfer_median_ape"], abs=1e-4)
     assert set(model.fitted_on["gpus"]) == {"p100-pcie-16gb", "v100-pcie-32gb", "quadro-rtx6000"}
+
+
+def test_the_report_splits_a_gpu_held_out_by_the_source_of_its_rows() -> None:
+    """The RTX 6000's leave-one-GPU-out median is mostly EC-NAS's 2,783 runs of one workload:
+    the shipped report also scores its Zeus rows apart, from the cross-validation it shipped."""
+    from estimator.transfer.evaluate import CrossValidation
+    from estimator.transfer.report import sources_section
+
+    folder = REPO / "artifacts" / "report-transfer"
+    cv = CrossValidation("logo", pd.read_csv(folder / "cv_logo.csv"))
+    lines = sources_section(cv)
+    report = (folder / "REPORT.md").read_text()
+    assert lines and all(line in report for line in lines)
+    zeus = next(line for line in lines if line.startswith("| quadro-rtx6000, zeus rows |"))
+    assert zeus.split(" | ")[1:3] == ["370", "29.5 %"]

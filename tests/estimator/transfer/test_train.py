@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from estimator.transfer import artifact
@@ -86,3 +87,36 @@ def test_a_file_written_before_a_parameter_existed_loads_as_it_answered(
 def test_too_few_gpus_are_refused(profiles) -> None:
     with pytest.raises(ValueError, match="at least 2 GPUs"):
         train(synthetic_rows(profiles, gpus=("v100-pcie-32gb",)), inner=False)
+
+
+def test_a_gpu_measured_by_two_sources_is_scored_per_source() -> None:
+    from estimator.transfer.evaluate import CrossValidation, source_scores
+
+    def rows(gpu: str, workload: str, ratios: list[float]) -> pd.DataFrame:
+        measured = np.full(len(ratios), 100.0)
+        return pd.DataFrame(
+            {
+                "held_out": gpu,
+                "workload": workload,
+                "measured_j": measured,
+                "transfer_j": measured * ratios,
+                "low_j": measured * np.array(ratios) / 2,  # the answer's interval, x4 wide
+                "high_j": measured * np.array(ratios) * 2,
+                **{f"{b}_j": measured for b in ("joules-per-flop", "tdp-over-peak")},
+            }
+        )
+
+    frame = pd.concat(
+        [
+            rows("rtx", "ecnas-bench", [1.1] * 9),
+            rows("rtx", "zeus/ncf", [1.5, 3.0, 1.4]),
+            rows("p100", "zeus/ncf", [1.2, 1.2]),
+        ],
+        ignore_index=True,
+    )
+    table = source_scores(CrossValidation("logo", frame)).set_index("group")
+    assert list(table.index) == ["rtx, ecnas-bench rows", "rtx, zeus rows"]  # p100: one source
+    assert table.loc["rtx, zeus rows", "n"] == 3
+    assert table.loc["rtx, zeus rows", "transfer_median_ape"] == pytest.approx(0.5)
+    assert table.loc["rtx, zeus rows", "coverage90"] == pytest.approx(2 / 3)
+    assert table.loc["rtx, ecnas-bench rows", "transfer_median_ape"] == pytest.approx(0.1)
