@@ -33,7 +33,8 @@ class SweepRow:
             **{
                 k: v
                 for k, v in self.reply.as_dict().items()
-                if k in ("train", "test", "tier", "precision")
+                if k
+                in ("train", "test", "tier", "precision", "energy_source", "energy_is_estimate")
             },
             "warnings": list(self.reply.warnings),
         }
@@ -101,8 +102,20 @@ def format_sweep(rows: Sequence[SweepRow], phase: str = "train") -> str:
     first = rows[0].reply if rows else None
     lines = []
     if first is not None:
-        what = first.tier + ("" if first.precision in (None, "fp32") else f", {first.precision}")
-        lines.append(f"hardware {first.hardware} ({what}), {phase} energy per run")
+        # "measured" is left out, as in the single answer's table: beside rows whose energy was
+        # estimated it would read as a contradiction (the source line says what the rows are)
+        what = [first.tier] if first.tier != "measured" else []
+        what += [] if first.precision in (None, "fp32") else [str(first.precision)]
+        lines.append(
+            f"hardware {first.hardware}"
+            + (f" ({', '.join(what)})" if what else "")
+            + f", {phase} energy per run; energy source {first.energy_source}"
+        )
+        if any(row.reply.energy_is_estimate for row in rows):
+            lines.append(
+                "ESTIMATED: the predictor learned from estimated energy (no power meter), not "
+                "from measurements"
+            )
     header = (
         f"  {'batch':>6} {'limit W':>8} {'energy (J)':>12} {'interval (J)':>24} "
         f"{'duration (s)':>13} {'power (W)':>10}"

@@ -310,6 +310,8 @@ def _predict_sweep(args: argparse.Namespace, graph: bytes, answerer: Any) -> int
                 {
                     "hardware": rows[0].reply.hardware,
                     "tier": rows[0].reply.tier,
+                    "energy_source": rows[0].reply.energy_source,
+                    "energy_is_estimate": any(r.reply.energy_is_estimate for r in rows),
                     "rows": [r.as_dict() for r in rows],
                     "cheapest": None
                     if best is None

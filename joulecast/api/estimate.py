@@ -214,6 +214,8 @@ class Estimator:
                 "batch_size": size,
                 "hardware": answer.hardware,
                 "tier": answer.tier,
+                "energy_source": answer.energy_source,
+                "energy_is_estimate": answer.energy_is_estimate,
                 "power_limit_w": answer.power_limit_w,
             }
             for name in PHASES:

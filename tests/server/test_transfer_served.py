@@ -105,6 +105,22 @@ def test_the_cli_sweeps_batch_sizes_and_marks_the_cheapest(start_server, capsys)
     assert cheapest["power_limit_w"] == 60 and cheapest["same_energy_at_power_limits_w"] == [70]
 
 
+def test_a_sweep_of_an_estimated_predictor_says_so(start_server, capsys) -> None:
+    """The shipped CPU predictor learned from CPU-time estimates: a batch-size table of it says
+    ESTIMATED and names the source, and never calls its rows measured."""
+    served = start_server(registry=PredictorRegistry(REPO / "artifacts"))
+    argv = ["predict", str(SAMPLE), "--server", served.address, "--hardware", "cpu-amd-epyc"]
+    argv += ["--batch-sizes", "8,32"]
+    assert main(argv) == 0
+    table = capsys.readouterr().out
+    assert "energy source estimate-cpu-time" in table and "ESTIMATED" in table
+    assert "measured)" not in table
+    assert main([*argv, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["energy_is_estimate"] is True and out["energy_source"] == "estimate-cpu-time"
+    assert all(r["energy_is_estimate"] for r in out["rows"])
+
+
 def test_mixed_precision_is_asked_over_the_wire_and_answered_by_the_transfer_model(
     start_server,
 ) -> None:

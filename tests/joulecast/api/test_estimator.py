@@ -136,6 +136,9 @@ def test_a_table_has_one_row_per_batch_size(estimator) -> None:
     assert isinstance(table, pd.DataFrame)
     assert list(table["batch_size"]) == [8, 64, 256]
     assert {"train_energy_j", "test_energy_high_j", "train_co2_g", "warnings", "tier"} <= set(table)
+    single = estimator.predict(SAMPLE)
+    assert set(table["energy_is_estimate"]) == {single.energy_is_estimate}
+    assert set(table["energy_source"]) == {single.energy_source}
     assert "train_cost" not in table
     for row in table.itertuples():
         single = estimator.predict(SAMPLE, batch_size=row.batch_size, region="FRA")
