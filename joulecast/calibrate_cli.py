@@ -248,16 +248,19 @@ def _fit_cpu(args: argparse.Namespace, suite: SuiteResult) -> int:
     )
     print(f"published {suite.hardware} version {done.published.version} under {args.artifacts}")
     print()
-    print(format_carried(done.carry.held_out, bundle.q_log))
+    print(format_carried(done.carry.held_out, bundle.q_log, bundle.energy_is_estimate))
     _print_ask(args, suite.hardware)
     return 0
 
 
-def format_carried(held_out: pd.DataFrame, q_log: Mapping[str, Mapping[str, float]]) -> str:
+def format_carried(
+    held_out: pd.DataFrame, q_log: Mapping[str, Mapping[str, float]], estimated: bool = False
+) -> str:
     """Each suite item answered by the prior as it is, and by a carry fitted without its
-    configuration (with that carry's interval), beside the measurement."""
+    configuration (with that carry's interval), beside the measurement (headed ``estimated``
+    when the rows' energy is an estimate)."""
     header = (
-        f"{'held out (mJ per sample)':34} {'phase':5} {'measured':>9} {'prior':>9} "
+        f"{'held out (mJ per sample)':34} {'phase':5} {_rows_word(estimated):>9} {'prior':>9} "
         f"{'carried':>9} {'interval':>17}"
     )
     lines = [header, "-" * len(header)]
@@ -362,10 +365,12 @@ class Before:
 def format_fitted(held: pd.DataFrame, described: PredictorDescription, before: Before) -> str:
     """Each suite item answered before the calibration (another CPU's predictor as it is) and
     after it (this CPU's selected predictor fitted without the item's configuration, with its
-    90 % interval), beside the measurement, in mJ per sample."""
+    90 % interval), beside the measurement (headed ``estimated`` when the rows' energy is an
+    estimate), in mJ per sample."""
     label = before.prior or "none"
     header = (
-        f"{'held out (mJ per sample)':34} {'phase':5} {'measured':>9} {label[:12]:>12} "
+        f"{'held out (mJ per sample)':34} {'phase':5} "
+        f"{_rows_word(described.energy_is_estimate):>9} {label[:12]:>12} "
         f"{'interval':>17} {'fitted':>9} {'interval':>17}"
     )
     lines = [header, "-" * len(header)]
@@ -410,6 +415,11 @@ def format_fitted(held: pd.DataFrame, described: PredictorDescription, before: B
                 f"x{math.exp(2 * q):.1f} (before: {earlier})"
             )
     return "\n".join([*lines, *summary])
+
+
+def _rows_word(estimated: bool) -> str:
+    """What a table calls the rows' energy: a meter's reading, or an estimate (no meter)."""
+    return "estimated" if estimated else "measured"
 
 
 def _median_error(ratios: list[float]) -> float:

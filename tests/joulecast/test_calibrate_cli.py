@@ -215,6 +215,8 @@ def test_the_cpu_path_carries_the_served_cpu_predictor_to_its_rows(tmp_path, cap
     out = capsys.readouterr().out
     assert "carried cpu-amd-epyc (version 89590f45d6bc, 858 rows) to cpu-calibration-test" in out
     assert "train: carried median error" in out and "test: carried median error" in out
+    header = next(line for line in out.splitlines() if line.startswith("held out (mJ"))
+    assert header.split()[5:7] == ["phase", "estimated"]  # CPU-time rows: never "measured"
     # the command the calibration prints asks its predictor, from any folder
     (ask,) = [line for line in out.splitlines() if line.startswith("ask it: ")]
     command = shlex.split(ask.removeprefix("ask it: ").replace("MODEL.onnx", str(SAMPLE)))
@@ -254,6 +256,8 @@ def test_a_cpu_suite_with_rows_enough_fits_this_cpus_own_predictors(tmp_path, ca
     # each suite item before (the served EPYC predictor as it is) and after, with intervals
     assert "train: fitted here, held out by configuration, median error" in out
     assert "(before: cpu-amd-epyc as it is:" in out
+    header = next(line for line in out.splitlines() if line.startswith("held out (mJ"))
+    assert header.split()[5:7] == ["phase", "estimated"]  # CPU-time rows: never "measured"
     assert any(line.startswith("mlp-n2-h16 b8") and ".." in line for line in out.splitlines())
     # one configuration at two batch sizes: two items, each with its own measurement
     twice = [line.split() for line in out.splitlines() if line.startswith("mlp-n1-h8 b")]
