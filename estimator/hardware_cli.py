@@ -70,7 +70,13 @@ class HardwareEntry:
 
     @property
     def measured(self) -> bool:
-        return bool(self.predictors)
+        """A predictor of its own learned from a meter's readings."""
+        return any(not p.energy_is_estimate for p in self.predictors)
+
+    @property
+    def estimated(self) -> bool:
+        """Predictors of its own, every one learned from estimated energy (no meter)."""
+        return bool(self.predictors) and not self.measured
 
     def to_dict(self) -> dict[str, Any]:
         head = {
@@ -80,6 +86,7 @@ class HardwareEntry:
             "kind": self.kind,
             "catalogued": self.spec is not None,
             "measured": self.measured,
+            "estimated": self.estimated,
             "predictors": [
                 {
                     "hardware": p.hardware,
@@ -154,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
 _COLUMNS = (
     ("id", "{}"),
     ("kind", "{}"),
-    ("measured", "{}"),
+    ("rows", "{}"),
     ("arch", "{}"),
     ("FP32 TFLOPS", "{:.1f}"),
     ("tensor FP16 TFLOPS", "{:.1f}"),
@@ -170,7 +177,8 @@ def format_table(entries: list[HardwareEntry]) -> str:
     rows = [[name for name, _ in _COLUMNS]]
     for entry in entries:
         spec = entry.spec
-        measured = "yes" if entry.measured else "no"
+        # whose rows its own predictor learned from: a meter's readings, or estimates
+        measured = "measured" if entry.measured else "estimated" if entry.estimated else "no"
         aliases = [p.hardware for p in entry.predictors if p.hardware != entry.id]
         if aliases:
             measured += f" ({', '.join(aliases)})"
@@ -203,10 +211,12 @@ def format_table(entries: list[HardwareEntry]) -> str:
     ]
     catalogued = sum(entry.spec is not None for entry in entries)
     measured_count = sum(entry.measured for entry in entries)
+    estimated_count = sum(entry.estimated for entry in entries)
     calibrated_count = sum(bool(entry.calibrations) for entry in entries)
     lines.append(
-        f"({catalogued} catalogued GPUs, {measured_count} measured hardware, {calibrated_count} "
-        "calibrated GPUs; catalog figures are "
+        f"({catalogued} catalogued GPUs, {measured_count} measured hardware, {estimated_count} "
+        f"with estimated rows only (no meter), {calibrated_count} calibrated GPUs; rows: what "
+        "the hardware's own predictor learned from; catalog figures are "
         "vendor peaks at the boost clock, not measurements; --json gives every figure and its source)"
     )
     return "\n".join(lines)

@@ -77,7 +77,9 @@ def test_json_lists_every_catalogued_gpu_and_the_measured_hardware(
     assert rows["tesla-t4"]["fp32_tflops"] == 8.1
 
     epyc = rows["cpu-amd-epyc"]
-    assert (epyc["kind"], epyc["catalogued"], epyc["measured"]) == ("cpu", False, True)
+    # its rows are CPU-time estimates: it has a predictor of its own, but nothing metered
+    assert (epyc["kind"], epyc["catalogued"], epyc["measured"]) == ("cpu", False, False)
+    assert epyc["estimated"] is True and h200["estimated"] is False
     assert epyc["name"] is None and epyc["nvml_names"] == []
     assert all(epyc[name] is None for name in FIGURES)
     assert epyc["predictors"] == [
@@ -101,12 +103,13 @@ def test_the_shipped_artifacts_list_the_quadro_and_the_cpus(
     rows = {row["id"]: row for row in listing(capsys, "--artifacts", str(ROOT / "artifacts"))}
     assert rows["quadro-rtx6000"]["measured"] is True
     assert rows["quadro-rtx6000"]["predictors"][0]["energy_source"] == "carbontracker-nvml"
-    for cpu in ("cpu-amd-epyc", "xeon-gold-5120-2c"):
+    for cpu, metered in (("cpu-amd-epyc", False), ("xeon-gold-5120-2c", True)):  # RAPL
         assert (rows[cpu]["kind"], rows[cpu]["measured"], rows[cpu]["catalogued"]) == (
             "cpu",
-            True,
+            metered,
             False,
         )
+        assert rows[cpu]["estimated"] is not metered
 
 
 def test_without_artifacts_every_gpu_is_unmeasured(
@@ -114,7 +117,7 @@ def test_without_artifacts_every_gpu_is_unmeasured(
 ) -> None:
     rows = listing(capsys, "--artifacts", str(tmp_path / "none"))
     assert len(rows) == len(load_catalog())
-    assert not any(row["measured"] for row in rows)
+    assert not any(row["measured"] or row["estimated"] for row in rows)
 
 
 def test_the_table_shows_catalogued_and_measured_hardware(
@@ -123,8 +126,9 @@ def test_the_table_shows_catalogued_and_measured_hardware(
     assert main(["hardware", "--artifacts", str(artifacts)]) == 0
     out = capsys.readouterr().out
     lines = {line.split()[0]: line for line in out.splitlines()[1:-1]}
-    assert out.splitlines()[0].split()[:4] == ["id", "kind", "measured", "arch"]
-    assert "yes (nvidia-h200)" in lines["h200"] and "NVIDIA H200 SXM 141 GB" in lines["h200"]
+    assert out.splitlines()[0].split()[:4] == ["id", "kind", "rows", "arch"]
+    assert "measured (nvidia-h200)" in lines["h200"] and "NVIDIA H200 SXM 141 GB" in lines["h200"]
+    assert lines["cpu-amd-epyc"].split()[1:3] == ["cpu", "estimated"]
     assert lines["tesla-t4"].split()[1:3] == ["gpu", "no"]
     assert "(not in the catalog)" in lines["cpu-amd-epyc"]
     assert "not measurements" in out.splitlines()[-1]
