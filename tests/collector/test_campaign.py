@@ -76,7 +76,7 @@ def test_campaign_dry_run_without_the_optional_packages(tmp_path: Path) -> None:
     assert report["plans"]["tiny"]["measured"] == 16 and report["plans"]["tiny"]["failed"] == 0
     assert "cpu" in (out / "identity.txt").read_text()
     versions = json.loads((out / "versions.json").read_text())
-    assert versions["deepspeed"] is None or "deepspeed" in versions
+    assert {"torch", "deepspeed"} <= set(versions)  # named, importable or not
     with MeasurementStore(out / "measurements.db") as store:
         rows = store.rows()
         graphs = {r.config_id: store.get_graph(r.graph_sha256) for r in rows if r.graph_sha256}

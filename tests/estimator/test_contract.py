@@ -47,16 +47,24 @@ def test_not_fitted_and_missing_features(name: str, frame) -> None:
 
 
 def test_physical_energy_is_power_times_duration(frame) -> None:
+    """Energy is answered as power x duration, and each factor follows the rows' own (the
+    ground truth's power and time per sample, which a split of the energy into a wrong power
+    and the duration it then implies would miss), power inside the range the rows drew."""
     y = frame["energy_per_sample_j"].to_numpy(float)
     from estimator.predictors.base import frame_rows
 
+    power = (frame["energy_j"] / frame["duration_s"]).to_numpy(float)
+    per_sample_s = (frame["duration_s"] / (frame["samples"] * frame["epochs"])).to_numpy(float)
     for name in PHYSICAL_PREDICTORS:
         model = PREDICTORS[name]().fit(frame, y)
         energy = model.predict(frame)
         parts = np.array([model.predict_parts_row(r) for r in frame_rows(frame)])
         np.testing.assert_allclose(energy, parts[:, 0] * parts[:, 1], rtol=1e-12)
-        lo, hi = model.power_range_w_
-        assert np.all((parts[:, 0] >= lo) & (parts[:, 0] <= hi))
+        assert model.power_range_w_ == pytest.approx((power.min(), power.max()))
+        assert np.all((parts[:, 0] >= power.min() - 1e-9) & (parts[:, 0] <= power.max() + 1e-9))
+        # measured: every physical predictor within 7 % (median) of both on this ground truth
+        assert np.median(np.abs(np.log(parts[:, 0] / power))) < 0.15, name
+        assert np.median(np.abs(np.log(parts[:, 1] / per_sample_s))) < 0.15, name
 
 
 def test_roofline_boosted_is_a_bounded_correction_of_the_roofline(frame) -> None:

@@ -207,10 +207,10 @@ def test_outside_the_data_warns_and_widens(graphs: dict[str, bytes], registry) -
     outside = reg.predict(profile, batch_size=128, samples=64, epochs=1)
     assert any("batch size 128 is outside" in w for w in outside.warnings)
     assert not any("batch size" in w for w in inside.warnings)
-    if inside.train is not None and outside.train is not None:
-        width_in = inside.train.energy_high_j / inside.train.energy_low_j
-        width_out = outside.train.energy_high_j / outside.train.energy_low_j
-        assert width_out > width_in
+    assert inside.train is not None and outside.train is not None  # widened, not refused
+    width_in = inside.train.energy_high_j / inside.train.energy_low_j
+    width_out = outside.train.energy_high_j / outside.train.energy_low_j
+    assert width_out > width_in
     many = reg.predict(profile, batch_size=8, samples=100_000, epochs=1)
     assert any("100000 samples is above the measured" in w for w in many.warnings)
     # The shipped store's smallest window holds one sample (batch 1), so "below the data" is
@@ -224,9 +224,9 @@ def test_outside_the_data_warns_and_widens(graphs: dict[str, bytes], registry) -
     finally:
         bundle.domain["samples"] = [low, high]
     assert any("2 samples is below the measured 4.." in w for w in few.warnings)
-    if few.train is not None and inside.train is not None:
-        width_few = few.train.energy_high_j / few.train.energy_low_j
-        assert width_few > inside.train.energy_high_j / inside.train.energy_low_j
+    assert few.train is not None
+    width_few = few.train.energy_high_j / few.train.energy_low_j
+    assert width_few > inside.train.energy_high_j / inside.train.energy_low_j
 
 
 def test_unseen_architectures_profile_apart(graphs: dict[str, bytes]) -> None:

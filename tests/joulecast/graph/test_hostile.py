@@ -7,6 +7,7 @@ import contextlib
 import io
 import os
 import random
+from collections.abc import Iterator
 from pathlib import Path
 
 import onnx
@@ -27,8 +28,10 @@ from joulecast.protowire import encode_varint as _varint
 
 
 @pytest.fixture
-def no_file_access(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Record (and refuse) every attempt to open a file while profiling."""
+def no_file_access(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Record (and refuse) every attempt to open a file while profiling; the test fails at
+    teardown if there was one (the profiler turns any exception, this refusal's too, into a
+    GraphError that a test expecting a refusal would accept)."""
     opened: list[str] = []
 
     def refuse(path: object, *args: object, **kwargs: object) -> None:
@@ -38,7 +41,9 @@ def no_file_access(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     monkeypatch.setattr(builtins, "open", refuse)
     monkeypatch.setattr(io, "open", refuse)
     monkeypatch.setattr(os, "open", refuse)
-    return opened
+    yield opened
+    monkeypatch.undo()
+    assert opened == [], f"the profiler tried to open {opened}"
 
 
 def _model(
