@@ -23,7 +23,7 @@ import numpy as np
 from estimator.features import PROFILE_FEATURES, run_features
 from joulecast.errors import FailedPrecondition, InvalidArgument, NotFound
 from joulecast.graph import GraphError, GraphProfile, profile_graph
-from joulecast.measurement import PHASES, Row, is_estimate
+from joulecast.measurement import ESTIMATE_PREFIX, PHASES, Row, is_estimate
 from joulecast.store import MeasurementStore
 
 if TYPE_CHECKING:
@@ -147,7 +147,7 @@ def from_rows(rows: list[Row], graphs: dict[str, bytes | None], hardware: str) -
                 "duration_s": _num(row.duration_s),
                 "duration_per_sample_s": _num(row.duration_s) / per,
                 "gpu_util_mean": _num(row.gpu_util_mean),
-                "energy_source": row.energy_source or "unknown",
+                "energy_source": _source(row),
             }
         )
     for reason, n in sorted(skipped.items()):
@@ -159,6 +159,15 @@ def from_rows(rows: list[Row], graphs: dict[str, bytes | None], hardware: str) -
     if frame.empty:
         raise FailedPrecondition(f"no usable measurements for hardware {hardware!r}")
     return _finish(hardware, frame, warnings)
+
+
+def _source(row: Row) -> str:
+    """The row's energy source, named an estimate when the row says it is one or names none:
+    a row that does not say which meter read it is never fitted as a measurement."""
+    source = row.energy_source or ""
+    if not source or (row.energy_is_estimate and not is_estimate(source)):
+        return ESTIMATE_PREFIX + (source or "unknown")
+    return source
 
 
 def _machines_warning(rows: list[Row], hardware: str) -> list[str]:

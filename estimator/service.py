@@ -668,11 +668,22 @@ class PredictorRegistry:
                 f"test: answered by the predictor of {answer.hardware} "
                 f"(version {answer.predictor_version})"
             )
+        # the answer is as much an estimate as the least metered of the two that made it
+        own = test is not None
         return replace(
             via,
             train=train,
             test=test,
             warnings=tuple(dict.fromkeys((*notes, *answer.warnings))),
+            energy_source="+".join(
+                dict.fromkeys(
+                    [
+                        *via.energy_source.split("+"),
+                        *(answer.energy_source.split("+") if own else []),
+                    ]
+                )
+            ),
+            energy_is_estimate=via.energy_is_estimate or (own and answer.energy_is_estimate),
         )
 
     def reload(self, hardware: str) -> str:

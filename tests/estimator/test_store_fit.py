@@ -23,6 +23,7 @@ from joulecast.measurement import Row
 from joulecast.store import MeasurementStore
 from joulecast.weightless import export_weightless
 
+REPO = Path(__file__).parents[2]
 CONFIGS = [
     ModelConfig("mlp", (1,), (64,)),
     ModelConfig("mlp", (1,), (256,)),
@@ -197,3 +198,47 @@ def test_fit_writes_held_out_predictions_for_the_report(store_path: Path, tmp_pa
         round(r.energy_j, 6) for r in rows if r.phase == "test"
     )
     assert (held["predicted_j"] > 0).all()
+
+
+def test_rows_that_name_no_meter_are_never_fitted_as_measured(store_path: Path) -> None:
+    """A row without an energy source, or flagged an estimate under a meter's name (an old
+    store, a hand-built row), is read as an estimate: nothing says a meter read it."""
+    from estimator.dataset import from_rows
+
+    with MeasurementStore(store_path, read_only=True) as store:
+        rows = store.rows(hardware="cpu-small")
+        graphs = {r.graph_sha256: store.get_graph(r.graph_sha256) for r in rows}
+    unnamed = [
+        Row(**{**r.__dict__, "energy_source": None, "energy_is_estimate": False}) for r in rows
+    ]
+    dataset = from_rows(unnamed, graphs, "cpu-small")  # type: ignore[arg-type]
+    assert dataset.energy_is_estimate and dataset.energy_source == "estimate-unknown"
+    flagged = [
+        Row(**{**r.__dict__, "energy_source": "rapl", "energy_is_estimate": True}) for r in rows
+    ]
+    dataset = from_rows(flagged, graphs, "cpu-small")  # type: ignore[arg-type]
+    assert dataset.energy_is_estimate and dataset.energy_source == "estimate-rapl"
+
+
+def test_a_fitted_gpu_of_estimated_rows_answers_as_an_estimate(
+    store_path: Path, tmp_path: Path
+) -> None:
+    """A GPU the transfer model was fitted on answers training from it and testing from its
+    own predictor: when that predictor learned from estimated rows, the answer says so and
+    names both sources."""
+    import shutil
+
+    gpu_db, artifacts = tmp_path / "p100.db", tmp_path / "artifacts"
+    shutil.copytree(REPO / "artifacts" / "transfer", artifacts / "transfer")
+    with MeasurementStore(store_path, read_only=True) as source, MeasurementStore(gpu_db) as out:
+        for row in source.rows(hardware="cpu-small"):
+            out.put_graph(source.get_graph(row.graph_sha256))  # type: ignore[arg-type]
+            out.put_row(Row(**{**row.__dict__, "hardware": "p100-pcie-16gb"}))
+            graph = source.get_graph(row.graph_sha256)  # one the predictor has seen
+    fit_and_publish(gpu_db, "p100-pcie-16gb", artifacts)
+    answer = PredictorRegistry(artifacts).predict(
+        profile_graph(graph), batch_size=8, samples=64, epochs=1, hardware="p100-pcie-16gb"
+    )
+    assert answer.train is not None and answer.test is not None
+    assert answer.energy_is_estimate
+    assert SOURCE in answer.energy_source.split("+") and "zeus-nvml-epoch" in answer.energy_source
