@@ -109,7 +109,7 @@ def _draw(
         figures.power_vs_flop_rate(data, out / "fig3_power_vs_flops.png"),
         figures.utilisation(data, out / "fig4_utilisation.png"),
         figures.power_traces(data, store, out / "fig5_power_traces.png"),  # type: ignore[arg-type]
-        figures.predicted_vs_measured(cv, out / "fig6_predicted_vs_measured.png"),
+        figures.predicted_vs_measured(cv, out / "fig6_predicted_vs_measured.png", data.estimated),
         figures.dataset_size(data, out / "fig7_dataset_size.png"),
         figures.frames_rnn(data, frames, out / "fig8_frames_rnn.png"),
     ]

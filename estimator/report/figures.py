@@ -253,10 +253,16 @@ def power_traces(data: ReportData, store: MeasurementStore, path: Path) -> Figur
 CV_COLUMNS = ("config_id", "family", "phase", "measured_j", "predicted_j")
 
 
-def predicted_vs_measured(cv: pd.DataFrame | None, path: Path) -> FigureFile:
+def predicted_vs_measured(
+    cv: pd.DataFrame | None, path: Path, estimated: bool = False
+) -> FigureFile:
     """Predicted vs measured energy from cross-validation, one panel per family (log-log, with
-    the identity line). An optional ``predictor`` column gives one row of panels per predictor."""
-    name, title = "fig6_predicted_vs_measured", "Predicted vs measured energy (cross-validation)"
+    the identity line). An optional ``predictor`` column gives one row of panels per predictor.
+    ``estimated``: the rows' energy is an estimate (no meter), and the figure says so instead
+    of calling it measured."""
+    observed = "estimated" if estimated else "measured"
+    name = "fig6_predicted_vs_measured"
+    title = f"Predicted vs {observed} energy (cross-validation)"
     if cv is None or cv.empty:
         return FigureFile(name, title, None, "no cross-validation results given (use --cv CSV)")
     predictors = sorted(cv["predictor"].astype(str).unique()) if "predictor" in cv else [""]
@@ -285,7 +291,7 @@ def predicted_vs_measured(cv: pd.DataFrame | None, path: Path) -> FigureFile:
                         va="top", fontsize=9)  # fmt: skip
             heading = style.label(fam) + (f" — {predictor}" if predictor else "")
             ax.set_title(heading, fontsize=10)
-            ax.set_xlabel("measured energy, J")
+            ax.set_xlabel(f"{observed} energy, J" + (" (no meter)" if estimated else ""))
             ax.set_ylabel("predicted energy, J")
             ax.grid(True, alpha=0.3)
             ax.legend(fontsize=8, loc="best")

@@ -140,3 +140,14 @@ def test_user_errors_are_joulecast_errors(tmp_path: Path) -> None:
     bad_cv.write_text("config_id,energy\nx,1\n")
     with pytest.raises(JoulecastError, match="lack columns"):
         build_report(two, tmp_path / "out", hardware="hw-a", cv_csv=bad_cv)
+
+
+def test_an_estimated_store_is_never_plotted_as_measured(
+    make_store: Callable[..., Path], tmp_path: Path
+) -> None:
+    db = make_store(estimated=True, traces=False, frames=None, sizes=None)
+    result = build_report(db, tmp_path / "out", cv_csv=_cv_csv(db, tmp_path))
+    report = result.report_path.read_text()
+    assert "Predicted vs estimated energy (cross-validation)" in report
+    assert "Predicted vs measured" not in report
+    _assert_png(result.figures["fig6_predicted_vs_measured"])
