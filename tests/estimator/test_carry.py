@@ -140,3 +140,14 @@ def test_a_sweep_is_not_few(prior) -> None:
     rows, graphs = _rows(SUITE + HELD + ("cnn-n1-h1024", "cnn-n2-h256", "cnn-n2-h384",
                                          "cnn-n2-h512", "cnn-n6-h384", "rnn-n1-h128"))  # fmt: skip
     assert not is_few(from_rows(rows, graphs, "cpu-other"))
+
+
+def test_metered_rows_carrying_an_estimated_prior_answer_as_an_estimate(prior) -> None:
+    """The carried answers are the prior's costs per operator kind scaled to the rows: rows a
+    meter read (RAPL) do not make a prior of CPU-time estimates measured."""
+    rows, graphs = _rows(SUITE)
+    metered = [dataclasses.replace(r, energy_source="rapl", energy_is_estimate=False) for r in rows]
+    suite = from_rows(metered, graphs, "cpu-other")
+    assert not suite.energy_is_estimate and prior.bundle.energy_is_estimate
+    bundle = carry(suite, prior).bundle
+    assert bundle.energy_is_estimate and bundle.energy_source == "rapl+estimate-cpu-time"
