@@ -61,7 +61,7 @@ def test_per_node_work_never_runs_in_the_server(start_server, layered, monkeypat
     def refuse(*args, **kwargs):
         raise AssertionError("per-node work ran in the server process")
 
-    monkeypatch.setattr("estimator.service.profile_nodes", refuse)  # the in-process path's
+    # every per-node answer goes through predict_nodes: refused here, it may run only in a worker
     monkeypatch.setattr(LayerSum, "predict_nodes", refuse)
     served = _serve(start_server, layered)
     reply = served.stub.PredictEnergy(_request(gemm_chain(4000)), timeout=60)
