@@ -93,7 +93,7 @@ def test_a_gpu_measured_by_two_sources_is_scored_per_source() -> None:
     from estimator.transfer.evaluate import CrossValidation, source_scores
 
     def rows(gpu: str, workload: str, ratios: list[float]) -> pd.DataFrame:
-        measured = np.full(len(ratios), 100.0)
+        measured = np.linspace(100.0, 200.0, len(ratios))
         return pd.DataFrame(
             {
                 "held_out": gpu,
@@ -102,7 +102,7 @@ def test_a_gpu_measured_by_two_sources_is_scored_per_source() -> None:
                 "transfer_j": measured * ratios,
                 "low_j": measured * np.array(ratios) / 2,  # the answer's interval, x4 wide
                 "high_j": measured * np.array(ratios) * 2,
-                **{f"{b}_j": measured for b in ("joules-per-flop", "tdp-over-peak")},
+                **{f"{b}_j": measured * 2 for b in ("joules-per-flop", "tdp-over-peak")},
             }
         )
 
