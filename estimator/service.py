@@ -668,22 +668,16 @@ class PredictorRegistry:
                 f"test: answered by the predictor of {answer.hardware} "
                 f"(version {answer.predictor_version})"
             )
-        # the answer is as much an estimate as the least metered of the two that made it
-        own = test is not None
+        # Both predictors made the answer (and their warnings are its warnings): it is as much
+        # an estimate as the less metered of the two, and names both sources.
+        sources = [*via.energy_source.split("+"), *answer.energy_source.split("+")]
         return replace(
             via,
             train=train,
             test=test,
             warnings=tuple(dict.fromkeys((*notes, *answer.warnings))),
-            energy_source="+".join(
-                dict.fromkeys(
-                    [
-                        *via.energy_source.split("+"),
-                        *(answer.energy_source.split("+") if own else []),
-                    ]
-                )
-            ),
-            energy_is_estimate=via.energy_is_estimate or (own and answer.energy_is_estimate),
+            energy_source="+".join(dict.fromkeys(sources)),
+            energy_is_estimate=via.energy_is_estimate or answer.energy_is_estimate,
         )
 
     def reload(self, hardware: str) -> str:

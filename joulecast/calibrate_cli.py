@@ -248,7 +248,7 @@ def _fit_cpu(args: argparse.Namespace, suite: SuiteResult) -> int:
     )
     print(f"published {suite.hardware} version {done.published.version} under {args.artifacts}")
     print()
-    print(format_carried(done.carry.held_out, bundle.q_log, bundle.energy_is_estimate))
+    print(format_carried(done.carry.held_out, bundle.q_log, suite.estimated))
     _print_ask(args, suite.hardware)
     return 0
 
@@ -324,9 +324,9 @@ def _fit_cpu_alone(args: argparse.Namespace, suite: SuiteResult) -> int:
 
 
 def _before(args: argparse.Namespace, dataset: Dataset) -> Before:
-    """Each suite row (by configuration, phase and batch size), and the answer per sample of the CPU
-    predictor that served before this calibration (another CPU's, as ``choose_prior`` picks
-    it; None where there was none)."""
+    """Each suite row (by configuration, phase and batch size), and the answer per sample of
+    the CPU predictor that served before this calibration (another CPU's, as ``choose_prior``
+    picks it; None where there was none)."""
     # imported when the command runs: `joulecast --help` stays light
     from estimator.carry import choose_prior
     from estimator.dataset import aggregate_repeats
