@@ -196,6 +196,36 @@ def test_smoke_plan_on_ray_equals_serial_through_a_killed_driver(
     _parity_through_a_killed_driver(cluster, tmp_path, "smoke", 86)
 
 
+def test_a_ray_sweep_refuses_rows_of_another_machine_under_one_name(
+    cluster: str, tmp_path: Path
+) -> None:
+    """A store whose rows of --hardware another CPU measured: the Ray driver refuses the first
+    worker's rows before writing them, says what to do, and leaves the stored rows as they were."""
+    runs = [{"family": "mlp", "layers": [1], "hidden": [h]} for h in (8, 16)]
+    one, two = tmp_path / "one.json", tmp_path / "two.json"
+    for path, part in ((one, runs[:1]), (two, runs)):
+        path.write_text(json.dumps({"name": "two", "defaults": {"samples": 1}, "runs": part}))
+    db = tmp_path / "lab.db"
+    common = ["--meter", "cpu-time", "--batch-size", "1", "--repeats", "1"]
+    common += ["--hardware", "cpu-lab", "--db", str(db)]
+    first = subprocess.run(
+        joulecast_command("collect", "--plan", str(one), *common),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert first.returncode == 0, first.stderr
+    with sqlite3.connect(db) as con:  # as a machine of another CPU model measured them
+        con.execute("UPDATE measurements SET cpu_model = 'AMD EPYC (cpu family 25, model 1)'")
+    on_ray = ["collect", "--plan", str(two), *common, "--executor", "ray"]
+    on_ray += ["--ray-address", cluster, "--resume"]
+    refused = subprocess.run(joulecast_command(*on_ray), cwd=REPO, capture_output=True, text=True)
+    assert refused.returncode == 2, refused.stderr[-2000:]
+    assert "measured on 'AMD EPYC (cpu family 25, model 1)'" in refused.stderr
+    assert "--hardware NAME" in refused.stderr and "nothing of it was stored" in refused.stderr
+    assert _rows(db) == 2  # the first configuration's two rows, nothing of the second
+
+
 def _running_task_pids() -> list[int]:
     """Ray worker processes of this machine executing ``measure_task`` right now."""
     return [pid for pid, title in _per_process("cmdline") if title.startswith(TASK_TITLE)]
