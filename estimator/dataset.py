@@ -153,6 +153,7 @@ def from_rows(rows: list[Row], graphs: dict[str, bytes | None], hardware: str) -
     for reason, n in sorted(skipped.items()):
         warnings.append(f"{n} row(s) skipped: {reason}")
     warnings.extend(_machines_warning(rows, hardware))
+    warnings.extend(_replayed_warning(rows))
     import pandas as pd  # only when a frame is built: loading a predictor imports no pandas
 
     frame = pd.DataFrame.from_records(records)
@@ -168,6 +169,19 @@ def _source(row: Row) -> str:
     if not source or (row.energy_is_estimate and not is_estimate(source)):
         return ESTIMATE_PREFIX + (source or "unknown")
     return source
+
+
+def _replayed_warning(rows: list[Row]) -> list[str]:
+    """A warning when rows were metered by a replayed trace (``--meter replay``): their energy
+    is a recording of other work, played back while this work ran (a test of the GPU path
+    without a GPU), not a reading of this work."""
+    replayed = sum(1 for row in rows if row.meter == "replay")
+    if not replayed:
+        return []
+    return [
+        f"{replayed} row(s) were metered by a replayed trace (--meter replay): their energy is "
+        "a recording of other work, not this work's; fit them to test the path, not to predict"
+    ]
 
 
 def _machines_warning(rows: list[Row], hardware: str) -> list[str]:

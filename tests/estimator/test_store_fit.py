@@ -242,3 +242,15 @@ def test_a_fitted_gpu_of_estimated_rows_answers_as_an_estimate(
     assert answer.train is not None and answer.test is not None
     assert answer.energy_is_estimate
     assert SOURCE in answer.energy_source.split("+") and "zeus-nvml-epoch" in answer.energy_source
+
+
+def test_rows_of_a_replayed_trace_are_warned_about(store_path: Path) -> None:
+    from estimator.dataset import from_rows
+
+    with MeasurementStore(store_path, read_only=True) as store:
+        rows = store.rows(hardware="cpu-small")
+        graphs = {r.graph_sha256: store.get_graph(r.graph_sha256) for r in rows}
+    assert not any("replayed" in w for w in from_rows(rows, graphs, "cpu-small").warnings)  # type: ignore[arg-type]
+    replayed = [Row(**{**r.__dict__, "meter": "replay"}) for r in rows[:3]] + rows[3:]
+    warned = [w for w in from_rows(replayed, graphs, "cpu-small").warnings if "replayed" in w]  # type: ignore[arg-type]
+    assert len(warned) == 1 and warned[0].startswith("3 row(s) were metered by a replayed trace")
