@@ -42,7 +42,7 @@ from collector.models import INPUT_SHAPE, build_model
 from collector.plans import RunSpec
 from collector.window import MARGIN, PROBE_S, samples_for_window
 from joulecast.errors import FailedPrecondition, InvalidArgument
-from joulecast.measurement import PHASES, ROW_COLUMNS, Row, TraceSample
+from joulecast.measurement import PHASES, ROW_COLUMNS, Row, TraceSample, machine_field, machine_name
 from joulecast.store import MeasurementStore
 from joulecast.weightless import export_weightless
 
@@ -137,7 +137,7 @@ def refuse_another_machine(
     skip what that machine measured as if this one had, and fit the two as one hardware."""
     facts = meter.describe()
     on_gpu = options.device.startswith("cuda")
-    here = facts.get(machine_field(on_gpu)) or ("" if on_gpu else cpu_model())
+    here = facts.get(machine_field(options.device)) or ("" if on_gpu else cpu_model())
     if not here:
         return
     others = sorted(stored_machines(store, options.hardware, on_gpu) - {here})
@@ -145,19 +145,13 @@ def refuse_another_machine(
         raise FailedPrecondition(another_machine_message(store, options.hardware, others[0], here))
 
 
-def machine_field(on_gpu: bool) -> str:
-    """The row field that names the machine: the GPU's NVML name, or the CPU's model."""
-    return "device_name" if on_gpu else "cpu_model"
-
-
 def stored_machines(store: MeasurementStore, hardware: str, on_gpu: bool) -> set[str]:
-    """The machines (:func:`machine_field`) that measured ``store``'s rows of ``hardware`` on
-    a GPU (``on_gpu``) or a CPU, failed rows included."""
-    field = machine_field(on_gpu)
+    """The machines (:func:`joulecast.measurement.machine_name`) that measured ``store``'s rows
+    of ``hardware`` on a GPU (``on_gpu``) or a CPU, failed rows included."""
     return {
-        str(getattr(row, field))
+        name
         for row in store.rows(status=None, hardware=hardware)
-        if row.device.startswith("cuda") == on_gpu and getattr(row, field)
+        if row.device.startswith("cuda") == on_gpu and (name := machine_name(row))
     }
 
 

@@ -23,7 +23,7 @@ import numpy as np
 from estimator.features import PROFILE_FEATURES, run_features
 from joulecast.errors import FailedPrecondition, InvalidArgument, NotFound
 from joulecast.graph import GraphError, GraphProfile, profile_graph
-from joulecast.measurement import ESTIMATE_PREFIX, PHASES, Row, is_estimate
+from joulecast.measurement import ESTIMATE_PREFIX, PHASES, Row, is_estimate, machine_name
 from joulecast.store import MeasurementStore
 
 if TYPE_CHECKING:
@@ -189,8 +189,7 @@ def _machines_warning(rows: list[Row], hardware: str) -> list[str]:
     (GPU rows by the GPU's name, CPU rows by the CPU model): a predictor of one id answers for
     one machine, and CPUs sold under one name spent 0.4-1.1x each other's time on the same
     work. Rows that name no machine (imported ones often) say nothing either way."""
-    names = (row.device_name if row.device.startswith("cuda") else row.cpu_model for row in rows)
-    machines = Counter(name for name in names if name)
+    machines = Counter(name for row in rows if (name := machine_name(row)))
     if len(machines) < 2:
         return []
     return [

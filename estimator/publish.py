@@ -38,7 +38,8 @@ def fit_and_publish(
     ``hardware`` None means the only hardware in the store (an error lists them otherwise).
     ``held_out_csv``, when given, receives the leave-one-configuration-out predictions of every
     predictor (config_id, family, phase, batch_size, predictor, measured_j, predicted_j), the
-    input of the report's predicted-vs-measured figure. Returns :func:`describe_published` of the new version.
+    input of the report's predicted-vs-measured figure. Returns :func:`describe_published` of
+    the new version.
     A catalogued GPU whose rows span fewer than
     :data:`estimator.transfer.calibrate.MAX_CONFIG_PHASES` configuration-phases is calibrated
     instead, when ``artifacts_dir`` holds the transfer model (the transfer model fitted to its

@@ -126,10 +126,15 @@ passes of the suite in ten minutes answered held-out configurations no better th
 pass alone (``artifacts/measurements/cpu-xeon-f6m207-run5.README.md``)."""
 
 
+def _on_cpu(args: argparse.Namespace) -> bool:
+    """Whether this calibration is a CPU's (a replayed GPU trace is calibrated as the GPU it was
+    recorded on, whatever device runs the work)."""
+    return bool(args.device == "cpu" and args.meter != "replay")
+
+
 def _suite_defaults(args: argparse.Namespace) -> None:
-    """The plan and the repeats of this device's suite, where the command line names none (a
-    replayed GPU trace is calibrated as the GPU it was recorded on)."""
-    on_cpu = args.device == "cpu" and args.meter != "replay"
+    """The plan and the repeats of this device's suite, where the command line names none."""
+    on_cpu = _on_cpu(args)
     if args.plan is None:
         args.plan = CPU_SUITE if on_cpu else GPU_SUITE
     if args.repeats is None:
@@ -142,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
     # imported when the command runs: `joulecast --help` stays light
     from collector.calibrate import SuiteSettings, measure_suite
 
-    on_cpu = args.device == "cpu" and args.meter != "replay"
+    on_cpu = _on_cpu(args)
     settings = SuiteSettings(
         db=args.db,
         device=args.device,
@@ -506,7 +511,7 @@ def format_items(items: list[HeldOutItem]) -> str:
         part = [i for i in items if i.phase == phase and i.after_j is not None]
         if not part:
             continue
-        after = _median([abs(i.after_j / i.measured_j - 1) for i in part])  # type: ignore[operator]
+        after = statistics.median([abs(i.after_j / i.measured_j - 1) for i in part])  # type: ignore[operator]
         inside = sum(
             1
             for i in part
@@ -515,13 +520,7 @@ def format_items(items: list[HeldOutItem]) -> str:
         line = f"{phase}: calibrated median error {after:.0%}, {inside} of {len(part)} inside"
         served = [i for i in part if i.before_j is not None]
         if served:
-            before = _median([abs(i.before_j / i.measured_j - 1) for i in served])  # type: ignore[operator]
+            before = statistics.median([abs(i.before_j / i.measured_j - 1) for i in served])  # type: ignore[operator]
             line += f"; transferred {before:.0%}"
         lines.append(line)
     return "\n".join(lines)
-
-
-def _median(values: list[float]) -> float:
-    ordered = sorted(values)
-    mid = len(ordered) // 2
-    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2

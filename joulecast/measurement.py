@@ -52,6 +52,17 @@ CODECARBON_MEASURED_MODES = frozenset(
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9.-]*$")
 
 
+def machine_field(device: str) -> str:
+    """The row field that names the machine a row of ``device`` ran on: the GPU's NVML name on
+    cuda, the CPU's model otherwise."""
+    return "device_name" if device.startswith("cuda") else "cpu_model"
+
+
+def machine_name(row: Row) -> str | None:
+    """The machine ``row`` says it ran on (:func:`machine_field`), None when it names none."""
+    return getattr(row, machine_field(row.device)) or None
+
+
 def is_estimate(source: str) -> bool:
     """True when an energy source names an estimate rather than a measurement."""
     return source.startswith(ESTIMATE_PREFIX)

@@ -50,7 +50,6 @@ from collector.runner import (
     SweepSummary,
     another_machine_message,
     failure_reason,
-    machine_field,
     measure_run,
     refuse_without_resume,
     row_key,
@@ -59,7 +58,7 @@ from collector.runner import (
     sweep_dataset,
 )
 from joulecast.errors import FailedPrecondition, InvalidArgument
-from joulecast.measurement import PHASES, Row, TraceSample, graph_sha256
+from joulecast.measurement import PHASES, Row, TraceSample, graph_sha256, machine_name
 from joulecast.store import MeasurementStore
 
 log = logging.getLogger(__name__)
@@ -494,7 +493,7 @@ def refuse_another_machine(
     (hardware id, on a GPU), and learns each result's machine."""
     for row, _ in result.rows:
         on_gpu = row.device.startswith("cuda")
-        here = getattr(row, machine_field(on_gpu))
+        here = machine_name(row)
         if not here:
             continue
         key = (row.hardware, on_gpu)
