@@ -153,7 +153,13 @@ def cmd_add_measurements(args: argparse.Namespace) -> int:
 def _retrained(result: RetrainReply) -> str:
     if not result.version:  # retired: its version rested on deleted rows
         return f"{result.hardware}: {result.selected}"
-    return f"{result.hardware}: version {result.version} now serves ({result.selected})"
+    line = f"{result.hardware}: version {result.version} now serves ({result.selected})"
+    if result.energy_is_estimate:
+        line += (
+            f"\nenergy is ESTIMATED ({result.energy_source}): the rows it was fitted on are "
+            "estimates, not a meter's readings"
+        )
+    return line
 
 
 def cmd_retrain(args: argparse.Namespace) -> int:

@@ -168,6 +168,8 @@ def retrain_from_response(response: pb.RetrainResponse) -> RetrainReply:
         version=response.version,
         selected=response.selected,
         scores=json.loads(response.scores_json) if response.scores_json else None,
+        energy_source=response.energy_source,
+        energy_is_estimate=response.energy_is_estimate,
     )
 
 

@@ -106,6 +106,8 @@ class RetrainReply:
     version: str
     selected: str
     scores: Any
+    energy_source: str = ""
+    energy_is_estimate: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -188,6 +188,8 @@ def response_from_retrain(result: RetrainResult) -> pb.RetrainResponse:
         version=result.version,
         selected=result.selected,
         scores_json=_json(result.scores),
+        energy_source=result.energy_source,
+        energy_is_estimate=result.energy_is_estimate,
     )
 
 

@@ -92,6 +92,12 @@ class FitDescription(Protocol):
     @property
     def scores(self) -> Any: ...
 
+    @property
+    def energy_source(self) -> str: ...
+
+    @property
+    def energy_is_estimate(self) -> bool: ...
+
     def selected_text(self) -> str: ...
 
 
@@ -158,6 +164,9 @@ class RetrainResult:
     selected: str
     scores: object
     """The new version's cross-validation scores (JSON-ready), or {} when none was fitted."""
+    energy_source: str = ""
+    """Where the new version's training energy came from; empty when none was fitted."""
+    energy_is_estimate: bool = False
 
 
 class _ProfileCache:
@@ -604,6 +613,8 @@ class EstimatorCore:
                 version=version or described.version,
                 selected=described.selected_text(),
                 scores=described.scores,
+                energy_source=described.energy_source,
+                energy_is_estimate=described.energy_is_estimate,
             )
         finally:
             self._retrain_cancel = None

@@ -67,6 +67,8 @@ class FitOutcome:
     version: str
     selected: str
     scores: Mapping[str, Any] = field(default_factory=dict)
+    energy_source: str = ""
+    energy_is_estimate: bool = False
 
     def selected_text(self) -> str:
         return self.selected
@@ -169,6 +171,8 @@ def _read_answer(path: Path, returncode: int, memory_bytes: int) -> FitOutcome:
         version=str(answer["version"]),
         selected=str(answer["selected"]),
         scores=answer.get("scores") or {},
+        energy_source=str(answer.get("energy_source", "")),
+        energy_is_estimate=bool(answer.get("energy_is_estimate", False)),
     )
 
 
@@ -203,6 +207,8 @@ def child_main(argv: list[str]) -> int:
             "version": described.version,
             "selected": described.selected_text(),
             "scores": described.scores,
+            "energy_source": described.energy_source,
+            "energy_is_estimate": described.energy_is_estimate,
         }
     except MemoryError:
         answer = {"error": "MemoryError", "message": "out of memory"}

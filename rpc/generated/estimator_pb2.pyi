@@ -312,16 +312,20 @@ class RetrainRequest(_message.Message):
     def __init__(self, hardware: _Optional[str] = ..., allow_idle_meter: _Optional[bool] = ...) -> None: ...
 
 class RetrainResponse(_message.Message):
-    __slots__ = ("hardware", "version", "selected", "scores_json")
+    __slots__ = ("hardware", "version", "selected", "scores_json", "energy_source", "energy_is_estimate")
     HARDWARE_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     SELECTED_FIELD_NUMBER: _ClassVar[int]
     SCORES_JSON_FIELD_NUMBER: _ClassVar[int]
+    ENERGY_SOURCE_FIELD_NUMBER: _ClassVar[int]
+    ENERGY_IS_ESTIMATE_FIELD_NUMBER: _ClassVar[int]
     hardware: str
     version: str
     selected: str
     scores_json: str
-    def __init__(self, hardware: _Optional[str] = ..., version: _Optional[str] = ..., selected: _Optional[str] = ..., scores_json: _Optional[str] = ...) -> None: ...
+    energy_source: str
+    energy_is_estimate: bool
+    def __init__(self, hardware: _Optional[str] = ..., version: _Optional[str] = ..., selected: _Optional[str] = ..., scores_json: _Optional[str] = ..., energy_source: _Optional[str] = ..., energy_is_estimate: _Optional[bool] = ...) -> None: ...
 
 class ListPredictorsRequest(_message.Message):
     __slots__ = ()

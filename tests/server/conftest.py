@@ -190,10 +190,15 @@ def sweep_graphs() -> dict[str, bytes]:
 
 
 def measured_rows(
-    sweep_graphs: dict[str, bytes], hardware: str, *, scale: float = 1.0, tag: str = "a"
+    sweep_graphs: dict[str, bytes],
+    hardware: str,
+    *,
+    scale: float = 1.0,
+    tag: str = "a",
+    source: str = "rapl",
 ) -> list[tuple[Row, bytes]]:
-    """Rows of the sweep with energies from a formula (J = scale x 2e-9 x FLOPs, measured by
-    RAPL): what a collector would send, without measuring."""
+    """Rows of the sweep with energies from a formula (J = scale x 2e-9 x FLOPs, labelled as
+    ``source`` read them: RAPL unless told): what a collector would send, without measuring."""
     rows = []
     for configs in SWEEP.values():
         for config in configs:
@@ -215,8 +220,8 @@ def measured_rows(
                             hardware=hardware,
                             duration_s=energy / 40 + 0.01,
                             energy_j=energy,
-                            energy_source="rapl",
-                            energy_is_estimate=False,
+                            energy_source=source,
+                            energy_is_estimate=is_estimate(source),
                             idle_power_w=10.0,
                             graph_sha256=hashlib.sha256(graph).hexdigest(),
                         ),

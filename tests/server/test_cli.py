@@ -65,6 +65,27 @@ def server(tmp_path: Path, token: str) -> Iterator[tuple[str, Path, subprocess.P
         proc.wait(10)
 
 
+def test_retrain_of_estimated_rows_says_so(server, make_rows, tmp_path: Path) -> None:
+    """A version fitted on CPU-time estimates is announced as an estimate, in text and JSON."""
+    address, token_file, _, _ = server
+    store_path = tmp_path / "estimated.db"
+    with MeasurementStore(store_path) as store:
+        rows = make_rows("cpu-est", source="estimate-cpu-time")
+        for _, graph in rows:
+            store.put_graph(graph)
+        store.put_rows([(row, ()) for row, _ in rows])
+    auth = ["--server", address, "--token-file", str(token_file)]
+    added = run("add-measurements", str(store_path), *auth)
+    assert added.returncode == 0, added.stderr
+    as_json = run("retrain", "--hardware", "cpu-est", *auth, "--json")
+    assert as_json.returncode == 0, as_json.stderr
+    reply = json.loads(as_json.stdout)
+    assert reply["energy_source"] == "estimate-cpu-time" and reply["energy_is_estimate"] is True
+    as_text = run("retrain", "--hardware", "cpu-est", *auth)
+    assert as_text.returncode == 0, as_text.stderr
+    assert "energy is ESTIMATED (estimate-cpu-time)" in as_text.stdout
+
+
 def test_cli_end_to_end(server, make_rows, tmp_path: Path) -> None:
     address, token_file, proc, token = server
     store_path = tmp_path / "collected.db"
@@ -92,7 +113,9 @@ def test_cli_end_to_end(server, make_rows, tmp_path: Path) -> None:
     env = {**os.environ, "JOULECAST_TOKEN": token}
     retrained = run("retrain", "--hardware", "cpu-test", "--server", address, "--json", env=env)
     assert retrained.returncode == 0, retrained.stderr
-    version = json.loads(retrained.stdout)["version"]
+    reply = json.loads(retrained.stdout)
+    version = reply["version"]
+    assert reply["energy_source"] == "rapl" and reply["energy_is_estimate"] is False
 
     predicted = run("predict", str(SAMPLE), "--server", address, "--json")
     assert predicted.returncode == 0, predicted.stderr

@@ -75,6 +75,7 @@ class _Fitted:
     """What a fit describes, as far as Retrain's answer reads it."""
 
     hardware, version, scores = "cpu-test", "v1", {}
+    energy_source, energy_is_estimate = "rapl", False
 
     def selected_text(self) -> str:
         return "fake"
