@@ -57,25 +57,29 @@ gpu-campaign-dry: venv
 # commands that can also be sent to the device machine one at a time. Score it here with
 #   PYTHONPATH=. python examples/zeus/score_calibration.py --h200 OUT/measurements.db \
 #       --h200-suite OUT/calibrate.db
-GPU ?= h200
+# Both stores' rows are named by the GPU's catalog id (NVML's name looked up: h200, h100-sxm);
+# GPU=NAME names them otherwise (a catalogued GPU's id is refused for another GPU's rows).
+GPU ?=
+HW = $(if $(GPU),--hardware $(GPU))
 gpu-calibrate-check:
 	mkdir -p $(OUT)/artifacts/transfer
 	cp artifacts/transfer/gpu-training.json $(OUT)/artifacts/transfer/
-	PYTHONPATH=. python3 -m joulecast.cli calibrate --device cuda --hardware $(GPU) \
+	PYTHONPATH=. python3 -m joulecast.cli calibrate --device cuda $(HW) \
 		--db $(OUT)/calibrate.db --artifacts $(OUT)/artifacts --budget-s 180
 	PYTHONPATH=. python3 -m collector.campaign --out $(OUT) --plans paper --repeats 1 \
-		--window-seconds 2 --budget-s 320 --meter nvml --hardware $(GPU)
+		--window-seconds 2 --budget-s 320 --meter nvml $(HW)
 
-# The same two commands here, without a GPU: a replayed T4 trace and the cpu-time estimate.
+# The same two commands here, without a GPU: a replayed T4 trace (its rows and calibration are
+# named replay-t4_calibrate, never a GPU's) and the cpu-time estimate (this CPU's id).
 gpu-calibrate-check-dry: venv
 	mkdir -p runs/calibrate-check-dry/artifacts/transfer
 	cp artifacts/transfer/gpu-training.json runs/calibrate-check-dry/artifacts/transfer/
 	$(BIN)/python -m joulecast.cli calibrate --device cpu --meter replay \
-		--trace tests/data/traces/t4_calibrate.json --hardware $(GPU) --window-s 0.1 \
+		--trace tests/data/traces/t4_calibrate.json --window-s 0.1 \
 		--repeats 1 --idle-s 0.05 --db runs/calibrate-check-dry/calibrate.db \
 		--artifacts runs/calibrate-check-dry/artifacts
 	$(BIN)/python -m collector.campaign --out runs/calibrate-check-dry --device cpu \
-		--meter cpu-time --plans paper --samples 16 --repeats 1 --budget-s 60 --hardware $(GPU)
+		--meter cpu-time --plans paper --samples 16 --repeats 1 --budget-s 60
 
 demo: venv
 	$(BIN)/python -m joulecast.demo

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from collector.data import synthetic_clips
 from collector.executors.serial import run_serial
-from collector.hardware import cpu_name, default_hardware, slug
+from collector.hardware import cpu_name, default_hardware, gpu_hardware_id, sweep_hardware
 from collector.meters.cputime import pin_torch_threads
 from collector.meters.select import estimate_banner, open_meter
 from collector.plans import load_plan
@@ -37,7 +37,7 @@ from collector.progress import LineProgress
 from collector.runner import SweepOptions, SweepSummary
 from collector.window import window_clock
 from joulecast.errors import FailedPrecondition, InvalidArgument
-from joulecast.hardware import AmbiguousGpuName, find_gpu
+from joulecast.measurement import hardware_claim_problem
 from joulecast.store import MeasurementStore
 
 log = logging.getLogger(__name__)
@@ -136,18 +136,25 @@ def refuse_busy_gpu(meter: object, device: str, allow: bool, say: Callable[[str]
     say(f"WARNING: {why} (measuring anyway: --allow-busy-gpu)")
 
 
-def suite_hardware(device: str, device_name: str, explicit: str | None) -> str:
-    """The rows' hardware id: ``explicit``; on a GPU the catalog's id of the name NVML gives,
-    else that name slugged (the collector's default); on a CPU ``cpu-<name>-f<family>m<model>``."""
+def suite_hardware(
+    device: str, device_name: str, explicit: str | None, trace: str | None = None
+) -> str:
+    """The rows' hardware id: ``explicit``; under a replayed ``trace`` ``replay-<trace>`` (a
+    recording of other work is no GPU's measurement); on a GPU the catalog's id of the name
+    NVML gives, else that name slugged; on a CPU ``cpu-<name>-f<family>m<model>`` (the
+    collector's defaults). InvalidArgument when the id names a catalogued GPU these rows do
+    not come from (:func:`joulecast.measurement.hardware_claim_problem`)."""
     if explicit:
+        meter = "replay" if trace is not None else None
+        problem = hardware_claim_problem(explicit, device, device_name, meter)
+        if problem is not None:
+            raise InvalidArgument(problem)
         return explicit
+    if trace is not None:
+        return sweep_hardware(device, "replay", trace)
     if device == "cpu":
         return default_hardware(device)
-    try:
-        spec = find_gpu(device_name)
-    except AmbiguousGpuName:
-        spec = None
-    return spec.id if spec is not None else slug(device_name)
+    return gpu_hardware_id(device_name)
 
 
 def measure_suite(settings: SuiteSettings, say: Callable[[str], None] = _say) -> SuiteResult:
@@ -171,7 +178,12 @@ def measure_suite(settings: SuiteSettings, say: Callable[[str], None] = _say) ->
             device_name = meter.describe().get("device_name") or settings.device
         else:
             device_name = cpu_name()
-        hardware = suite_hardware("cuda" if gpu_metered else "cpu", device_name, settings.hardware)
+        hardware = suite_hardware(
+            "cuda" if gpu_metered else "cpu",
+            device_name,
+            settings.hardware,
+            settings.trace if settings.meter == "replay" else None,
+        )
         if meter.name == "cpu-time":
             pin_torch_threads()  # a spinning worker thread would count as work
         banner = estimate_banner(meter)

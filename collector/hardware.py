@@ -10,6 +10,7 @@ from pathlib import Path
 
 from joulecast.errors import InvalidArgument
 from joulecast.hardware_name import check_hardware_name
+from joulecast.measurement import hardware_claim_problem
 
 
 @cache
@@ -59,15 +60,27 @@ def cuda_device_name(index: int = 0) -> str:
     return torch.cuda.get_device_name(index)
 
 
+def gpu_hardware_id(device_name: str) -> str:
+    """A GPU's default hardware id: the catalog's id for the name NVML gives ('NVIDIA H200' ->
+    'h200', the id ``predict --hardware`` and a calibration read), else that name slugged."""
+    from joulecast.hardware import AmbiguousGpuName, find_gpu
+
+    try:
+        spec = find_gpu(device_name)
+    except AmbiguousGpuName:
+        spec = None
+    return spec.id if spec is not None else slug(device_name)
+
+
 def default_hardware(device: str) -> str:
-    """Hardware id that keeps predictors apart: the GPU's name on cuda; on cpu 'cpu-<name>'
-    with the family and model numbers where /proc/cpuinfo gives them ('cpu-amd-epyc-f26m2'):
+    """Hardware id that keeps predictors apart: on cuda the GPU's (:func:`gpu_hardware_id`);
+    on cpu 'cpu-<name>' with the family and model numbers where /proc/cpuinfo gives them ('cpu-amd-epyc-f26m2'):
     a VM's CPU name ("AMD EPYC", "Intel(R) Xeon(R) Processor") is the same across generations
     that spent 0.4-1.1x each other's CPU time on the same work, and one id for both would mix
     their rows in one predictor."""
     if device.startswith("cuda"):
         index = int(device.split(":")[1]) if ":" in device else 0
-        return slug(cuda_device_name(index))
+        return gpu_hardware_id(cuda_device_name(index))
     info = _cpuinfo()
     family, model = info.get("cpu family", ""), info.get("model", "")
     numbers = f"-f{family}m{model}" if family.isdigit() and model.isdigit() else ""
@@ -80,9 +93,16 @@ def sweep_hardware(
     """The hardware id of a sweep's rows: ``explicit`` when given, the recorded trace's name for
     the replay meter, else :func:`default_hardware` of this machine (each Ray worker asks its
     own, so a mixed cluster's rows carry each one's hardware). Every one obeys the one
-    hardware-name rule (:mod:`joulecast.hardware_name`): InvalidArgument says why not."""
+    hardware-name rule (:mod:`joulecast.hardware_name`), and an explicit name of a catalogued
+    GPU is refused at once for a CPU's rows or a replay's (a GPU's own name is checked against
+    the device when the meter opens): InvalidArgument says why not."""
     if explicit:
-        return check_hardware_name(explicit)
+        check_hardware_name(explicit)
+        if meter_kind == "replay" or not device.startswith("cuda"):
+            problem = hardware_claim_problem(explicit, device, None, meter_kind)
+            if problem is not None:
+                raise InvalidArgument(problem)
+        return explicit
     if meter_kind == "replay":
         return check_hardware_name(f"replay-{Path(trace or 'trace').stem}")
     return check_hardware_name(default_hardware(device))

@@ -42,7 +42,15 @@ from collector.models import INPUT_SHAPE, build_model
 from collector.plans import RunSpec
 from collector.window import MARGIN, PROBE_S, samples_for_window
 from joulecast.errors import FailedPrecondition, InvalidArgument
-from joulecast.measurement import PHASES, ROW_COLUMNS, Row, TraceSample, machine_field, machine_name
+from joulecast.measurement import (
+    PHASES,
+    ROW_COLUMNS,
+    Row,
+    TraceSample,
+    hardware_claim_problem,
+    machine_field,
+    machine_name,
+)
 from joulecast.store import MeasurementStore
 from joulecast.weightless import export_weightless
 
@@ -143,6 +151,18 @@ def refuse_another_machine(
     others = sorted(stored_machines(store, options.hardware, on_gpu) - {here})
     if others:
         raise FailedPrecondition(another_machine_message(store, options.hardware, others[0], here))
+
+
+def refuse_a_gpu_it_is_not(options: SweepOptions, meter: EnergyMeter) -> None:
+    """InvalidArgument, before anything is measured, when this sweep's hardware id names a
+    catalogued GPU that is not the one measured (a CPU, a replayed trace, another GPU): every
+    row would be refused when stored (:func:`joulecast.measurement.check_row`)."""
+    facts = meter.describe()
+    problem = hardware_claim_problem(
+        options.hardware, options.device, facts.get("device_name"), meter.name
+    )
+    if problem is not None:
+        raise InvalidArgument(problem)
 
 
 def stored_machines(store: MeasurementStore, hardware: str, on_gpu: bool) -> set[str]:

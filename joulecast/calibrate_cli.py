@@ -63,7 +63,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--hardware",
         help="hardware id of the rows and the predictor (default: the catalog's id of the GPU "
         "NVML names, else its name slugged; on a CPU cpu-<name>-f<family>m<model>, e.g. "
-        "cpu-amd-epyc-f26m2)",
+        "cpu-amd-epyc-f26m2; a replayed trace's rows are replay-<trace>; a catalogued GPU's id "
+        "is refused for another device's rows)",
     )
     p.add_argument(
         "--budget-s",
@@ -179,6 +180,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"NOTE: {note}", file=sys.stderr)
     for failure in summary.failures:
         print(f"  failed: {failure}", file=sys.stderr)
+    if suite.meter == "replay":
+        print(
+            f"NOTE: these rows are metered by a replayed trace ({args.trace}): a recording of "
+            f"other work played back to test the code path, not a measurement; they are named "
+            f"{suite.hardware} and every answer of this calibration says so",
+            file=sys.stderr,
+        )
     if suite.estimated:
         print(
             "NOTE: energy in these rows is ESTIMATED (no power meter): the predictor will say so",

@@ -63,6 +63,47 @@ def machine_name(row: Row) -> str | None:
     return getattr(row, machine_field(row.device)) or None
 
 
+def catalogued_gpu_claim(hardware: str) -> str | None:
+    """The name of the catalogued GPU that hardware id ``hardware`` names (as ``predict`` and a
+    calibration would read it: ``h200``, ``t4``), None when it names none or several."""
+    from joulecast.hardware import AmbiguousGpuName, find_gpu
+
+    try:
+        spec = find_gpu(hardware)
+    except AmbiguousGpuName:
+        return None
+    return None if spec is None else spec.name
+
+
+def hardware_claim_problem(
+    hardware: str, device: str, device_name: str | None, meter: str | None
+) -> str | None:
+    """Why rows of ``device`` (its NVML name ``device_name``), metered by ``meter``, cannot be
+    named ``hardware``; None when they can. A hardware id that names a catalogued GPU claims
+    that GPU: its rows are fitted and answered as that GPU's, so they must come from it. A
+    replayed trace is a recording of other work, CPU rows are no GPU's, and another GPU's rows
+    are not this one's."""
+    claimed = catalogued_gpu_claim(hardware)
+    if claimed is None:
+        return None
+    head = f"hardware {hardware!r} names the catalogued GPU {claimed}, and"
+    if meter == "replay":
+        return (
+            f"{head} these rows are metered by a replayed trace: a recording of other work, "
+            "never that GPU's measurement (leave --hardware out: they are named replay-<trace>)"
+        )
+    if not device.startswith("cuda"):
+        return f"{head} these rows ran on {device!r}: name them another way"
+    if device_name:
+        ran_on = catalogued_gpu_claim(device_name)
+        if ran_on != claimed:
+            return (
+                f"{head} these rows ran on {device_name!r}: they would be fitted and answered "
+                "as another GPU's (leave --hardware out: the GPU's own id is the default)"
+            )
+    return None
+
+
 def is_estimate(source: str) -> bool:
     """True when an energy source names an estimate rather than a measurement."""
     return source.startswith(ESTIMATE_PREFIX)
@@ -257,7 +298,9 @@ def check_row(row: Row, *, require_graph: bool = True) -> Row:
             raise InvalidArgument(f"{name} is empty")
     if len(row.run_key) > MAX_KEY:
         raise InvalidArgument(f"run_key is longer than {MAX_KEY} characters")
-    problem = hardware_name_problem(row.hardware)
+    problem = hardware_name_problem(row.hardware) or hardware_claim_problem(
+        row.hardware, row.device, row.device_name, row.meter
+    )
     if problem is not None:
         raise InvalidArgument(problem)
     for f in dataclasses.fields(row):

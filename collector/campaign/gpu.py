@@ -29,7 +29,7 @@ import sys
 import time
 from pathlib import Path
 
-from collector.hardware import cpu_model, default_hardware, software_versions
+from collector.hardware import cpu_model, default_hardware, software_versions, sweep_hardware
 from collector.meters.cputime import pin_torch_threads
 from collector.meters.select import estimate_banner, open_meter
 from collector.window import window_clock
@@ -62,7 +62,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--db-name", default="measurements.db")
     p.add_argument(
-        "--hardware", help="hardware id of the rows (default: the device's name, slugged)"
+        "--hardware",
+        help="hardware id of the rows (default: the catalog's id of the GPU NVML names, else "
+        "its name slugged; a catalogued GPU's id is refused for another device's rows)",
     )
     return p
 
@@ -83,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.hardware is not None:
         try:
-            check_hardware_name(args.hardware)  # before the folder, the meter or a row
+            # before the folder, the meter or a row
+            sweep_hardware(args.device, args.meter, None, args.hardware)
         except InvalidArgument as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2

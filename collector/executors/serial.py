@@ -23,6 +23,7 @@ from collector.runner import (
     SweepSummary,
     measure_run,
     plan_keys,
+    refuse_a_gpu_it_is_not,
     refuse_another_machine,
     refuse_without_resume,
     stored_windows,
@@ -52,6 +53,7 @@ def run_serial(
         raise FailedPrecondition("--device cuda asked, but torch sees no CUDA device")
     keys = plan_keys(runs, options)
     refuse_without_resume(store, len(store.all_keys() & set(keys)), options)
+    refuse_a_gpu_it_is_not(options, meter)
     refuse_another_machine(store, options, meter)
     done = store.done_keys()
     summary = SweepSummary(skipped=len(done & set(keys)))

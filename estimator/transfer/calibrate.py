@@ -144,6 +144,7 @@ def _facts(rows: list[Row]) -> dict[str, Any]:
     limits = sorted({float(r.power_limit_w) for r in rows if r.power_limit_w})
     return {
         "energy_sources": dict(Counter(r.energy_source or "unknown" for r in rows)),
+        "meters": dict(Counter(r.meter or "unknown" for r in rows)),
         "device_names": sorted({r.device_name for r in rows if r.device_name}),
         "drivers": sorted({r.driver for r in rows if r.driver}),
         "power_limits_w": limits,

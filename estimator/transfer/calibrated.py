@@ -91,6 +91,12 @@ class CalibratedModel:
         return int(self.calibration.get("rows", 0))
 
     @property
+    def replayed_rows(self) -> int:
+        """How many of its rows a replayed trace metered (``--meter replay``): a recording of
+        other work played back to test the code path, never this GPU's measurement."""
+        return int((self.calibration.get("meters") or {}).get("replay", 0))
+
+    @property
     def measured(self) -> str:
         """When the rows were measured: ``2026-12-04`` or ``2026-12-04..2026-12-05``."""
         span = self.calibration.get("measured_at") or []

@@ -121,6 +121,13 @@ def calibrated(
         "leave-one-configuration-out error with the transfer model's leave-one-workload-out band",
         answer.precision_warning(run, model.params),
     ]
+    if model.replayed_rows:
+        warnings.insert(
+            0,
+            f"NOT A MEASUREMENT: {model.replayed_rows} of the calibration's {model.rows} rows were "
+            "metered by a replayed trace (--meter replay), a recording of other work played "
+            "back to test the code path; no GPU was measured",
+        )
     if not info.get("held_out"):
         warnings.append(
             f"the calibration spans {len(configs)} configuration(s): nothing could be held out, "

@@ -46,6 +46,27 @@ def test_rows_are_named_by_the_catalog_id_of_the_gpu() -> None:
     assert suite_hardware("cuda", "Some Future GPU 9000", None) == "some-future-gpu-9000"
     assert suite_hardware("cuda", "Tesla T4", "lab-t4") == "lab-t4"
     assert suite_hardware("cpu", "AMD EPYC", None).startswith("cpu-")
+    assert suite_hardware("cuda", "Tesla T4", None, "traces/t4_calibrate.json") == (
+        "replay-t4_calibrate"  # a replayed trace is no T4's measurement
+    )
+
+
+@pytest.mark.parametrize(
+    ("device", "device_name", "trace", "why"),
+    [
+        ("cuda", "NVIDIA H100 80GB HBM3", None, "ran on 'NVIDIA H100 80GB HBM3'"),
+        ("cuda", "Some Future GPU 9000", None, "ran on 'Some Future GPU 9000'"),
+        ("cpu", "AMD EPYC", None, "ran on 'cpu'"),
+        ("cuda", "NVIDIA H200", "t4_calibrate.json", "replayed trace"),
+    ],
+)
+def test_a_catalogued_gpus_id_is_refused_for_rows_of_anything_else(
+    device: str, device_name: str, trace: str | None, why: str
+) -> None:
+    with pytest.raises(InvalidArgument, match="names the catalogued GPU NVIDIA H200") as refused:
+        suite_hardware(device, device_name, "h200", trace)
+    assert why in str(refused.value)
+    assert suite_hardware("cuda", "NVIDIA H200", "h200") == "h200"  # its own GPU's rows
 
 
 def test_a_busy_gpu_is_refused_before_any_work(tmp_path: Path) -> None:

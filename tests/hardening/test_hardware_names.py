@@ -17,7 +17,7 @@ from collector.hardware import slug, sweep_hardware
 from collector.importer import BadImport, GraphCache, Record, import_records
 from estimator.artifacts import check_hardware_name as artifact_name
 from joulecast.errors import InvalidArgument
-from joulecast.measurement import check_row
+from joulecast.measurement import catalogued_gpu_claim, check_row
 from joulecast.store import MeasurementStore
 from rpc.auth import bearer_metadata
 from rpc.generated import estimator_pb2 as pb
@@ -42,6 +42,9 @@ def test_names_joulecast_makes_are_valid_everywhere(name: str, make_rows) -> Non
 
     assert check_hardware_name(name) == name == artifact_name(name)
     row, _ = make_rows("cpu-test")[0]
+    gpu = catalogued_gpu_claim(name)
+    if gpu is not None:  # a catalogued GPU's id names rows of that GPU only
+        row = dataclasses.replace(row, device="cuda", device_name=gpu)
     assert check_row(dataclasses.replace(row, hardware=name)).hardware == name
 
 
@@ -239,3 +242,46 @@ def test_a_name_add_measurements_accepts_is_published_by_retrain(
     done = served.stub.Retrain(pb.RetrainRequest(hardware=name), metadata=AUTH, timeout=600)
     assert done.hardware == name and done.version
     assert (artifacts / "predictors" / name / done.version).is_dir()
+
+
+def test_a_catalogued_gpus_name_is_refused_for_rows_it_did_not_measure(
+    start_server, make_rows, tmp_path: Path, capsys
+) -> None:
+    """``h200`` claims the NVIDIA H200: rows of a CPU, of a replayed trace or of another GPU
+    named so would be fitted and answered as its measurements. Every door refuses them."""
+    row, graph = make_rows("cpu-test")[0]
+    claims = {
+        "a CPU's": dataclasses.replace(row, hardware="h200"),
+        "a replay's": dataclasses.replace(
+            row, hardware="h200", device="cuda", device_name="NVIDIA H200", meter="replay"
+        ),
+        "another GPU's": dataclasses.replace(
+            row, hardware="h200", device="cuda", device_name="NVIDIA H100 80GB HBM3"
+        ),
+    }
+    for whose, claim in claims.items():
+        with pytest.raises(InvalidArgument, match="names the catalogued GPU NVIDIA H200"):
+            check_row(claim)
+            pytest.fail(f"{whose} row named h200 was accepted")
+    own = dataclasses.replace(row, hardware="h200", device="cuda", device_name="NVIDIA H200")
+    assert check_row(own).hardware == "h200"
+    db = tmp_path / "m.db"
+    served = start_server(db_path=db, profile_workers=0)
+    messages = [
+        client_convert.message_from_row(dataclasses.replace(c, run_key=f"claim/{n}"), graph)
+        for n, c in enumerate(claims.values())
+    ]
+    reply = served.stub.AddMeasurements(iter(messages), metadata=AUTH, timeout=30)
+    assert reply.accepted == 0 and reply.rejected == len(claims)
+    assert all("names the catalogued GPU" in r.reason for r in reply.results)
+    with MeasurementStore(db, read_only=True) as store:
+        assert store.count() == 0
+    from joulecast.cli import main
+
+    store = tmp_path / "runs" / "c.db"
+    line = _refusal(
+        capsys, main, "collect", "--plan", "smoke", "--device", "cpu", "--meter", "cpu-time",
+        "--samples", "8", "--data", "synthetic", "--db", str(store), "--hardware", "h200",
+    )  # fmt: skip
+    assert "names the catalogued GPU NVIDIA H200" in line and "ran on 'cpu'" in line
+    assert not store.exists()

@@ -100,7 +100,8 @@ def test_rows_carry_the_gpu_its_power_limit_and_who_shared_it(calibration) -> No
         graphs = {r.graph_sha256 for r in rows}
         assert all(store.get_graph(sha) for sha in graphs)
     for row in rows:
-        assert row.hardware == "tesla-t4"  # the catalog's id of the name NVML gives
+        # a replayed T4 trace is no T4's measurement: its rows are named after the trace
+        assert row.hardware == "replay-t4_calibrate"
         assert row.device_name == "Tesla T4" and row.driver == "535.104.05"
         assert row.power_limit_w == 70.0 and row.meter == "replay"
         assert row.energy_source == "nvml-energy-counter" and not row.energy_is_estimate
@@ -115,22 +116,29 @@ def test_rows_carry_the_gpu_its_power_limit_and_who_shared_it(calibration) -> No
 
 def test_the_command_shows_held_out_items_before_and_after(calibration) -> None:
     out = calibration["out"]
-    assert "calibrated tesla-t4 (GPU tesla-t4): 16 rows of 3 configurations" in out
+    assert "calibrated replay-t4_calibrate (GPU tesla-t4): 16 rows of 3 configurations" in out
     assert "held out (mJ per sample)" in out and "transferred" in out
     for item in ("mlp-n1-h16 b8", "mlp-n1-h16 b16", "mlp-n2-h32 b8", "cnn-n1-h4 b8"):
         assert item in out
     assert "train: calibrated median error" in out
     artifacts = calibration["artifacts"].resolve()
     assert (
-        f"ask it: joulecast predict MODEL.onnx --hardware tesla-t4 --artifacts {artifacts}" in out
+        f"ask it: joulecast predict MODEL.onnx --hardware replay-t4_calibrate --artifacts "
+        f"{artifacts}" in out
     )
     assert "meter: replay" in calibration["err"] and "power limit 70 W" in calibration["err"]
+    assert (
+        "metered by a replayed trace" in calibration["err"]
+        and "not a measurement" in (calibration["err"])
+    )
 
 
 def test_the_calibration_is_served_with_tier_calibrated(calibration) -> None:
     artifacts = calibration["artifacts"]
-    model = calibrated.load(artifacts, "tesla-t4")
+    assert calibrated.load(artifacts, "tesla-t4") is None  # no T4 calibration: a replay
+    model = calibrated.load(artifacts, "replay-t4_calibrate")
     assert model is not None and model.rows == ROWS and model.gpu == "tesla-t4"
+    assert model.replayed_rows == ROWS
     info = model.calibration
     assert info["prior"]["version"] and set(info["param_log_shift"]) == set(model.params)
     assert info["log_errors"]["train"]["prior"]["n"] == ROWS // 2
@@ -138,12 +146,13 @@ def test_the_calibration_is_served_with_tier_calibrated(calibration) -> None:
     registry = PredictorRegistry(artifacts)
     answer = registry.predict(
         profile_graph(SAMPLE.read_bytes()), batch_size=32, samples=1000, epochs=1,
-        hardware="Tesla T4",
+        hardware="replay-t4_calibrate",
     )  # fmt: skip
-    assert answer.tier == "calibrated" and answer.hardware == "tesla-t4"
+    assert answer.tier == "calibrated" and answer.hardware == "replay-t4_calibrate"
     assert answer.predictor_version == model.version
+    assert answer.warnings[0].startswith(f"NOT A MEASUREMENT: {ROWS} of the calibration's")
     today = dt.datetime.now(dt.UTC).date().isoformat()
-    assert f"{ROWS} rows of 3 configurations measured {today}" in answer.warnings[0]
+    assert f"{ROWS} rows of 3 configurations measured {today}" in answer.warnings[1]
     assert set(answer.refused) < {"train", "test"}  # a phase at least is answered and checked
     for phase in ("train", "test"):
         est = getattr(answer, phase)
@@ -153,8 +162,12 @@ def test_the_calibration_is_served_with_tier_calibrated(calibration) -> None:
         assert est.energy_low_j < est.energy_j < est.energy_high_j
         assert est.power_w <= 70.0 and est.predictor == "gpu-transfer-calibrated"
     # the same through the service's request and response messages
-    reply = InProcessClient(artifacts).predict(SAMPLE.read_bytes(), hardware="tesla-t4")
-    assert reply.tier == "calibrated" and reply.hardware == "tesla-t4"
+    reply = InProcessClient(artifacts).predict(SAMPLE.read_bytes(), hardware="replay-t4_calibrate")
+    assert reply.tier == "calibrated" and reply.hardware == "replay-t4_calibrate"
+    assert reply.warnings[0].startswith("NOT A MEASUREMENT")
+    # the T4 itself is answered from its spec sheet, as before any replay
+    t4 = InProcessClient(artifacts).predict(SAMPLE.read_bytes(), hardware="Tesla T4")
+    assert t4.tier != "calibrated" and not any("NOT A MEASUREMENT" in w for w in t4.warnings)
 
 
 def test_the_cpu_path_measures_cpu_seconds_and_fits_its_own_predictor(tmp_path, capsys) -> None:
