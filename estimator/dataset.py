@@ -92,14 +92,21 @@ def from_store(store_path: Path | str, hardware: str | None = None) -> Dataset:
     path = Path(store_path)
     if not path.is_file():
         raise NotFound(f"measurement store {path} does not exist")
-    with MeasurementStore(path, read_only=True) as store:
+    with MeasurementStore(path, read_only=True) as store, store.snapshot():
         rows = store.rows(status="ok")
         chosen = choose_hardware((r.hardware for r in rows), hardware)
         rows = [r for r in rows if r.hardware == chosen]
         graphs = {
             sha: store.get_graph(sha) for sha in {r.graph_sha256 for r in rows if r.graph_sha256}
         }
-        source = {"store_id": store.store_id(), "max_row_id": store.max_row_id()}
+        max_row_id = store.max_row_id()
+        # the rows deleted before this fit are not under it: a later retire counts only
+        # the tombstones added since
+        source = {
+            "store_id": store.store_id(),
+            "max_row_id": max_row_id,
+            "deleted_before": store.deleted_count(chosen, max_row_id),
+        }
     return dataclasses.replace(from_rows(rows, graphs, chosen), source=source)
 
 

@@ -708,10 +708,13 @@ class PredictorRegistry:
         store_id, max_row_id = source.get("store_id"), source.get("max_row_id")
         if not store_id or not isinstance(max_row_id, int):
             return 0
+        # a version fitted before manifests recorded it counts every tombstone under it
+        before = source.get("deleted_before", 0)
+        before = before if isinstance(before, int) else 0
         with MeasurementStore(store_path, read_only=True) as store:
             if store.store_id() != store_id:
                 return 0
-            return store.deleted_count(hardware, max_row_id)
+            return max(store.deleted_count(hardware, max_row_id) - before, 0)
 
     def retire(self, hardware: str) -> str:
         """Stop serving ``hardware``, now and after a restart (:func:`estimator.artifacts.retire`);

@@ -16,6 +16,7 @@ writer's migration fills them while the file stays as it is.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sqlite3
@@ -109,6 +110,16 @@ class MeasurementStore:
 
     def __enter__(self) -> MeasurementStore:
         return self
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[MeasurementStore]:
+        """Reads inside see one state of the store (one read transaction): rows read with the
+        largest row id and the tombstones beside them agree, whatever a writer does meanwhile."""
+        self._db.execute("BEGIN")
+        try:
+            yield self
+        finally:
+            self._db.execute("COMMIT")
 
     def __exit__(self, *exc: object) -> None:
         self.close()
@@ -220,7 +231,9 @@ class MeasurementStore:
         return int(self._db.execute("SELECT COALESCE(MAX(id), 0) FROM measurements").fetchone()[0])
 
     def deleted_count(self, hardware: str, up_to_row_id: int, status: str = "ok") -> int:
-        """Rows of ``hardware`` with an id up to ``up_to_row_id`` deleted since (tombstones)."""
+        """Rows of ``hardware`` with an id up to ``up_to_row_id`` deleted so far (tombstones,
+        never removed: a count taken when a predictor was fitted, subtracted from a later one,
+        is the rows it rested on that were deleted since)."""
         if not self._has("deleted"):
             return 0
         return int(

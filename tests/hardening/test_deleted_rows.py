@@ -100,9 +100,17 @@ def test_a_refit_that_works_rests_on_the_remaining_rows_only(
         pb.RetrainRequest(hardware=HARDWARE), metadata=AUTH, timeout=300
     )
     assert retrained.version and retrained.version == current_version(artifacts, HARDWARE)
-    dataset = PredictorRegistry(artifacts).serving(HARDWARE).manifest["dataset"]
+    registry = PredictorRegistry(artifacts)
+    dataset = registry.serving(HARDWARE).manifest["dataset"]
     assert dataset["rows"] == len(_keys(db)) and "rnn" not in dataset["families"]
     assert _predict(served.stub, family_graphs["mlp"]).predictor_version == retrained.version
+    # the rows deleted before this refit are not under it: a retrain that fails now must
+    # leave it serving; only a row it rested on, deleted since, counts
+    assert registry.deleted_under(HARDWARE, db) == 0
+    served.stub.DeleteMeasurements(
+        pb.DeleteMeasurementsRequest(run_keys=_keys(db)[:1]), metadata=AUTH, timeout=30
+    )
+    assert registry.deleted_under(HARDWARE, db) == 1
 
 
 def test_rows_deleted_from_another_store_leave_the_version_serving(
