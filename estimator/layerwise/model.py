@@ -69,6 +69,18 @@ NAME = "layer-sum"
 FILE = "layer-sum.json"
 OOD_WIDEN = 1.5
 """Factor on the interval's log half-width per kind of out-of-domain finding."""
+FASTEST_FLOPS = 2e13
+"""FLOP/s no CPU reaches (a two-socket, 128-core AVX-512 server peaks near 1.2e13 in FP32): a
+node's answer that implies more, at the measured median power, is not physics."""
+FASTEST_BYTES_PER_S = 1e14
+"""Bytes per second no CPU moves, caches included."""
+SLOWEST_CALL_S = 0.01
+SLOWEST_FLOPS = 1e7
+SLOWEST_BYTES_PER_S = 1e7
+"""No operator call on a CPU costs more than ``SLOWEST_CALL_S`` plus its FLOPs at
+``SLOWEST_FLOPS`` and its bytes at ``SLOWEST_BYTES_PER_S`` (a 1990s machine's rates): slower
+answers come from a log-linear model run far outside the layers it was fitted on (a product
+whose inner size was unknown, a sequence where it saw only vectors)."""
 RANGE_COLUMNS = ("log_flops", "log_in", "log_out", "log_weight", "log_batch", "kernel", "stride")
 """Node features whose measured range defines an operator's domain."""
 MIN_ROWS = 20
@@ -287,6 +299,7 @@ class LayerSum(Hyperparameters):
         energy = np.zeros(len(costed))
         q_node = np.full(len(costed), max(m.q_log for m in self.ops_.values()))
         modelled = np.zeros(len(costed), dtype=bool)
+        unphysical = np.zeros(len(costed), dtype=bool)
         outside: dict[str, set[str]] = {}
         for op in sorted(set(op_types.tolist())):
             measured = MODEL_OPS.get(op)
@@ -295,16 +308,18 @@ class LayerSum(Hyperparameters):
                 continue
             rows = op_types == op
             part = {c: v[rows] for c, v in table.items()}
-            energy[rows] = np.maximum(
-                model.predict_table(part) - self._node_subtract_j(measured), 0.0
-            )
+            alone = model.predict_table(part)  # the layer measured alone, its call included
+            unphysical[rows] = self._unphysical(part, alone)
+            energy[rows] = np.maximum(alone - self._node_subtract_j(measured), 0.0)
             q_node[rows] = model.q_log
             modelled[rows] = True
             for column in RANGE_COLUMNS:
                 values = part[column]
                 if np.any((values < model.low[column]) | (values > model.high[column])):
                     outside.setdefault(op, set()).add(column)
-        fallback_rows = ~modelled
+        never_measured = ~modelled
+        # a modelled node whose answer no CPU could give is priced as an unmeasured one
+        fallback_rows = never_measured | unphysical
         energy[fallback_rows] = (
             self.j_per_byte_
             * self._fallback_ratios(op_types[fallback_rows])
@@ -314,14 +329,28 @@ class LayerSum(Hyperparameters):
         for op in dict.fromkeys(op_types.tolist()):  # first-seen order, as the graph lists them
             by_op[op] = float(energy[op_types == op].sum())
         fallback = {
-            op: int(np.count_nonzero(op_types[fallback_rows] == op))
-            for op in dict.fromkeys(op_types[fallback_rows].tolist())
+            op: int(np.count_nonzero(op_types[never_measured] == op))
+            for op in dict.fromkeys(op_types[never_measured].tolist())
+        }
+        repriced = {
+            op: int(np.count_nonzero(op_types[unphysical] == op))
+            for op in dict.fromkeys(op_types[unphysical].tolist())
         }
         total = float(energy.sum())
         q_weighted = float(np.dot(q_node, energy))
         q_log = q_weighted / total if total > 0 else max(m.q_log for m in self.ops_.values())
         total += self.legacy_overhead_j_ or 0.0
         warnings, widen = self._domain_warnings(costed, batch_size, by_op, fallback, outside)
+        if repriced:
+            listed = ", ".join(f"{op} x{n}" for op, n in sorted(repriced.items()))
+            warnings.insert(
+                0,
+                f"layer-sum: its model answered {listed} outside what any CPU can do (faster "
+                f"than {FASTEST_FLOPS:.0e} FLOP/s, or slower than {SLOWEST_FLOPS:.0e} FLOP/s "
+                f"plus {SLOWEST_CALL_S:g} s a call, at the measured median power): priced per "
+                "byte moved instead, an assumption; interval widened",
+            )
+            widen += 1
         q_log *= OOD_WIDEN**widen
         duration = total / self.power_w_[1]
         return LayerAnswer(
@@ -332,6 +361,16 @@ class LayerSum(Hyperparameters):
             warnings=bounded_warnings(warnings),
             by_op_j=by_op,
         )
+
+    def _unphysical(self, table: dict[str, np.ndarray], energy_j: np.ndarray) -> np.ndarray:
+        """Per node: whether its answer, as time at the measured median power, is outside
+        what any CPU can do with its FLOPs and bytes (:data:`FASTEST_FLOPS` and the rest)."""
+        seconds = energy_j / self.power_w_[1]
+        flops = np.exp(table["log_flops"])  # >= 1: the log is of max(FLOPs, 1)
+        moved = table["bytes_moved"]
+        too_fast = (seconds * FASTEST_FLOPS < flops) | (seconds * FASTEST_BYTES_PER_S < moved)
+        too_slow = seconds > SLOWEST_CALL_S + flops / SLOWEST_FLOPS + moved / SLOWEST_BYTES_PER_S
+        return too_fast | too_slow
 
     def _domain_warnings(
         self,
