@@ -318,7 +318,9 @@ class LayerSum(Hyperparameters):
                 if np.any((values < model.low[column]) | (values > model.high[column])):
                     outside.setdefault(op, set()).add(column)
         never_measured = ~modelled
-        # a modelled node whose answer no CPU could give is priced as an unmeasured one
+        # a modelled node whose answer no CPU could give is priced, and bounded, as an
+        # unmeasured one
+        q_node[unphysical] = max(m.q_log for m in self.ops_.values())
         fallback_rows = never_measured | unphysical
         energy[fallback_rows] = (
             self.j_per_byte_

@@ -34,5 +34,7 @@ def test_a_product_over_a_sequence_is_priced_by_its_work_and_flagged() -> None:
         assert flagged and "MatMul x1" in flagged[0] and "priced per byte" in flagged[0]
         seconds = answer.test.duration_s / 256  # per sample
         assert seconds * 2e13 > answer.flops_forward  # no CPU runs faster
+        # bounded as an op never measured is: at least the widest op's band, widened
+        assert answer.test.energy_high_j / answer.test.energy_low_j > 2
     # 100 times the work costs more: the model alone answered both the same
     assert long.test.energy_j > 10 * short.test.energy_j
