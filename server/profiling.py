@@ -506,9 +506,16 @@ class ProfilePool:
 
         def idle(timeout: float) -> _Worker | None:
             try:
-                return self._idle.get(timeout=timeout)
+                worker = self._idle.get(timeout=timeout)
             except queue.Empty:
                 return None
+            code = worker.proc.poll()
+            if code is not None:
+                # it died while idle (killed, OOM): the graph it would get is not to blame;
+                # its replacement joins the idle ones when it has started
+                self._retire(worker, f"it ended while idle (exit {code})")
+                return None
+            return worker
 
         if heavy:
             wait(lambda t: True if self._heavy.acquire(timeout=t) else None)

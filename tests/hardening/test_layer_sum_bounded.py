@@ -134,3 +134,35 @@ def test_a_flood_of_large_graphs_leaves_a_worker_for_small_ones(
         thread.join(120)
     assert errors == []
     assert max(latencies) < 1.5, latencies
+
+
+def test_workers_that_died_idle_are_replaced_not_blamed_on_the_next_graphs(
+    start_server, layered, family_graphs
+) -> None:
+    """Every idle worker killed (an OOM killer, an operator): the next valid graphs are
+    answered by their replacements, never refused as if they had exhausted a worker."""
+    import os
+    import signal
+
+    served = _serve(start_server, layered, profile_workers=2)
+    pool = served.running.pool
+    assert pool.wait_ready(60)
+    killed = pool.pids()
+    for pid in killed:
+        os.kill(pid, signal.SIGKILL)
+    for pid in killed:  # reaped by nobody yet: wait until each is gone
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and _alive(pid):
+            time.sleep(0.02)
+    for family in ("mlp", "cnn", "rnn"):
+        reply = served.stub.PredictEnergy(_request(family_graphs[family]), timeout=60)
+        assert reply.test.available, family
+    assert pool.replaced >= len(killed) and not set(killed) & set(pool.pids())
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split()[2] != "Z"  # a zombie has ended
+    except FileNotFoundError:
+        return False
