@@ -288,8 +288,10 @@ def _gemm(env: Env, node: Node) -> None:
     if a is None or b is None or len(a) != 2 or len(b) != 2:
         _out(env, node, None, _type(env, node))
         return
-    m = a[1] if node.attrs.get("transA", 0) else a[0]
-    n = b[0] if node.attrs.get("transB", 0) else b[1]
+    m, k = (a[1], a[0]) if node.attrs.get("transA", 0) else a
+    k_b, n = (b[1], b[0]) if node.attrs.get("transB", 0) else b
+    if k != k_b:
+        raise GraphError(f"{node.label}: inner dimensions {a} x {b} do not match")
     _out(env, node, (m, n), _type(env, node))
 
 

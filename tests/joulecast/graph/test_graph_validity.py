@@ -103,3 +103,12 @@ def test_symbolic_dimensions_are_still_set_to_one() -> None:
     unnamed = profile_graph(_mlp(dims=(None, 16)))
     fixed = profile_graph(_mlp(dims=(1, 16)))
     assert named.flops_forward == unnamed.flops_forward == fixed.flops_forward > 0
+
+
+@pytest.mark.parametrize("dims", [("batch", 12), ("batch", 32)])
+def test_a_gemm_whose_inner_sizes_differ_is_refused(dims) -> None:
+    """x [batch, 12] (or 32) against fc1's weight [32, 16] transposed: 12 (32) != 16, a product
+    no runtime computes; priced as if it were, it was answered."""
+    with pytest.raises(GraphError, match="Gemm 'fc1': inner dimensions"):
+        profile_graph(_mlp(dims=dims))
+    assert profile_graph(_mlp(dims=("batch", 16))).flops_forward > 0
