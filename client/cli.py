@@ -78,9 +78,29 @@ def add_client_args(
             "--server", default=DEFAULT_SERVER, help=f"HOST:PORT (default {DEFAULT_SERVER})"
         )
     p.add_argument("--tls-ca", type=Path, help="PEM root certificate: connect with TLS")
-    p.add_argument("--timeout", type=float, default=120.0, help="seconds per call")
+    p.add_argument(
+        "--timeout",
+        type=positive_seconds,
+        help=f"seconds per call (default {DEFAULT_TIMEOUT_S:g}; a retrain waits for its fit "
+        "unless given)",
+    )
     if token:
         p.add_argument("--token-file", type=Path, help="token file (else $JOULECAST_TOKEN)")
+
+
+DEFAULT_TIMEOUT_S = 120.0
+
+
+def positive_seconds(text: str) -> float:
+    """A ``--timeout``: a finite number of seconds above 0 (0 or less would fail every call
+    at once and read as an unreachable server)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, got {text}")
+    return value
 
 
 def open_client(args: argparse.Namespace, address: str | None = None) -> EstimatorClient:
@@ -93,7 +113,7 @@ def open_client(args: argparse.Namespace, address: str | None = None) -> Estimat
         address or args.server,
         token=token,
         root_cert=read_root_cert(args.tls_ca),
-        timeout_s=args.timeout,
+        timeout_s=args.timeout or DEFAULT_TIMEOUT_S,
     )
 
 
@@ -165,7 +185,7 @@ def _retrained(result: RetrainReply) -> str:
 def cmd_retrain(args: argparse.Namespace) -> int:
     with open_client(args) as client:
         result = client.retrain(
-            args.hardware, timeout_s=None, allow_idle_meter=args.allow_idle_meter
+            args.hardware, timeout_s=args.timeout, allow_idle_meter=args.allow_idle_meter
         )
     if args.json:
         print(json.dumps(result.as_dict(), indent=2))
@@ -183,7 +203,7 @@ def cmd_delete_measurements(args: argparse.Namespace) -> int:
         for key in result.missing:
             print(f"  not stored: {key}")
         if args.retrain:
-            print(_retrained(client.retrain(args.retrain, timeout_s=None)))
+            print(_retrained(client.retrain(args.retrain, timeout_s=args.timeout)))
     return 0 if not result.missing else 1
 
 

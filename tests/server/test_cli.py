@@ -77,6 +77,9 @@ def test_retrain_of_estimated_rows_says_so(server, make_rows, tmp_path: Path) ->
     auth = ["--server", address, "--token-file", str(token_file)]
     added = run("add-measurements", str(store_path), *auth)
     assert added.returncode == 0, added.stderr
+    # a retrain waits for its fit unless --timeout says how long
+    hurried = run("retrain", "--hardware", "cpu-est", *auth, "--timeout", "0.05")
+    assert hurried.returncode != 0 and "DEADLINE_EXCEEDED" in hurried.stderr, hurried.stderr
     as_json = run("retrain", "--hardware", "cpu-est", *auth, "--json")
     assert as_json.returncode == 0, as_json.stderr
     reply = json.loads(as_json.stdout)

@@ -69,6 +69,17 @@ def test_predict_refuses_counts_outside_int64(capsys) -> None:
     _refused(capsys, argv, "batch_size")
 
 
+@pytest.mark.parametrize("timeout", ["0", "-1", "nan", "inf", "soon"])
+def test_a_timeout_that_is_no_time_is_refused_before_any_call(capsys, timeout) -> None:
+    # a zero deadline failed every call at once, reported as an unreachable server
+    for command in (["predict", str(SAMPLE)], ["retrain", "--hardware", "x"]):
+        with pytest.raises(SystemExit) as exited:
+            main([*command, "--server", "127.0.0.1:1", "--timeout", timeout])
+        assert exited.value.code == 2
+        err = capsys.readouterr().err
+        assert "--timeout" in err and "seconds" in err and "cannot reach" not in err
+
+
 def test_an_unreachable_server_fails_within_two_seconds(capsys) -> None:
     start = time.monotonic()
     _refused(capsys, ["predict", str(SAMPLE), "--server", "127.0.0.1:1"], "cannot reach")
