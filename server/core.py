@@ -582,6 +582,12 @@ class EstimatorCore:
         check_hardware_name(hardware)  # before the store is read or anything fitted
         if self._db_path is None:
             raise FailedPrecondition("this server has no measurement store (start it with --db)")
+        if not self._db_path.exists():
+            # a state of the server, not a fault of the call: nothing was sent yet
+            raise FailedPrecondition(
+                f"no measurements stored yet ({self._db_path} does not exist): send rows with "
+                "AddMeasurements first"
+            )
         if not self._retrain_lock.acquire(blocking=False) and not self._after_a_stopped_one():
             raise FailedPrecondition("a retrain is already running; try again when it ends")
         self._retrain_cancel = cancel

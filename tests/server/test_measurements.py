@@ -57,6 +57,16 @@ def test_without_store_is_failed_precondition(start_server, make_rows, rpc_error
     assert code == grpc.StatusCode.FAILED_PRECONDITION and "--db" in details
 
 
+def test_retrain_before_any_row_is_failed_precondition(start_server, rpc_error, tmp_path) -> None:
+    served = start_server(db_path=tmp_path / "not-yet.db")
+    code, details = rpc_error(
+        served.stub.Retrain, pb.RetrainRequest(hardware="hw"), metadata=AUTH, timeout=30
+    )
+    assert code == grpc.StatusCode.FAILED_PRECONDITION, details
+    assert "no measurements stored yet" in details and "AddMeasurements" in details
+    assert not (tmp_path / "not-yet.db").exists()
+
+
 def test_rows_get_verdicts_and_only_good_ones_are_stored(start_server, make_rows, tmp_path) -> None:
     db = tmp_path / "m.db"
     served = start_server(db_path=db)
