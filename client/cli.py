@@ -89,6 +89,8 @@ def add_client_args(
 
 
 DEFAULT_TIMEOUT_S = 120.0
+SHOWN_REJECTIONS = 20
+"""Rejected rows listed one per line; the rest are counted (``--json`` lists every one)."""
 
 
 def positive_seconds(text: str) -> float:
@@ -164,10 +166,18 @@ def cmd_add_measurements(args: argparse.Namespace) -> int:
         print(json.dumps(MeasurementsReply(accepted, rejected, tuple(results)).as_dict(), indent=2))
     else:
         print(f"{accepted} rows accepted, {rejected} rejected (of {len(rows)})")
-        for item in results:
-            if not item.accepted:
-                print(f"  rejected {item.run_key}: {item.reason}")
-    return 0 if rejected == 0 else 1
+        refused = [item for item in results if not item.accepted and not item.already_stored]
+        for item in refused[:SHOWN_REJECTIONS]:
+            print(f"  rejected {item.run_key}: {item.reason}")
+        if len(refused) > SHOWN_REJECTIONS:
+            print(f"  ... and {len(refused) - SHOWN_REJECTIONS} more (--json lists every one)")
+        if rejected > len(refused):
+            print(
+                f"  {rejected - len(refused)} rows were already stored on the server (sent "
+                "before): nothing to do for them"
+            )
+    # a store sent again after a partial failure has done its work once every row is there
+    return 0 if all(item.accepted or item.already_stored for item in results) else 1
 
 
 def _retrained(result: RetrainReply) -> str:

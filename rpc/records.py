@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+ALREADY_STORED = "is already stored"
+"""The end of the reason AddMeasurements gives a row whose run key the server holds: sending a
+store again after a partial failure is safe, and the client says so once, not per row."""
+
 
 @dataclass(frozen=True)
 class RowVerdict:
@@ -13,3 +17,7 @@ class RowVerdict:
     run_key: str
     accepted: bool
     reason: str = ""
+
+    @property
+    def already_stored(self) -> bool:
+        return not self.accepted and self.reason.endswith(ALREADY_STORED)

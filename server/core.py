@@ -43,7 +43,7 @@ from joulecast.graph import GraphLimits, GraphProfile, profile_graph
 from joulecast.hardware_name import check_hardware_name, check_hardware_query
 from joulecast.measurement import PHASES, check_row, graph_sha256
 from joulecast.store import MeasurementStore
-from rpc.records import RowVerdict
+from rpc.records import ALREADY_STORED, RowVerdict
 from server.cancel import CallCancel
 from server.measurements import IncomingRow
 from server.retrain_child import FitInChild, FitStopped
@@ -487,7 +487,7 @@ class EstimatorCore:
                         f"run_key {item.row.run_key!r} appears twice in this call"
                     )
                 if item.row.run_key in stored_ok:
-                    raise InvalidArgument(f"run_key {item.row.run_key!r} is already stored")
+                    raise InvalidArgument(f"run_key {item.row.run_key!r} {ALREADY_STORED}")
             except Cancelled:
                 raise  # nobody waits for the verdicts: the call stops, nothing is stored
             except JoulecastError as exc:

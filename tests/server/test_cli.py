@@ -77,6 +77,12 @@ def test_retrain_of_estimated_rows_says_so(server, make_rows, tmp_path: Path) ->
     auth = ["--server", address, "--token-file", str(token_file)]
     added = run("add-measurements", str(store_path), *auth)
     assert added.returncode == 0, added.stderr
+    # sent again (after a partial failure, say): nothing to do, said once, not row by row
+    again = run("add-measurements", str(store_path), *auth)
+    assert again.returncode == 0, again.stderr
+    assert f"0 rows accepted, {len(rows)} rejected" in again.stdout
+    assert f"{len(rows)} rows were already stored" in again.stdout
+    assert "rejected " not in again.stdout.replace(f"{len(rows)} rejected", "")
     # a retrain waits for its fit unless --timeout says how long
     hurried = run("retrain", "--hardware", "cpu-est", *auth, "--timeout", "0.05")
     assert hurried.returncode != 0 and "DEADLINE_EXCEEDED" in hurried.stderr, hurried.stderr
