@@ -9,6 +9,7 @@ import grpc
 import pytest
 
 from joulecast.errors import ResourceLimit
+from joulecast.store import MeasurementStore
 from rpc.auth import bearer_metadata
 from rpc.generated import estimator_pb2 as pb
 from server.servicer import CallGate, peer_host
@@ -93,6 +94,7 @@ def test_a_real_server_refuses_a_hosts_call_past_its_share(
         assert release.wait(30)
         return _Fitted()
 
+    MeasurementStore(tmp_path / "m.db").close()  # a retrain needs a store to read
     served = start_server(db_path=tmp_path / "m.db", fit=held_fit, max_calls_per_host=1)
     auth = bearer_metadata(token)
     retrain = served.stub.Retrain.future(pb.RetrainRequest(hardware="cpu-test"), metadata=auth)
