@@ -23,7 +23,7 @@ from estimator.service import PredictorRegistry
 from joulecast.errors import InvalidArgument
 from joulecast.graph import GraphLimits
 from rpc.generated import estimator_pb2 as pb
-from rpc.generated import estimator_pb2_grpc as pb_grpc
+from server import wire
 from server.auth import TokenCheck
 from server.core import EstimatorCore, FitFn, Registry
 from server.profiling import ProfilePool
@@ -127,7 +127,7 @@ def serve(
             max_calls_per_host=settings.max_calls_per_host,
         ),
     )
-    pb_grpc.add_EnergyEstimatorServicer_to_server(servicer, server)
+    wire.add_servicer(servicer, server)
 
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import grpc
@@ -23,6 +23,7 @@ from joulecast.errors import (
     ResourceLimit,
     Unauthenticated,
 )
+from server.wire import Malformed
 
 logger = logging.getLogger(__name__)
 
@@ -57,12 +58,26 @@ def _details(exc: BaseException) -> str:
     return text if len(text) <= MAX_DETAILS else text[: MAX_DETAILS - 3] + "..."
 
 
+def _parsed(stream: Iterator[object]) -> Iterator[object]:
+    """The messages of a request stream; InvalidArgument at the first one that did not
+    parse (the method's own error handling answers it)."""
+    for message in stream:
+        if isinstance(message, Malformed):
+            raise InvalidArgument(message.details())
+        yield message
+
+
 def grpc_errors(method: F) -> F:
     """Wrap a servicer method ``(self, request_or_iterator, context)`` so that errors become
     status codes. ``context.abort`` raises, which ends the call with that status."""
 
     @functools.wraps(method)
     def wrapper(self: object, request: object, context: grpc.ServicerContext) -> object:
+        if isinstance(request, Malformed):
+            logger.info("%s -> INVALID_ARGUMENT: %s", method.__name__, request.details())
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.details())
+        if hasattr(request, "__next__"):  # a request stream: each message may be malformed
+            request = _parsed(request)
         try:
             return method(self, request, context)
         except JoulecastError as exc:
