@@ -233,7 +233,8 @@ def test_a_fitted_gpu_of_estimated_rows_answers_as_an_estimate(
     with MeasurementStore(store_path, read_only=True) as source, MeasurementStore(gpu_db) as out:
         for row in source.rows(hardware="cpu-small"):
             out.put_graph(source.get_graph(row.graph_sha256))  # type: ignore[arg-type]
-            out.put_row(Row(**{**row.__dict__, "hardware": "p100-pcie-16gb"}))
+            gpu = {"device": "cuda", "device_name": "Tesla P100-PCIE-16GB"}  # the P100's rows
+            out.put_row(Row(**{**row.__dict__, "hardware": "p100-pcie-16gb", **gpu}))
             graph = source.get_graph(row.graph_sha256)  # one the predictor has seen
     fit_and_publish(gpu_db, "p100-pcie-16gb", artifacts)
     answer = PredictorRegistry(artifacts).predict(
