@@ -131,6 +131,8 @@ def test_two_transformers_through_the_real_runner(tmp_path: Path) -> None:
         text=True,
     )
     assert done.returncode == 0, done.stderr
+    # CPU seconds x a power: the command says, as its last word, that no meter read them
+    assert "NOTE: energy in these rows is ESTIMATED (no power meter" in done.stderr
     with MeasurementStore(db, read_only=True) as store:
         rows = store.rows()
         graphs = {r.config_id: store.get_graph(r.graph_sha256) for r in rows}

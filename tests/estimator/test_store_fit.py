@@ -220,6 +220,29 @@ def test_rows_that_name_no_meter_are_never_fitted_as_measured(store_path: Path) 
     assert dataset.energy_is_estimate and dataset.energy_source == "estimate-rapl"
 
 
+def test_a_few_estimated_rows_among_measured_ones_make_the_fit_an_estimate(
+    store_path: Path,
+) -> None:
+    """Most rows RAPL, a fifth CPU-time estimates: the fit is labelled an estimate, by the
+    estimate's name, and warns of the mix (one estimated row is enough: the fit learns from
+    every row)."""
+    from estimator.dataset import from_rows
+
+    with MeasurementStore(store_path, read_only=True) as store:
+        rows = store.rows(hardware="cpu-small")
+        graphs = {r.graph_sha256: store.get_graph(r.graph_sha256) for r in rows}
+    mixed = [
+        Row(**{**r.__dict__, "energy_source": "rapl", "energy_is_estimate": False})
+        if n % 5
+        else Row(**{**r.__dict__, "energy_source": "estimate-cpu-time", "energy_is_estimate": True})
+        for n, r in enumerate(rows)
+    ]
+    assert any(r.energy_source == "rapl" for r in mixed)
+    dataset = from_rows(mixed, graphs, "cpu-small")  # type: ignore[arg-type]
+    assert dataset.energy_is_estimate and dataset.energy_source == "estimate-cpu-time"
+    assert any("mix energy sources" in w for w in dataset.warnings)
+
+
 def test_a_fitted_gpu_of_estimated_rows_answers_as_an_estimate(
     store_path: Path, tmp_path: Path
 ) -> None:

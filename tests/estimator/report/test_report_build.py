@@ -151,3 +151,40 @@ def test_an_estimated_store_is_never_plotted_as_measured(
     assert "Predicted vs estimated energy (cross-validation)" in report
     assert "Predicted vs measured" not in report
     _assert_png(result.figures["fig6_predicted_vs_measured"])
+
+
+def test_estimated_rows_beside_measured_ones_are_left_out_and_said_so(
+    make_store: Callable[..., Path], tmp_path: Path
+) -> None:
+    """Three rows of CodeCarbon's TDP estimate (a hundred times the energy) in a metered
+    store: the report leaves them out, says how many, and judges only the meter's rows."""
+    import dataclasses
+
+    db = make_store(traces=False, frames=None, sizes=None)
+    before, store = load(db)
+    store.close()
+    with MeasurementStore(db) as store:
+        rows = store.rows()[:3]
+        store.put_rows(
+            [
+                (
+                    dataclasses.replace(
+                        r,
+                        run_key=r.run_key + "/tdp",
+                        repeat=r.repeat + 7,
+                        energy_j=r.energy_j * 100,
+                        energy_source="estimate-codecarbon-tdp",
+                        energy_is_estimate=True,
+                    ),
+                    (),
+                )
+                for r in rows
+            ]
+        )
+    data, store = load(db)
+    store.close()
+    assert data.dropped_estimates == 3 and not data.estimated
+    assert len(data.configs) == len(before.configs)
+    assert data.configs["energy_j"].max() == pytest.approx(before.configs["energy_j"].max())
+    report = build_report(db, tmp_path / "out").report_path.read_text()
+    assert "**Left out**: 3 rows with estimated energy" in report

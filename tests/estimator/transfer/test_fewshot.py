@@ -211,3 +211,40 @@ def test_zeus_rows_of_a_gpu_nobody_fitted_import_then_calibrate_it(tmp_path, art
     answer = PredictorRegistry(artifacts_dir).predict(profile, precision="tf32", **ask)
     assert answer.tier == "calibrated" and answer.precision == "tf32"
     assert abs(np.log(answer.train.energy_j / truth_j)) < abs(np.log(spec_sheet.energy_j / truth_j))
+
+
+def test_estimated_rows_never_reach_the_transfer_model_or_a_calibration(
+    few_store: Path, tmp_path: Path
+) -> None:
+    """Half the RTX 6000's rows copied as CPU-time estimates (ten times the energy): the
+    transfer data, which the transfer model and every calibration are fitted on, leaves them
+    out and counts them (the answers of both say energy_is_estimate false: this is their
+    only guard)."""
+    with MeasurementStore(few_store, read_only=True) as store:
+        rows = store.rows()
+        graphs = {r.graph_sha256: store.get_graph(r.graph_sha256) for r in rows}
+    mixed = tmp_path / "mixed.db"
+    with MeasurementStore(mixed) as store:
+        for graph in graphs.values():
+            store.put_graph(graph)
+        store.put_rows([(r, ()) for r in rows])
+        store.put_rows(
+            [
+                (
+                    replace(
+                        r,
+                        run_key=r.run_key + "/estimated",
+                        repeat=r.repeat + 9,
+                        energy_j=r.energy_j * 10,
+                        energy_source="estimate-cpu-time",
+                        energy_is_estimate=True,
+                    ),
+                    (),
+                )
+                for r in rows[::2]
+            ]
+        )
+    data = from_stores([mixed], _lookup)
+    assert data.skipped.get("estimated energy") == len(rows[::2])
+    assert len(data.frame) == len(from_stores([few_store], _lookup).frame)
+    assert data.frame["energy_j"].max() == from_stores([few_store], _lookup).frame["energy_j"].max()
