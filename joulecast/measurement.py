@@ -13,6 +13,7 @@ fallback) and is never shown or served as a measurement. Any other name is refus
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import math
 import re
@@ -63,9 +64,11 @@ def machine_name(row: Row) -> str | None:
     return getattr(row, machine_field(row.device)) or None
 
 
+@functools.lru_cache(maxsize=4096)
 def catalogued_gpu_claim(hardware: str) -> str | None:
     """The name of the catalogued GPU that hardware id ``hardware`` names (as ``predict`` and a
-    calibration would read it: ``h200``, ``t4``), None when it names none or several."""
+    calibration would read it: ``h200``, ``t4``), None when it names none or several. Cached:
+    every row checked asks, and a name no GPU has costs a scan of the catalog."""
     from joulecast.hardware import AmbiguousGpuName, find_gpu
 
     try:
