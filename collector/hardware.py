@@ -63,12 +63,9 @@ def cuda_device_name(index: int = 0) -> str:
 def gpu_hardware_id(device_name: str) -> str:
     """A GPU's default hardware id: the catalog's id for the name NVML gives ('NVIDIA H200' ->
     'h200', the id ``predict --hardware`` and a calibration read), else that name slugged."""
-    from joulecast.hardware import AmbiguousGpuName, find_gpu
+    from joulecast.hardware import find_one_gpu
 
-    try:
-        spec = find_gpu(device_name)
-    except AmbiguousGpuName:
-        spec = None
+    spec = find_one_gpu(device_name)
     return spec.id if spec is not None else slug(device_name)
 
 

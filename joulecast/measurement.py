@@ -69,12 +69,9 @@ def catalogued_gpu_claim(hardware: str) -> str | None:
     """The name of the catalogued GPU that hardware id ``hardware`` names (as ``predict`` and a
     calibration would read it: ``h200``, ``t4``), None when it names none or several. Cached:
     every row checked asks, and a name no GPU has costs a scan of the catalog."""
-    from joulecast.hardware import AmbiguousGpuName, find_gpu
+    from joulecast.hardware import find_one_gpu
 
-    try:
-        spec = find_gpu(hardware)
-    except AmbiguousGpuName:
-        return None
+    spec = find_one_gpu(hardware)
     return None if spec is None else spec.name
 
 

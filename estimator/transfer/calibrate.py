@@ -22,7 +22,7 @@ from estimator.transfer import artifact, calibrated, fewshot
 from estimator.transfer.calibrated import CalibratedModel
 from estimator.transfer.gpu import GpuRates
 from joulecast.errors import FailedPrecondition, InvalidArgument, NotFound
-from joulecast.hardware import AmbiguousGpuName, GpuSpec, find_gpu
+from joulecast.hardware import GpuSpec, find_one_gpu
 from joulecast.measurement import Row, is_estimate
 from joulecast.store import MeasurementStore
 
@@ -57,20 +57,13 @@ def config_phases(rows: list[Row]) -> int:
     return len({(r.config_id, r.batch_size, r.phase) for r in rows})
 
 
-def catalogued(name: str) -> GpuSpec | None:
-    try:
-        return find_gpu(name)
-    except AmbiguousGpuName:
-        return None
-
-
 def gpu_of_rows(hardware: str, rows: list[Row]) -> GpuSpec | None:
     """The catalogued GPU the rows ran on: by their hardware id, else the device name NVML gave."""
-    spec = catalogued(hardware)
+    spec = find_one_gpu(hardware)
     if spec is not None:
         return spec
     names = {r.device_name for r in rows if r.device_name}
-    found = {s.id: s for s in (catalogued(n) for n in names) if s is not None}
+    found = {s.id: s for s in (find_one_gpu(n) for n in names) if s is not None}
     return next(iter(found.values())) if len(found) == 1 else None
 
 

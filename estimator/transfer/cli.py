@@ -52,12 +52,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _lookup(hardware: str):  # type: ignore[no-untyped-def]
     # imported when the command runs: `joulecast --help` stays light
     from estimator.transfer.gpu import GpuRates
-    from joulecast.hardware import AmbiguousGpuName, find_gpu
+    from joulecast.hardware import find_one_gpu
 
-    try:
-        spec = find_gpu(hardware)
-    except AmbiguousGpuName:
-        return None
+    spec = find_one_gpu(hardware)
     return None if spec is None else GpuRates.from_spec(spec)
 
 

@@ -4,7 +4,7 @@ Vendor peak figures (datasheets, whitepapers), not measurements; see :mod:`.cata
 """
 
 from joulecast.hardware.catalog import CatalogError, load_catalog
-from joulecast.hardware.lookup import AmbiguousGpuName, find_gpu
+from joulecast.hardware.lookup import AmbiguousGpuName, find_gpu, find_one_gpu
 from joulecast.hardware.spec import PRECISIONS, GpuSpec, Precision, peak_flops
 
 __all__ = [
@@ -14,6 +14,7 @@ __all__ = [
     "GpuSpec",
     "Precision",
     "find_gpu",
+    "find_one_gpu",
     "load_catalog",
     "peak_flops",
 ]

@@ -58,6 +58,15 @@ def find_gpu(name_or_id: str, *, catalog: Sequence[GpuSpec] | None = None) -> Gp
     return None
 
 
+def find_one_gpu(name_or_id: str) -> GpuSpec | None:
+    """:func:`find_gpu` of the shipped catalog, None where it finds no GPU or several: for a
+    name taken as it comes (a hardware id, a device's name) that needs no reason why not."""
+    try:
+        return find_gpu(name_or_id)
+    except AmbiguousGpuName:
+        return None
+
+
 def _names(spec: GpuSpec) -> tuple[str, ...]:
     return (spec.id, spec.name, *spec.nvml_names)
 
