@@ -226,10 +226,21 @@ class EstimatorClient(PredictCaller):
         return convert.predictors_from_response(response)
 
 
+PEM_CERTIFICATE = b"-----BEGIN CERTIFICATE-----"
+
+
 def read_root_cert(path: str | Path | None) -> bytes | None:
+    """The PEM root certificate(s) at ``path``; InvalidArgument for a file that holds none (grpc
+    would print its C library's errors and then fail every call as an unreachable server)."""
     if path is None:
         return None
     try:
-        return Path(path).read_bytes()
+        data = Path(path).read_bytes()
     except OSError as exc:
         raise errors.InvalidArgument(f"cannot read {path}: {exc.strerror}") from exc
+    if PEM_CERTIFICATE not in data:
+        raise errors.InvalidArgument(
+            f"{path} holds no PEM certificate (a '{PEM_CERTIFICATE.decode()}' block): "
+            "--tls-ca takes the server's root certificate in PEM"
+        )
+    return data

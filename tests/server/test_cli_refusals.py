@@ -80,6 +80,13 @@ def test_a_timeout_that_is_no_time_is_refused_before_any_call(capsys, timeout) -
         assert "--timeout" in err and "seconds" in err and "cannot reach" not in err
 
 
+def test_a_tls_ca_that_is_no_certificate_is_refused_before_connecting(capsys, tmp_path) -> None:
+    not_pem = tmp_path / "hostname"
+    not_pem.write_text("build-host-7\n")
+    argv = ["predict", str(SAMPLE), "--server", "127.0.0.1:1", "--tls-ca", str(not_pem)]
+    _refused(capsys, argv, "holds no PEM certificate")
+
+
 def test_an_unreachable_server_fails_within_two_seconds(capsys) -> None:
     start = time.monotonic()
     _refused(capsys, ["predict", str(SAMPLE), "--server", "127.0.0.1:1"], "cannot reach")
