@@ -72,9 +72,9 @@ def gpu_hardware_id(device_name: str) -> str:
 def default_hardware(device: str) -> str:
     """Hardware id that keeps predictors apart: on cuda the GPU's (:func:`gpu_hardware_id`);
     on cpu 'cpu-<name>' with the family and model numbers where /proc/cpuinfo gives them
-    ('cpu-amd-epyc-f26m2'): a VM's CPU name ("AMD EPYC", "Intel(R) Xeon(R) Processor") is the same across generations
-    that spent 0.4-1.1x each other's CPU time on the same work, and one id for both would mix
-    their rows in one predictor."""
+    ('cpu-amd-epyc-f26m2'): a VM's CPU name ("AMD EPYC", "Intel(R) Xeon(R) Processor") is the
+    same across generations that spent 0.4-1.1x each other's CPU time on the same work, and one
+    id for both would mix their rows in one predictor."""
     if device.startswith("cuda"):
         index = int(device.split(":")[1]) if ":" in device else 0
         return gpu_hardware_id(cuda_device_name(index))

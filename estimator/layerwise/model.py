@@ -210,6 +210,11 @@ def fold_ids(frame: pd.DataFrame, folds: int) -> np.ndarray:
     return ids
 
 
+def _op_counts(op_types: np.ndarray) -> dict[str, int]:
+    """How many nodes of each operator type, in first-seen order."""
+    return {op: int(np.count_nonzero(op_types == op)) for op in dict.fromkeys(op_types.tolist())}
+
+
 class LayerSum(Hyperparameters):
     """Per-operator layer models summed over a graph's nodes (see the module doc).
 
@@ -330,14 +335,8 @@ class LayerSum(Hyperparameters):
         by_op: dict[str, float] = {}
         for op in dict.fromkeys(op_types.tolist()):  # first-seen order, as the graph lists them
             by_op[op] = float(energy[op_types == op].sum())
-        fallback = {
-            op: int(np.count_nonzero(op_types[never_measured] == op))
-            for op in dict.fromkeys(op_types[never_measured].tolist())
-        }
-        repriced = {
-            op: int(np.count_nonzero(op_types[unphysical] == op))
-            for op in dict.fromkeys(op_types[unphysical].tolist())
-        }
+        fallback = _op_counts(op_types[never_measured])
+        repriced = _op_counts(op_types[unphysical])
         total = float(energy.sum())
         q_weighted = float(np.dot(q_node, energy))
         q_log = q_weighted / total if total > 0 else max(m.q_log for m in self.ops_.values())
