@@ -57,6 +57,7 @@ def test_sweep_through_the_replay_meter_stores_measured_rows(tmp_path: Path) -> 
         for c in ("mlp-n2-h64", "cnn-n2-h8", "rnn-n1-h32", "rnn-frames-n1-h16", "crnn-n2,1-h8,16")
         for p in ("train", "test")
     }
+    assert any(not row.short_window for row in rows)  # the strict bound holds somewhere
     for row, trace in zip(rows, traces, strict=True):
         assert row.meter == "replay"
         assert row.energy_source.endswith("nvml-energy-counter")
@@ -64,8 +65,15 @@ def test_sweep_through_the_replay_meter_stores_measured_rows(tmp_path: Path) -> 
         assert row.device_name == "Tesla T4"
         assert row.power_limit_w == 70.0  # the trace's board limit, read by the NVML meter
         assert row.duration_s > 0 and row.energy_j > 0
-        # the trace draws between 10 W (idle) and ~70 W (busy): the mean power must lie there
-        assert 9.0 <= row.energy_j / row.duration_s <= 75.0
+        # the trace draws between 10 W (idle) and ~70 W (busy): the mean power must lie there.
+        # A window shorter than the counter's 0.1 s update period is flagged; on a loaded
+        # machine a millisecond between the counter's read and the window's clock moves a 1 ms
+        # window's power by as much as half (8.95 W was seen under CI's two workers)
+        power = row.energy_j / row.duration_s
+        if row.short_window:
+            assert 9.0 / 2 <= power <= 75.0 * 2
+        else:
+            assert 9.0 <= power <= 75.0
         assert row.gpu_util_mean is not None and 0 <= row.gpu_util_mean <= 100
         assert row.samples == 16 and row.batch_size == 8 and row.epochs == 1
         assert row.flops_train == 3 * row.flops_forward
